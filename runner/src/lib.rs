@@ -1,0 +1,20 @@
+//! runner benchmarks LLM inference through ONNX Runtime, with the benchmark logic (dataset parsing,
+//! prompts, scoring) sandboxed in WebAssembly components.
+//!
+//! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
+//! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
+//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, and `cli` is
+//! the command line.
+
+pub mod cli;
+pub mod engine;
+pub mod exec;
+pub mod gguf;
+pub mod import;
+pub mod onnx;
+pub mod paths;
+pub mod prompt;
+pub mod results;
+pub mod scenario;
+#[doc(hidden)]
+pub mod testing;

@@ -1,0 +1,1 @@
+//! Scenario artifacts (placeholder until implemented).

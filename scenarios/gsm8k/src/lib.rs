@@ -1,0 +1,1 @@
+//! GSM8K scenario (placeholder until implemented).

@@ -1,0 +1,2 @@
+//! `cargo xtask`: repository tasks (placeholder until implemented).
+fn main() {}
