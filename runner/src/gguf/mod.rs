@@ -210,7 +210,10 @@ impl GgufFile {
                 if t.ggml_type.block_size().is_some() {
                     return Err(GgufError::Corrupt {
                         path: path.clone(),
-                        what: format!("tensor `{}` has shape {:?}, not a whole number of {} blocks", t.name, t.dims, t.ggml_type),
+                        what: format!(
+                            "tensor `{}` has shape {:?}, not a whole number of {} blocks",
+                            t.name, t.dims, t.ggml_type
+                        ),
                     });
                 }
                 continue;
@@ -219,7 +222,12 @@ impl GgufFile {
             if end.is_none_or(|end| end > file_len) {
                 return Err(GgufError::Truncated {
                     path: path.clone(),
-                    what: format!("the data of tensor `{}` ({} bytes at offset {})", t.name, len, data_start + t.offset),
+                    what: format!(
+                        "the data of tensor `{}` ({} bytes at offset {})",
+                        t.name,
+                        len,
+                        data_start + t.offset
+                    ),
                     len: file_len,
                 });
             }

@@ -6,7 +6,10 @@ fn sample_writer() -> GgufWriter {
     w.meta("general.architecture", MetaValue::String("llama".into()))
         .meta("llama.block_count", MetaValue::U32(2))
         .meta("llama.rope.freq_base", MetaValue::F32(10000.0))
-        .meta("tokenizer.ggml.tokens", MetaValue::Array(vec![MetaValue::String("a".into()), MetaValue::String("b".into())]))
+        .meta(
+            "tokenizer.ggml.tokens",
+            MetaValue::Array(vec![MetaValue::String("a".into()), MetaValue::String("b".into())]),
+        )
         .tensor("w", &[32, 2], GgmlType::Q8_0, vec![7u8; 68])
         .tensor("norm", &[3], GgmlType::F32, [1f32, 2., 3.].iter().flat_map(|f| f.to_le_bytes()).collect());
     w
