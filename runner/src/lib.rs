@@ -11,9 +11,11 @@ pub mod engine;
 pub mod exec;
 pub mod gguf;
 pub mod import;
+pub mod memory;
 pub mod onnx;
 pub mod paths;
 pub mod prompt;
+pub mod provenance;
 pub mod results;
 pub mod scenario;
 #[doc(hidden)]

@@ -1,2 +1,38 @@
-//! `cargo xtask`: repository tasks (placeholder until implemented).
-fn main() {}
+//! `cargo xtask`: the repository's tasks, one file each.
+//!
+//! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
+//! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
+
+mod ci;
+mod setup;
+mod shell;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  setup [--gpu]   install what runner needs: the wasm32-wasip2 target, the ONNX Runtime library
+                  (onnxruntime-gpu too with --gpu), the scenario components and the default model
+  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("Error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = &args.iter().skip(1).map(String::as_str).collect::<Vec<_>>();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
+        Some("ci") => ci::run(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}

@@ -1,1 +1,14 @@
-//! (being written)
+//! What a run measured, written so nothing finished is ever lost: per-sample records appended to
+//! `samples.jsonl` as samples finish, a `summary.json` with provenance and aggregates, a Markdown summary,
+//! and the terminal table.
+
+pub mod record;
+pub mod stats;
+pub mod summary;
+pub mod table;
+pub mod writer;
+
+pub use record::{SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
+pub use stats::Distribution;
+pub use summary::{Aggregates, MetricSummary, RunStatus, RunSummary};
+pub use writer::RunWriter;

@@ -1,0 +1,91 @@
+//! What runner records for one sample: the prompt and output, the reference and score, the timings and
+//! token counts, or the error that stopped it. One `SampleRecord` is one line of `samples.jsonl`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::prompt::Prompt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleStatus {
+    Ok,
+    Failed,
+}
+
+/// The step of a sample that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The scenario's `build-prompt`.
+    Prompt,
+    /// Tokenizing, prefill and decoding.
+    Generate,
+    /// The scenario's `score`.
+    Score,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleError {
+    pub stage: Stage,
+    pub message: String,
+}
+
+/// Per-phase times of one sample, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SampleTimings {
+    /// The scenario building the prompt (WebAssembly call).
+    pub prompt_ms: f64,
+    /// Chat template rendering.
+    pub render_ms: f64,
+    pub tokenize_ms: f64,
+    pub prefill_ms: f64,
+    /// From the start of generation to the first generated token.
+    pub ttft_ms: f64,
+    /// Every decode step after the first token: the inter-token latencies.
+    pub itl_ms: Vec<f64>,
+    pub detokenize_ms: f64,
+    /// The scenario scoring the output (WebAssembly call).
+    pub score_ms: f64,
+    /// Generation from start to the last token (render to detokenize).
+    pub generate_ms: f64,
+    /// The whole sample: prompt, generation and scoring.
+    pub e2e_ms: f64,
+    /// Tokens after the first, per second of decoding; absent when fewer than two tokens were generated.
+    pub decode_tokens_per_s: Option<f64>,
+    /// Prompt tokens per second of prefill.
+    pub prefill_tokens_per_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Position in the run, from 0.
+    pub index: usize,
+    pub id: String,
+    pub status: SampleStatus,
+    pub reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Prompt>,
+    /// The prompt as the model saw it, after the chat template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The answer the scenario read from the output, when it extracts one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<usize>,
+    pub timings: SampleTimings,
+    /// Peak resident memory of the process while this sample ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<SampleError>,
+}

@@ -1,0 +1,283 @@
+//! The run summary: where every number came from (provenance) and what the run measured (aggregates
+//! over its samples). Written to `summary.json` when the run starts and again when it ends.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{SampleRecord, SampleStatus};
+use super::stats::Distribution;
+use crate::provenance::{HostInfo, RunnerInfo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The run is in progress, or was killed before it could say otherwise.
+    Running,
+    Complete,
+    /// The run stopped early (too many consecutive failures); its finished samples are kept.
+    Aborted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub path: String,
+    /// sha256 of the component file.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// "file" or "embedded".
+    pub source: String,
+    /// The file path, or the scenario's label for its embedded sample.
+    pub label: String,
+    /// sha256 of the dataset bytes.
+    pub hash: String,
+    /// Samples the dataset holds.
+    pub total: usize,
+    /// Samples this run selected, in run order.
+    pub selected: usize,
+    pub shuffle_seed: Option<u64>,
+    pub max_samples: Option<usize>,
+    pub selected_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub dir: String,
+    /// sha256 over the folder's files (names and contents).
+    pub hash: String,
+    /// What the engine reports about the model (precision, layers, vocabulary...).
+    pub info: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeRecord {
+    pub onnxruntime_library: String,
+    pub onnxruntime_version: String,
+    pub execution_provider: String,
+    pub intra_threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    pub max_new_tokens: usize,
+    pub stop: Vec<String>,
+    pub scenario_memory_bytes: usize,
+    pub scenario_call_timeout_ms: u64,
+}
+
+/// The mean of a metric with its 95% confidence interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub mean: f64,
+    pub ci95_low: f64,
+    pub ci95_high: f64,
+    pub count: usize,
+    pub higher_is_better: bool,
+}
+
+impl MetricSummary {
+    pub fn of(values: &[f64], higher_is_better: bool) -> Option<Self> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let binary = values.iter().all(|v| *v == 0.0 || *v == 1.0);
+        let (low, high) = if binary {
+            wilson_interval(mean, n as f64)
+        } else {
+            let sd = Distribution::of(values).map_or(0.0, |d| d.std);
+            let half = 1.96 * sd / (n as f64).sqrt();
+            (mean - half, mean + half)
+        };
+        Some(Self { mean, ci95_low: low, ci95_high: high, count: n, higher_is_better })
+    }
+}
+
+/// The Wilson score interval: unlike mean ± 1.96·se it stays inside [0, 1] and is honest for small
+/// samples and accuracies near 0 or 1, which is exactly where small models on short runs land.
+fn wilson_interval(p: f64, n: f64) -> (f64, f64) {
+    let z = 1.96f64;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * ((p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt()) / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Aggregates over a run's samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aggregates {
+    pub samples: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// Mean of each scenario metric over the samples that were scored.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    pub e2e_ms: Option<Distribution>,
+    pub ttft_ms: Option<Distribution>,
+    /// Inter-token latencies of every decode step of every sample.
+    pub itl_ms: Option<Distribution>,
+    pub decode_tokens_per_s: Option<Distribution>,
+    pub prefill_tokens_per_s: Option<Distribution>,
+    pub prompt_tokens: Option<Distribution>,
+    pub output_tokens: Option<Distribution>,
+    /// Time in the WebAssembly scenario (prompt + score) per sample.
+    pub scenario_ms: Option<Distribution>,
+    /// Scenario time as a share of generation time, over the whole run.
+    pub scenario_overhead: Option<f64>,
+    pub total_output_tokens: usize,
+    pub peak_rss_bytes: Option<u64>,
+    /// Outlier and stability warnings, hyperfine-style.
+    pub warnings: Vec<String>,
+}
+
+impl Aggregates {
+    /// `higher_is_better` tells, per metric name, which direction the scenario declared.
+    pub fn from_records(records: &[SampleRecord], higher_is_better: &BTreeMap<String, bool>) -> Self {
+        let ok: Vec<&SampleRecord> = records.iter().filter(|r| r.status == SampleStatus::Ok).collect();
+        let generated: Vec<&SampleRecord> = records.iter().filter(|r| r.output_tokens.is_some()).collect();
+        let collect =
+            |f: &dyn Fn(&SampleRecord) -> Option<f64>| -> Vec<f64> { generated.iter().filter_map(|r| f(r)).collect() };
+
+        let mut metric_values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in &ok {
+            for (name, value) in &r.metrics {
+                metric_values.entry(name.clone()).or_default().push(*value);
+            }
+        }
+        let metrics = metric_values
+            .into_iter()
+            .filter_map(|(name, values)| {
+                let hib = higher_is_better.get(&name).copied().unwrap_or(true);
+                MetricSummary::of(&values, hib).map(|m| (name, m))
+            })
+            .collect();
+
+        let e2e = collect(&|r| Some(r.timings.e2e_ms));
+        let ttft = collect(&|r| Some(r.timings.ttft_ms));
+        let itl: Vec<f64> = generated.iter().flat_map(|r| r.timings.itl_ms.iter().copied()).collect();
+        let decode = collect(&|r| r.timings.decode_tokens_per_s);
+        let prefill = collect(&|r| r.timings.prefill_tokens_per_s);
+        let prompt_tokens = collect(&|r| r.prompt_tokens.map(|t| t as f64));
+        let output_tokens = collect(&|r| r.output_tokens.map(|t| t as f64));
+        let scenario = collect(&|r| Some(r.timings.prompt_ms + r.timings.score_ms));
+        let generate_total: f64 = generated.iter().map(|r| r.timings.generate_ms).sum();
+        let scenario_overhead = (generate_total > 0.0).then(|| scenario.iter().sum::<f64>() / generate_total);
+
+        let warnings = [(&ttft, "TTFT"), (&itl, "Inter-token latency")]
+            .into_iter()
+            .filter_map(|(values, what)| Distribution::outlier_warning(values, what))
+            .collect();
+
+        Self {
+            samples: records.len(),
+            succeeded: ok.len(),
+            failed: records.len() - ok.len(),
+            metrics,
+            e2e_ms: Distribution::of(&e2e),
+            ttft_ms: Distribution::of(&ttft),
+            itl_ms: Distribution::of(&itl),
+            decode_tokens_per_s: Distribution::of(&decode),
+            prefill_tokens_per_s: Distribution::of(&prefill),
+            prompt_tokens: Distribution::of(&prompt_tokens),
+            output_tokens: Distribution::of(&output_tokens),
+            scenario_ms: Distribution::of(&scenario),
+            scenario_overhead,
+            total_output_tokens: generated.iter().filter_map(|r| r.output_tokens).sum(),
+            peak_rss_bytes: records.iter().filter_map(|r| r.peak_rss_bytes).max(),
+            warnings,
+        }
+    }
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub status: RunStatus,
+    /// Why the run stopped early, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
+    pub runner: RunnerInfo,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub wall_seconds: f64,
+    /// Seconds spent loading the scenario, the dataset and the model before the first sample.
+    pub setup_seconds: f64,
+    pub scenario: ScenarioRecord,
+    pub dataset: DatasetRecord,
+    pub model: ModelRecord,
+    pub runtime: RuntimeRecord,
+    pub settings: SettingsRecord,
+    pub host: HostInfo,
+    /// Load average (1 minute) when the run started and ended: a busy machine explains slow numbers.
+    pub load_average_start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_average_end: Option<f64>,
+    pub results: Aggregates,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::record::{SampleError, SampleTimings, Stage};
+
+    fn record(index: usize, accuracy: Option<f64>, itl: Vec<f64>) -> SampleRecord {
+        SampleRecord {
+            index,
+            id: format!("s{index}"),
+            status: if accuracy.is_some() { SampleStatus::Ok } else { SampleStatus::Failed },
+            reference: "1".into(),
+            prompt: None,
+            prompt_text: None,
+            output: Some("x".into()),
+            extracted: None,
+            metrics: accuracy.map(|a| BTreeMap::from([("accuracy".to_string(), a)])).unwrap_or_default(),
+            finish: Some("eos".into()),
+            prompt_tokens: Some(10),
+            output_tokens: Some(itl.len() + 1),
+            timings: SampleTimings {
+                ttft_ms: 20.0,
+                e2e_ms: 100.0,
+                generate_ms: 90.0,
+                prompt_ms: 0.1,
+                score_ms: 0.1,
+                decode_tokens_per_s: Some(100.0),
+                itl_ms: itl,
+                ..Default::default()
+            },
+            peak_rss_bytes: Some(1000 + index as u64),
+            error: accuracy.is_none().then(|| SampleError { stage: Stage::Score, message: "trap".into() }),
+        }
+    }
+
+    #[test]
+    fn aggregates_metrics_over_scored_samples_only() {
+        let records =
+            [record(0, Some(1.0), vec![10.0; 3]), record(1, Some(0.0), vec![10.0; 2]), record(2, None, vec![])];
+        let agg = Aggregates::from_records(&records, &BTreeMap::from([("accuracy".into(), true)]));
+        assert_eq!((agg.samples, agg.succeeded, agg.failed), (3, 2, 1));
+        let acc = &agg.metrics["accuracy"];
+        assert_eq!((acc.mean, acc.count), (0.5, 2));
+        assert!(acc.ci95_low > 0.0 && acc.ci95_high < 1.0 && acc.ci95_low < 0.5 && acc.ci95_high > 0.5);
+        assert_eq!(agg.itl_ms.as_ref().unwrap().count, 5);
+        assert_eq!(agg.total_output_tokens, 4 + 3 + 1);
+        assert_eq!(agg.peak_rss_bytes, Some(1002));
+        let overhead = agg.scenario_overhead.unwrap();
+        assert!((overhead - 0.6 / 270.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn wilson_interval_stays_in_bounds() {
+        let all_right = MetricSummary::of(&[1.0; 8], true).unwrap();
+        assert_eq!(all_right.ci95_high, 1.0);
+        assert!(all_right.ci95_low > 0.6 && all_right.ci95_low < 0.7, "{all_right:?}");
+        let none_right = MetricSummary::of(&[0.0; 8], true).unwrap();
+        assert_eq!(none_right.ci95_low, 0.0);
+    }
+}

