@@ -11,6 +11,7 @@ use crate::gguf::GgmlType;
 
 /// Elements per Q4_1 / Q8_0 block.
 pub const QK: usize = 32;
+pub const Q4_0_BLOCK_BYTES: usize = 18;
 pub const Q4_1_BLOCK_BYTES: usize = 20;
 pub const Q8_0_BLOCK_BYTES: usize = 34;
 
@@ -39,6 +40,14 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) -> Result
                 let qs = &block[4..];
                 out.extend(qs.iter().map(|q| d * f32::from(q & 0xF) + m));
                 out.extend(qs.iter().map(|q| d * f32::from(q >> 4) + m));
+            }
+        }
+        GgmlType::Q4_0 => {
+            for block in bytes.chunks_exact(Q4_0_BLOCK_BYTES) {
+                let d = read_f16(&block[0..2]);
+                let qs = &block[2..];
+                out.extend(qs.iter().map(|q| d * (f32::from(q & 0xF) - 8.0)));
+                out.extend(qs.iter().map(|q| d * (f32::from(q >> 4) - 8.0)));
             }
         }
         GgmlType::Q8_0 => {

@@ -1,0 +1,1 @@
+//! Importer tests: real imports of tiny generated models run on ONNX Runtime.
