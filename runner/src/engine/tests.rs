@@ -1,0 +1,1 @@
+//! Engine tests on real ONNX Runtime and real model folders.
