@@ -124,7 +124,8 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
         let values: Vec<f32> = (0..EMBEDDING).map(|_| 1.0 + 0.2 * rng.next_signed()).collect();
         w.tensor(&name, &[EMBEDDING as u64], GgmlType::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect());
     };
-    let embedding = rng.values(VOCAB * EMBEDDING, 1.0);
+    // Small enough that the tied head gives soft distributions, so KL comparisons mean something.
+    let embedding = rng.values(VOCAB * EMBEDDING, 0.15);
     w.tensor("token_embd.weight", &[EMBEDDING as u64, VOCAB as u64], GgmlType::Q8_0, quantize_q8_0(&embedding));
     for b in 0..BLOCKS {
         norm(&mut w, &mut rng, format!("blk.{b}.attn_norm.weight"));

@@ -116,9 +116,8 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
     let path = dir.join("tokenizer.json");
     std::fs::write(&path, serde_json::to_string(&tokenizer).expect("plain JSON")).map_err(super::io_error(&path))?;
 
-    let name_of = |key: &str| {
-        token_id(file, key).and_then(|id| tokens.get(id as usize)).map(|t| Value::String(t.to_string()))
-    };
+    let name_of =
+        |key: &str| token_id(file, key).and_then(|id| tokens.get(id as usize)).map(|t| Value::String(t.to_string()));
     let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
     let mut config = json!({
         "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(Value::Bool(false), |v| json!(v == &crate::gguf::MetaValue::Bool(true))),
@@ -140,12 +139,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
 }
 
 /// Writes onnxruntime-genai's `genai_config.json`.
-pub fn write_genai_config(
-    file: &GgufFile,
-    hp: &Hparams,
-    dir: &Path,
-    record: &RunnerRecord,
-) -> Result<(), ImportError> {
+pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path, record: &RunnerRecord) -> Result<(), ImportError> {
     let eos = token_id(file, "tokenizer.ggml.eos_token_id").unwrap_or(0);
     let bos = token_id(file, "tokenizer.ggml.bos_token_id").unwrap_or(eos);
     let pad = token_id(file, "tokenizer.ggml.padding_token_id").unwrap_or(eos);

@@ -29,7 +29,7 @@ pub struct GraphStats {
 }
 
 /// Refuses, before anything is written, a tensor whose type the importer cannot carry over.
-pub fn check_tensor_types(file: &GgufFile, _precision: Precision) -> Result<(), ImportError> {
+pub fn check_tensor_types(file: &GgufFile) -> Result<(), ImportError> {
     for t in file.tensors() {
         let ok = matches!(
             t.ggml_type,
@@ -78,7 +78,8 @@ pub fn write_model(
     metadata: &[(String, String)],
 ) -> Result<GraphStats, ImportError> {
     let b = GraphBuilder::new(dir, MODEL_DATA_FILE)?;
-    let mut e = Emitter { file, hp, options, b, stats: GraphStats::default(), blocksums: HashMap::new(), reduce_axes: None };
+    let mut e =
+        Emitter { file, hp, options, b, stats: GraphStats::default(), blocksums: HashMap::new(), reduce_axes: None };
     e.emit()?;
     let stats = e.stats;
     e.b.finish(&dir.join(MODEL_FILE), &OPSETS, metadata)?;
@@ -120,11 +121,7 @@ impl<'a> Emitter<'a> {
             self.b.input(&format!("past_key_values.{i}.key"), DataType::Float, &kv_dims("past_sequence_length"));
             self.b.input(&format!("past_key_values.{i}.value"), DataType::Float, &kv_dims("past_sequence_length"));
         }
-        self.b.output(
-            "logits",
-            DataType::Float,
-            &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)],
-        );
+        self.b.output("logits", DataType::Float, &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)]);
         for i in 0..hp.blocks {
             self.b.output(&format!("present.{i}.key"), DataType::Float, &kv_dims("total_sequence_length"));
             self.b.output(&format!("present.{i}.value"), DataType::Float, &kv_dims("total_sequence_length"));
@@ -366,7 +363,13 @@ impl<'a> Emitter<'a> {
             }
         };
         let blocks = self.b.node("Reshape", "", &[input, &shape], &format!("{input}_blocks"), vec![]);
-        let sum = self.b.node("ReduceSum", "", &[&blocks, &axes], &format!("{input}_blocksum"), vec![("keepdims", Attr::Int(0))]);
+        let sum = self.b.node(
+            "ReduceSum",
+            "",
+            &[&blocks, &axes],
+            &format!("{input}_blocksum"),
+            vec![("keepdims", Attr::Int(0))],
+        );
         self.blocksums.insert(input.to_string(), sum.clone());
         Ok(sum)
     }
@@ -401,7 +404,8 @@ impl<'a> Emitter<'a> {
                     &[n as i64, blocks as i64, (QK / 2) as i64],
                     &packed.data,
                 )?;
-                let scales = self.b.initializer_f32(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
+                let scales =
+                    self.b.initializer_f32(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
                 let zp = self.b.initializer(
                     &format!("{base}.zero_points"),
                     DataType::Uint8,
@@ -414,8 +418,11 @@ impl<'a> Emitter<'a> {
                     return Ok(product);
                 }
                 let sums = self.blocksum(input, k)?;
-                let residual =
-                    self.b.initializer_f32(&format!("{base}.residual"), &[blocks as i64, n as i64], &packed.residual)?;
+                let residual = self.b.initializer_f32(
+                    &format!("{base}.residual"),
+                    &[blocks as i64, n as i64],
+                    &packed.residual,
+                )?;
                 let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
                 Ok(self.b.node("Add", "", &[&product, &correction], &format!("{base}_out"), vec![]))
             }
@@ -441,9 +448,10 @@ impl<'a> Emitter<'a> {
             Form::Float => {
                 self.stats.float_tensors += parts.len();
                 let mut weight = Vec::with_capacity(n * k);
-                for (row, part_ty) in rows.iter().zip(parts.iter().flat_map(|p| {
-                    std::iter::repeat_n(p.info.ggml_type, p.info.dims[1] as usize)
-                })) {
+                for (row, part_ty) in rows
+                    .iter()
+                    .zip(parts.iter().flat_map(|p| std::iter::repeat_n(p.info.ggml_type, p.info.dims[1] as usize)))
+                {
                     quant::dequantize_into(part_ty, row, &mut weight)
                         .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: part_ty })?;
                 }
@@ -458,7 +466,10 @@ impl<'a> Emitter<'a> {
 /// How the tied output head reuses the embedding.
 enum TiedHead {
     /// The embedding's Q8_0 blocks as uint8 (an initializer name) and their scales.
-    Q8 { data: String, scales: Vec<f32> },
+    Q8 {
+        data: String,
+        scales: Vec<f32>,
+    },
     Float(Vec<f32>),
 }
 

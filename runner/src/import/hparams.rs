@@ -34,7 +34,8 @@ impl Hparams {
         let kv_heads = int("attention.head_count_kv").or_else(|_| int("attention.head_count"))?;
         let ffn = int("feed_forward_length")?;
         let context = int("context_length")?;
-        let rope_theta = if file.get(&key("rope.freq_base")).is_some() { file.f64(&key("rope.freq_base"))? } else { 10000.0 };
+        let rope_theta =
+            if file.get(&key("rope.freq_base")).is_some() { file.f64(&key("rope.freq_base"))? } else { 10000.0 };
         let rms_eps = file.f64(&key("attention.layer_norm_rms_epsilon"))?;
         let vocab = file.array("tokenizer.ggml.tokens")?.len();
         let unsupported = |what: String| ImportError::Unsupported { path: file.path().to_path_buf(), what };
@@ -45,7 +46,8 @@ impl Hparams {
             )));
         }
         let head_dim = embedding / heads;
-        let rope_dim = if file.get(&key("rope.dimension_count")).is_some() { int("rope.dimension_count")? } else { head_dim };
+        let rope_dim =
+            if file.get(&key("rope.dimension_count")).is_some() { int("rope.dimension_count")? } else { head_dim };
         if rope_dim != head_dim {
             return Err(unsupported(format!(
                 "{arch}.rope.dimension_count is {rope_dim}, not the head size {head_dim} (partial rotary is not supported)"

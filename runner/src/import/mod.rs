@@ -136,7 +136,7 @@ pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<I
     check_destination(out, options.force)?;
     let file = GgufFile::open(gguf)?;
     let hparams = Hparams::read(&file)?;
-    graph::check_tensor_types(&file, options.precision)?;
+    graph::check_tensor_types(&file)?;
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
     let parent = match out.parent() {

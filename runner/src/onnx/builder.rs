@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use super::proto::{
-    AttributeProto, DATA_LOCATION_EXTERNAL, DataType, Dimension, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor,
-    ValueInfoProto, attribute_type,
+    AttributeProto, DATA_LOCATION_EXTERNAL, DataType, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto, attribute_type,
 };
 
 /// Initializers of at least this many bytes go to the external data file; smaller ones stay inline,
@@ -97,7 +96,8 @@ impl GraphBuilder {
         bytes: &[u8],
     ) -> Result<String, OnnxWriteError> {
         let name = self.fresh(base);
-        let mut tensor = TensorProto { name: name.clone(), data_type: data_type as i32, dims: dims.to_vec(), ..Default::default() };
+        let mut tensor =
+            TensorProto { name: name.clone(), data_type: data_type as i32, dims: dims.to_vec(), ..Default::default() };
         if bytes.len() >= EXTERNAL_MIN_BYTES {
             let offset = self.data_len.div_ceil(EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
             let io = |source| OnnxWriteError { path: self.data_path.clone(), source };
@@ -154,7 +154,14 @@ impl GraphBuilder {
     }
 
     /// Adds a single-output node and returns its output's fresh name, derived from `out_base`.
-    pub fn node(&mut self, op_type: &str, domain: &str, inputs: &[&str], out_base: &str, attrs: Vec<(&str, Attr)>) -> String {
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        domain: &str,
+        inputs: &[&str],
+        out_base: &str,
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
         let out = self.fresh(out_base);
         self.node_with_outputs(op_type, domain, inputs, &[&out], attrs);
         out
