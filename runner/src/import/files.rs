@@ -1,6 +1,8 @@
 //! The model folder's text files: `tokenizer.json` (BPE rebuilt from the GGUF vocabulary so the `tokenizers`
 //! crate reproduces llama.cpp's ids), `tokenizer_config.json`, `chat_template.jinja`, onnxruntime-genai's
-//! `genai_config.json` (with runner's own `runner` section: precision, accuracy level, source hash).
+//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash). The runner
+//! record is a file of its own because onnxruntime-genai refuses unknown keys in `genai_config.json`
+//! (0.18: `Unknown value "runner"`).
 
 use std::path::Path;
 
@@ -15,8 +17,7 @@ use super::{Hparams, ImportError, MODEL_FILE, Precision};
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
-/// How the folder was made, for results to report: the `runner` section of `genai_config.json`, also in the
-/// ONNX model's metadata.
+/// How the folder was made, for results to report: `runner.json`, also in the ONNX model's metadata.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunnerRecord {
     pub precision: Precision,
@@ -139,7 +140,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
 }
 
 /// Writes onnxruntime-genai's `genai_config.json`.
-pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path, record: &RunnerRecord) -> Result<(), ImportError> {
+pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(), ImportError> {
     let eos = token_id(file, "tokenizer.ggml.eos_token_id").unwrap_or(0);
     let bos = token_id(file, "tokenizer.ggml.bos_token_id").unwrap_or(eos);
     let pad = token_id(file, "tokenizer.ggml.padding_token_id").unwrap_or(eos);
@@ -178,7 +179,6 @@ pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path, record: &Ru
             "num_return_sequences": 1, "past_present_share_buffer": false, "repetition_penalty": 1.0,
             "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
-        "runner": record,
     });
     write_json(&dir.join("genai_config.json"), &config)
 }

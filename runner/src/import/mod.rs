@@ -1,7 +1,7 @@
 //! Turns a llama-architecture GGUF into an ONNX model folder that ONNX Runtime (and onnxruntime-genai)
 //! can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
-//! `chat_template.jinja` and `genai_config.json` (whose `runner` section records precision, accuracy level and
-//! the source's hash).
+//! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
+//! (precision, accuracy level, the source's name and sha256).
 //!
 //! The folder is built beside the destination under a temporary name and renamed into place at the end,
 //! so a failed or interrupted import never leaves a folder that looks complete.
@@ -26,6 +26,8 @@ pub use hparams::Hparams;
 /// The ONNX graph file and its external data, as named inside a model folder.
 pub const MODEL_FILE: &str = "model.onnx";
 pub const MODEL_DATA_FILE: &str = "model.onnx.data";
+/// runner's record of how the folder was made.
+pub const RUNNER_FILE: &str = "runner.json";
 
 /// How weights are stored in the imported model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -223,7 +225,8 @@ fn build_folder(
     };
     let stats = graph::write_model(file, hparams, dir, options, &record.metadata_props())?;
     files::write_tokenizer_files(file, hparams, dir)?;
-    files::write_genai_config(file, hparams, dir, &record)?;
+    files::write_genai_config(file, hparams, dir)?;
+    files::write_json(&dir.join(RUNNER_FILE), &record)?;
     Ok((stats, sha256))
 }
 

@@ -101,16 +101,22 @@ fn folder_has_every_file_and_records_precision() {
     }
     // 2 blocks x 7 matrices in 4 bits, and the Q8_0 embedding.
     assert_eq!(summary.quantized_tensors, 2 * 7 + 1);
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("genai_config.json")).unwrap()).unwrap();
-    assert_eq!(config["runner"]["precision"], "int4");
-    assert_eq!(config["runner"]["accuracy_level"], 4);
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+    let record = read("runner.json");
+    assert_eq!(record["precision"], "int4");
+    assert_eq!(record["accuracy_level"], 4);
+    assert_eq!(record["source_sha256"].as_str().unwrap().len(), 64);
+    let config = read("genai_config.json");
+    // onnxruntime-genai refuses keys it does not know.
+    let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["model", "search"]);
     assert_eq!(config["model"]["decoder"]["num_key_value_heads"], tiny::KV_HEADS);
     assert_eq!(config["model"]["eos_token_id"], tiny::EOS_ID);
     assert_eq!(std::fs::read_to_string(out.join("chat_template.jinja")).unwrap(), crate::testing::SMOLLM_CHAT_TEMPLATE);
-    let info = load_engine(&out);
-    assert_eq!(info.model_info().precision, "int4");
-    assert_eq!(info.model_info().accuracy_level, Some(4));
+    let engine = load_engine(&out);
+    assert_eq!(engine.model_info().vocab, tiny::VOCAB);
     let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("int4")]);
 }
@@ -254,10 +260,18 @@ fn default_model_fidelity() {
     let summary = import_gguf(&gguf, &fp32, &options(Precision::Fp32, 0)).unwrap();
     eprintln!("{summary}");
     let mut engine = load_engine(&fp32);
+    // SmolLM2's ids for its default system prompt (as its Hugging Face tokenizer and llama.cpp give them).
+    let system = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
+    let expected = [
+        1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2,
+        198,
+    ];
+    assert_eq!(engine.tokenize(system, false).unwrap(), expected);
+    let digits = engine.tokenize("12345", false).unwrap();
+    assert_eq!(digits, [33, 34, 35, 36, 37], "digits are split one by one");
+    let text = "Ünïcode ✓ café,\n    indented code();";
+    assert_eq!(engine.tokenizer().decode(&engine.tokenize(text, false).unwrap(), false).unwrap(), text);
     let tokens = engine.tokenize(prompt, false).unwrap();
-    // llama.cpp's ids for this prompt's start: <|im_start|> user \n; digits split one by one.
-    assert_eq!(tokens[0], 1);
-    assert!(tokens.contains(&2));
     let reference = reference_logits(&file, &tokens);
     let stepwise: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
     let (kl, top1) = compare_logits(&reference, &stepwise);
