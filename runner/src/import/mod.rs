@@ -231,8 +231,10 @@ fn build_folder(
 }
 
 fn sha256_file(path: &Path) -> Result<String, ImportError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    std::io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 #[cfg(test)]

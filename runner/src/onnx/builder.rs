@@ -60,7 +60,6 @@ pub struct GraphBuilder {
     data_file_name: String,
     data: BufWriter<File>,
     data_len: u64,
-    tensors_external: usize,
 }
 
 impl GraphBuilder {
@@ -75,7 +74,6 @@ impl GraphBuilder {
             data_file_name: data_file_name.to_string(),
             data: BufWriter::with_capacity(1 << 20, file),
             data_len: 0,
-            tensors_external: 0,
         })
     }
 
@@ -104,7 +102,6 @@ impl GraphBuilder {
             self.data.write_all(&vec![0u8; (offset - self.data_len) as usize]).map_err(io)?;
             self.data.write_all(bytes).map_err(|source| OnnxWriteError { path: self.data_path.clone(), source })?;
             self.data_len = offset + bytes.len() as u64;
-            self.tensors_external += 1;
             tensor.data_location = DATA_LOCATION_EXTERNAL;
             let entry = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
             tensor.external_data = vec![
@@ -187,11 +184,6 @@ impl GraphBuilder {
 
     pub fn output(&mut self, name: &str, data_type: DataType, dims: &[Dimension]) {
         self.graph.output.push(Self::value_info(name, data_type, dims));
-    }
-
-    /// Counts of initializers stored inline and in the data file.
-    pub fn initializer_counts(&self) -> (usize, usize) {
-        (self.graph.initializer.len() - self.tensors_external, self.tensors_external)
     }
 
     /// Writes `model_path` and finishes the data file (removed when nothing went there).
