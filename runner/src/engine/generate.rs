@@ -130,9 +130,9 @@ impl Engine {
         Ok(self.session.forward(&ids, "forward")?.as_slice().to_vec())
     }
 
-    /// Empties the KV cache.
-    pub fn reset(&mut self) -> Result<(), EngineError> {
-        Ok(self.session.reset()?)
+    /// Empties the KV cache, making room for `expected_len` tokens.
+    pub fn reset(&mut self, expected_len: usize) -> Result<(), EngineError> {
+        Ok(self.session.reset(expected_len)?)
     }
 
     pub fn generate(
@@ -159,7 +159,7 @@ impl Engine {
             return Err(EngineError::PromptTooLong { prompt_tokens: prompt_ids.len(), context_length });
         }
 
-        self.session.reset()?;
+        self.session.reset(prompt_ids.len() + settings.max_new_tokens)?;
         let mut processor = LogitsProcessor::default();
         let mut decoder = StreamDecoder::new(&self.tokenizer, true);
         let mut stops = StopMatcher::new(&settings.stop);

@@ -59,4 +59,5 @@ pub enum EngineError {
 
 #[cfg(test)]
 #[cfg(test)]
+#[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! The model folder `runner import` writes: `model.onnx` (+ `model.onnx.data`), `tokenizer.json`,
-//! `tokenizer_config.json`, `chat_template.jinja` and `genai_config.json` (onnxruntime-genai's format, plus
-//! runner's own precision metadata). Reading it checks every file up front so a broken folder fails with the
-//! file and the problem named, before ONNX Runtime is involved.
+//! `tokenizer_config.json`, `chat_template.jinja`, `genai_config.json` (onnxruntime-genai's format) and
+//! `runner.json` (precision and accuracy level). Reading it checks every file up front so a broken folder
+//! fails with the file and the problem named, before ONNX Runtime is involved.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,8 @@ pub const CONFIG_FILE: &str = "genai_config.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
+/// How `runner import` made the folder (precision, accuracy level, source); optional.
+pub const RUNNER_FILE: &str = "runner.json";
 
 /// Folder names that say a precision rather than a model (`models/NAME/int4`).
 const PRECISION_FOLDERS: &[&str] = &["int4", "int8", "fp16", "fp32", "bf16"];
@@ -75,6 +77,10 @@ impl ModelFolder {
         let tokenizer_path = require(dir, TOKENIZER_FILE)?;
         let config = read_json(&config_path)?;
         let mut info = parse_config(&config, &config_path, dir)?;
+        let record_path = dir.join(RUNNER_FILE);
+        if record_path.is_file() {
+            apply_runner_record(&mut info, &read_json(&record_path)?);
+        }
 
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|err| ModelError::Tokenizer { path: tokenizer_path.clone(), reason: err.to_string() })?;
@@ -150,20 +156,11 @@ fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, Mo
     .filter(|ids| !ids.is_empty())
     .ok_or_else(|| problem(format!("`model.eos_token_id` must be a token id or a list of them, found {eos}")))?;
 
-    let runner = config.get("runner");
-    let precision = runner.and_then(|r| r.get("precision")).and_then(Value::as_str).unwrap_or("unknown").to_string();
-    let accuracy_level = runner.and_then(|r| r.get("accuracy_level")).and_then(Value::as_i64);
-    let name = runner
-        .and_then(|r| r.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| folder_model_name(dir));
-
-    Ok(ModelInfo {
-        name,
+    let mut info = ModelInfo {
+        name: folder_model_name(dir),
         dir: dir.to_path_buf(),
-        precision,
-        accuracy_level,
+        precision: "unknown".to_string(),
+        accuracy_level: None,
         layers,
         kv_heads,
         head_size,
@@ -171,7 +168,24 @@ fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, Mo
         context_length,
         eos_token_ids,
         ep: "cpu".to_string(),
-    })
+    };
+    if let Some(record) = config.get("runner") {
+        apply_runner_record(&mut info, record);
+    }
+    Ok(info)
+}
+
+/// Takes the precision, accuracy level and name `runner import` recorded, where present.
+fn apply_runner_record(info: &mut ModelInfo, record: &Value) {
+    if let Some(precision) = record.get("precision").and_then(Value::as_str) {
+        info.precision = precision.to_string();
+    }
+    if let Some(level) = record.get("accuracy_level").and_then(Value::as_i64) {
+        info.accuracy_level = Some(level);
+    }
+    if let Some(name) = record.get("name").and_then(Value::as_str) {
+        info.name = name.to_string();
+    }
 }
 
 /// `models/SmolLM2-135M-Instruct/int4` is named after the model, not the precision folder.

@@ -2,22 +2,25 @@
 //!
 //! The I/O contract is the one `runner import` (and onnxruntime-genai's builder) emits: `input_ids` [B,S],
 //! `attention_mask` [B,T], `past_key_values.{i}.key|value` [B,kv,P,hd] in; `logits` [B,S,V] and
-//! `present.{i}.key|value` [B,kv,T,hd] out. Each step's `present` tensors become the next step's `past`
-//! by moving the values ONNX Runtime allocated (no copy on our side), and only the last position's logits
-//! are read, as a slice of the output tensor.
+//! `present.{i}.key|value` [B,kv,T,hd] out. The cache is GroupQueryAttention's shared past/present buffer:
+//! one [1,kv,capacity,hd] tensor per past input is bound, through IO binding, both as that input and as the
+//! matching present output, so ONNX Runtime appends each step's keys and values in place and nothing is
+//! reallocated or copied per step. Only the last position's logits are read, as a slice of the output.
 
-use std::borrow::Cow;
 use std::path::Path;
 
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, Tensor, TensorRef};
+use ort::session::{IoBinding, Session};
+use ort::value::{DynValue, Tensor};
 
 use super::model::ModelInfo;
 
 const INPUT_IDS: &str = "input_ids";
 const ATTENTION_MASK: &str = "attention_mask";
 const LOGITS: &str = "logits";
+/// The cache never starts smaller than this many positions, so short runs do not regrow it step by step.
+const MIN_CAPACITY: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -40,6 +43,7 @@ fn run_error(phase: &'static str) -> impl FnOnce(ort::Error) -> SessionError {
 /// A loaded decoder with a KV cache for one sequence (batch size 1).
 pub struct DecoderSession {
     session: Session,
+    binding: IoBinding,
     /// `past_key_values.{i}.key`, `past_key_values.{i}.value` for every layer, in that order.
     past_names: Vec<String>,
     /// `present.{i}.key`, `present.{i}.value`, matching `past_names`.
@@ -47,11 +51,11 @@ pub struct DecoderSession {
     kv_heads: usize,
     head_size: usize,
     context_length: usize,
-    /// The cache: one tensor per entry of `past_names`, each [1, kv, past_len, hd].
-    past: Vec<DynValue>,
+    /// One shared past/present buffer per entry of `past_names`, each [1, kv, capacity, hd].
+    cache: Vec<Tensor<f32>>,
+    capacity: usize,
     past_len: usize,
-    /// All ones, as long as the context; each step passes a prefix of it.
-    mask: Vec<i64>,
+    cpu: MemoryInfo<'static>,
 }
 
 /// The last position's logits, borrowed from the `logits` output without copying it.
@@ -114,30 +118,31 @@ impl DecoderSession {
             check("output", &outputs, name)?;
         }
 
-        let mut decoder = DecoderSession {
+        let binding = session.create_binding().map_err(|err| load_error(err.to_string()))?;
+        let cpu = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default)
+            .map_err(|err| load_error(err.to_string()))?;
+        Ok(DecoderSession {
             session,
+            binding,
             past_names,
             present_names,
             kv_heads: info.kv_heads,
             head_size: info.head_size,
             context_length: info.context_length,
-            past: Vec::new(),
+            cache: Vec::new(),
+            capacity: 0,
             past_len: 0,
-            mask: vec![1; info.context_length],
-        };
-        decoder.reset()?;
-        Ok(decoder)
+            cpu,
+        })
     }
 
-    /// Empties the KV cache for a new sequence.
-    pub fn reset(&mut self) -> Result<(), SessionError> {
-        self.past.clear();
-        for _ in &self.past_names {
-            let empty = Tensor::<f32>::from_array(([1, self.kv_heads, 0, self.head_size], Vec::<f32>::new()))
-                .map_err(run_error("creating the empty KV cache"))?;
-            self.past.push(empty.into_dyn());
-        }
+    /// Empties the KV cache for a new sequence that will hold up to `expected_len` tokens (it grows if needed).
+    pub fn reset(&mut self, expected_len: usize) -> Result<(), SessionError> {
         self.past_len = 0;
+        let wanted = expected_len.max(MIN_CAPACITY).min(self.context_length);
+        if wanted > self.capacity || self.cache.is_empty() {
+            self.allocate(wanted)?;
+        }
         Ok(())
     }
 
@@ -152,28 +157,21 @@ impl DecoderSession {
         if total > self.context_length {
             return Err(SessionError::ContextFull { context_length: self.context_length });
         }
-        let input_ids = TensorRef::from_array_view(([1, tokens.len()], tokens)).map_err(run_error(phase))?;
-        let mask = TensorRef::from_array_view(([1, total], &self.mask[..total])).map_err(run_error(phase))?;
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(2 + self.past.len());
-        inputs.push((Cow::Borrowed(INPUT_IDS), input_ids.into()));
-        inputs.push((Cow::Borrowed(ATTENTION_MASK), mask.into()));
-        for (name, value) in self.past_names.iter().zip(&self.past) {
-            inputs.push((Cow::Borrowed(name.as_str()), value.into()));
+        if total > self.capacity || self.cache.is_empty() {
+            self.allocate(total.max(self.capacity * 2).min(self.context_length))?;
         }
-        let mut outputs = self.session.run(inputs).map_err(run_error(phase))?;
+        // Small owned tensors: IO binding would copy borrowed ones anyway.
+        let input_ids = Tensor::from_array(([1, tokens.len()], tokens.to_vec())).map_err(run_error(phase))?;
+        let mask = Tensor::from_array(([1, total], vec![1i64; total])).map_err(run_error(phase))?;
+        self.binding.bind_input(INPUT_IDS, &input_ids).map_err(run_error(phase))?;
+        self.binding.bind_input(ATTENTION_MASK, &mask).map_err(run_error(phase))?;
+        // Rebound every run: a bound logits buffer would be reused, and its shape changes with `tokens`.
+        self.binding.bind_output_to_device(LOGITS, &self.cpu).map_err(run_error(phase))?;
 
+        let mut outputs = self.session.run_binding(&self.binding).map_err(run_error(phase))?;
         let logits =
             outputs.remove(LOGITS).ok_or_else(|| SessionError::Run { phase, message: "no logits output".into() })?;
-        let mut presents = Vec::with_capacity(self.present_names.len());
-        for name in &self.present_names {
-            presents.push(
-                outputs
-                    .remove(name.as_str())
-                    .ok_or_else(|| SessionError::Run { phase, message: format!("no {name} output") })?,
-            );
-        }
         drop(outputs);
-        self.past = presents;
         self.past_len = total;
 
         let (shape, _) = logits.try_extract_tensor::<f32>().map_err(run_error(phase))?;
@@ -183,5 +181,35 @@ impl DecoderSession {
         }
         let vocab = dims[2] as usize;
         Ok(LastLogits { value: logits, offset: (tokens.len() - 1) * vocab, vocab })
+    }
+
+    /// (Re)allocates the shared buffers with room for `capacity` positions, keeping what the cache holds, and
+    /// binds them as both past inputs and present outputs.
+    fn allocate(&mut self, capacity: usize) -> Result<(), SessionError> {
+        let phase = "allocating the KV cache";
+        let shape = [1, self.kv_heads, capacity, self.head_size];
+        let mut cache = Vec::with_capacity(self.past_names.len());
+        for index in 0..self.past_names.len() {
+            let mut buffer = Tensor::<f32>::new(self.session.allocator(), shape).map_err(run_error(phase))?;
+            if self.past_len > 0 {
+                let (_, new) = buffer.extract_tensor_mut();
+                let (_, old) = self.cache[index].extract_tensor();
+                let row = self.past_len * self.head_size;
+                for head in 0..self.kv_heads {
+                    let from = head * self.capacity * self.head_size;
+                    let to = head * capacity * self.head_size;
+                    new[to..to + row].copy_from_slice(&old[from..from + row]);
+                }
+            }
+            cache.push(buffer);
+        }
+        self.binding.clear();
+        for ((past, present), buffer) in self.past_names.iter().zip(&self.present_names).zip(cache.iter_mut()) {
+            self.binding.bind_input(past.as_str(), &*buffer).map_err(run_error(phase))?;
+            self.binding.bind_output(present.as_str(), &mut *buffer).map_err(run_error(phase))?;
+        }
+        self.cache = cache;
+        self.capacity = capacity;
+        Ok(())
     }
 }
