@@ -130,9 +130,9 @@ impl Engine {
         Ok(self.session.forward(&ids, "forward")?.as_slice().to_vec())
     }
 
-    /// Empties the KV cache, making room for `expected_len` tokens.
-    pub fn reset(&mut self, expected_len: usize) -> Result<(), EngineError> {
-        Ok(self.session.reset(expected_len)?)
+    /// Empties the KV cache (it grows again as [`Engine::forward`] needs).
+    pub fn reset(&mut self) -> Result<(), EngineError> {
+        Ok(self.session.reset(0)?)
     }
 
     pub fn generate(

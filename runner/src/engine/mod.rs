@@ -60,4 +60,5 @@ pub enum EngineError {
 #[cfg(test)]
 #[cfg(test)]
 #[cfg(test)]
+#[cfg(test)]
 mod tests;

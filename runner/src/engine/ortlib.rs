@@ -66,6 +66,12 @@ pub fn load_runtime(explicit: Option<&Path>, gpu: bool) -> Result<OrtRuntime, Or
 }
 
 pub(crate) fn load(explicit: Option<&Path>, gpu: bool) -> Result<&'static LoadedRuntime, OrtLibError> {
+    // A bad explicit path is reported as such even when a library is already loaded.
+    if let Some(path) = explicit
+        && !path.is_file()
+    {
+        return Err(OrtLibError::NotFound { tried: vec![path.to_path_buf()] });
+    }
     // A poisoned lock only means another thread panicked mid-load; the Option is still consistent.
     let mut slot = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(loaded) = *slot {

@@ -20,7 +20,7 @@ const INPUT_IDS: &str = "input_ids";
 const ATTENTION_MASK: &str = "attention_mask";
 const LOGITS: &str = "logits";
 /// The cache never starts smaller than this many positions, so short runs do not regrow it step by step.
-const MIN_CAPACITY: usize = 256;
+const MIN_CAPACITY: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
