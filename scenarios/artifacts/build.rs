@@ -37,8 +37,7 @@ fn main() {
 
     let guests = find_guests(&scenarios_dir);
     for guest in &guests {
-        println!("cargo:rerun-if-changed={}", guest.dir.join("Cargo.toml").display());
-        println!("cargo:rerun-if-changed={}", guest.dir.join("src").display());
+        println!("cargo:rerun-if-changed={}", guest.dir.display());
     }
 
     check_target_installed();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, WasmBacktrace};
 
 use crate::prompt::{ChatMessage, Prompt as EnginePrompt, Role as EngineRole};
 use sandbox::GuestState;
@@ -251,10 +251,23 @@ impl Instance {
             } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
                 ScenarioError::Timeout { function, limit: limits.call_timeout }
             } else {
-                ScenarioError::Trap { function, message: format!("{error:?}"), stderr }
+                ScenarioError::Trap { function, message: trap_message(&error), stderr }
             }
         })
     }
+}
+
+/// The trap's reason, then the guest's backtrace when the component kept function names.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let Some(trap) = error.downcast_ref::<Trap>() else { return format!("{error:#}") };
+    let mut message = trap.to_string();
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>()
+        && backtrace.frames().iter().any(|frame| frame.func_name().is_some())
+    {
+        message.push('\n');
+        message.push_str(&backtrace.to_string());
+    }
+    message
 }
 
 /// Epoch ticks from now until `timeout` has surely passed (a tick may already be under way).

@@ -8,12 +8,17 @@
 pub mod answer;
 pub mod dataset;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "scenario",
-});
+/// Generated from wit/scenario.wit; the generated glue is not held to this crate's lints.
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "scenario",
+    });
+}
 
-use runner::scenario::types::{Field, GenerationDefaults, Message, Metric, MetricInfo, Role};
+use bindings::runner::scenario::types::{Field, GenerationDefaults, Message, Metric, MetricInfo, Role};
+use bindings::{DatasetError, EmbeddedDataset, Guest, Metadata, Prompt, Sample, Score};
 
 /// Ten problems in GSM8K's format, written for runner (not taken from GSM8K), used without --data.
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
@@ -102,7 +107,7 @@ fn question_of(sample: &Sample) -> Result<&str, String> {
         .ok_or_else(|| format!("sample {} has no `question` field", sample.id))
 }
 
-export!(Gsm8k);
+bindings::export!(Gsm8k with_types_in bindings);
 
 #[cfg(test)]
 mod tests {
