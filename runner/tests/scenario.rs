@@ -122,6 +122,15 @@ fn a_guest_error_is_reported_as_such() {
 }
 
 #[test]
+fn a_guest_may_write_stderr_on_every_call() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    // 100 calls write 1 MiB, four times what one instance's stderr buffer holds.
+    for _ in 0..100 {
+        assert_eq!(scenario.build_prompt(&command("chatty")).unwrap(), Prompt::Text("chatted".to_string()));
+    }
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_by_the_time_limit() {
     let limits = ScenarioLimits { call_timeout: Duration::from_millis(200), ..ScenarioLimits::default() };
     let mut scenario = faulty(limits);

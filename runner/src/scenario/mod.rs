@@ -105,7 +105,8 @@ pub struct Scenario {
     metadata: Metadata,
     limits: ScenarioLimits,
     pre: bindings::ScenarioPre<GuestState>,
-    instance: Instance,
+    /// None after a failed call: the next call starts a fresh instance.
+    instance: Option<Instance>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -156,7 +157,7 @@ impl Scenario {
         let metadata =
             instance.call("describe", limits, |b, s| b.call_describe(s)).map_err(|e| load_error(e.to_string()))?;
         instance.store.data_mut().scenario_name = Arc::from(metadata.name.as_str());
-        Ok(Scenario { path: path.to_path_buf(), hash, metadata, limits, pre, instance })
+        Ok(Scenario { path: path.to_path_buf(), hash, metadata, limits, pre, instance: Some(instance) })
     }
 
     /// "sha256:<hex>" of the component file.
@@ -203,16 +204,21 @@ impl Scenario {
             .map_err(|message| ScenarioError::Guest { function: "score", message })
     }
 
-    /// Calls into the guest; after a trap or timeout, replaces the instance so later calls work.
+    /// Calls into the guest. A trap or timeout leaves the instance unusable, so it is dropped and the
+    /// next call gets a fresh one (tens of microseconds); so is an instance whose stderr buffer is
+    /// filling up, before a chatty guest's writes start failing.
     fn call<R>(
         &mut self,
         function: &'static str,
         call: impl FnOnce(&bindings::Scenario, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, ScenarioError> {
-        let result = self.instance.call(function, self.limits, call);
-        if result.is_err() {
-            let name = self.instance.store.data().scenario_name.clone();
-            self.instance = Instance::new(&self.pre, &name, self.limits)?;
+        let mut instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => Instance::new(&self.pre, &self.metadata.name, self.limits)?,
+        };
+        let result = instance.call(function, self.limits, call);
+        if result.is_ok() && !instance.store.data().stderr_filling() {
+            self.instance = Some(instance);
         }
         result
     }
@@ -243,16 +249,23 @@ impl Instance {
         self.store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
         let stderr_before = self.store.data().stderr_len();
         let result = call(&self.bindings, &mut self.store);
-        result.map_err(|error| {
-            let state = self.store.data();
-            let stderr = state.stderr_since(stderr_before);
-            if state.limiter.exceeded() {
-                ScenarioError::MemoryLimit { function, limit_bytes: limits.memory_bytes, stderr }
-            } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-                ScenarioError::Timeout { function, limit: limits.call_timeout }
-            } else {
-                ScenarioError::Trap { function, message: trap_message(&error), stderr }
+        let state = self.store.data();
+        let stderr = state.stderr_since(stderr_before);
+        let error = match result {
+            Ok(value) => {
+                if !stderr.is_empty() {
+                    tracing::debug!(scenario = &*state.scenario_name, function, "guest stderr: {}", stderr.trim_end());
+                }
+                return Ok(value);
             }
+            Err(error) => error,
+        };
+        Err(if state.limiter.exceeded() {
+            ScenarioError::MemoryLimit { function, limit_bytes: limits.memory_bytes, stderr }
+        } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            ScenarioError::Timeout { function, limit: limits.call_timeout }
+        } else {
+            ScenarioError::Trap { function, message: trap_message(&error), stderr }
         })
     }
 }

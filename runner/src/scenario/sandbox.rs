@@ -52,6 +52,11 @@ impl GuestState {
         self.stderr.contents().len()
     }
 
+    /// Whether the stderr buffer is over half full; the instance should then be replaced.
+    pub(super) fn stderr_filling(&self) -> bool {
+        self.stderr_len() > STDERR_CAPACITY / 2
+    }
+
     /// What the guest wrote to stderr after `start` bytes, at most the last STDERR_IN_ERRORS bytes.
     pub(super) fn stderr_since(&self, start: usize) -> String {
         let contents = self.stderr.contents();
