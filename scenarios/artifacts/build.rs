@@ -175,6 +175,12 @@ fn build_guests(workspace_dir: &Path, target_dir: &Path, guests: &[Guest]) -> BT
     ] {
         command.env_remove(var);
     }
+    // A CI that denies warnings in the host build denies them in the guests too.
+    let outer_flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let flags: Vec<&str> = outer_flags.split('\x1f').collect();
+    if flags.contains(&"-Dwarnings") || flags.windows(2).any(|pair| pair == ["-D", "warnings"]) {
+        command.env("RUSTFLAGS", "-D warnings");
+    }
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
     eprintln!("running: {command:?}");
     let mut child = command.spawn().expect("start the nested cargo build of the scenario guests");
