@@ -1,2 +1,174 @@
 //! Test support shared by unit and integration tests: tiny generated models and fixtures, so tests
 //! run the real engine without a downloaded model. Not part of runner's public interface.
+
+use std::path::Path;
+
+use crate::gguf::writer::GgufWriter;
+use crate::gguf::{GgmlType, MetaValue};
+use crate::import::quant::{quantize_q4_1, quantize_q8_0};
+
+pub mod reference;
+
+/// Shape of the model `write_tiny_llama_gguf` writes: the default model's layout, scaled down.
+pub mod tiny {
+    pub const BLOCKS: usize = 2;
+    pub const EMBEDDING: usize = 64;
+    pub const HEADS: usize = 4;
+    pub const KV_HEADS: usize = 2;
+    pub const HEAD_DIM: usize = 16;
+    pub const FFN: usize = 128;
+    pub const CONTEXT: usize = 256;
+    pub const ROPE_THETA: f32 = 10000.0;
+    pub const RMS_EPS: f32 = 1e-5;
+    /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`: ids 0, 1, 2.
+    pub const CONTROL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+    pub const BOS_ID: u32 = 1;
+    pub const EOS_ID: u32 = 2;
+    /// Merges after the 256 byte-level symbols; each adds one token.
+    pub const MERGES: [&str; 8] = ["Ġ t", "h e", "i n", "Ġt he", "e r", "a n", "Ġ a", "o n"];
+    /// Control tokens + byte symbols + one token per merge.
+    pub const VOCAB: usize = 3 + 256 + MERGES.len();
+}
+
+/// SmolLM2's ChatML chat template, as its GGUF carries it.
+pub const SMOLLM_CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/// A small deterministic generator (splitmix64), so fixtures are the same on every machine.
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn next_signed(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    pub fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next_signed() * scale).collect()
+    }
+}
+
+/// GPT-2's byte-to-symbol map: printable bytes stand for themselves, the others are shifted past 255.
+pub fn byte_level_symbol(byte: u8) -> char {
+    let printable = matches!(byte, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    if printable {
+        return char::from(byte);
+    }
+    let rank = (0..byte).filter(|b| !matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF)).count() as u32;
+    char::from_u32(256 + rank).expect("below the surrogate range")
+}
+
+/// The tiny model's vocabulary: control tokens, the 256 byte-level symbols, then one token per merge.
+pub fn tiny_vocab() -> Vec<String> {
+    let mut tokens: Vec<String> = tiny::CONTROL_TOKENS.iter().map(|t| t.to_string()).collect();
+    tokens.extend((0..=255u8).map(|b| byte_level_symbol(b).to_string()));
+    tokens.extend(tiny::MERGES.iter().map(|m| m.replace(' ', "")));
+    tokens
+}
+
+/// Writes a tiny random llama GGUF shaped like the default model (SmolLM2: ChatML, gpt2 byte-level BPE,
+/// Q4_1 block weights, Q8_0 embedding tied to the output head, F32 norms) but with 2 blocks of width 64,
+/// so importer and engine tests run in milliseconds. The same `seed` gives the same file.
+///
+/// Panics when the file cannot be written: this is test support, and the test should fail loudly.
+pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
+    use tiny::*;
+    let mut rng = SplitMix64::new(seed);
+    let mut w = GgufWriter::new();
+    let u32v = |v: usize| MetaValue::U32(v as u32);
+    let string = |s: &str| MetaValue::String(s.to_string());
+    w.meta("general.architecture", string("llama"))
+        .meta("general.name", string("tiny-llama"))
+        .meta("general.file_type", MetaValue::U32(3))
+        .meta("llama.block_count", u32v(BLOCKS))
+        .meta("llama.context_length", u32v(CONTEXT))
+        .meta("llama.embedding_length", u32v(EMBEDDING))
+        .meta("llama.feed_forward_length", u32v(FFN))
+        .meta("llama.attention.head_count", u32v(HEADS))
+        .meta("llama.attention.head_count_kv", u32v(KV_HEADS))
+        .meta("llama.rope.freq_base", MetaValue::F32(ROPE_THETA))
+        .meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(RMS_EPS))
+        .meta("llama.rope.dimension_count", u32v(HEAD_DIM))
+        .meta("llama.vocab_size", u32v(VOCAB))
+        .meta("tokenizer.ggml.model", string("gpt2"))
+        .meta("tokenizer.ggml.pre", string("smollm"))
+        .meta("tokenizer.ggml.tokens", MetaValue::Array(tiny_vocab().into_iter().map(MetaValue::String).collect()))
+        .meta(
+            "tokenizer.ggml.token_type",
+            MetaValue::Array((0..VOCAB).map(|i| MetaValue::I32(if i < 3 { 3 } else { 1 })).collect()),
+        )
+        .meta("tokenizer.ggml.merges", MetaValue::Array(MERGES.iter().map(|m| string(m)).collect()))
+        .meta("tokenizer.ggml.bos_token_id", MetaValue::U32(BOS_ID))
+        .meta("tokenizer.ggml.eos_token_id", MetaValue::U32(EOS_ID))
+        .meta("tokenizer.ggml.unknown_token_id", MetaValue::U32(0))
+        .meta("tokenizer.ggml.padding_token_id", MetaValue::U32(EOS_ID))
+        .meta("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))
+        .meta("tokenizer.chat_template", string(SMOLLM_CHAT_TEMPLATE));
+
+    let q4 = |w: &mut GgufWriter, rng: &mut SplitMix64, name: String, inner: usize, outer: usize| {
+        let values = rng.values(inner * outer, 1.0 / (inner as f32).sqrt());
+        w.tensor(&name, &[inner as u64, outer as u64], GgmlType::Q4_1, quantize_q4_1(&values));
+    };
+    let norm = |w: &mut GgufWriter, rng: &mut SplitMix64, name: String| {
+        let values: Vec<f32> = (0..EMBEDDING).map(|_| 1.0 + 0.2 * rng.next_signed()).collect();
+        w.tensor(&name, &[EMBEDDING as u64], GgmlType::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+    };
+    // Small enough that the tied head gives soft distributions, so KL comparisons mean something.
+    let embedding = rng.values(VOCAB * EMBEDDING, 0.15);
+    w.tensor("token_embd.weight", &[EMBEDDING as u64, VOCAB as u64], GgmlType::Q8_0, quantize_q8_0(&embedding));
+    for b in 0..BLOCKS {
+        norm(&mut w, &mut rng, format!("blk.{b}.attn_norm.weight"));
+        q4(&mut w, &mut rng, format!("blk.{b}.attn_q.weight"), EMBEDDING, HEADS * HEAD_DIM);
+        q4(&mut w, &mut rng, format!("blk.{b}.attn_k.weight"), EMBEDDING, KV_HEADS * HEAD_DIM);
+        q4(&mut w, &mut rng, format!("blk.{b}.attn_v.weight"), EMBEDDING, KV_HEADS * HEAD_DIM);
+        q4(&mut w, &mut rng, format!("blk.{b}.attn_output.weight"), HEADS * HEAD_DIM, EMBEDDING);
+        norm(&mut w, &mut rng, format!("blk.{b}.ffn_norm.weight"));
+        q4(&mut w, &mut rng, format!("blk.{b}.ffn_gate.weight"), EMBEDDING, FFN);
+        q4(&mut w, &mut rng, format!("blk.{b}.ffn_up.weight"), EMBEDDING, FFN);
+        q4(&mut w, &mut rng, format!("blk.{b}.ffn_down.weight"), FFN, EMBEDDING);
+    }
+    norm(&mut w, &mut rng, "output_norm.weight".to_string());
+    w.write_file(path).unwrap_or_else(|e| panic!("cannot write tiny GGUF {}: {e}", path.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufFile;
+
+    #[test]
+    fn byte_level_symbols_are_distinct_and_match_gpt2() {
+        let symbols: std::collections::BTreeSet<char> = (0..=255u8).map(byte_level_symbol).collect();
+        assert_eq!(symbols.len(), 256);
+        assert_eq!(byte_level_symbol(b' '), 'Ġ');
+        assert_eq!(byte_level_symbol(b'\n'), 'Ċ');
+        assert_eq!(byte_level_symbol(b'a'), 'a');
+    }
+
+    #[test]
+    fn tiny_gguf_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_llama_gguf(&path, 7);
+        let gguf = GgufFile::open(&path).unwrap();
+        assert_eq!(gguf.str("general.architecture").unwrap(), "llama");
+        assert_eq!(gguf.str_array("tokenizer.ggml.tokens").unwrap().len(), tiny::VOCAB);
+        assert_eq!(gguf.tensor("blk.1.ffn_down.weight").unwrap().ggml_type, GgmlType::Q4_1);
+        assert_eq!(gguf.tensor("token_embd.weight").unwrap().ggml_type, GgmlType::Q8_0);
+        assert_eq!(gguf.tensors().len(), 2 + 9 * tiny::BLOCKS);
+        let again = dir.path().join("again.gguf");
+        write_tiny_llama_gguf(&again, 7);
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&again).unwrap());
+    }
+}

@@ -1,1 +1,64 @@
-//! (being written)
+//! The inference engine: loads an ONNX model folder (as `runner import` writes it), renders prompts with
+//! the model's chat template, runs prefill and a KV-cached decode loop on ONNX Runtime's CPU execution
+//! provider, streams the decoded text and times every phase.
+//!
+//! One job per file: `ortlib` finds and loads the ONNX Runtime library, `model` reads the model folder,
+//! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
+//! picks tokens from logits, `detok` turns tokens into text as they arrive, and `generate` ties them into
+//! the generation loop behind [`Engine`].
+
+mod chat;
+mod detok;
+mod generate;
+mod model;
+mod ortlib;
+mod sampling;
+mod session;
+
+use std::path::PathBuf;
+
+pub use chat::{ChatTemplate, TemplateError};
+pub use detok::StreamDecoder;
+pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
+pub use model::{ModelError, ModelFolder, ModelInfo};
+pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
+pub use sampling::{LogitsProcessor, Sampling};
+pub use session::{DecoderSession, SessionError};
+
+/// What [`Engine::load`] needs: the model folder and how to run it.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// A folder written by `runner import`.
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime library to load (`--ort-lib`); when absent, `ORT_DYLIB_PATH`, then the installed one.
+    pub ort_lib: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads; when absent, ONNX Runtime's default (one per physical core).
+    pub intra_threads: Option<usize>,
+}
+
+/// Everything that can go wrong loading a model or generating with it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    OrtLib(#[from] OrtLibError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("tokenizing the prompt failed: {0}")]
+    Tokenize(String),
+    #[error("decoding generated tokens failed: {0}")]
+    Detokenize(String),
+    #[error("the prompt is {prompt_tokens} tokens, which does not fit the model's context of {context_length} tokens")]
+    PromptTooLong { prompt_tokens: usize, context_length: usize },
+    #[error("the prompt is empty after tokenization")]
+    EmptyPrompt,
+}
+
+#[cfg(test)]
+#[cfg(test)]
+#[cfg(test)]
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,241 @@
-//! (being written)
+//! Turns a llama-architecture GGUF into an ONNX model folder that ONNX Runtime (and onnxruntime-genai)
+//! can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
+//! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
+//! (precision, accuracy level, the source's name and sha256).
+//!
+//! The folder is built beside the destination under a temporary name and renamed into place at the end,
+//! so a failed or interrupted import never leaves a folder that looks complete.
+
+mod files;
+mod graph;
+mod hparams;
+pub mod quant;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::gguf::{GgmlType, GgufError, GgufFile};
+use crate::onnx::OnnxWriteError;
+
+pub use hparams::Hparams;
+
+/// The ONNX graph file and its external data, as named inside a model folder.
+pub const MODEL_FILE: &str = "model.onnx";
+pub const MODEL_DATA_FILE: &str = "model.onnx.data";
+/// runner's record of how the folder was made.
+pub const RUNNER_FILE: &str = "runner.json";
+
+/// How weights are stored in the imported model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits.
+    #[default]
+    Int4,
+    /// Dequantize every weight to float32.
+    Fp32,
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Int4 => "int4",
+            Precision::Fp32 => "fp32",
+        })
+    }
+}
+
+/// Options of `runner import`.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub precision: Precision,
+    /// MatMulNBits `accuracy_level`: 0 computes in float32, 4 quantizes activations to int8 (fast on CPU,
+    /// what onnxruntime-genai uses there).
+    pub accuracy_level: u8,
+    /// Replace a destination folder that exists and is not empty.
+    pub force: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self { precision: Precision::Int4, accuracy_level: 4, force: false }
+    }
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub out: PathBuf,
+    pub precision: Precision,
+    pub accuracy_level: u8,
+    pub source_sha256: String,
+    /// (file name, bytes), in the folder.
+    pub files: Vec<(String, u64)>,
+    /// GGUF tensors kept in their quantized blocks.
+    pub quantized_tensors: usize,
+    /// GGUF tensors stored as float32.
+    pub float_tensors: usize,
+    pub seconds: f64,
+}
+
+impl ImportSummary {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|(_, len)| len).sum()
+    }
+}
+
+impl fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "imported {} ({}, accuracy level {}) in {:.1} s: {} tensors quantized, {} float",
+            self.out.display(),
+            self.precision,
+            self.accuracy_level,
+            self.seconds,
+            self.quantized_tensors,
+            self.float_tensors
+        )?;
+        for (name, len) in &self.files {
+            writeln!(f, "  {name:<24} {:>10.1} MB", *len as f64 / 1e6)?;
+        }
+        write!(f, "  {:<24} {:>10.1} MB", "total", self.total_bytes() as f64 / 1e6)
+    }
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("{path}: general.architecture is `{arch}`; runner can import `llama` models only")]
+    Architecture { path: PathBuf, arch: String },
+    #[error("tensor `{tensor}` has type {ty}, which runner cannot import yet")]
+    TensorType { tensor: String, ty: GgmlType },
+    #[error("tensor `{tensor}` has shape {found:?}, expected {expected:?}")]
+    TensorShape { tensor: String, found: Vec<u64>, expected: Vec<u64> },
+    #[error("{path}: {what}")]
+    Unsupported { path: PathBuf, what: String },
+    #[error("{path} exists and is not empty; pass --force to replace it")]
+    OutputExists { path: PathBuf },
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Onnx(#[from] OnnxWriteError),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
+    move |source| ImportError::Io { path: path.to_path_buf(), source }
+}
+
+/// Imports `gguf` into the model folder `out`.
+pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    check_destination(out, options.force)?;
+    let file = GgufFile::open(gguf)?;
+    let hparams = Hparams::read(&file)?;
+    graph::check_tensor_types(&file)?;
+
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io_error(&parent))?;
+    let temp = parent.join(format!(".{name}.importing-{}", std::process::id()));
+    if temp.exists() {
+        std::fs::remove_dir_all(&temp).map_err(io_error(&temp))?;
+    }
+    std::fs::create_dir(&temp).map_err(io_error(&temp))?;
+
+    let built = build_folder(&file, &hparams, &temp, options);
+    let (stats, sha256) = match built {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+    };
+    if let Err(e) = replace_destination(&temp, out, options.force) {
+        let _ = std::fs::remove_dir_all(&temp);
+        return Err(e);
+    }
+
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(out).map_err(io_error(out))? {
+        let entry = entry.map_err(io_error(out))?;
+        let len = entry.metadata().map_err(io_error(&entry.path()))?.len();
+        files.push((entry.file_name().to_string_lossy().into_owned(), len));
+    }
+    files.sort();
+    Ok(ImportSummary {
+        out: out.to_path_buf(),
+        precision: options.precision,
+        accuracy_level: options.accuracy_level,
+        source_sha256: sha256,
+        files,
+        quantized_tensors: stats.quantized_tensors,
+        float_tensors: stats.float_tensors,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_destination(out: &Path, force: bool) -> Result<(), ImportError> {
+    let occupied = match std::fs::metadata(out) {
+        Err(_) => false,
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(out).map_err(io_error(out))?.next().is_some(),
+        Ok(_) => true,
+    };
+    if occupied && !force {
+        return Err(ImportError::OutputExists { path: out.to_path_buf() });
+    }
+    Ok(())
+}
+
+fn replace_destination(temp: &Path, out: &Path, force: bool) -> Result<(), ImportError> {
+    // Checked again: another process may have filled the folder while this import ran.
+    check_destination(out, force)?;
+    match std::fs::metadata(out) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(out).map_err(io_error(out))?,
+        Ok(_) => std::fs::remove_file(out).map_err(io_error(out))?,
+        Err(_) => {}
+    }
+    std::fs::rename(temp, out).map_err(io_error(out))
+}
+
+fn build_folder(
+    file: &GgufFile,
+    hparams: &Hparams,
+    dir: &Path,
+    options: &ImportOptions,
+) -> Result<(graph::GraphStats, String), ImportError> {
+    let sha256 = sha256_file(file.path())?;
+    let source_name = file.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let record = files::RunnerRecord {
+        precision: options.precision,
+        accuracy_level: options.accuracy_level,
+        source_gguf: source_name,
+        source_sha256: sha256.clone(),
+        architecture: hparams.arch.clone(),
+        runner_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let stats = graph::write_model(file, hparams, dir, options, &record.metadata_props())?;
+    files::write_tokenizer_files(file, hparams, dir)?;
+    files::write_genai_config(file, hparams, dir)?;
+    files::write_json(&dir.join(RUNNER_FILE), &record)?;
+    Ok((stats, sha256))
+}
+
+fn sha256_file(path: &Path) -> Result<String, ImportError> {
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    std::io::copy(&mut file, &mut hasher).map_err(io_error(path))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests;

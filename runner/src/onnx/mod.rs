@@ -1,1 +1,9 @@
-//! (being written)
+//! Writes ONNX models: the protobuf messages runner needs (hand-written `prost` structs, field numbers as
+//! in `onnx.proto3`), and a graph builder that names values uniquely and streams large initializers into a
+//! `model.onnx.data` external-data file, so a 500 MB model is never held in memory twice.
+
+mod builder;
+pub mod proto;
+
+pub use builder::{Attr, GraphBuilder, OnnxWriteError};
+pub use proto::DataType;

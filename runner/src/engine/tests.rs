@@ -1,0 +1,323 @@
+//! Engine tests on real ONNX Runtime and real model folders: the tiny generated llama imported by
+//! `runner import`, and the default model (SmolLM2-135M-Instruct) when setup has installed its GGUF.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use super::*;
+use crate::import::{ImportOptions, Precision, import_gguf};
+use crate::prompt::{ChatMessage, Prompt, Role};
+use crate::testing::{tiny, write_tiny_llama_gguf};
+
+/// ONNX Runtime writes a telemetry file under `$XDG_CACHE_HOME` when it starts: keep it out of the user's home.
+fn quiet_ort_cache() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: set once, before this test process loads ONNX Runtime through these tests.
+        unsafe { std::env::set_var("XDG_CACHE_HOME", std::env::temp_dir().join("runner-test-cache")) };
+    });
+}
+
+fn load(model_dir: &Path) -> Engine {
+    quiet_ort_cache();
+    let options = EngineOptions { model_dir: model_dir.to_path_buf(), ort_lib: None, intra_threads: Some(1) };
+    Engine::load(&options).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()))
+}
+
+/// A tiny model folder in `dir`, imported from the generated GGUF.
+fn tiny_model(dir: &Path, precision: Precision) -> PathBuf {
+    let gguf = dir.join("tiny.gguf");
+    write_tiny_llama_gguf(&gguf, 7);
+    let out = dir.join("model");
+    import_gguf(&gguf, &out, &ImportOptions { precision, accuracy_level: 0, force: false }).unwrap();
+    out
+}
+
+fn text(prompt: &str) -> Prompt {
+    Prompt::Text(prompt.to_string())
+}
+
+fn settings(max_new_tokens: usize, stop: &[&str]) -> GenerationSettings {
+    GenerationSettings { max_new_tokens, stop: stop.iter().map(|s| s.to_string()).collect() }
+}
+
+/// Greedy tokens computed one forward pass at a time, independently of `generate`.
+fn greedy_tokens(engine: &mut Engine, prompt: &str, count: usize) -> Vec<u32> {
+    let ids = engine.tokenize(prompt, true).unwrap();
+    engine.reset().unwrap();
+    let mut logits = engine.forward(&ids).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..count {
+        let token = LogitsProcessor::default().sample(&logits).unwrap();
+        tokens.push(token);
+        logits = engine.forward(&[token]).unwrap();
+    }
+    tokens
+}
+
+const TINY_PROMPT: &str = "the cat in the hat";
+
+#[test]
+fn tiny_generation_stops_at_max_tokens_with_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Int4));
+    let greedy = greedy_tokens(&mut engine, TINY_PROMPT, 40);
+    // Stop before the first EOS the model would produce, so the budget is what ends generation.
+    let budget = greedy.iter().position(|&t| t == tiny::EOS_ID).unwrap_or(greedy.len()).min(12);
+    assert!(budget >= 2, "the tiny model emits EOS at once: {greedy:?}");
+
+    let mut streamed = String::new();
+    let generation =
+        engine.generate(&text(TINY_PROMPT), &settings(budget, &[]), &mut |t| streamed.push_str(t)).unwrap();
+    assert_eq!(generation.finish, FinishReason::Length);
+    assert_eq!(generation.output_tokens, budget);
+    assert_eq!(generation.prompt_tokens, engine.tokenize(TINY_PROMPT, true).unwrap().len());
+    assert_eq!(generation.prompt_text, TINY_PROMPT);
+    assert_eq!(generation.output, engine.tokenizer().decode(&greedy[..budget], true).unwrap());
+    assert_eq!(streamed, generation.output);
+
+    let t = &generation.timings;
+    assert!(t.prefill > std::time::Duration::ZERO);
+    assert!(t.ttft >= t.prefill && t.e2e >= t.ttft);
+    assert_eq!(t.decode_steps.len(), budget - 1);
+    assert!(t.decode_steps.iter().all(|d| *d > std::time::Duration::ZERO));
+    assert!(t.e2e >= t.decode_steps.iter().sum::<std::time::Duration>());
+}
+
+#[test]
+fn tiny_generation_stops_at_eos() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Fp32);
+    let greedy = greedy_tokens(&mut load(&model), TINY_PROMPT, 10);
+    // Craft the EOS: declare the token greedy decoding emits fifth as the model's EOS.
+    let eos = greedy[4];
+    let expected = greedy.iter().position(|&t| t == eos).unwrap();
+    let config_path = model.join("genai_config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model"]["eos_token_id"] = serde_json::json!([eos]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    let mut engine = load(&model);
+    let generation = engine.generate(&text(TINY_PROMPT), &settings(50, &[]), &mut |_| {}).unwrap();
+    assert_eq!(generation.finish, FinishReason::Eos);
+    assert_eq!(generation.output_tokens, expected);
+    assert_eq!(generation.output, engine.tokenizer().decode(&greedy[..expected], true).unwrap());
+}
+
+#[test]
+fn tiny_stop_string_truncates_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Int4));
+    let full = engine.generate(&text(TINY_PROMPT), &settings(30, &[]), &mut |_| {}).unwrap();
+    let chars: Vec<char> = full.output.chars().collect();
+    assert!(chars.len() >= 8, "too little output to test stop strings: {:?}", full.output);
+    let stop: String = chars[4..6].iter().collect();
+    let cut = full.output.find(&stop).unwrap();
+
+    let mut streamed = String::new();
+    let stopped = engine
+        .generate(&text(TINY_PROMPT), &settings(30, &["never appears", &stop]), &mut |t| streamed.push_str(t))
+        .unwrap();
+    assert_eq!(stopped.finish, FinishReason::Stop);
+    assert_eq!(stopped.output, full.output[..cut]);
+    assert_eq!(streamed, stopped.output);
+    assert!(stopped.output_tokens <= full.output_tokens);
+}
+
+#[test]
+fn tiny_chat_prompt_uses_the_chat_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Int4));
+    let prompt = Prompt::Chat(vec![ChatMessage { role: Role::User, content: "hi".into() }]);
+    let generation = engine.generate(&prompt, &settings(3, &[]), &mut |_| {}).unwrap();
+    assert!(generation.prompt_text.starts_with("<|im_start|>system\n"), "{:?}", generation.prompt_text);
+    assert!(generation.prompt_text.ends_with("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"));
+    assert!(generation.output_tokens <= 3);
+    let info = engine.model_info();
+    assert_eq!((info.layers, info.kv_heads, info.head_size), (tiny::BLOCKS, tiny::KV_HEADS, tiny::HEAD_DIM));
+    assert_eq!((info.vocab, info.context_length, info.ep.as_str()), (tiny::VOCAB, tiny::CONTEXT, "cpu"));
+    assert_eq!(info.eos_token_ids, vec![tiny::EOS_ID]);
+    assert_eq!(engine.runtime().version, crate::paths::ORT_VERSION);
+}
+
+/// The KV cache (shared past/present buffer, regrown past its first capacity) gives the same logits as
+/// running the whole sequence again without a cache.
+#[test]
+fn tiny_kv_cache_decode_matches_full_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Fp32));
+    let tokens: Vec<u32> = (0..100u32).map(|i| (i * 37 + 11) % tiny::VOCAB as u32).collect();
+    engine.reset().unwrap();
+    let mut cached = vec![engine.forward(&tokens[..5]).unwrap()];
+    for &token in &tokens[5..] {
+        cached.push(engine.forward(&[token]).unwrap());
+    }
+    for (end, cached_logits) in (5..=tokens.len()).zip(&cached) {
+        engine.reset().unwrap();
+        let full = engine.forward(&tokens[..end]).unwrap();
+        let diff = full.iter().zip(cached_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-4, "position {end}: max |diff| {diff}");
+    }
+}
+
+#[test]
+fn tiny_prompt_longer_than_context_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Int4));
+    let long = "the ".repeat(tiny::CONTEXT);
+    let err = engine.generate(&text(&long), &settings(4, &[]), &mut |_| {}).unwrap_err();
+    assert!(matches!(err, EngineError::PromptTooLong { .. }), "{err}");
+}
+
+#[test]
+fn stream_decoder_never_splits_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Int4);
+    let tokenizer = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    // The tiny vocabulary is mostly single bytes: every non-ASCII character spans several tokens.
+    let text = "héllo wörld ✓ 🎉 then in the hat";
+    let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+    assert!(ids.len() > text.chars().count() / 2);
+    let mut decoder = StreamDecoder::new(&tokenizer, true);
+    let mut pieces = Vec::new();
+    for &id in &ids {
+        if let Some(piece) = decoder.push(id).unwrap() {
+            pieces.push(piece);
+        }
+    }
+    assert!(decoder.flush().unwrap().is_none());
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert!(pieces.contains(&"🎉".to_string()), "{pieces:?}");
+    assert_eq!(pieces.concat(), text);
+}
+
+#[test]
+fn stream_decoder_flushes_an_incomplete_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Int4);
+    let tokenizer = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let ids = tokenizer.encode("a🎉", false).unwrap().get_ids().to_vec();
+    let mut decoder = StreamDecoder::new(&tokenizer, true);
+    let mut pieces = Vec::new();
+    // Leave out the emoji's last byte: generation ended mid-character.
+    for &id in &ids[..ids.len() - 1] {
+        pieces.extend(decoder.push(id).unwrap());
+    }
+    assert_eq!(pieces, vec!["a".to_string()]);
+    assert_eq!(decoder.flush().unwrap().as_deref(), Some("\u{FFFD}"));
+}
+
+#[test]
+fn missing_ort_library_gives_an_actionable_error() {
+    let missing = Path::new("/nonexistent/libonnxruntime.so.1.31.1");
+    let err = load_runtime(Some(missing), false).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("/nonexistent/libonnxruntime.so.1.31.1"), "{message}");
+    assert!(message.contains("cargo xtask setup"), "{message}");
+    assert!(message.contains("ORT_DYLIB_PATH") && message.contains("onnxruntime==1.31.1"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Int4);
+    let options = EngineOptions { model_dir: model, ort_lib: Some(missing.into()), intra_threads: None };
+    let err = Engine::load(&options).err().expect("a missing library must fail");
+    assert!(matches!(err, EngineError::OrtLib(OrtLibError::NotFound { .. })), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_onnx_runtime_is_refused() {
+    quiet_ort_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libonnxruntime.so.1.31.1");
+    std::fs::write(&fake, b"not a shared library").unwrap();
+    let err = load_runtime(Some(&fake), false).unwrap_err();
+    // Before ONNX Runtime is loaded the file fails to open; after, the process already has another library.
+    assert!(matches!(err, OrtLibError::Load { .. } | OrtLibError::AlreadyLoaded { .. }), "{err}");
+    assert!(err.to_string().contains(&fake.display().to_string()), "{err}");
+}
+
+#[test]
+fn model_folder_problems_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Int4);
+    let open_err = |dir: &Path| match ModelFolder::open(dir) {
+        Ok(_) => panic!("{} should not open", dir.display()),
+        Err(err) => err.to_string(),
+    };
+    for file in ["model.onnx", "tokenizer.json", "genai_config.json"] {
+        let broken = dir.path().join(format!("without-{file}"));
+        std::fs::create_dir(&broken).unwrap();
+        for entry in std::fs::read_dir(&model).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != file {
+                std::fs::copy(entry.path(), broken.join(entry.file_name())).unwrap();
+            }
+        }
+        let message = open_err(&broken);
+        assert_eq!(message, format!("{file} is missing from {}", broken.display()));
+        // Engine::load reports the folder before touching ONNX Runtime.
+        let options = EngineOptions { model_dir: broken, ort_lib: None, intra_threads: None };
+        assert!(matches!(Engine::load(&options), Err(EngineError::Model(ModelError::Missing { .. }))));
+    }
+
+    let config_path = model.join("genai_config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model"]["decoder"]["num_hidden_layers"] = serde_json::json!("two");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let message = open_err(&model);
+    assert!(message.contains("genai_config.json") && message.contains("num_hidden_layers"), "{message}");
+
+    std::fs::write(&config_path, "{ not json").unwrap();
+    assert!(open_err(&model).contains("genai_config.json is not valid JSON"));
+    assert!(open_err(&dir.path().join("no-such-folder")).contains("no-such-folder"));
+}
+
+/// The default model, imported once per test (into a temp dir) at both precisions.
+struct DefaultModels {
+    _dir: tempfile::TempDir,
+    int4: PathBuf,
+    fp32: PathBuf,
+}
+
+fn default_models() -> Option<DefaultModels> {
+    let gguf = crate::paths::default_gguf();
+    if !gguf.is_file() {
+        eprintln!("skipped: the default model's GGUF is not installed at {} (run `cargo xtask setup`)", gguf.display());
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let int4 = dir.path().join("int4");
+    let fp32 = dir.path().join("fp32");
+    import_gguf(&gguf, &int4, &ImportOptions::default()).unwrap();
+    import_gguf(&gguf, &fp32, &ImportOptions { precision: Precision::Fp32, accuracy_level: 0, force: false }).unwrap();
+    Some(DefaultModels { _dir: dir, int4, fp32 })
+}
+
+#[test]
+fn default_model_int4_and_fp32_agree_and_fp32_answers_fluently() {
+    let Some(models) = default_models() else { return };
+    let question = |q: &str| Prompt::Chat(vec![ChatMessage { role: Role::User, content: q.to_string() }]);
+    let prompt = question("Explain in two sentences why the sky is blue.");
+    let run = |dir: &Path, prompt: &Prompt, tokens: usize| {
+        let mut engine = load(dir);
+        let greedy_ids = {
+            let prompt_text = engine.render(prompt).unwrap();
+            greedy_tokens(&mut engine, &prompt_text, tokens)
+        };
+        let generation = engine.generate(prompt, &settings(tokens, &[]), &mut |_| {}).unwrap();
+        (engine, greedy_ids, generation)
+    };
+    let (int4_engine, int4_ids, int4) = run(&models.int4, &prompt, 16);
+    let (_, fp32_ids, fp32) = run(&models.fp32, &prompt, 16);
+    assert_eq!(int4_engine.model_info().precision, "int4");
+    assert_eq!(int4_ids, fp32_ids, "int4 {:?} vs fp32 {:?}", int4.output, fp32.output);
+    assert_eq!(int4.output, fp32.output);
+    assert_eq!(int4.output_tokens, 16);
+    assert_eq!(int4.output, int4_engine.tokenizer().decode(&int4_ids, true).unwrap());
+    eprintln!("int4 and fp32: {:?}", int4.output);
+
+    // fp32 is the reference: int4 at accuracy level 4 (activations in int8) may flip the first token of this
+    // prompt, where fp32's top two logits ("The" 25.33, "L" 25.24) are 0.08 apart.
+    let (_, _, france) = run(&models.fp32, &question("What is the capital of France?"), 32);
+    assert_eq!(france.output, "The capital of France is Paris.");
+    assert_eq!(france.finish, FinishReason::Eos);
+}

@@ -1,0 +1,184 @@
+//! The model folder's text files: `tokenizer.json` (BPE rebuilt from the GGUF vocabulary so the `tokenizers`
+//! crate reproduces llama.cpp's ids), `tokenizer_config.json`, `chat_template.jinja`, onnxruntime-genai's
+//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash). The runner
+//! record is a file of its own because onnxruntime-genai refuses unknown keys in `genai_config.json`
+//! (0.18: `Unknown value "runner"`).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::gguf::GgufFile;
+
+use super::{Hparams, ImportError, MODEL_FILE, Precision};
+
+/// GGUF token types (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_CONTROL: i64 = 3;
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// How the folder was made, for results to report: `runner.json`, also in the ONNX model's metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunnerRecord {
+    pub precision: Precision,
+    pub accuracy_level: u8,
+    pub source_gguf: String,
+    pub source_sha256: String,
+    pub architecture: String,
+    pub runner_version: String,
+}
+
+impl RunnerRecord {
+    pub fn metadata_props(&self) -> Vec<(String, String)> {
+        vec![
+            ("runner.precision".into(), self.precision.to_string()),
+            ("runner.accuracy_level".into(), self.accuracy_level.to_string()),
+            ("runner.source_gguf".into(), self.source_gguf.clone()),
+            ("runner.source_sha256".into(), self.source_sha256.clone()),
+        ]
+    }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ImportError> {
+    let text = serde_json::to_string_pretty(value).expect("serializing plain data cannot fail");
+    std::fs::write(path, text + "\n").map_err(super::io_error(path))
+}
+
+fn unsupported(file: &GgufFile, what: String) -> ImportError {
+    ImportError::Unsupported { path: file.path().to_path_buf(), what }
+}
+
+fn token_id(file: &GgufFile, key: &str) -> Option<u64> {
+    file.get(key).and_then(|v| v.as_u64())
+}
+
+fn token_types(file: &GgufFile, vocab: usize) -> Vec<i64> {
+    match file.array("tokenizer.ggml.token_type") {
+        Ok(types) => types.iter().map(|t| t.as_f64().map_or(1, |v| v as i64)).collect(),
+        Err(_) => vec![1; vocab],
+    }
+}
+
+/// Writes `tokenizer.json`, `tokenizer_config.json` and (when the GGUF has one) `chat_template.jinja`.
+pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(), ImportError> {
+    let model = file.str("tokenizer.ggml.model")?;
+    if model != "gpt2" {
+        return Err(unsupported(
+            file,
+            format!("tokenizer.ggml.model is `{model}`; runner imports byte-level BPE (`gpt2`) tokenizers only"),
+        ));
+    }
+    let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let pre_tokenizer = match pre {
+        // SmolLM's pre-tokenizer splits every digit on its own before GPT-2's byte-level regex.
+        "smollm" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            byte_level.clone(),
+        ]}),
+        "gpt-2" | "default" => byte_level.clone(),
+        other => {
+            return Err(unsupported(
+                file,
+                format!("tokenizer.ggml.pre is `{other}`; runner knows the `smollm` and `gpt-2` pre-tokenizers"),
+            ));
+        }
+    };
+    let tokens = file.str_array("tokenizer.ggml.tokens")?;
+    let merges = file.str_array("tokenizer.ggml.merges")?;
+    let types = token_types(file, tokens.len());
+    let mut vocab = Map::new();
+    let mut added = Vec::new();
+    for (id, token) in tokens.iter().enumerate() {
+        vocab.insert(token.to_string(), json!(id));
+        let ty = types.get(id).copied().unwrap_or(1);
+        if ty == TOKEN_TYPE_CONTROL || ty == TOKEN_TYPE_USER_DEFINED {
+            added.push(json!({
+                "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
+                "normalized": false, "special": ty == TOKEN_TYPE_CONTROL,
+            }));
+        }
+    }
+    let tokenizer = json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "vocab": vocab, "merges": merges,
+        },
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, serde_json::to_string(&tokenizer).expect("plain JSON")).map_err(super::io_error(&path))?;
+
+    let name_of =
+        |key: &str| token_id(file, key).and_then(|id| tokens.get(id as usize)).map(|t| Value::String(t.to_string()));
+    let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
+    let mut config = json!({
+        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(Value::Bool(false), |v| json!(v == &crate::gguf::MetaValue::Bool(true))),
+        "add_eos_token": false,
+        "bos_token": name_of("tokenizer.ggml.bos_token_id"),
+        "eos_token": name_of("tokenizer.ggml.eos_token_id"),
+        "pad_token": name_of("tokenizer.ggml.padding_token_id"),
+        "unk_token": name_of("tokenizer.ggml.unknown_token_id"),
+        "clean_up_tokenization_spaces": false,
+        "model_max_length": hp.context,
+        "tokenizer_class": "GPT2Tokenizer",
+    });
+    if let Some(template) = template {
+        config["chat_template"] = json!(template);
+        let path = dir.join("chat_template.jinja");
+        std::fs::write(&path, template).map_err(super::io_error(&path))?;
+    }
+    write_json(&dir.join("tokenizer_config.json"), &config)
+}
+
+/// Writes onnxruntime-genai's `genai_config.json`.
+pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(), ImportError> {
+    let eos = token_id(file, "tokenizer.ggml.eos_token_id").unwrap_or(0);
+    let bos = token_id(file, "tokenizer.ggml.bos_token_id").unwrap_or(eos);
+    let pad = token_id(file, "tokenizer.ggml.padding_token_id").unwrap_or(eos);
+    let config = json!({
+        "model": {
+            "bos_token_id": bos,
+            "context_length": hp.context,
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": MODEL_FILE,
+                "head_size": hp.head_dim,
+                "hidden_size": hp.embedding,
+                "inputs": {
+                    "input_ids": "input_ids",
+                    "attention_mask": "attention_mask",
+                    "past_key_names": "past_key_values.%d.key",
+                    "past_value_names": "past_key_values.%d.value",
+                },
+                "outputs": {
+                    "logits": "logits",
+                    "present_key_names": "present.%d.key",
+                    "present_value_names": "present.%d.value",
+                },
+                "num_attention_heads": hp.heads,
+                "num_hidden_layers": hp.blocks,
+                "num_key_value_heads": hp.kv_heads,
+            },
+            "eos_token_id": eos,
+            "pad_token_id": pad,
+            "type": hp.arch,
+            "vocab_size": hp.vocab,
+        },
+        "search": {
+            "diversity_penalty": 0.0, "do_sample": false, "early_stopping": true, "length_penalty": 1.0,
+            "max_length": hp.context, "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
+            "num_return_sequences": 1, "past_present_share_buffer": false, "repetition_penalty": 1.0,
+            "temperature": 1.0, "top_k": 1, "top_p": 1.0,
+        },
+    });
+    write_json(&dir.join("genai_config.json"), &config)
+}

@@ -1,0 +1,292 @@
+//! Importer tests: real imports of tiny generated models (and of the default model when it is installed),
+//! run on ONNX Runtime through the engine and compared with a float64 reference of the GGUF's weights.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::engine::{Engine, EngineOptions};
+use crate::gguf::writer::GgufWriter;
+use crate::gguf::{GgmlType, GgufFile, MetaValue};
+use crate::testing::reference::{compare_logits, reference_logits};
+use crate::testing::{tiny, write_tiny_llama_gguf};
+
+fn tiny_gguf(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.gguf");
+    write_tiny_llama_gguf(&path, 42);
+    path
+}
+
+fn options(precision: Precision, accuracy_level: u8) -> ImportOptions {
+    ImportOptions { precision, accuracy_level, force: false }
+}
+
+fn load_engine(model_dir: &Path) -> Engine {
+    Engine::load(&EngineOptions { model_dir: model_dir.to_path_buf(), ort_lib: None, intra_threads: Some(1) })
+        .unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()))
+}
+
+/// Logits at every position: the prompt fed one token at a time through the KV cache, and the last
+/// position again from a single prefill of all tokens.
+fn ort_logits(model_dir: &Path, tokens: &[u32]) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let mut engine = load_engine(model_dir);
+    let stepwise = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+    engine.reset().unwrap();
+    let prefill = engine.forward(tokens).unwrap();
+    (stepwise, prefill)
+}
+
+fn max_abs_diff(reference: &[Vec<f64>], test: &[Vec<f32>]) -> f64 {
+    reference
+        .iter()
+        .zip(test)
+        .flat_map(|(r, t)| r.iter().zip(t).map(|(r, t)| (r - f64::from(*t)).abs()))
+        .fold(0.0, f64::max)
+}
+
+const TINY_TOKENS: [u32; 12] = [1, 90, 3 + 256, 7, 200, 2, 0, 45, 3 + 256 + 3, 130, 77, 1];
+
+fn check_tiny(precision: Precision, accuracy_level: u8) -> (f64, f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let out = dir.path().join("model");
+    let summary = import_gguf(&gguf, &out, &options(precision, accuracy_level)).unwrap();
+    let reference = reference_logits(&GgufFile::open(&gguf).unwrap(), &TINY_TOKENS);
+    let (stepwise, prefill) = ort_logits(&out, &TINY_TOKENS);
+    let (kl, top1) = compare_logits(&reference, &stepwise);
+    let diff = max_abs_diff(&reference, &stepwise);
+    let prefill_diff = max_abs_diff(&reference[reference.len() - 1..], &[prefill]);
+    eprintln!(
+        "{precision} level {accuracy_level}: max |diff| {diff:.2e} (prefill {prefill_diff:.2e}), KL {kl:.2e}, top-1 {top1}\n{summary}"
+    );
+    (diff.max(prefill_diff), kl, top1)
+}
+
+#[test]
+fn tiny_fp32_matches_float64_reference() {
+    let (diff, _, top1) = check_tiny(Precision::Fp32, 0);
+    assert!(diff < 1e-4, "max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+}
+
+#[test]
+fn tiny_int4_level0_is_exact_up_to_float32() {
+    let (diff, _, top1) = check_tiny(Precision::Int4, 0);
+    assert!(diff < 1e-4, "max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+}
+
+#[test]
+fn tiny_int4_level4_stays_close() {
+    let (_, kl, top1) = check_tiny(Precision::Int4, 4);
+    assert!(kl < 2e-3, "mean KL {kl}");
+    assert!(top1 >= 0.9, "top-1 agreement {top1}");
+}
+
+#[test]
+fn folder_has_every_file_and_records_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let out = dir.path().join("models").join("int4");
+    let summary = import_gguf(&gguf, &out, &ImportOptions::default()).unwrap();
+    let names: Vec<&str> = summary.files.iter().map(|(n, _)| n.as_str()).collect();
+    for file in [
+        "chat_template.jinja",
+        "genai_config.json",
+        "model.onnx",
+        "model.onnx.data",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(names.contains(&file), "{file} missing from {names:?}");
+    }
+    // 2 blocks x 7 matrices in 4 bits, and the Q8_0 embedding.
+    assert_eq!(summary.quantized_tensors, 2 * 7 + 1);
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+    let record = read("runner.json");
+    assert_eq!(record["precision"], "int4");
+    assert_eq!(record["accuracy_level"], 4);
+    assert_eq!(record["source_sha256"].as_str().unwrap().len(), 64);
+    let config = read("genai_config.json");
+    // onnxruntime-genai refuses keys it does not know.
+    let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["model", "search"]);
+    assert_eq!(config["model"]["decoder"]["num_key_value_heads"], tiny::KV_HEADS);
+    assert_eq!(config["model"]["eos_token_id"], tiny::EOS_ID);
+    assert_eq!(std::fs::read_to_string(out.join("chat_template.jinja")).unwrap(), crate::testing::SMOLLM_CHAT_TEMPLATE);
+    let engine = load_engine(&out);
+    assert_eq!(engine.model_info().vocab, tiny::VOCAB);
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("int4")]);
+}
+
+#[test]
+fn tiny_tokenizer_splits_digits_and_keeps_special_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    import_gguf(&tiny_gguf(dir.path()), &out, &ImportOptions::default()).unwrap();
+    let tokenizer = tokenizers::Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
+    let vocab = crate::testing::tiny_vocab();
+    let id = |t: &str| vocab.iter().position(|v| v == t).unwrap() as u32;
+    let ids = tokenizer.encode("<|im_start|>the 42<|im_end|>", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, vec![1, id("t"), id("he"), id("Ġ"), id("4"), id("2"), 2]);
+    let ids = tokenizer.encode(" then", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, vec![id("Ġthe"), id("n")]);
+    let text = "Ünïcode ✓ and\nnew lines";
+    let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+    assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
+}
+
+/// The tiny model's metadata and tensors, with `edit` applied, written to `path`.
+fn rewrite_tiny(
+    src: &Path,
+    path: &Path,
+    edit: impl Fn(&str, GgmlType, Vec<u64>, Vec<u8>) -> (GgmlType, Vec<u64>, Vec<u8>),
+) {
+    let file = GgufFile::open(src).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in file.metadata() {
+        w.meta(key, value.clone());
+    }
+    for t in file.tensors() {
+        let (ty, dims, data) = edit(&t.name, t.ggml_type, t.dims.clone(), file.tensor_bytes(t).unwrap().to_vec());
+        w.tensor(&t.name, &dims, ty, data);
+    }
+    w.write_file(path).unwrap();
+}
+
+#[test]
+fn other_architectures_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("falcon.gguf");
+    let mut w = GgufWriter::new();
+    w.meta("general.architecture", MetaValue::String("falcon".into()));
+    w.write_file(&path).unwrap();
+    let err = import_gguf(&path, &dir.path().join("out"), &ImportOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("general.architecture") && err.contains("falcon"), "{err}");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn unsupported_quant_types_name_tensor_and_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny_gguf(dir.path());
+    let path = dir.path().join("k-quant.gguf");
+    rewrite_tiny(&src, &path, |name, ty, dims, data| {
+        if name == "blk.1.ffn_down.weight" {
+            // 128 x 64 elements = 32 Q6_K super-blocks of 256.
+            (GgmlType::Q6K, vec![256, 32], vec![0; 32 * 210])
+        } else {
+            (ty, dims, data)
+        }
+    });
+    let err = import_gguf(&path, &dir.path().join("out"), &ImportOptions::default()).unwrap_err().to_string();
+    assert_eq!(err, "tensor `blk.1.ffn_down.weight` has type Q6_K, which runner cannot import yet");
+}
+
+#[test]
+fn f16_and_q8_0_weights_import_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny_gguf(dir.path());
+    let path = dir.path().join("mixed.gguf");
+    rewrite_tiny(&src, &path, |name, ty, dims, data| {
+        let values = || quant::dequantize(ty, &data).unwrap();
+        if name.ends_with("attn_output.weight") {
+            (GgmlType::Q8_0, dims, quant::quantize_q8_0(&values()))
+        } else if name.ends_with("ffn_up.weight") || name == "output_norm.weight" {
+            (GgmlType::F16, dims, values().iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+        } else {
+            (ty, dims, data)
+        }
+    });
+    let reference = reference_logits(&GgufFile::open(&path).unwrap(), &TINY_TOKENS);
+    for precision in [Precision::Int4, Precision::Fp32] {
+        let out = dir.path().join(precision.to_string());
+        import_gguf(&path, &out, &options(precision, 0)).unwrap();
+        let (stepwise, _) = ort_logits(&out, &TINY_TOKENS);
+        let diff = max_abs_diff(&reference, &stepwise);
+        assert!(diff < 2e-3, "{precision}: max abs diff {diff}");
+    }
+}
+
+#[test]
+fn truncated_gguf_is_refused_without_leaving_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny_gguf(dir.path());
+    let bytes = std::fs::read(&src).unwrap();
+    let path = dir.path().join("cut.gguf");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.path().join("out");
+    let err = import_gguf(&path, &out, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(err, ImportError::Gguf(crate::gguf::GgufError::Truncated { .. })), "{err}");
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+}
+
+#[test]
+fn existing_output_is_kept_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let out = dir.path().join("model");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let err = import_gguf(&gguf, &out, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(err, ImportError::OutputExists { .. }), "{err}");
+    assert!(err.to_string().contains("--force"));
+    assert!(out.join("keep.txt").exists());
+    import_gguf(&gguf, &out, &ImportOptions { force: true, ..Default::default() }).unwrap();
+    assert!(!out.join("keep.txt").exists());
+    assert!(out.join("model.onnx").exists());
+    // An empty folder is fine without --force.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    import_gguf(&gguf, &empty, &ImportOptions::default()).unwrap();
+}
+
+/// The default model, imported once per precision, compared with the float64 reference on a chat prompt.
+/// Skipped (with a note) when setup has not installed the GGUF.
+#[test]
+fn default_model_fidelity() {
+    let gguf = crate::paths::default_gguf();
+    if !gguf.is_file() {
+        eprintln!("skipped: {} is not installed", gguf.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = GgufFile::open(&gguf).unwrap();
+    let prompt = "<|im_start|>user\nWhat is 12 + 30? Answer briefly.<|im_end|>\n<|im_start|>assistant\n";
+    let fp32 = dir.path().join("fp32");
+    let summary = import_gguf(&gguf, &fp32, &options(Precision::Fp32, 0)).unwrap();
+    eprintln!("{summary}");
+    let mut engine = load_engine(&fp32);
+    // SmolLM2's ids for its default system prompt (as its Hugging Face tokenizer and llama.cpp give them).
+    let system = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n";
+    let expected = [
+        1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2,
+        198,
+    ];
+    assert_eq!(engine.tokenize(system, false).unwrap(), expected);
+    let digits = engine.tokenize("12345", false).unwrap();
+    assert_eq!(digits, [33, 34, 35, 36, 37], "digits are split one by one");
+    let text = "Ünïcode ✓ café,\n    indented code();";
+    assert_eq!(engine.tokenizer().decode(&engine.tokenize(text, false).unwrap(), false).unwrap(), text);
+    let tokens = engine.tokenize(prompt, false).unwrap();
+    let reference = reference_logits(&file, &tokens);
+    let stepwise: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+    let (kl, top1) = compare_logits(&reference, &stepwise);
+    eprintln!("default fp32: {} positions, mean KL {kl:.2e}, top-1 {top1:.3}", tokens.len());
+    assert!(kl < 1e-6 && top1 == 1.0, "fp32 KL {kl} top-1 {top1}");
+    drop(engine);
+    std::fs::remove_dir_all(&fp32).unwrap();
+    for level in [0u8, 4] {
+        let out = dir.path().join(format!("int4-{level}"));
+        let summary = import_gguf(&gguf, &out, &options(Precision::Int4, level)).unwrap();
+        eprintln!("{summary}");
+        let mut engine = load_engine(&out);
+        let stepwise: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+        let (kl, top1) = compare_logits(&reference, &stepwise);
+        eprintln!("default int4 level {level}: mean KL {kl:.2e}, top-1 {top1:.3}");
+        assert!(kl < 0.02 && top1 >= 0.9, "int4 level {level}: KL {kl} top-1 {top1}");
+    }
+}

@@ -1,0 +1,158 @@
+//! A plain float64 forward pass of a llama GGUF, straight from its dequantized weights, as llama.cpp
+//! defines the model (interleaved rotary on the GGUF's permuted Q/K rows). Tests compare ONNX Runtime's
+//! logits for an imported model against it; it is slow and simple on purpose.
+
+use crate::gguf::GgufFile;
+use crate::import::quant::dequantize;
+
+/// A dequantized weight matrix: `rows` rows of `cols` contiguous values (GGML's `[cols, rows]`).
+struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    fn load(gguf: &GgufFile, name: &str) -> Self {
+        let info = gguf.tensor(name).unwrap_or_else(|e| panic!("{e}"));
+        let data = dequantize(info.ggml_type, gguf.tensor_bytes(info).unwrap()).unwrap();
+        let cols = info.dims[0] as usize;
+        Self { rows: data.len() / cols, cols, data }
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    fn apply(&self, x: &[f64]) -> Vec<f64> {
+        assert_eq!(x.len(), self.cols);
+        (0..self.rows).map(|r| self.row(r).iter().zip(x).map(|(w, x)| f64::from(*w) * x).sum()).collect()
+    }
+}
+
+struct Block {
+    attn_norm: Matrix,
+    q: Matrix,
+    k: Matrix,
+    v: Matrix,
+    o: Matrix,
+    ffn_norm: Matrix,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+/// Logits for every position of `tokens`, computed in float64.
+pub fn reference_logits(gguf: &GgufFile, tokens: &[u32]) -> Vec<Vec<f64>> {
+    let arch = gguf.str("general.architecture").unwrap().to_string();
+    let key = |k: &str| format!("{arch}.{k}");
+    let blocks = gguf.u64(&key("block_count")).unwrap() as usize;
+    let heads = gguf.u64(&key("attention.head_count")).unwrap() as usize;
+    let kv_heads = gguf.u64(&key("attention.head_count_kv")).unwrap() as usize;
+    let theta = gguf.f64(&key("rope.freq_base")).unwrap_or(10000.0);
+    let eps = gguf.f64(&key("attention.layer_norm_rms_epsilon")).unwrap();
+    let embedding = Matrix::load(gguf, "token_embd.weight");
+    let width = embedding.cols;
+    let head_dim = width / heads;
+    let output = if gguf.tensor("output.weight").is_ok() { Some(Matrix::load(gguf, "output.weight")) } else { None };
+    let output_norm = Matrix::load(gguf, "output_norm.weight");
+    let layers: Vec<Block> = (0..blocks)
+        .map(|b| {
+            let m = |n: &str| Matrix::load(gguf, &format!("blk.{b}.{n}.weight"));
+            Block {
+                attn_norm: m("attn_norm"),
+                q: m("attn_q"),
+                k: m("attn_k"),
+                v: m("attn_v"),
+                o: m("attn_output"),
+                ffn_norm: m("ffn_norm"),
+                gate: m("ffn_gate"),
+                up: m("ffn_up"),
+                down: m("ffn_down"),
+            }
+        })
+        .collect();
+    let rms_norm = |x: &[f64], w: &Matrix| -> Vec<f64> {
+        let scale = 1.0 / (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 + eps).sqrt();
+        x.iter().zip(&w.data).map(|(v, w)| v * scale * f64::from(*w)).collect()
+    };
+    let rope = |x: &mut [f64], pos: usize| {
+        for head in x.chunks_mut(head_dim) {
+            for i in 0..head_dim / 2 {
+                let angle = pos as f64 * theta.powf(-2.0 * i as f64 / head_dim as f64);
+                let (sin, cos) = angle.sin_cos();
+                let (a, b) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = a * cos - b * sin;
+                head[2 * i + 1] = a * sin + b * cos;
+            }
+        }
+    };
+    let mut keys: Vec<Vec<Vec<f64>>> = vec![Vec::new(); blocks];
+    let mut values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); blocks];
+    let mut all_logits = Vec::with_capacity(tokens.len());
+    for (pos, &token) in tokens.iter().enumerate() {
+        let mut x: Vec<f64> = embedding.row(token as usize).iter().map(|v| f64::from(*v)).collect();
+        for (b, layer) in layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.attn_norm);
+            let mut q = layer.q.apply(&h);
+            let mut k = layer.k.apply(&h);
+            rope(&mut q, pos);
+            rope(&mut k, pos);
+            keys[b].push(k);
+            values[b].push(layer.v.apply(&h));
+            let mut attn = vec![0f64; heads * head_dim];
+            for head in 0..heads {
+                let kv = head / (heads / kv_heads);
+                let qh = &q[head * head_dim..(head + 1) * head_dim];
+                let scores: Vec<f64> = keys[b]
+                    .iter()
+                    .map(|k| {
+                        let kh = &k[kv * head_dim..(kv + 1) * head_dim];
+                        qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f64>() / (head_dim as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for (wgt, v) in weights.iter().zip(&values[b]) {
+                    let vh = &v[kv * head_dim..(kv + 1) * head_dim];
+                    for (out, v) in attn[head * head_dim..(head + 1) * head_dim].iter_mut().zip(vh) {
+                        *out += wgt / total * v;
+                    }
+                }
+            }
+            for (x, o) in x.iter_mut().zip(layer.o.apply(&attn)) {
+                *x += o;
+            }
+            let h = rms_norm(&x, &layer.ffn_norm);
+            let gate = layer.gate.apply(&h);
+            let up = layer.up.apply(&h);
+            let act: Vec<f64> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            for (x, d) in x.iter_mut().zip(layer.down.apply(&act)) {
+                *x += d;
+            }
+        }
+        let h = rms_norm(&x, &output_norm);
+        all_logits.push(output.as_ref().unwrap_or(&embedding).apply(&h));
+    }
+    all_logits
+}
+
+/// Mean KL(p_ref || p_test) over positions and the share of positions whose argmax agrees.
+pub fn compare_logits(reference: &[Vec<f64>], test: &[Vec<f32>]) -> (f64, f64) {
+    assert_eq!(reference.len(), test.len());
+    let log_softmax = |v: Vec<f64>| {
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        v.into_iter().map(|x| x - lse).collect::<Vec<f64>>()
+    };
+    let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    let (mut kl, mut agree) = (0.0, 0usize);
+    for (r, t) in reference.iter().zip(test) {
+        let lp = log_softmax(r.clone());
+        let lq = log_softmax(t.iter().map(|v| f64::from(*v)).collect());
+        kl += lp.iter().zip(&lq).map(|(p, q)| p.exp() * (p - q)).sum::<f64>();
+        agree += usize::from(argmax(&lp) == argmax(&lq));
+    }
+    (kl / reference.len() as f64, agree as f64 / reference.len() as f64)
+}
