@@ -200,11 +200,9 @@ impl Aggregates {
 pub struct RunSummary {
     pub status: RunStatus,
     /// Why the run stopped early, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_reason: Option<String>,
     pub runner: RunnerInfo,
     pub started_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     pub wall_seconds: f64,
     /// Seconds spent loading the scenario, the dataset and the model before the first sample.
@@ -217,7 +215,6 @@ pub struct RunSummary {
     pub host: HostInfo,
     /// Load average (1 minute) when the run started and ended: a busy machine explains slow numbers.
     pub load_average_start: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub load_average_end: Option<f64>,
     pub results: Aggregates,
 }

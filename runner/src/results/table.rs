@@ -119,8 +119,11 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_filter("bytes", |b: u64| human_bytes(b));
+    env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
     env.add_template("run-summary.md", MARKDOWN_TEMPLATE)?;
-    let text = env.get_template("run-summary.md")?.render(minijinja::context! { s => summary })?;
+    let text = env
+        .get_template("run-summary.md")?
+        .render(minijinja::context! { s => minijinja::Value::from(minijinja::value::Serde(summary)) })?;
     Ok(text)
 }
 
