@@ -202,3 +202,11 @@ fn a_component_built_against_another_wit_version_is_refused_naming_both() {
     assert!(text.contains("runner:scenario@0.0.9") && text.contains("runner:scenario@0.1.0"), "{text}");
     assert!(text.contains("wrong_version.wasm"), "{text}");
 }
+
+#[test]
+fn a_scenario_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Scenario>();
+    let mut scenario = std::thread::spawn(|| load(scenario_artifacts::GSM8K)).join().unwrap();
+    assert!(scenario.embedded_dataset().unwrap().is_some());
+}
