@@ -2,6 +2,7 @@
 //! the WIT calls, dataset errors, fault containment (traps, timeouts, the memory cap) and the sandbox.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runner::prompt::{Prompt, Role};
@@ -117,8 +118,30 @@ fn a_guest_error_is_reported_as_such() {
     let error = scenario.score(&command("fail"), "x").unwrap_err();
     assert!(matches!(&error, ScenarioError::Guest { function: "score", message } if message.contains("asked to fail")));
     assert_works(&mut scenario);
-    // Logging through the host works.
-    assert_eq!(scenario.build_prompt(&command("log")).unwrap(), Prompt::Text("logged".to_string()));
+}
+
+#[test]
+fn guest_logs_reach_tracing_with_the_scenario_name() {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut scenario = faulty(ScenarioLimits::default());
+        assert_eq!(scenario.build_prompt(&command("log")).unwrap(), Prompt::Text("logged".to_string()));
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("INFO") && log.contains("scenario=\"faulty\"") && log.contains("faulty says hello"), "{log}");
 }
 
 #[test]
@@ -201,4 +224,12 @@ fn a_component_built_against_another_wit_version_is_refused_naming_both() {
     let text = error.to_string();
     assert!(text.contains("runner:scenario@0.0.9") && text.contains("runner:scenario@0.1.0"), "{text}");
     assert!(text.contains("wrong_version.wasm"), "{text}");
+}
+
+#[test]
+fn a_scenario_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Scenario>();
+    let mut scenario = std::thread::spawn(|| load(scenario_artifacts::GSM8K)).join().unwrap();
+    assert!(scenario.embedded_dataset().unwrap().is_some());
 }

@@ -177,12 +177,7 @@ impl Engine {
                 finish = FinishReason::Length;
                 break;
             };
-            let token = processor.sample(last.as_slice()).ok_or_else(|| {
-                EngineError::Session(super::session::SessionError::Run {
-                    phase: "sampling",
-                    message: "logits are empty or NaN".into(),
-                })
-            })?;
+            let token = processor.sample(last.as_slice()).ok_or(EngineError::NoLogits)?;
             drop(last);
             if output_tokens == 0 {
                 timings.ttft = start.elapsed();

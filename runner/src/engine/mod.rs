@@ -53,6 +53,8 @@ pub enum EngineError {
     Detokenize(String),
     #[error("the prompt is {prompt_tokens} tokens, which does not fit the model's context of {context_length} tokens")]
     PromptTooLong { prompt_tokens: usize, context_length: usize },
+    #[error("the model returned no usable logits (empty or all NaN), so no token can be chosen")]
+    NoLogits,
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
 }

@@ -31,8 +31,9 @@ pub use bindings::runner::scenario::types::{
     Prompt as WitPrompt, Role as WitRole, Sample, Score,
 };
 
-/// The WIT package every scenario must be built against.
+/// The WIT package every scenario must be built against (wit/scenario.wit)...
 pub const WIT_PACKAGE: &str = "runner:scenario";
+/// ...and its version; the host refuses components that import another version.
 pub const WIT_VERSION: &str = "0.1.0";
 
 /// How often the epoch ticker advances; the granularity of the per-call time limit.
