@@ -51,5 +51,9 @@ fn readme_has_the_two_newcomer_commands_and_ci_runs_the_second() {
     assert!(readme.contains("cargo xtask ci"));
     let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
     let commands: Vec<&str> = ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    assert_eq!(commands.last(), Some(&"exec cargo xtask ci"), ".ci/run must run the README's test command and nothing else");
+    assert_eq!(
+        commands.last(),
+        Some(&"exec cargo xtask ci"),
+        ".ci/run must run the README's test command and nothing else"
+    );
 }
