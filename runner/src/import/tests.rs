@@ -225,6 +225,13 @@ fn truncated_gguf_is_refused_without_leaving_a_folder() {
 }
 
 #[test]
+fn accuracy_levels_past_4_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = import_gguf(&tiny_gguf(dir.path()), &dir.path().join("out"), &options(Precision::Int4, 5)).unwrap_err();
+    assert_eq!(err.to_string(), "--accuracy-level 5 is not one of MatMulNBits' levels 0 to 4");
+}
+
+#[test]
 fn existing_output_is_kept_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let gguf = tiny_gguf(dir.path());
