@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::gguf::{GgmlType, GgufError, GgufFile};
 use crate::onnx::OnnxWriteError;
 
+pub use files::RunnerRecord;
 pub use hparams::Hparams;
 
 /// The ONNX graph file and its external data, as named inside a model folder.
@@ -127,7 +128,9 @@ pub enum ImportError {
     AccuracyLevel(u8),
     #[error("{path} exists and is not empty; pass --force to replace it")]
     OutputExists { path: PathBuf },
-    #[error("cannot write {path}: {source}")]
+    #[error("{path} is not a valid runner record: {source}")]
+    Record { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Onnx(#[from] OnnxWriteError),

@@ -108,6 +108,9 @@ fn folder_has_every_file_and_records_precision() {
     assert_eq!(record["precision"], "int4");
     assert_eq!(record["accuracy_level"], 4);
     assert_eq!(record["source_sha256"].as_str().unwrap().len(), 64);
+    let record = RunnerRecord::read(&out).unwrap().unwrap();
+    assert_eq!((record.precision, record.accuracy_level), (Precision::Int4, 4));
+    assert!(RunnerRecord::read(dir.path()).unwrap().is_none());
     let config = read("genai_config.json");
     // onnxruntime-genai refuses keys it does not know.
     let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
