@@ -1,11 +1,12 @@
 //! Test support shared by unit and integration tests: tiny generated models and fixtures, so tests
 //! run the real engine without a downloaded model. Not part of runner's public interface.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::gguf::writer::GgufWriter;
 use crate::gguf::{GgmlType, MetaValue};
 use crate::import::quant::{quantize_q4_1, quantize_q8_0};
+use crate::import::{ImportOptions, Precision, import_gguf};
 
 pub mod reference;
 
@@ -142,6 +143,17 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
     w.write_file(path).unwrap_or_else(|e| panic!("cannot write tiny GGUF {}: {e}", path.display()));
 }
 
+/// Writes the tiny GGUF to `dir/tiny.gguf` and imports it into `dir/<precision>` (accuracy level 4 for int4),
+/// returning the model folder: a real model folder for engine and exec tests, made in milliseconds.
+pub fn write_tiny_model_folder(dir: &Path, seed: u64, precision: Precision) -> PathBuf {
+    let gguf = dir.join("tiny.gguf");
+    write_tiny_llama_gguf(&gguf, seed);
+    let out = dir.join(precision.to_string());
+    let options = ImportOptions { precision, accuracy_level: 4, force: true };
+    import_gguf(&gguf, &out, &options).unwrap_or_else(|e| panic!("importing the tiny model: {e}"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +182,13 @@ mod tests {
         let again = dir.path().join("again.gguf");
         write_tiny_llama_gguf(&again, 7);
         assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&again).unwrap());
+    }
+
+    #[test]
+    fn tiny_model_folder_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = write_tiny_model_folder(dir.path(), 1, Precision::Int4);
+        assert_eq!(folder, dir.path().join("int4"));
+        assert!(folder.join("model.onnx").is_file() && folder.join("tokenizer.json").is_file());
     }
 }

@@ -128,7 +128,7 @@ impl TensorInfo {
     pub fn byte_len(&self) -> Option<u64> {
         let block = self.ggml_type.block_size()?;
         let inner = *self.dims.first().unwrap_or(&1);
-        if inner % block.elements != 0 {
+        if !inner.is_multiple_of(block.elements) {
             return None;
         }
         Some(self.element_count() / block.elements * block.bytes)

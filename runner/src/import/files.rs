@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::gguf::GgufFile;
@@ -18,7 +18,7 @@ const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 /// How the folder was made, for results to report: `runner.json`, also in the ONNX model's metadata.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunnerRecord {
     pub precision: Precision,
     pub accuracy_level: u8,
@@ -29,6 +29,17 @@ pub struct RunnerRecord {
 }
 
 impl RunnerRecord {
+    /// The record of the model folder `dir`; `None` when the folder was not made by `runner import`.
+    pub fn read(dir: &Path) -> Result<Option<Self>, ImportError> {
+        let path = dir.join(super::RUNNER_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ImportError::Io { path, source }),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|source| ImportError::Record { path, source })
+    }
+
     pub fn metadata_props(&self) -> Vec<(String, String)> {
         vec![
             ("runner.precision".into(), self.precision.to_string()),

@@ -140,6 +140,7 @@ impl<'a> Emitter<'a> {
             self.b.node("Cast", "", &[&total], "total_seq_len", vec![("to", Attr::Int(DataType::Int32 as i64))]);
         let (cos, sin) = self.rotary_caches()?;
 
+        let split = self.b.initializer_i64("split_ffn", &[2], &[hp.ffn as i64, hp.ffn as i64])?;
         let (embedded, head) = self.embedding()?;
         let mut residual = embedded.clone();
         let mut pending: Option<String> = None;
@@ -202,7 +203,6 @@ impl<'a> Emitter<'a> {
             Self::expect_shape(down, &[hp.ffn, hp.embedding])?;
             let parts = [Part { info: gate, unpermute_heads: None }, Part { info: up, unpermute_heads: None }];
             let gate_up = self.linear(&h, &parts, &format!("l{i}_gate_up"))?;
-            let split = self.b.initializer_i64("split_ffn", &[2], &[hp.ffn as i64, hp.ffn as i64])?;
             let (g, u) = (self.b.fresh(&format!("l{i}_gate")), self.b.fresh(&format!("l{i}_up")));
             self.b.node_with_outputs("Split", "", &[&gate_up, &split], &[&g, &u], vec![("axis", Attr::Int(-1))]);
             let sig = self.b.node("Sigmoid", "", &[&g], &format!("l{i}_gate_sigmoid"), vec![]);

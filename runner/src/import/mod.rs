@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::gguf::{GgmlType, GgufError, GgufFile};
 use crate::onnx::OnnxWriteError;
 
+pub use files::RunnerRecord;
 pub use hparams::Hparams;
 
 /// The ONNX graph file and its external data, as named inside a model folder.
@@ -28,6 +29,9 @@ pub const MODEL_FILE: &str = "model.onnx";
 pub const MODEL_DATA_FILE: &str = "model.onnx.data";
 /// runner's record of how the folder was made.
 pub const RUNNER_FILE: &str = "runner.json";
+
+/// MatMulNBits' `accuracy_level` runs from 0 (float32) to 4 (int8 activations).
+pub const MAX_ACCURACY_LEVEL: u8 = 4;
 
 /// How weights are stored in the imported model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -120,9 +124,13 @@ pub enum ImportError {
     TensorShape { tensor: String, found: Vec<u64>, expected: Vec<u64> },
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
+    #[error("--accuracy-level {0} is not one of MatMulNBits' levels 0 to 4")]
+    AccuracyLevel(u8),
     #[error("{path} exists and is not empty; pass --force to replace it")]
     OutputExists { path: PathBuf },
-    #[error("cannot write {path}: {source}")]
+    #[error("{path} is not a valid runner record: {source}")]
+    Record { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Onnx(#[from] OnnxWriteError),
@@ -135,6 +143,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 /// Imports `gguf` into the model folder `out`.
 pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
+    if options.accuracy_level > MAX_ACCURACY_LEVEL {
+        return Err(ImportError::AccuracyLevel(options.accuracy_level));
+    }
     check_destination(out, options.force)?;
     let file = GgufFile::open(gguf)?;
     let hparams = Hparams::read(&file)?;

@@ -108,6 +108,9 @@ fn folder_has_every_file_and_records_precision() {
     assert_eq!(record["precision"], "int4");
     assert_eq!(record["accuracy_level"], 4);
     assert_eq!(record["source_sha256"].as_str().unwrap().len(), 64);
+    let record = RunnerRecord::read(&out).unwrap().unwrap();
+    assert_eq!((record.precision, record.accuracy_level), (Precision::Int4, 4));
+    assert!(RunnerRecord::read(dir.path()).unwrap().is_none());
     let config = read("genai_config.json");
     // onnxruntime-genai refuses keys it does not know.
     let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
@@ -222,6 +225,13 @@ fn truncated_gguf_is_refused_without_leaving_a_folder() {
     assert!(matches!(err, ImportError::Gguf(crate::gguf::GgufError::Truncated { .. })), "{err}");
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 2, "{entries:?}");
+}
+
+#[test]
+fn accuracy_levels_past_4_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = import_gguf(&tiny_gguf(dir.path()), &dir.path().join("out"), &options(Precision::Int4, 5)).unwrap_err();
+    assert_eq!(err.to_string(), "--accuracy-level 5 is not one of MatMulNBits' levels 0 to 4");
 }
 
 #[test]

@@ -218,3 +218,39 @@ impl GraphBuilder {
             .map_err(|source| OnnxWriteError { path: model_path.to_path_buf(), source })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_initializers_go_to_aligned_external_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = GraphBuilder::new(dir.path(), "m.onnx.data").unwrap();
+        let small = b.initializer_f32("w", &[2], &[1.0, 2.0]).unwrap();
+        let big = b.initializer("w", DataType::Uint8, &[2000], &[7; 2000]).unwrap();
+        let bigger = b.initializer("w", DataType::Uint8, &[2030], &[9; 2030]).unwrap();
+        assert_eq!((small.as_str(), big.as_str(), bigger.as_str()), ("w", "w_1", "w_2"));
+        b.input("x", DataType::Float, &[Dimension::symbolic("n")]);
+        let y = b.node("Add", "", &["x", &small], "y", vec![]);
+        b.output(&y, DataType::Float, &[Dimension::symbolic("n")]);
+        b.finish(&dir.path().join("m.onnx"), &[("", 17)], &[("k".into(), "v".into())]).unwrap();
+
+        let model = ModelProto::decode(&*std::fs::read(dir.path().join("m.onnx")).unwrap()).unwrap();
+        let graph = model.graph.unwrap();
+        assert_eq!(graph.initializer[0].raw_data.len(), 8);
+        let data = std::fs::read(dir.path().join("m.onnx.data")).unwrap();
+        for (tensor, fill, len) in [(&graph.initializer[1], 7u8, 2000usize), (&graph.initializer[2], 9, 2030)] {
+            assert_eq!(tensor.data_location, DATA_LOCATION_EXTERNAL);
+            let entry = |key: &str| tensor.external_data.iter().find(|e| e.key == key).unwrap().value.clone();
+            assert_eq!(entry("location"), "m.onnx.data");
+            let offset: usize = entry("offset").parse().unwrap();
+            assert_eq!(offset % EXTERNAL_ALIGNMENT as usize, 0);
+            assert_eq!(entry("length"), len.to_string());
+            assert!(data[offset..offset + len].iter().all(|b| *b == fill));
+        }
+        assert_eq!(graph.node[0].op_type, "Add");
+        assert_eq!(model.metadata_props[0].value, "v");
+        assert_eq!(model.opset_import[0].version, 17);
+    }
+}
