@@ -261,7 +261,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             opts.scenario.display()
         );
     }
-    let mut scenario = Scenario::load(&opts.scenario, opts.limits.clone())
+    let mut scenario = Scenario::load(&opts.scenario, opts.limits)
         .map_err(|e| anyhow!("cannot load scenario {}: {e}", opts.scenario.display()))?;
     let meta = scenario.metadata().clone();
     let dataset = load_dataset(&mut scenario, opts.data.as_deref())?;

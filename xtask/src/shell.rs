@@ -22,7 +22,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 /// Runs a command with inherited output; an error names it.
-pub fn run(cmd: &mut Command) -> Result<()> {
+pub fn run_command(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
     eprintln!("$ {shown}");
     let status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;

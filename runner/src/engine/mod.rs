@@ -10,7 +10,7 @@
 mod chat;
 mod detok;
 mod generate;
-mod model;
+pub mod model;
 mod ortlib;
 mod sampling;
 mod session;

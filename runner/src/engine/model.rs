@@ -156,7 +156,7 @@ fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, Mo
     .filter(|ids| !ids.is_empty())
     .ok_or_else(|| problem(format!("`model.eos_token_id` must be a token id or a list of them, found {eos}")))?;
 
-    let mut info = ModelInfo {
+    let info = ModelInfo {
         name: folder_model_name(dir),
         dir: dir.to_path_buf(),
         precision: "unknown".to_string(),
@@ -169,9 +169,6 @@ fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, Mo
         eos_token_ids,
         ep: "cpu".to_string(),
     };
-    if let Some(record) = config.get("runner") {
-        apply_runner_record(&mut info, record);
-    }
     Ok(info)
 }
 

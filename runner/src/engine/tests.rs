@@ -279,11 +279,7 @@ struct DefaultModels {
 }
 
 fn default_models() -> Option<DefaultModels> {
-    let gguf = crate::paths::default_gguf();
-    if !gguf.is_file() {
-        eprintln!("skipped: the default model's GGUF is not installed at {} (run `cargo xtask setup`)", gguf.display());
-        return None;
-    }
+    let gguf = crate::testing::installed_default_gguf()?;
     let dir = tempfile::tempdir().unwrap();
     let int4 = dir.path().join("int4");
     let fp32 = dir.path().join("fp32");

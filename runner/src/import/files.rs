@@ -125,7 +125,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
             "vocab": vocab, "merges": merges,
         },
     });
-    let path = dir.join("tokenizer.json");
+    let path = dir.join(super::TOKENIZER_FILE);
     std::fs::write(&path, serde_json::to_string(&tokenizer).expect("plain JSON")).map_err(super::io_error(&path))?;
 
     let name_of =
@@ -144,10 +144,10 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
     });
     if let Some(template) = template {
         config["chat_template"] = json!(template);
-        let path = dir.join("chat_template.jinja");
+        let path = dir.join(super::CHAT_TEMPLATE_FILE);
         std::fs::write(&path, template).map_err(super::io_error(&path))?;
     }
-    write_json(&dir.join("tokenizer_config.json"), &config)
+    write_json(&dir.join(super::TOKENIZER_CONFIG_FILE), &config)
 }
 
 /// Writes onnxruntime-genai's `genai_config.json`.
@@ -191,5 +191,5 @@ pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(
             "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
     });
-    write_json(&dir.join("genai_config.json"), &config)
+    write_json(&dir.join(super::CONFIG_FILE), &config)
 }

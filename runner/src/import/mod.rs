@@ -24,11 +24,12 @@ use crate::onnx::OnnxWriteError;
 pub use files::RunnerRecord;
 pub use hparams::Hparams;
 
-/// The ONNX graph file and its external data, as named inside a model folder.
-pub const MODEL_FILE: &str = "model.onnx";
+// The folder's file names are the engine's, which reads what this module writes.
+pub use crate::engine::model::{
+    CHAT_TEMPLATE_FILE, CONFIG_FILE, MODEL_FILE, RUNNER_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
+};
+/// The external data of the ONNX graph.
 pub const MODEL_DATA_FILE: &str = "model.onnx.data";
-/// runner's record of how the folder was made.
-pub const RUNNER_FILE: &str = "runner.json";
 
 /// MatMulNBits' `accuracy_level` runs from 0 (float32) to 4 (int8 activations).
 pub const MAX_ACCURACY_LEVEL: u8 = 4;

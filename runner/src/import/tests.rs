@@ -258,11 +258,7 @@ fn existing_output_is_kept_unless_forced() {
 /// Skipped (with a note) when setup has not installed the GGUF.
 #[test]
 fn default_model_fidelity() {
-    let gguf = crate::paths::default_gguf();
-    if !gguf.is_file() {
-        eprintln!("skipped: {} is not installed", gguf.display());
-        return;
-    }
+    let Some(gguf) = crate::testing::installed_default_gguf() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = GgufFile::open(&gguf).unwrap();
     let prompt = "<|im_start|>user\nWhat is 12 + 30? Answer briefly.<|im_end|>\n<|im_start|>assistant\n";
