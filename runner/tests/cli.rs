@@ -40,6 +40,17 @@ fn tiny_model() -> &'static Path {
         .1
 }
 
+/// `runner exec SCENARIO --model MODEL --no-progress`, for a test to add its own flags to.
+fn exec_with(scenario: &str, model: &Path) -> Command {
+    let mut cmd = runner();
+    cmd.arg("exec").arg(scenario).arg("--model").arg(model).arg("--no-progress");
+    cmd
+}
+
+fn exec_on_tiny(scenario: &str) -> Command {
+    exec_with(scenario, tiny_model())
+}
+
 fn read_summary(dir: &Path) -> RunSummary {
     serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
 }
@@ -48,12 +59,8 @@ fn read_summary(dir: &Path) -> RunSummary {
 fn exec_runs_gsm8k_end_to_end_and_writes_every_result_file() {
     let out_dir = tempfile::tempdir().unwrap();
     let results = out_dir.path().join("run");
-    let (out, stdout, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--max-samples", "3", "--max-new-tokens", "6", "--no-progress", "--out"])
+    let (out, stdout, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .args(["--max-samples", "3", "--max-new-tokens", "6", "--out"])
         .arg(&results));
     assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
     assert!(stderr.contains("embedded sample"), "the embedded dataset must be labelled:\n{stderr}");
@@ -84,13 +91,8 @@ fn exec_runs_gsm8k_end_to_end_and_writes_every_result_file() {
     assert!(markdown.contains("| accuracy ↑ |"), "{markdown}");
 
     // A second run into the same folder is refused: results are never mixed or overwritten.
-    let (again, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--max-samples", "1", "--no-progress", "--out"])
-        .arg(&results));
+    let (again, _, stderr) =
+        run(exec_on_tiny(scenario_artifacts::GSM8K).args(["--max-samples", "1", "--out"]).arg(&results));
     assert!(!again.status.success());
     assert!(stderr.contains("already holds a run") && stderr.contains(SAMPLES_FILE), "{stderr}");
 }
@@ -100,16 +102,8 @@ fn a_bad_dataset_row_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bad.jsonl");
     std::fs::write(&data, "{\"question\": \"1+1?\", \"answer\": \"#### 2\"}\n{\"question\": \"2+2?\"}\n").unwrap();
-    let (out, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--data")
-        .arg(&data)
-        .arg("--no-progress")
-        .arg("--out")
-        .arg(dir.path().join("run")));
+    let (out, _, stderr) =
+        run(exec_on_tiny(scenario_artifacts::GSM8K).arg("--data").arg(&data).arg("--out").arg(dir.path().join("run")));
     assert!(!out.status.success());
     assert!(stderr.contains("bad.jsonl") && stderr.contains("row 2") && stderr.contains("answer"), "{stderr}");
 }
@@ -117,26 +111,16 @@ fn a_bad_dataset_row_is_named() {
 #[test]
 fn a_missing_onnx_runtime_library_says_how_to_get_one() {
     let home = tempfile::tempdir().unwrap();
-    let (out, _, stderr) = run(runner()
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
         .env("RUNNER_HOME", home.path())
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--no-progress")
         .arg("--out")
         .arg(home.path().join("run")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("ONNX Runtime") && stderr.contains("cargo xtask setup"), "{stderr}");
 
-    let (out, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(tiny_model())
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
         .arg("--ort-lib")
         .arg(home.path().join("libonnxruntime.so"))
-        .arg("--no-progress")
         .arg("--out")
         .arg(home.path().join("run2")));
     assert_eq!(out.status.code(), Some(1));
@@ -153,23 +137,11 @@ fn a_broken_model_folder_is_a_clear_error() {
         std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
     }
     std::fs::write(model.join("model.onnx"), b"not a protobuf").unwrap();
-    let (out, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(&model)
-        .arg("--no-progress")
-        .arg("--out")
-        .arg(dir.path().join("run")));
+    let (out, _, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model).arg("--out").arg(dir.path().join("run")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("model.onnx") || stderr.contains(&model.display().to_string()), "{stderr}");
 
-    let (out, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(dir.path().join("absent"))
-        .arg("--no-progress"));
+    let (out, _, stderr) = run(&mut exec_with(scenario_artifacts::GSM8K, &dir.path().join("absent")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("absent") && stderr.contains("does not exist"), "{stderr}");
 }
@@ -194,14 +166,10 @@ fn scenario_faults_fail_their_sample_and_the_run_goes_on() {
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, "hello\ntrap\nloop\nhello again\noom\n").unwrap();
     let results = dir.path().join("run");
-    let (out, stdout, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::FAULTY)
-        .arg("--model")
-        .arg(tiny_model())
+    let (out, stdout, stderr) = run(exec_on_tiny(scenario_artifacts::FAULTY)
         .arg("--data")
         .arg(&data)
-        .args(["--scenario-timeout", "1", "--scenario-memory-mib", "64", "--no-progress", "--out"])
+        .args(["--scenario-timeout", "1", "--scenario-memory-mib", "64", "--out"])
         .arg(&results));
     assert!(out.status.success(), "a faulty scenario must not end the run:\n{stdout}\n{stderr}");
     let samples = read_samples(&results).unwrap();
@@ -226,14 +194,10 @@ fn consecutive_failures_abort_the_run_and_keep_what_finished() {
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, "hello\ntrap\nfail\ntrap\nhello\n").unwrap();
     let results = dir.path().join("run");
-    let (out, _, stderr) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::FAULTY)
-        .arg("--model")
-        .arg(tiny_model())
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::FAULTY)
         .arg("--data")
         .arg(&data)
-        .args(["--max-consecutive-failures", "3", "--no-progress", "--out"])
+        .args(["--max-consecutive-failures", "3", "--out"])
         .arg(&results));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("3 samples failed in a row"), "{stderr}");
