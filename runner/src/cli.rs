@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::{Sampling, check_repetition_penalty};
 use crate::exec::{ExecOptions, exec};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
@@ -55,6 +56,25 @@ pub struct ExecArgs {
     /// Tokens to generate at most per sample (default: the scenario's).
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<usize>,
+    /// Sampling temperature; 0 is greedy decoding (default: greedy, or 1 when --top-k or --top-p is given).
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+    /// Sample only from the K most likely tokens (0: no limit).
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Sample only from the fewest most likely tokens whose probability reaches P, in (0, 1].
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f32>,
+    /// Seed of the sampler; the same seed draws the same tokens on every machine.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Divide the logits of tokens already in the prompt or output by this when positive, multiply when
+    /// negative (transformers' semantics); 1 is off.
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Keep generating past EOS tokens, up to --max-new-tokens (fixed-length timing runs).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Results folder (default: results/<time>-<scenario>-<model>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -143,6 +163,9 @@ fn run_exec(args: ExecArgs) -> Result<()> {
     if args.max_consecutive_failures == 0 {
         anyhow::bail!("--max-consecutive-failures must be at least 1");
     }
+    // The engine's messages start with the setting's flag name.
+    let sampling = Sampling::new(args.temperature, args.top_k, args.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let repetition_penalty = check_repetition_penalty(args.repetition_penalty).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let opts = ExecOptions {
         scenario: args.scenario,
         model: args.model,
@@ -150,6 +173,10 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         max_samples: args.max_samples,
         shuffle_seed: args.shuffle_seed,
         max_new_tokens: args.max_new_tokens,
+        sampling,
+        seed: args.seed,
+        repetition_penalty,
+        ignore_eos: args.ignore_eos,
         out: args.out,
         ort_lib: args.ort_lib,
         threads: args.threads,

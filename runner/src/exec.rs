@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings};
+use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, Sampling};
 use crate::memory;
 use crate::paths;
 use crate::provenance::{self, HostInfo, RunnerInfo};
@@ -18,6 +18,7 @@ use crate::results::summary::{DatasetRecord, ModelRecord, RuntimeRecord, Scenari
 use crate::results::{
     Aggregates, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage,
 };
+use crate::rng::SplitMix64;
 use crate::scenario::{Sample, Scenario, ScenarioLimits};
 
 /// Everything `runner exec` can be told.
@@ -32,6 +33,14 @@ pub struct ExecOptions {
     pub shuffle_seed: Option<u64>,
     /// Overrides the scenario's default.
     pub max_new_tokens: Option<usize>,
+    /// How tokens are chosen; greedy by default.
+    pub sampling: Sampling,
+    /// Seeds every sample's generation afresh.
+    pub seed: u64,
+    /// 1 is off.
+    pub repetition_penalty: f32,
+    /// Generate `max_new_tokens` whatever EOS tokens come (stop strings still stop).
+    pub ignore_eos: bool,
     /// The results folder; `results/<time>-<scenario>-<model>` when absent.
     pub out: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
@@ -98,27 +107,15 @@ fn load_dataset(scenario: &mut Scenario, data: Option<&Path>) -> Result<Dataset>
 pub fn select_samples(count: usize, shuffle_seed: Option<u64>, max_samples: Option<usize>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..count).collect();
     if let Some(seed) = shuffle_seed {
-        let mut rng = SplitMix64(seed);
+        // The portable generator: the selection must not change when a dependency's algorithm does.
+        let mut rng = SplitMix64::new(seed);
         for i in (1..order.len()).rev() {
-            let j = (rng.next() % (i as u64 + 1)) as usize;
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
     }
     order.truncate(max_samples.unwrap_or(count));
     order
-}
-
-/// A tiny, portable PRNG: the selection must not change when a dependency's algorithm does.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -289,6 +286,10 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
         stop: meta.defaults.stop.clone(),
+        sampling: opts.sampling,
+        seed: opts.seed,
+        repetition_penalty: opts.repetition_penalty,
+        ignore_eos: opts.ignore_eos,
     };
 
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
@@ -335,6 +336,12 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         settings: SettingsRecord {
             max_new_tokens: settings.max_new_tokens,
             stop: settings.stop.clone(),
+            temperature: settings.sampling.temperature(),
+            top_k: settings.sampling.top_k(),
+            top_p: settings.sampling.top_p(),
+            seed: settings.seed,
+            repetition_penalty: settings.repetition_penalty,
+            ignore_eos: settings.ignore_eos,
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
         },

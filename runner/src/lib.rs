@@ -3,8 +3,8 @@
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
 //! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
-//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, and `cli` is
-//! the command line.
+//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `rng` is the
+//! portable seeded random generator they share, and `cli` is the command line.
 
 pub mod cli;
 pub mod engine;
@@ -17,6 +17,7 @@ pub mod paths;
 pub mod prompt;
 pub mod provenance;
 pub mod results;
+pub mod rng;
 pub mod scenario;
 #[doc(hidden)]
 pub mod testing;

@@ -11,17 +11,40 @@ use super::chat::{ChatTemplate, TemplateError};
 use super::detok::StreamDecoder;
 use super::model::{ModelFolder, ModelInfo};
 use super::ortlib::{self, OrtRuntime};
-use super::sampling::LogitsProcessor;
+use super::sampling::{LogitsProcessor, Sampling};
 use super::session::{DecoderSession, LastLogits};
 use super::{EngineError, EngineOptions};
 use crate::prompt::Prompt;
 
-/// What to generate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to generate. Build it with `..Default::default()` for the settings a caller does not care about:
+/// greedy decoding, no stop strings, no penalty.
+#[derive(Debug, Clone, PartialEq)]
 pub struct GenerationSettings {
     pub max_new_tokens: usize,
     /// Generation stops at the first of these strings; the output ends just before it.
     pub stop: Vec<String>,
+    /// How each token is chosen.
+    pub sampling: Sampling,
+    /// Seeds the sampler; every generation starts from it afresh, so a prompt's output does not depend on
+    /// what was generated before it.
+    pub seed: u64,
+    /// Transformers' repetition penalty over the prompt and the output so far; 1 is off.
+    pub repetition_penalty: f32,
+    /// EOS tokens do not stop generation (fixed-length timing runs); they count as output tokens.
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings {
+            max_new_tokens: 256,
+            stop: Vec::new(),
+            sampling: Sampling::ArgMax,
+            seed: 0,
+            repetition_penalty: 1.0,
+            ignore_eos: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +83,7 @@ pub struct Generation {
     pub prompt_text: String,
     pub output: String,
     pub prompt_tokens: usize,
-    /// Tokens sampled, not counting a final EOS token.
+    /// Tokens sampled, not counting a final EOS token (with `ignore_eos`, EOS tokens are counted).
     pub output_tokens: usize,
     pub finish: FinishReason,
     pub timings: Timings,
@@ -148,8 +171,8 @@ impl Engine {
         timings.render = start.elapsed();
 
         let tokenize_start = Instant::now();
-        let prompt_ids: Vec<i64> =
-            self.tokenize(&prompt_text, matches!(prompt, Prompt::Text(_)))?.into_iter().map(i64::from).collect();
+        let prompt_tokens = self.tokenize(&prompt_text, matches!(prompt, Prompt::Text(_)))?;
+        let prompt_ids: Vec<i64> = prompt_tokens.iter().map(|&t| i64::from(t)).collect();
         timings.tokenize = tokenize_start.elapsed();
         if prompt_ids.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -160,7 +183,9 @@ impl Engine {
         }
 
         self.session.reset(prompt_ids.len() + settings.max_new_tokens)?;
-        let mut processor = LogitsProcessor::default();
+        let mut processor =
+            LogitsProcessor::new(settings.sampling, settings.seed).with_repetition_penalty(settings.repetition_penalty);
+        processor.add_context(&prompt_tokens);
         let mut decoder = StreamDecoder::new(&self.tokenizer, true);
         let mut stops = StopMatcher::new(&settings.stop);
         let mut output_tokens = 0;
@@ -184,7 +209,7 @@ impl Engine {
             } else {
                 timings.decode_steps.push(step_start.elapsed());
             }
-            if self.info.eos_token_ids.contains(&token) {
+            if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
                 finish = FinishReason::Eos;
                 break;
             }

@@ -4,7 +4,7 @@
 //!
 //! One job per file: `ortlib` finds and loads the ONNX Runtime library, `model` reads the model folder,
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
-//! picks tokens from logits, `detok` turns tokens into text as they arrive, and `generate` ties them into
+//! picks tokens from logits (greedy or seeded sampling), `detok` turns tokens into text as they arrive, and `generate` ties them into
 //! the generation loop behind [`Engine`].
 
 mod chat;
@@ -22,7 +22,7 @@ pub use detok::StreamDecoder;
 pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
 pub use model::{ModelError, ModelFolder, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
-pub use sampling::{LogitsProcessor, Sampling};
+pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
 pub use session::{DecoderSession, SessionError};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
@@ -59,8 +59,5 @@ pub enum EngineError {
     EmptyPrompt,
 }
 
-#[cfg(test)]
-#[cfg(test)]
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

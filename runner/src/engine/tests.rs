@@ -38,7 +38,7 @@ fn text(prompt: &str) -> Prompt {
 }
 
 fn settings(max_new_tokens: usize, stop: &[&str]) -> GenerationSettings {
-    GenerationSettings { max_new_tokens, stop: stop.iter().map(|s| s.to_string()).collect() }
+    GenerationSettings { max_new_tokens, stop: stop.iter().map(|s| s.to_string()).collect(), ..Default::default() }
 }
 
 /// Greedy tokens computed one forward pass at a time, independently of `generate`.

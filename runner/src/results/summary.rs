@@ -67,8 +67,26 @@ pub struct RuntimeRecord {
 pub struct SettingsRecord {
     pub max_new_tokens: usize,
     pub stop: Vec<String>,
+    /// 0 is greedy decoding. The sampling fields default to greedy for summaries written before they existed.
+    #[serde(default)]
+    pub temperature: f32,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    #[serde(default)]
+    pub seed: u64,
+    /// 1 is off.
+    #[serde(default = "no_repetition_penalty")]
+    pub repetition_penalty: f32,
+    #[serde(default)]
+    pub ignore_eos: bool,
     pub scenario_memory_bytes: usize,
     pub scenario_call_timeout_ms: u64,
+}
+
+fn no_repetition_penalty() -> f32 {
+    1.0
 }
 
 /// The mean of a metric with its 95% confidence interval.
