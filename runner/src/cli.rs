@@ -65,7 +65,7 @@ pub struct ExecArgs {
     /// Sample only from the fewest most likely tokens whose probability reaches P, in (0, 1].
     #[arg(long, value_name = "P")]
     pub top_p: Option<f32>,
-    /// Seed of the sampler; the same seed draws the same tokens on every machine.
+    /// Seed of the sampler: the same seed draws the same tokens from the same logits on every machine.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
     /// Divide the logits of tokens already in the prompt or output by this when positive, multiply when

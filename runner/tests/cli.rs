@@ -157,6 +157,34 @@ fn bad_flags_are_named() {
     let (out, _, stderr) = run(runner().args(["exec", "x.wasm", "--scenario-timeout", "0"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--scenario-timeout"), "{stderr}");
+    // Sampling settings out of range fail before anything loads, naming the flag and the value.
+    for (flag, value) in [("--top-p", "1.5"), ("--temperature", "-0.5"), ("--repetition-penalty", "0")] {
+        let (out, _, stderr) = run(runner().args(["exec", "x.wasm", &format!("{flag}={value}")]));
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(&format!("{flag} must be")) && stderr.contains(value), "{stderr}");
+    }
+}
+
+/// Sampling flags reach generation and the results: with --ignore-eos every sample runs to its budget.
+#[test]
+fn sampling_flags_are_used_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run");
+    let (out, stdout, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .args(["--max-samples", "2", "--max-new-tokens", "5", "--temperature", "0.8", "--top-k", "20"])
+        .args(["--top-p", "0.9", "--seed", "42", "--repetition-penalty", "1.2", "--ignore-eos", "--out"])
+        .arg(&results));
+    assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
+    let settings = read_summary(&results).settings;
+    assert_eq!((settings.temperature, settings.top_k, settings.top_p), (0.8, Some(20), Some(0.9)));
+    assert_eq!((settings.seed, settings.repetition_penalty, settings.ignore_eos), (42, 1.2, true));
+    for sample in read_samples(&results).unwrap() {
+        // A stop string may still end a sample early; EOS may not.
+        assert!(sample.finish.as_deref() == Some("length") || sample.finish.as_deref() == Some("stop"), "{sample:?}");
+        if sample.finish.as_deref() == Some("length") {
+            assert_eq!(sample.output_tokens, Some(5));
+        }
+    }
 }
 
 /// Faults inside a scenario fail one sample each; the run goes on and records why.

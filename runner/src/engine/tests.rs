@@ -124,6 +124,89 @@ fn tiny_stop_string_truncates_output() {
     assert!(stopped.output_tokens <= full.output_tokens);
 }
 
+fn sampled(max_new_tokens: usize, seed: u64) -> GenerationSettings {
+    GenerationSettings {
+        max_new_tokens,
+        sampling: Sampling::new(Some(1.0), Some(50), Some(0.95)).unwrap(),
+        seed,
+        ignore_eos: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tiny_sampling_is_reproducible_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Fp32));
+    let run = |engine: &mut Engine, settings: &GenerationSettings| {
+        engine.generate(&text(TINY_PROMPT), settings, &mut |_| {}).unwrap()
+    };
+    let first = run(&mut engine, &sampled(24, 1));
+    let again = run(&mut engine, &sampled(24, 1));
+    assert_eq!(first.output, again.output);
+    assert_eq!((first.output_tokens, first.finish), (24, FinishReason::Length));
+    let other = run(&mut engine, &sampled(24, 2));
+    assert_ne!(first.output, other.output, "seeds 1 and 2 drew the same 24 tokens");
+    let greedy = run(&mut engine, &GenerationSettings { ignore_eos: true, ..settings(24, &[]) });
+    assert_ne!(first.output, greedy.output, "sampling at temperature 1 drew the greedy tokens");
+    // Temperature 0 is greedy decoding whatever the seed.
+    let cold = GenerationSettings { sampling: Sampling::new(Some(0.0), Some(50), None).unwrap(), ..sampled(24, 3) };
+    assert_eq!(run(&mut engine, &cold).output, greedy.output);
+}
+
+#[test]
+fn tiny_ignore_eos_generates_to_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Fp32);
+    let greedy = greedy_tokens(&mut load(&model), TINY_PROMPT, 16);
+    // Declare the token greedy decoding emits third the model's EOS, so generation would stop there.
+    let eos = greedy[2];
+    let config_path = model.join("genai_config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model"]["eos_token_id"] = serde_json::json!([eos]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+
+    let mut engine = load(&model);
+    let stopped = engine.generate(&text(TINY_PROMPT), &settings(16, &[]), &mut |_| {}).unwrap();
+    assert_eq!(stopped.finish, FinishReason::Eos);
+    assert_eq!(stopped.output_tokens, greedy.iter().position(|&t| t == eos).unwrap());
+    let fixed = GenerationSettings { ignore_eos: true, ..settings(16, &[]) };
+    let generation = engine.generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+    assert_eq!(generation.finish, FinishReason::Length);
+    assert_eq!(generation.output_tokens, 16);
+    assert_eq!(generation.timings.decode_steps.len(), 15);
+    assert_eq!(generation.output, engine.tokenizer().decode(&greedy, true).unwrap());
+}
+
+/// `generate` penalizes the prompt's tokens and its own output: checked against the penalty applied by hand.
+#[test]
+fn tiny_repetition_penalty_covers_prompt_and_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = load(&tiny_model(dir.path(), Precision::Fp32));
+    let penalty = 1.8;
+    let mut context = engine.tokenize(TINY_PROMPT, true).unwrap();
+    engine.reset().unwrap();
+    let mut logits = engine.forward(&context).unwrap();
+    let mut expected = Vec::new();
+    for _ in 0..12 {
+        for (id, logit) in logits.iter_mut().enumerate() {
+            if context.contains(&(id as u32)) {
+                *logit = if *logit < 0.0 { *logit * penalty } else { *logit / penalty };
+            }
+        }
+        let token = LogitsProcessor::default().sample(&logits).unwrap();
+        expected.push(token);
+        context.push(token);
+        logits = engine.forward(&[token]).unwrap();
+    }
+    let greedy = greedy_tokens(&mut engine, TINY_PROMPT, 12);
+    assert_ne!(expected, greedy, "the penalty changed nothing: test on a stronger penalty");
+
+    let penalized = GenerationSettings { repetition_penalty: penalty, ignore_eos: true, ..settings(12, &[]) };
+    let generation = engine.generate(&text(TINY_PROMPT), &penalized, &mut |_| {}).unwrap();
+    assert_eq!(generation.output, engine.tokenizer().decode(&expected, true).unwrap());
+}
+
 #[test]
 fn tiny_chat_prompt_uses_the_chat_template() {
     let dir = tempfile::tempdir().unwrap();
