@@ -117,6 +117,7 @@ pub struct LogitsProcessor {
     penalized: Vec<f32>,
     /// Reused every step.
     candidates: Vec<Candidate>,
+    probe: Vec<f32>,
 }
 
 impl Default for LogitsProcessor {
@@ -136,6 +137,7 @@ impl LogitsProcessor {
             is_seen: Vec::new(),
             penalized: Vec::new(),
             candidates: Vec::new(),
+            probe: Vec::new(),
         }
     }
 
@@ -176,7 +178,8 @@ impl LogitsProcessor {
         };
         let token = match self.sampling {
             Sampling::Sample { temperature, top_k, top_p } if temperature > 0.0 => {
-                draw(row, temperature, top_k, top_p, &mut self.rng, &mut self.candidates)
+                let buffers = (&mut self.candidates, &mut self.probe);
+                draw(row, temperature, top_k, top_p, &mut self.rng, buffers)
             }
             _ => argmax(row),
         };
@@ -221,11 +224,13 @@ fn draw(
     top_k: Option<usize>,
     top_p: Option<f32>,
     rng: &mut SplitMix64,
-    candidates: &mut Vec<Candidate>,
+    (candidates, probe): (&mut Vec<Candidate>, &mut Vec<f32>),
 ) -> Option<u32> {
+    // Below the floor no logit can be in the top k; NaN is never at or above it.
+    let floor = top_k.and_then(|k| top_k_floor(row, k, probe)).unwrap_or(f32::NEG_INFINITY);
     candidates.clear();
     candidates.extend(
-        row.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(id, &weight)| Candidate { id: id as u32, weight }),
+        row.iter().enumerate().filter(|(_, v)| **v >= floor).map(|(id, &weight)| Candidate { id: id as u32, weight }),
     );
     if candidates.is_empty() {
         return None;
@@ -264,6 +269,25 @@ fn draw(
     }
     // Rounding left the threshold past the last sum: the last token with any weight is the honest pick.
     candidates.iter().rev().find(|c| c.weight > 0.0).or(candidates.first()).map(|c| c.id)
+}
+
+/// Rows this long or more get a top-k floor from a strided probe of this many of their logits.
+const TOP_K_PROBE: usize = 2048;
+
+/// A value the k-th largest logit of `row` cannot be below: the k-th largest of a strided sample of the row,
+/// since a subset's k-th largest is at most the whole row's. Keeping only logits at or above it leaves top-k
+/// exact while the partition sees about k·len/TOP_K_PROBE candidates instead of the whole vocabulary.
+fn top_k_floor(row: &[f32], k: usize, probe: &mut Vec<f32>) -> Option<f32> {
+    if k == 0 || k * 4 > TOP_K_PROBE || row.len() < 2 * TOP_K_PROBE {
+        return None;
+    }
+    probe.clear();
+    probe.extend(row.iter().step_by(row.len() / TOP_K_PROBE).copied().filter(|v| !v.is_nan()));
+    if probe.len() < k {
+        return None;
+    }
+    let (_, kth, _) = probe.select_nth_unstable_by(k - 1, |a, b| b.partial_cmp(a).unwrap_or(Ordering::Equal));
+    Some(*kth)
 }
 
 /// Cuts `candidates` to the fewest most likely ones whose weights reach `target`, ranked most likely first,
@@ -416,6 +440,28 @@ mod tests {
         // Top-p applies to what top-k kept, renormalized: among the top 4, tokens 1 and 3 hold 0.731.
         let mut both = LogitsProcessor::new(sample(1.0, Some(4), Some(0.7)), 5);
         assert_close(&frequencies(&mut both, &ROW, 100_000), &only(&[1, 3]));
+    }
+
+    #[test]
+    fn top_k_on_a_vocabulary_sized_row_keeps_exactly_the_k_most_likely() {
+        let mut rng = SplitMix64::new(12);
+        // Whole numbers: many ties at the k-th value, which the lower ids win.
+        let mut row: Vec<f32> = rng.values(49_152, 8.0).iter().map(|v| v.round()).collect();
+        row[100] = f32::NAN;
+        for k in [1, 40, 300, 600] {
+            let mut ranked: Vec<Candidate> = row
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !v.is_nan())
+                .map(|(id, &weight)| Candidate { id: id as u32, weight })
+                .collect();
+            ranked.sort_by(by_rank);
+            let expected: std::collections::BTreeSet<u32> = ranked[..k].iter().map(|c| c.id).collect();
+            // A huge temperature makes the kept tokens equally likely, so every one of them shows up.
+            let mut processor = LogitsProcessor::new(sample(1e30, Some(k), None), k as u64);
+            let drawn: std::collections::BTreeSet<u32> = (0..k * 40).map(|_| processor.sample(&row).unwrap()).collect();
+            assert_eq!(drawn, expected, "k = {k}");
+        }
     }
 
     #[test]
