@@ -89,6 +89,30 @@ fn no_repetition_penalty() -> f32 {
     1.0
 }
 
+impl SettingsRecord {
+    /// One line a reader can compare between runs: "greedy, at most 256 new tokens" or
+    /// "temperature 0.7, top-k 40, seed 3, at most 256 new tokens".
+    pub fn describe_generation(&self) -> String {
+        let mut parts = Vec::new();
+        if self.temperature == 0.0 {
+            parts.push("greedy".to_string());
+        } else {
+            parts.push(format!("temperature {}", self.temperature));
+            parts.extend(self.top_k.map(|k| format!("top-k {k}")));
+            parts.extend(self.top_p.map(|p| format!("top-p {p}")));
+            parts.push(format!("seed {}", self.seed));
+        }
+        if self.repetition_penalty != 1.0 {
+            parts.push(format!("repetition penalty {}", self.repetition_penalty));
+        }
+        parts.push(format!("at most {} new tokens", self.max_new_tokens));
+        if self.ignore_eos {
+            parts.push("ignoring EOS".to_string());
+        }
+        parts.join(", ")
+    }
+}
+
 /// The mean of a metric with its 95% confidence interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
@@ -285,6 +309,32 @@ mod tests {
         assert_eq!(agg.peak_rss_bytes, Some(1002));
         let overhead = agg.scenario_overhead.unwrap();
         assert!((overhead - 0.6 / 270.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn generation_settings_read_as_one_line() {
+        let mut settings = SettingsRecord {
+            max_new_tokens: 256,
+            stop: Vec::new(),
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            seed: 0,
+            repetition_penalty: 1.0,
+            ignore_eos: false,
+            scenario_memory_bytes: 0,
+            scenario_call_timeout_ms: 0,
+        };
+        assert_eq!(settings.describe_generation(), "greedy, at most 256 new tokens");
+        settings.temperature = 0.7;
+        settings.top_k = Some(40);
+        settings.seed = 3;
+        settings.repetition_penalty = 1.1;
+        settings.ignore_eos = true;
+        assert_eq!(
+            settings.describe_generation(),
+            "temperature 0.7, top-k 40, seed 3, repetition penalty 1.1, at most 256 new tokens, ignoring EOS"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn render_terminal(summary: &RunSummary) -> String {
             summary.runtime.onnxruntime_version, summary.runtime.execution_provider, summary.host.cpu_model
         ),
     ]);
+    header.add_row(vec!["generation", &summary.settings.describe_generation()]);
     header.add_row(vec![
         "samples",
         &format!("{} done, {} failed, {:.1} s wall", r.succeeded, r.failed, summary.wall_seconds),
@@ -121,9 +122,10 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
     env.add_filter("bytes", |b: u64| human_bytes(b));
     env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
     env.add_template("run-summary.md", MARKDOWN_TEMPLATE)?;
-    let text = env
-        .get_template("run-summary.md")?
-        .render(minijinja::context! { s => minijinja::Value::from(minijinja::value::Serde(summary)) })?;
+    let text = env.get_template("run-summary.md")?.render(minijinja::context! {
+        s => minijinja::Value::from(minijinja::value::Serde(summary)),
+        generation => summary.settings.describe_generation(),
+    })?;
     Ok(text)
 }
 
