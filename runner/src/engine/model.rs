@@ -77,9 +77,12 @@ impl ModelFolder {
         let tokenizer_path = require(dir, TOKENIZER_FILE)?;
         let config = read_json(&config_path)?;
         let mut info = parse_config(&config, &config_path, dir)?;
-        let record_path = dir.join(RUNNER_FILE);
-        if record_path.is_file() {
-            apply_runner_record(&mut info, &read_json(&record_path)?);
+        // One reader for runner.json: the importer's, which wrote it.
+        let record = crate::import::RunnerRecord::read(dir)
+            .map_err(|err| ModelError::Config { path: dir.join(RUNNER_FILE), problem: err.to_string() })?;
+        if let Some(record) = record {
+            info.precision = record.precision.to_string();
+            info.accuracy_level = Some(record.accuracy_level.into());
         }
 
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
@@ -170,19 +173,6 @@ fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, Mo
         ep: "cpu".to_string(),
     };
     Ok(info)
-}
-
-/// Takes the precision, accuracy level and name `runner import` recorded, where present.
-fn apply_runner_record(info: &mut ModelInfo, record: &Value) {
-    if let Some(precision) = record.get("precision").and_then(Value::as_str) {
-        info.precision = precision.to_string();
-    }
-    if let Some(level) = record.get("accuracy_level").and_then(Value::as_i64) {
-        info.accuracy_level = Some(level);
-    }
-    if let Some(name) = record.get("name").and_then(Value::as_str) {
-        info.name = name.to_string();
-    }
 }
 
 /// `models/SmolLM2-135M-Instruct/int4` is named after the model, not the precision folder.
