@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{Sampling, check_repetition_penalty};
+use crate::engine::providers::parse_bytes;
+use crate::engine::{ExecutionProvider, GraphOptimization, Mode, ProviderOptions, Sampling, check_repetition_penalty};
 use crate::exec::{ExecOptions, exec};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
@@ -84,6 +85,8 @@ pub struct ExecArgs {
     /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
     /// Memory a scenario may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 512)]
     pub scenario_memory_mib: usize,
@@ -98,17 +101,94 @@ pub struct ExecArgs {
     pub no_progress: bool,
 }
 
+/// Execution provider and session flags, shared by the commands that run a model.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Execution provider and mode")]
+pub struct ProviderArgs {
+    /// Execution provider. cuda and tensorrt need the GPU build of ONNX Runtime (`cargo xtask setup --gpu`);
+    /// a provider that cannot register is an error, never a silent fallback to the CPU.
+    #[arg(long, value_enum, default_value_t = ExecutionProvider::Cpu)]
+    pub ep: ExecutionProvider,
+    /// Execution mode, as eager/compiled frameworks name them: eager = --graph-opt disable (nodes run as
+    /// written), compiled = --graph-opt all (fused, optimized graph; the default), kernelized = compiled plus
+    /// CUDA graphs (--ep cuda, sets --cuda-graph) or TensorRT engines (--ep tensorrt).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// ONNX Runtime graph optimisation: disable (eager), basic (constant folding), extended (+ fusions),
+    /// all (+ layout optimisations; compiled) [default: all].
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub graph_opt: Option<GraphOptimization>,
+    /// ONNX Runtime inter-op threads; more than 1 runs independent nodes in parallel (parallel execution mode).
+    #[arg(long, value_name = "N")]
+    pub inter_threads: Option<usize>,
+    /// Save the optimized graph in DIR once and load it from there next time (keyed by the model's bytes, the
+    /// ONNX Runtime build, the provider options, the optimisation level and the CPU).
+    #[arg(long, value_name = "DIR")]
+    pub optimized_model_cache: Option<PathBuf>,
+    /// GPU ordinal (--ep cuda / tensorrt).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub device_id: u32,
+    /// Capture each decode step as a CUDA graph and replay it (--ep cuda / tensorrt): the kernelized mode.
+    #[arg(long)]
+    pub cuda_graph: bool,
+    /// Allow TF32 tensor cores for float32 matmuls (--ep cuda).
+    #[arg(long)]
+    pub tf32: bool,
+    /// Cap on GPU memory, e.g. 8GiB or 512MiB (--ep cuda: the CUDA arena; --ep tensorrt: also the TensorRT workspace).
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub gpu_mem_limit: Option<u64>,
+    /// Let TensorRT build fp16 kernels (--ep tensorrt).
+    #[arg(long)]
+    pub trt_fp16: bool,
+    /// Let TensorRT build int8 kernels (--ep tensorrt; needs a calibrated or QDQ model).
+    #[arg(long)]
+    pub trt_int8: bool,
+    /// Keep built TensorRT engines in DIR and reuse them (--ep tensorrt).
+    #[arg(long, value_name = "DIR")]
+    pub trt_engine_cache: Option<PathBuf>,
+    /// Keep TensorRT's kernel timing cache in DIR (--ep tensorrt).
+    #[arg(long, value_name = "DIR")]
+    pub trt_timing_cache: Option<PathBuf>,
+}
+
+impl ProviderArgs {
+    /// The session settings these flags ask for, checked; errors name the flag.
+    pub fn to_options(&self) -> Result<ProviderOptions> {
+        let mut options = ProviderOptions {
+            ep: self.ep,
+            device_id: self.device_id,
+            cuda_graph: self.cuda_graph,
+            tf32: self.tf32,
+            gpu_mem_limit: self.gpu_mem_limit,
+            trt_fp16: self.trt_fp16,
+            trt_int8: self.trt_int8,
+            trt_engine_cache: self.trt_engine_cache.clone(),
+            trt_timing_cache: self.trt_timing_cache.clone(),
+            graph_opt: self.graph_opt.unwrap_or_default(),
+            inter_threads: self.inter_threads,
+            optimized_model_cache: self.optimized_model_cache.clone(),
+        };
+        if let Some(mode) = self.mode {
+            options.apply_mode(mode, self.graph_opt.is_some())?;
+        }
+        options.validate()?;
+        Ok(options)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The GGUF file.
     pub gguf: PathBuf,
-    /// The model folder to write.
+    /// The model folder to write [default: models/NAME/PRECISION under runner's home, NAME being the GGUF's
+    /// file name without its quantization suffix].
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// int4 keeps the GGUF's 4-bit weights exactly; fp32 dequantizes them.
+    pub out: Option<PathBuf>,
+    /// int4 keeps the GGUF's 4-bit weights exactly (MatMulNBits); int8 requantizes them to 8-bit
+    /// MatMulNBits (block 32); fp16 makes weights, activations, KV cache and logits float16; fp32 dequantizes.
     #[arg(long, value_enum, default_value_t = Precision::Int4)]
     pub precision: Precision,
-    /// MatMulNBits accuracy level: 4 computes with int8 activations (fast on CPU), 0 in fp32 (exact).
+    /// MatMulNBits accuracy level (int4, int8): 4 computes with int8 activations (fast on CPU), 0 in fp32 (exact).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub accuracy_level: u8,
     /// Replace DIR if it exists.
@@ -180,6 +260,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         out: args.out,
         ort_lib: args.ort_lib,
         threads: args.threads,
+        providers: args.providers.to_options()?,
         limits: ScenarioLimits {
             memory_bytes: args.scenario_memory_mib.saturating_mul(1 << 20),
             call_timeout: Duration::from_secs_f64(args.scenario_timeout),
@@ -198,7 +279,8 @@ fn run_exec(args: ExecArgs) -> Result<()> {
 
 fn run_import(args: ImportArgs) -> Result<()> {
     let options = ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force };
-    let summary = import_gguf(&args.gguf, &args.out, &options)?;
+    let out = args.out.unwrap_or_else(|| crate::import::default_output_dir(&args.gguf, args.precision));
+    let summary = import_gguf(&args.gguf, &out, &options)?;
     println!("{summary}");
     Ok(())
 }

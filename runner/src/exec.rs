@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, Sampling};
+use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, ProviderOptions, Sampling};
 use crate::memory;
 use crate::paths;
 use crate::provenance::{self, HostInfo, RunnerInfo};
@@ -45,6 +45,8 @@ pub struct ExecOptions {
     pub out: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
     pub threads: Option<usize>,
+    /// Execution provider and session settings.
+    pub providers: ProviderOptions,
     pub limits: ScenarioLimits,
     /// Stop the run after this many samples in a row failed: something systematic is wrong.
     pub max_consecutive_failures: usize,
@@ -280,8 +282,23 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         model_dir: model_dir.clone(),
         ort_lib: opts.ort_lib.clone(),
         intra_threads: opts.threads,
+        providers: opts.providers.clone(),
     })
     .with_context(|| format!("cannot load model {}", model_dir.display()))?;
+    let session_record = engine.session_record().clone();
+    if let Some(warning) = session_record.node_assignment.as_ref().and_then(|n| n.fallback_warning()) {
+        eprintln!("Warning: {warning}");
+    }
+    if let Some(reason) = &session_record.node_assignment_error {
+        eprintln!("Warning: which provider ran each node is unknown: {reason}");
+    }
+    let graph = match crate::engine::inspect::inspect_model(&folder_model_file(&session_record, &model_dir)) {
+        Ok(report) => Some(report),
+        Err(e) => {
+            eprintln!("Warning: the model's precision could not be read from its graph: {e}");
+            None
+        }
+    };
     let model_hash = provenance::hash_dir(&model_dir)?;
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
@@ -326,12 +343,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             dir: model_dir.display().to_string(),
             hash: model_hash,
             info: serde_json::to_value(engine.model_info()).context("cannot record the model's description")?,
+            graph,
         },
         runtime: RuntimeRecord {
             onnxruntime_library: engine.runtime().library.display().to_string(),
             onnxruntime_version: engine.runtime().version.clone(),
-            execution_provider: "cpu".to_string(),
+            execution_provider: opts.providers.ep.to_string(),
             intra_threads: opts.threads,
+            session: Some(session_record),
         },
         settings: SettingsRecord {
             max_new_tokens: settings.max_new_tokens,
@@ -403,6 +422,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     writer.write_summary(&summary)?;
     writer.write_markdown(&crate::results::table::render_markdown(&summary)?)?;
     Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary })
+}
+
+/// The model file the folder holds: the precision is measured there, not in an optimized-model cache copy.
+fn folder_model_file(record: &crate::engine::SessionRecord, model_dir: &Path) -> PathBuf {
+    match &record.optimized_model_cache {
+        Some(cache) if cache.hit => model_dir.join(crate::engine::model::MODEL_FILE),
+        _ => record.model_file.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use tokenizers::Tokenizer;
 use super::chat::{ChatTemplate, TemplateError};
 use super::detok::StreamDecoder;
 use super::model::{ModelFolder, ModelInfo};
-use super::ortlib::{self, OrtRuntime};
+use super::ortlib::OrtRuntime;
+use super::providers::{self, SessionRecord};
 use super::sampling::{LogitsProcessor, Sampling};
 use super::session::{DecoderSession, LastLogits};
 use super::{EngineError, EngineOptions};
@@ -102,12 +103,18 @@ impl Engine {
     pub fn load(opts: &EngineOptions) -> Result<Engine, EngineError> {
         // The folder is checked before ONNX Runtime loads, so a bad folder is reported as such.
         let folder = ModelFolder::open(&opts.model_dir)?;
-        let loaded = ortlib::load(opts.ort_lib.as_deref(), false)?;
+        let loaded = providers::load_runtime(opts.ort_lib.as_deref(), &opts.providers)?;
         let template = match folder.chat_template {
             Some(source) => Some(ChatTemplate::new(source, folder.bos_token, folder.eos_token)?),
             None => None,
         };
-        let session = DecoderSession::new(&loaded.environment, &folder.model_path, &folder.info, opts.intra_threads)?;
+        let session = DecoderSession::new(
+            &loaded.environment,
+            &folder.model_path,
+            &folder.info,
+            opts.intra_threads,
+            &opts.providers,
+        )?;
         Ok(Engine {
             info: folder.info,
             runtime: loaded.runtime.clone(),
@@ -123,6 +130,11 @@ impl Engine {
 
     pub fn runtime(&self) -> &OrtRuntime {
         &self.runtime
+    }
+
+    /// How the session was built: execution provider, options, node assignment.
+    pub fn session_record(&self) -> &SessionRecord {
+        self.session.record()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -5,13 +5,16 @@
 //! One job per file: `ortlib` finds and loads the ONNX Runtime library, `model` reads the model folder,
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
 //! picks tokens from logits (greedy or seeded sampling), `detok` turns tokens into text as they arrive, and `generate` ties them into
-//! the generation loop behind [`Engine`].
+//! the generation loop behind [`Engine`]. `providers` builds the session for an execution provider and
+//! its options, and `inspect` reads what precision a graph really is.
 
 mod chat;
 mod detok;
 mod generate;
+pub mod inspect;
 pub mod model;
 mod ortlib;
+pub mod providers;
 mod sampling;
 mod session;
 
@@ -22,6 +25,7 @@ pub use detok::StreamDecoder;
 pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
 pub use model::{ModelError, ModelFolder, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
+pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
 pub use session::{DecoderSession, SessionError};
 
@@ -34,6 +38,8 @@ pub struct EngineOptions {
     pub ort_lib: Option<PathBuf>,
     /// ONNX Runtime intra-op threads; when absent, ONNX Runtime's default (one per physical core).
     pub intra_threads: Option<usize>,
+    /// Execution provider, graph optimisation and the rest of the session's settings.
+    pub providers: ProviderOptions,
 }
 
 /// Everything that can go wrong loading a model or generating with it.
@@ -47,6 +53,8 @@ pub enum EngineError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
     #[error("tokenizing the prompt failed: {0}")]
     Tokenize(String),
     #[error("decoding generated tokens failed: {0}")]

@@ -1,6 +1,8 @@
 //! The llama graph in the layout onnxruntime-genai's builder emits (and ORT runs fast): packed-QKV
 //! GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
-//! weights either kept in their GGUF blocks as MatMulNBits or dequantized to float32.
+//! weights kept in their GGUF blocks as MatMulNBits (int4), requantized to 8-bit MatMulNBits (int8), or
+//! dequantized to float32 or float16 (fp16 makes float16 the graph's float type: activations, KV cache and
+//! logits too).
 //!
 //! Exact Q4_1: MatMulNBits computes `(q - zp) * d`; GGUF stores `d * q + m`. With the integer zero point
 //! `zp = clip(rint(-m / d), 0, 15)` the difference per block is the constant `r = m + zp * d`, added back as
@@ -55,6 +57,8 @@ enum Form {
     Nibbles,
     /// MatMulNBits bits 8 from Q8_0 blocks.
     Bytes,
+    /// MatMulNBits bits 8 requantized from the dequantized values (asymmetric, uint8 zero points).
+    Requantized,
     Float,
 }
 
@@ -112,19 +116,35 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// The graph's float type: activations, KV cache, logits and float initializers.
+    fn float_type(&self) -> DataType {
+        if self.options.precision == Precision::Fp16 { DataType::Float16 } else { DataType::Float }
+    }
+
+    /// A float initializer in the graph's float type.
+    fn float_initializer(&mut self, base: &str, dims: &[i64], values: &[f32]) -> Result<String, ImportError> {
+        if self.float_type() == DataType::Float16 {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+            Ok(self.b.initializer(base, DataType::Float16, dims, &bytes)?)
+        } else {
+            Ok(self.b.initializer_f32(base, dims, values)?)
+        }
+    }
+
     fn emit(&mut self) -> Result<(), ImportError> {
         let hp = self.hp.clone();
+        let float = self.float_type();
         let kv_dims = |t: &str| [sym("batch_size"), fixed(hp.kv_heads), sym(t), fixed(hp.head_dim)];
         self.b.input("input_ids", DataType::Int64, &[sym("batch_size"), sym("sequence_length")]);
         self.b.input("attention_mask", DataType::Int64, &[sym("batch_size"), sym("total_sequence_length")]);
         for i in 0..hp.blocks {
-            self.b.input(&format!("past_key_values.{i}.key"), DataType::Float, &kv_dims("past_sequence_length"));
-            self.b.input(&format!("past_key_values.{i}.value"), DataType::Float, &kv_dims("past_sequence_length"));
+            self.b.input(&format!("past_key_values.{i}.key"), float, &kv_dims("past_sequence_length"));
+            self.b.input(&format!("past_key_values.{i}.value"), float, &kv_dims("past_sequence_length"));
         }
-        self.b.output("logits", DataType::Float, &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)]);
+        self.b.output("logits", float, &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)]);
         for i in 0..hp.blocks {
-            self.b.output(&format!("present.{i}.key"), DataType::Float, &kv_dims("total_sequence_length"));
-            self.b.output(&format!("present.{i}.value"), DataType::Float, &kv_dims("total_sequence_length"));
+            self.b.output(&format!("present.{i}.key"), float, &kv_dims("total_sequence_length"));
+            self.b.output(&format!("present.{i}.value"), float, &kv_dims("total_sequence_length"));
         }
 
         // GroupQueryAttention derives positions from the mask: seqlens_k = sum(mask) - 1, total = mask width.
@@ -244,7 +264,7 @@ impl<'a> Emitter<'a> {
         Self::expect_shape(info, &[self.hp.embedding])?;
         let values = self.dequantize(info)?;
         self.stats.float_tensors += 1;
-        Ok(self.b.initializer_f32(name, &[self.hp.embedding as i64], &values)?)
+        self.float_initializer(name, &[self.hp.embedding as i64], &values)
     }
 
     fn dequantize(&self, info: &TensorInfo) -> Result<Vec<f32>, ImportError> {
@@ -264,7 +284,7 @@ impl<'a> Emitter<'a> {
             }
         }
         let dims = [len as i64, half as i64];
-        Ok((self.b.initializer_f32("cos_cache", &dims, &cos)?, self.b.initializer_f32("sin_cache", &dims, &sin)?))
+        Ok((self.float_initializer("cos_cache", &dims, &cos)?, self.float_initializer("sin_cache", &dims, &sin)?))
     }
 
     /// The token embedding, and how the tied output head can reuse it.
@@ -272,9 +292,15 @@ impl<'a> Emitter<'a> {
         let hp = self.hp.clone();
         let info = self.tensor("token_embd.weight")?;
         Self::expect_shape(info, &[hp.embedding, hp.vocab])?;
-        if self.options.precision == Precision::Int4 && info.ggml_type == GgmlType::Q8_0 {
+        // int8 stores any embedding as Q8_0 blocks; int4 keeps a Q8_0 embedding as it is.
+        let requantize = self.options.precision == Precision::Int8 && info.ggml_type != GgmlType::Q8_0;
+        let keep_q8 =
+            matches!(self.options.precision, Precision::Int4 | Precision::Int8) && info.ggml_type == GgmlType::Q8_0;
+        if requantize || keep_q8 {
             let blocks = hp.embedding / QK;
-            let (data, scales) = q8_0_as_uint8(self.file.tensor_bytes(info)?);
+            let q8_0 = if requantize { quant::quantize_q8_0(&self.dequantize(info)?) } else { Vec::new() };
+            let bytes = if requantize { q8_0.as_slice() } else { self.file.tensor_bytes(info)? };
+            let (data, scales) = q8_0_as_uint8(bytes);
             let data_name = self.b.initializer(
                 "token_embd.qweight",
                 DataType::Uint8,
@@ -282,7 +308,7 @@ impl<'a> Emitter<'a> {
                 &data,
             )?;
             let gather_scales =
-                self.b.initializer_f32("token_embd.scales", &[hp.vocab as i64, blocks as i64, 1], &scales)?;
+                self.float_initializer("token_embd.scales", &[hp.vocab as i64, blocks as i64, 1], &scales)?;
             let gathered = self.b.node(
                 "GatherBlockQuantized",
                 MS,
@@ -301,7 +327,7 @@ impl<'a> Emitter<'a> {
             return Ok((embedded, TiedHead::Q8 { data: data_name, scales }));
         }
         let values = self.dequantize(info)?;
-        let table = self.b.initializer_f32("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
+        let table = self.float_initializer("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
         let embedded = self.b.node("Gather", "", &[&table, "input_ids"], "embedded", vec![("axis", Attr::Int(0))]);
         self.stats.float_tensors += 1;
         Ok((embedded, TiedHead::Float(values)))
@@ -319,7 +345,7 @@ impl<'a> Emitter<'a> {
         match tied {
             TiedHead::Q8 { data, scales } => {
                 let blocks = hp.embedding / QK;
-                let scales = self.b.initializer_f32("lm_head.scales", &[hp.vocab as i64, blocks as i64], &scales)?;
+                let scales = self.float_initializer("lm_head.scales", &[hp.vocab as i64, blocks as i64], &scales)?;
                 self.b.node_with_outputs(
                     "MatMulNBits",
                     MS,
@@ -331,7 +357,7 @@ impl<'a> Emitter<'a> {
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
                 let weight =
-                    self.b.initializer_f32("lm_head.weight", &[hp.embedding as i64, hp.vocab as i64], &transposed)?;
+                    self.float_initializer("lm_head.weight", &[hp.embedding as i64, hp.vocab as i64], &transposed)?;
                 self.b.node_with_outputs("MatMul", "", &[h, &weight], &["logits"], vec![]);
             }
         }
@@ -381,7 +407,8 @@ impl<'a> Emitter<'a> {
         let same = parts.iter().all(|p| p.info.ggml_type == ty && p.info.dims[0] as usize == k);
         let form = match (self.options.precision, ty) {
             (Precision::Int4, GgmlType::Q4_0 | GgmlType::Q4_1) if same => Form::Nibbles,
-            (Precision::Int4, GgmlType::Q8_0) if same => Form::Bytes,
+            (Precision::Int4 | Precision::Int8, GgmlType::Q8_0) if same => Form::Bytes,
+            (Precision::Int8, _) => Form::Requantized,
             _ => Form::Float,
         };
         let mut rows: Vec<&[u8]> = Vec::new();
@@ -405,7 +432,7 @@ impl<'a> Emitter<'a> {
                     &packed.data,
                 )?;
                 let scales =
-                    self.b.initializer_f32(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
+                    self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
                 let zp = self.b.initializer(
                     &format!("{base}.zero_points"),
                     DataType::Uint8,
@@ -418,11 +445,8 @@ impl<'a> Emitter<'a> {
                     return Ok(product);
                 }
                 let sums = self.blocksum(input, k)?;
-                let residual = self.b.initializer_f32(
-                    &format!("{base}.residual"),
-                    &[blocks as i64, n as i64],
-                    &packed.residual,
-                )?;
+                let residual =
+                    self.float_initializer(&format!("{base}.residual"), &[blocks as i64, n as i64], &packed.residual)?;
                 let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
                 Ok(self.b.node("Add", "", &[&product, &correction], &format!("{base}_out"), vec![]))
             }
@@ -441,24 +465,93 @@ impl<'a> Emitter<'a> {
                     &[n as i64, blocks as i64, QK as i64],
                     &data,
                 )?;
-                let scales = self.b.initializer_f32(&format!("{base}.scales"), &[n as i64, blocks as i64], &scales)?;
+                let scales = self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &scales)?;
                 let attrs = self.nbits_attrs(k, n, 8);
                 Ok(self.b.node("MatMulNBits", MS, &[input, &weight, &scales], base, attrs))
+            }
+            Form::Requantized => {
+                self.stats.quantized_tensors += parts.len();
+                let mut values = Vec::with_capacity(k);
+                let mut packed = Requantized8::with_capacity(n, k);
+                for (row, part_ty) in rows.iter().zip(row_types(parts)) {
+                    values.clear();
+                    quant::dequantize_into(part_ty, row, &mut values)
+                        .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: part_ty })?;
+                    packed.push_row(&values);
+                }
+                let weight = self.b.initializer(
+                    &format!("{base}.qweight"),
+                    DataType::Uint8,
+                    &[n as i64, blocks as i64, QK as i64],
+                    &packed.data,
+                )?;
+                let scales =
+                    self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
+                let zp = self.b.initializer(
+                    &format!("{base}.zero_points"),
+                    DataType::Uint8,
+                    &[n as i64, blocks as i64],
+                    &packed.zero_points,
+                )?;
+                let attrs = self.nbits_attrs(k, n, 8);
+                Ok(self.b.node("MatMulNBits", MS, &[input, &weight, &scales, &zp], base, attrs))
             }
             Form::Float => {
                 self.stats.float_tensors += parts.len();
                 let mut weight = Vec::with_capacity(n * k);
-                for (row, part_ty) in rows
-                    .iter()
-                    .zip(parts.iter().flat_map(|p| std::iter::repeat_n(p.info.ggml_type, p.info.dims[1] as usize)))
-                {
+                for (row, part_ty) in rows.iter().zip(row_types(parts)) {
                     quant::dequantize_into(part_ty, row, &mut weight)
                         .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: part_ty })?;
                 }
                 let transposed = transpose(&weight, n, k);
-                let w = self.b.initializer_f32(&format!("{base}.weight"), &[k as i64, n as i64], &transposed)?;
+                let w = self.float_initializer(&format!("{base}.weight"), &[k as i64, n as i64], &transposed)?;
                 Ok(self.b.node("MatMul", "", &[input, &w], base, vec![]))
             }
+        }
+    }
+}
+
+/// The GGML type of every output row of `parts`, in order.
+fn row_types<'p>(parts: &'p [Part]) -> impl Iterator<Item = GgmlType> + 'p {
+    parts.iter().flat_map(|p| std::iter::repeat_n(p.info.ggml_type, p.info.dims[1] as usize))
+}
+
+/// MatMulNBits 8-bit inputs, asymmetric per block of 32: `w = (q - zp) * scale` with the block's range
+/// stretched to include 0, so the zero point is an integer in 0..=255 and the error is at most `scale / 2`.
+struct Requantized8 {
+    /// `[N, blocks, 32]`.
+    data: Vec<u8>,
+    /// `[N, blocks]`.
+    scales: Vec<f32>,
+    /// `[N, blocks]`, one byte per block.
+    zero_points: Vec<u8>,
+}
+
+impl Requantized8 {
+    fn with_capacity(rows: usize, k: usize) -> Self {
+        let blocks = rows * k / QK;
+        Self {
+            data: Vec::with_capacity(rows * k),
+            scales: Vec::with_capacity(blocks),
+            zero_points: Vec::with_capacity(blocks),
+        }
+    }
+
+    fn push_row(&mut self, values: &[f32]) {
+        for block in values.chunks_exact(QK) {
+            let min = block.iter().copied().fold(0f32, f32::min);
+            let max = block.iter().copied().fold(0f32, f32::max);
+            let scale = (max - min) / 255.0;
+            if scale == 0.0 {
+                self.scales.push(0.0);
+                self.zero_points.push(0);
+                self.data.extend(std::iter::repeat_n(0, QK));
+                continue;
+            }
+            let zp = (-min / scale).round().clamp(0.0, 255.0);
+            self.scales.push(scale);
+            self.zero_points.push(zp as u8);
+            self.data.extend(block.iter().map(|x| (x / scale + zp).round().clamp(0.0, 255.0) as u8));
         }
     }
 }
@@ -562,6 +655,21 @@ mod tests {
         let gguf_of_hf = row_order(8, Some(2));
         assert_eq!(gguf_of_hf, vec![0, 2, 1, 3, 4, 6, 5, 7]);
         assert_eq!(row_order(3, None), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn requantized_8bit_blocks_are_within_half_a_step() {
+        let values: Vec<f32> = (0..96).map(|i| ((i * 13 % 41) as f32 - 9.0) * 0.07).collect();
+        let mut packed = Requantized8::with_capacity(1, values.len());
+        packed.push_row(&values);
+        packed.push_row(&[0.0; QK]);
+        packed.push_row(&[0.5; QK]);
+        for (idx, want) in values.iter().chain(&[0.0; QK]).chain(&[0.5; QK]).enumerate() {
+            let b = idx / QK;
+            let (scale, zp) = (packed.scales[b], f32::from(packed.zero_points[b]));
+            let got = (f32::from(packed.data[idx]) - zp) * scale;
+            assert!((got - want).abs() <= scale / 2.0 + 1e-6, "element {idx}: {got} vs {want}");
+        }
     }
 
     #[test]

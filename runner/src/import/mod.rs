@@ -34,23 +34,55 @@ pub const MODEL_DATA_FILE: &str = "model.onnx.data";
 /// MatMulNBits' `accuracy_level` runs from 0 (float32) to 4 (int8 activations).
 pub const MAX_ACCURACY_LEVEL: u8 = 4;
 
-/// How weights are stored in the imported model.
+/// How weights (and, for fp16, activations) are stored in the imported model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits.
+    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits; float32 activations.
     #[default]
     Int4,
+    /// MatMulNBits 8-bit (block 32, asymmetric with uint8 zero points) requantized from the dequantized
+    /// weights; GGUF Q8_0 blocks are kept exactly. Float32 activations.
+    Int8,
+    /// Everything in float16: weights, activations, KV cache and logits (the graph's float type).
+    Fp16,
     /// Dequantize every weight to float32.
     Fp32,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [Precision::Int4, Precision::Int8, Precision::Fp16, Precision::Fp32];
 }
 
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Precision::Int4 => "int4",
+            Precision::Int8 => "int8",
+            Precision::Fp16 => "fp16",
             Precision::Fp32 => "fp32",
         })
+    }
+}
+
+/// Where `runner import` writes when no `--out` is given: `models/NAME/PRECISION` under runner's home, NAME
+/// being the GGUF's file name without its extension and quantization suffix
+/// (`SmolLM2-135M-Instruct.Q4_1.gguf` -> `SmolLM2-135M-Instruct`), the layout setup uses for the default model.
+pub fn default_output_dir(gguf: &Path, precision: Precision) -> PathBuf {
+    crate::paths::model_dir(&model_name_of(gguf)).join(precision.to_string())
+}
+
+fn model_name_of(gguf: &Path) -> String {
+    let stem = gguf.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let is_quant_suffix = |suffix: &str| {
+        let upper = suffix.to_ascii_uppercase();
+        matches!(upper.as_str(), "F16" | "F32" | "BF16")
+            || (upper.starts_with('Q') || upper.starts_with("IQ"))
+                && upper.trim_start_matches('I').chars().nth(1).is_some_and(|c| c.is_ascii_digit())
+    };
+    match stem.rsplit_once(['.', '-']) {
+        Some((name, suffix)) if !name.is_empty() && is_quant_suffix(suffix) => name.to_string(),
+        _ => stem,
     }
 }
 

@@ -21,7 +21,7 @@ fn options(precision: Precision, accuracy_level: u8) -> ImportOptions {
 }
 
 fn load_engine(model_dir: &Path) -> Engine {
-    Engine::load(&EngineOptions { model_dir: model_dir.to_path_buf(), ort_lib: None, intra_threads: Some(1) })
+    Engine::load(&EngineOptions { model_dir: model_dir.to_path_buf(), intra_threads: Some(1), ..Default::default() })
         .unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()))
 }
 
@@ -80,6 +80,45 @@ fn tiny_int4_level4_stays_close() {
     let (_, kl, top1) = check_tiny(Precision::Int4, 4);
     assert!(kl < 2e-3, "mean KL {kl}");
     assert!(top1 >= 0.9, "top-1 agreement {top1}");
+}
+
+#[test]
+fn tiny_int8_level0_is_within_8bit_rounding() {
+    let (diff, kl, top1) = check_tiny(Precision::Int8, 0);
+    assert!(diff < 5e-2, "max abs diff {diff}");
+    assert!(kl < 1e-4, "mean KL {kl}");
+    // The tiny random model has near-ties among its top logits; KL is the sharp measure here.
+    assert!(top1 >= 0.8, "top-1 agreement {top1}");
+}
+
+#[test]
+fn tiny_int8_level4_stays_close() {
+    let (_, kl, top1) = check_tiny(Precision::Int8, 4);
+    assert!(kl < 2e-3, "mean KL {kl}");
+    assert!(top1 >= 0.9, "top-1 agreement {top1}");
+}
+
+#[test]
+fn tiny_fp16_stays_close() {
+    let (diff, kl, top1) = check_tiny(Precision::Fp16, 0);
+    assert!(diff < 5e-2, "max abs diff {diff}");
+    assert!(kl < 1e-4, "mean KL {kl}");
+    assert_eq!(top1, 1.0);
+}
+
+#[test]
+fn default_output_folder_is_per_model_and_precision() {
+    let gguf = Path::new("/data/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let models = crate::paths::runner_home().join("models");
+    assert_eq!(default_output_dir(gguf, Precision::Int8), models.join("SmolLM2-135M-Instruct").join("int8"));
+    assert_eq!(
+        default_output_dir(Path::new("llama-7b-q4_k_m.gguf"), Precision::Fp16),
+        models.join("llama-7b").join("fp16")
+    );
+    assert_eq!(
+        default_output_dir(Path::new("Qwen2-0.5B.gguf"), Precision::Fp32),
+        models.join("Qwen2-0.5B").join("fp32")
+    );
 }
 
 #[test]

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{SampleRecord, SampleStatus};
 use super::stats::Distribution;
+use crate::engine::SessionRecord;
+use crate::engine::inspect::GraphReport;
 use crate::provenance::{HostInfo, RunnerInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,9 @@ pub struct ModelRecord {
     pub hash: String,
     /// What the engine reports about the model (precision, layers, vocabulary...).
     pub info: serde_json::Value,
+    /// The precision measured from the ONNX graph (initializer types, quantized operators), not a label.
+    #[serde(default)]
+    pub graph: Option<GraphReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +66,9 @@ pub struct RuntimeRecord {
     pub onnxruntime_version: String,
     pub execution_provider: String,
     pub intra_threads: Option<usize>,
+    /// How the session was built: provider options, graph optimisation, mode, and which provider each node ran on.
+    #[serde(default)]
+    pub session: Option<SessionRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -53,13 +53,24 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         &format!("{} — {} of {} samples", summary.dataset.label, summary.dataset.selected, summary.dataset.total),
     ]);
     header.add_row(vec!["model", &format!("{model_name} [{precision}] ({})", summary.model.hash)]);
+    if let Some(graph) = &summary.model.graph {
+        header.add_row(vec!["precision", &graph.label]);
+    }
+    let mode = summary
+        .runtime
+        .session
+        .as_ref()
+        .map_or(String::new(), |s| format!(", {} mode, graph optimisation {}", s.mode, s.graph_optimization));
     header.add_row(vec![
         "runtime",
         &format!(
-            "ONNX Runtime {} on {} ({})",
+            "ONNX Runtime {} on {}{mode} ({})",
             summary.runtime.onnxruntime_version, summary.runtime.execution_provider, summary.host.cpu_model
         ),
     ]);
+    if let Some(nodes) = summary.runtime.session.as_ref().and_then(|s| s.node_assignment.as_ref()) {
+        header.add_row(vec!["nodes", &nodes.describe()]);
+    }
     header.add_row(vec!["generation", &summary.settings.describe_generation()]);
     header.add_row(vec![
         "samples",
