@@ -132,6 +132,16 @@ pub fn write_tiny_model_folder(dir: &Path, seed: u64, precision: Precision) -> P
     out
 }
 
+/// ONNX Runtime writes a telemetry file under `$XDG_CACHE_HOME` when it starts: tests call this before
+/// loading it, to keep that file out of the user's home.
+pub fn quiet_ort_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: set once, before this test process loads ONNX Runtime through the tests that call this.
+        unsafe { std::env::set_var("XDG_CACHE_HOME", std::env::temp_dir().join("runner-test-cache")) };
+    });
+}
+
 /// The default model's GGUF for tests that need the real model. Where setup has not installed it, a
 /// developer's run skips such tests with a note, but CI (which runs setup first) fails: a skipped real-model
 /// test must not pass unnoticed there.

@@ -234,3 +234,94 @@ fn consecutive_failures_abort_the_run_and_keep_what_finished() {
     assert_eq!(summary.status, RunStatus::Aborted);
     assert_eq!((summary.results.succeeded, summary.results.failed), (1, 3));
 }
+
+/// A run records the precision measured from the graph, the session's mode and where every node ran.
+#[test]
+fn exec_records_graph_precision_mode_and_node_assignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run");
+    let (out, stdout, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .args(["--max-samples", "1", "--max-new-tokens", "2", "--mode", "eager", "--inter-threads", "1", "--out"])
+        .arg(&results));
+    assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
+    let summary = read_summary(&results);
+    let graph = summary.model.graph.expect("the graph's precision is recorded");
+    assert_eq!(graph.weight_precision, "int4");
+    assert!(graph.label.contains("MatMulNBits 4-bit block 32"), "{}", graph.label);
+    let session = summary.runtime.session.expect("the session is recorded");
+    assert_eq!(summary.runtime.execution_provider, "cpu");
+    assert_eq!((session.mode.to_string(), session.graph_optimization.to_string()), ("eager".into(), "disable".into()));
+    let nodes = session.node_assignment.expect("node assignment");
+    assert_eq!(nodes.nodes_per_provider.keys().collect::<Vec<_>>(), ["CPUExecutionProvider"]);
+    assert!(nodes.not_on_requested.is_empty());
+    assert!(stdout.contains("eager mode") && stdout.contains("CPUExecutionProvider"), "{stdout}");
+    assert!(stdout.contains(&graph.label), "{stdout}");
+    let markdown = std::fs::read_to_string(results.join(SUMMARY_MARKDOWN_FILE)).unwrap();
+    assert!(
+        markdown.contains("| precision (from the graph) | int4 (") && markdown.contains("eager mode"),
+        "{markdown}"
+    );
+}
+
+/// No GPU runtime here: asking for a GPU provider is an error that names the provider and what is missing,
+/// never a run that silently falls back to the CPU.
+#[test]
+fn gpu_providers_without_a_gpu_runtime_are_clear_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .env("RUNNER_HOME", home.path())
+        .args(["--ep", "cuda", "--out"])
+        .arg(home.path().join("run")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--ep cuda needs the GPU build of ONNX Runtime"), "{stderr}");
+    assert!(stderr.contains("1.31.1-gpu") && stderr.contains("cargo xtask setup --gpu"), "{stderr}");
+    assert!(!home.path().join("run").join(SAMPLES_FILE).exists());
+
+    let cpu_lib = runner::paths::ort_dir("cpu").join(runner::paths::ort_lib_name());
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .args(["--ep", "tensorrt", "--trt-fp16", "--ort-lib"])
+        .arg(&cpu_lib)
+        .arg("--out")
+        .arg(home.path().join("run2")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("TensorRT execution provider (--ep tensorrt") && stderr.contains("failed to register"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not enabled in this build") && stderr.contains("cargo xtask setup --gpu"), "{stderr}");
+}
+
+#[test]
+fn provider_flags_are_checked_by_name() {
+    for (args, code, needle) in [
+        (&["--trt-fp16"][..], 1, "--trt-fp16 applies to --ep tensorrt only"),
+        (&["--mode", "kernelized"][..], 1, "--mode kernelized needs a GPU provider"),
+        (&["--mode", "eager", "--graph-opt", "all"][..], 1, "--graph-opt all"),
+        (&["--cuda-graph"][..], 1, "--cuda-graph"),
+        (&["--ep", "cuda", "--gpu-mem-limit", "8parsecs"][..], 2, "--gpu-mem-limit"),
+        (&["--ep", "rocm"][..], 2, "--ep"),
+        (&["--graph-opt", "max"][..], 2, "--graph-opt"),
+    ] {
+        let (out, _, stderr) = run(runner().args(["exec", "x.wasm"]).args(args));
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+/// Without --out, an import lands in models/NAME/PRECISION under runner's home.
+#[test]
+fn import_defaults_to_a_folder_per_precision() {
+    let home = tempfile::tempdir().unwrap();
+    let gguf = home.path().join("tiny-llama.Q4_1.gguf");
+    runner::testing::write_tiny_llama_gguf(&gguf, 7);
+    for precision in ["int8", "fp16"] {
+        let (out, stdout, stderr) =
+            run(runner().env("RUNNER_HOME", home.path()).arg("import").arg(&gguf).args(["--precision", precision]));
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let folder = home.path().join("models").join("tiny-llama").join(precision);
+        assert!(folder.join("model.onnx").is_file(), "{stdout}");
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("runner.json")).unwrap()).unwrap();
+        assert_eq!(record["precision"], precision);
+    }
+}

@@ -288,3 +288,81 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
         op_counts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::Precision;
+    use crate::testing::{tiny, write_tiny_model_folder};
+
+    fn report(precision: Precision) -> GraphReport {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_tiny_model_folder(dir.path(), 5, precision);
+        let report = inspect_model(&model.join(crate::engine::model::MODEL_FILE)).unwrap();
+        eprintln!("{precision}: {}", report.label);
+        report
+    }
+
+    fn group<'r>(report: &'r GraphReport, op: &str, bits: i64) -> Option<&'r QuantizedOps> {
+        report.quantized_ops.iter().find(|g| g.op == op && g.bits == Some(bits))
+    }
+
+    /// Logical weights of the tiny model's linear layers (QKV, output, gate/up, down per block).
+    const LINEAR_WEIGHTS: u64 = (tiny::BLOCKS
+        * (tiny::EMBEDDING * (tiny::HEADS + 2 * tiny::KV_HEADS) * tiny::HEAD_DIM
+            + tiny::HEADS * tiny::HEAD_DIM * tiny::EMBEDDING
+            + tiny::EMBEDDING * 2 * tiny::FFN
+            + tiny::FFN * tiny::EMBEDDING)) as u64;
+    const EMBEDDING_WEIGHTS: u64 = (tiny::VOCAB * tiny::EMBEDDING) as u64;
+
+    #[test]
+    fn int4_is_matmulnbits_4bit_with_an_8bit_embedding() {
+        let r = report(Precision::Int4);
+        assert_eq!(r.weight_precision, "int4");
+        let nibbles = group(&r, "MatMulNBits", 4).unwrap();
+        assert_eq!((nibbles.nodes, nibbles.block_size, nibbles.accuracy_level), (4 * tiny::BLOCKS, Some(32), Some(4)));
+        assert_eq!(nibbles.weights, LINEAR_WEIGHTS);
+        // The tied head reads the embedding's 8-bit blocks: one weight tensor, counted once.
+        assert_eq!(group(&r, "GatherBlockQuantized", 8).unwrap().weights, EMBEDDING_WEIGHTS);
+        assert_eq!(group(&r, "MatMulNBits", 8).unwrap().weights, 0);
+        assert_eq!((r.activations.as_deref(), r.kv_cache.as_deref()), (Some("float32"), Some("float32")));
+        assert!(r.initializers["uint8"].external_bytes > 0);
+        assert!(r.label.starts_with("int4 (MatMulNBits 4-bit block 32 acc 4: "), "{}", r.label);
+        assert!(r.label.ends_with("+ fp32 activations"), "{}", r.label);
+    }
+
+    #[test]
+    fn int8_is_matmulnbits_8bit_only() {
+        let r = report(Precision::Int8);
+        assert_eq!(r.weight_precision, "int8");
+        assert!(group(&r, "MatMulNBits", 4).is_none());
+        let bytes = group(&r, "MatMulNBits", 8).unwrap();
+        assert_eq!((bytes.nodes, bytes.weights), (4 * tiny::BLOCKS + 1, LINEAR_WEIGHTS));
+        assert!(r.label.starts_with("int8 (") && r.label.ends_with("+ fp32 activations"), "{}", r.label);
+    }
+
+    #[test]
+    fn fp16_and_fp32_have_no_quantized_ops() {
+        for (precision, dtype, short) in [(Precision::Fp16, "float16", "fp16"), (Precision::Fp32, "float32", "fp32")] {
+            let r = report(precision);
+            assert!(r.quantized_ops.is_empty(), "{precision}: {:?}", r.quantized_ops);
+            assert_eq!(r.weight_precision, short);
+            assert_eq!((r.activations.as_deref(), r.kv_cache.as_deref()), (Some(dtype), Some(dtype)));
+            let floats: Vec<&String> = r.initializers.keys().filter(|k| k.starts_with("float")).collect();
+            assert_eq!(floats, [dtype]);
+            let totals = &r.initializers[dtype];
+            assert_eq!(totals.bytes, totals.elements * if dtype == "float16" { 2 } else { 4 });
+            assert!(r.weights >= LINEAR_WEIGHTS + EMBEDDING_WEIGHTS);
+            assert_eq!(r.label, format!("{short} weights + {short} activations"));
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_onnx_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, b"\xff\xff\xff not protobuf").unwrap();
+        let err = inspect_model(&path).unwrap_err().to_string();
+        assert!(err.contains("model.onnx") && err.contains("not an ONNX model"), "{err}");
+    }
+}

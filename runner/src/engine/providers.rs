@@ -45,6 +45,15 @@ impl ExecutionProvider {
         }
     }
 
+    /// The provider's name in messages: `CPU`, `CUDA`, `TensorRT`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "CPU",
+            ExecutionProvider::Cuda => "CUDA",
+            ExecutionProvider::TensorRt => "TensorRT",
+        }
+    }
+
     /// Needs the GPU build of ONNX Runtime (`cargo xtask setup --gpu`).
     pub fn is_gpu(self) -> bool {
         self != ExecutionProvider::Cpu
@@ -432,8 +441,9 @@ pub enum ProviderError {
     #[error("--ep {ep} needs the GPU build of ONNX Runtime: {source}; install it with `cargo xtask setup --gpu`")]
     GpuRuntime { ep: ExecutionProvider, source: OrtLibError },
     #[error(
-        "the {name} execution provider (--ep {ep}) failed to register: {message}; {hint}",
-        name = .ep.ort_name()
+        "the {name} execution provider (--ep {ep}, {ort_name}) failed to register: {message}; {hint}",
+        name = .ep.display_name(),
+        ort_name = .ep.ort_name()
     )]
     Register { ep: ExecutionProvider, message: String, hint: String },
     #[error(transparent)]
@@ -483,7 +493,7 @@ pub fn build_session(
     if !dispatches.is_empty() {
         builder = builder.with_execution_providers(&dispatches).map_err(|err| ProviderError::Register {
             ep: options.ep,
-            message: err.to_string(),
+            message: err.to_string().trim_end_matches('.').to_string(),
             hint: register_hint(options.ep, &err.to_string()),
         })?;
     }
@@ -569,7 +579,7 @@ fn register_hint(ep: ExecutionProvider, message: &str) -> String {
         format!(
             "this ONNX Runtime library has no {} provider: install the GPU build with `cargo xtask setup --gpu` \
              (or pass --ort-lib to onnxruntime-gpu's libonnxruntime.so.{})",
-            ep.ort_name(),
+            ep.display_name(),
             crate::paths::ORT_VERSION
         )
     } else if lower.contains("cannot open shared object") || lower.contains(".so") {
@@ -699,4 +709,178 @@ fn probe_input(dtype: &ValueType, fill: i64) -> Result<DynValue, String> {
     }
     .map_err(|e| e.to_string())?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use prost::Message;
+
+    use super::*;
+    use crate::engine::{Engine, EngineOptions};
+    use crate::import::Precision;
+    use crate::onnx::proto::ModelProto;
+    use crate::testing::{quiet_ort_cache, write_tiny_model_folder};
+
+    fn load(model: &Path, providers: ProviderOptions) -> Result<Engine, crate::engine::EngineError> {
+        quiet_ort_cache();
+        Engine::load(&EngineOptions {
+            model_dir: model.to_path_buf(),
+            intra_threads: Some(1),
+            providers,
+            ..Default::default()
+        })
+    }
+
+    fn nodes_in(model: &Path) -> usize {
+        let bytes = std::fs::read(model.join(crate::engine::model::MODEL_FILE)).unwrap();
+        ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap().node.len()
+    }
+
+    const TOKENS: [u32; 6] = [1, 90, 259, 7, 200, 45];
+
+    fn logits(engine: &mut Engine) -> Vec<f32> {
+        engine.reset().unwrap();
+        engine.forward(&TOKENS[..4]).unwrap();
+        engine.forward(&TOKENS[4..]).unwrap()
+    }
+
+    #[test]
+    fn cpu_run_puts_every_node_on_cpu() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_tiny_model_folder(dir.path(), 3, Precision::Int4);
+        let options = ProviderOptions { graph_opt: GraphOptimization::Disable, ..Default::default() };
+        let engine = load(&model, options).unwrap();
+        let record = engine.session_record();
+        assert_eq!(record.node_assignment_error, None);
+        let nodes = record.node_assignment.as_ref().unwrap();
+        // Without optimisation every node of the file runs, and all of them on the CPU.
+        assert_eq!(nodes.nodes_per_provider, BTreeMap::from([("CPUExecutionProvider".to_string(), nodes_in(&model))]));
+        assert!(nodes.not_on_requested.is_empty() && nodes.fallback_warning().is_none());
+        assert_eq!(nodes.ops_per_provider["CPUExecutionProvider"]["GroupQueryAttention"], 2);
+        assert_eq!(
+            (record.ep, record.mode, record.providers.as_slice()),
+            (ExecutionProvider::Cpu, Mode::Eager, &["CPUExecutionProvider".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn graph_optimisation_levels_agree_and_fuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_tiny_model_folder(dir.path(), 3, Precision::Fp32);
+        let mut reference = None;
+        let mut node_counts = Vec::new();
+        for level in
+            [GraphOptimization::Disable, GraphOptimization::Basic, GraphOptimization::Extended, GraphOptimization::All]
+        {
+            let mut engine = load(&model, ProviderOptions { graph_opt: level, ..Default::default() }).unwrap();
+            assert_eq!(engine.session_record().graph_optimization, level);
+            node_counts.push(engine.session_record().node_assignment.as_ref().unwrap().total_nodes());
+            let got = logits(&mut engine);
+            let want = reference.get_or_insert_with(|| got.clone());
+            let diff = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-4, "{level}: max |diff| {diff} against --graph-opt disable");
+        }
+        assert_eq!(node_counts[0], nodes_in(&model));
+        assert!(node_counts[3] < node_counts[0], "optimisation fused nothing: {node_counts:?}");
+    }
+
+    #[test]
+    fn optimized_model_cache_is_written_once_then_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_tiny_model_folder(dir.path(), 3, Precision::Int4);
+        let cache = dir.path().join("cache");
+        let options = ProviderOptions { optimized_model_cache: Some(cache.clone()), ..Default::default() };
+        let mut first = load(&model, options.clone()).unwrap();
+        let written = first.session_record().optimized_model_cache.clone().unwrap();
+        assert!(!written.hit && written.path.is_file() && written.path.starts_with(&cache), "{written:?}");
+        let first_logits = logits(&mut first);
+        drop(first);
+
+        let mut second = load(&model, options.clone()).unwrap();
+        let record = second.session_record().clone();
+        let used = record.optimized_model_cache.unwrap();
+        assert_eq!((used.hit, &used.path), (true, &written.path));
+        assert_eq!(record.model_file, written.path);
+        let diff = first_logits.iter().zip(&logits(&mut second)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-5, "cached model differs by {diff}");
+        // Only the cached model and its data: no temporary files left behind.
+        let mut names: Vec<String> =
+            std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+
+        // Another optimisation level is another cache entry.
+        let other = ProviderOptions { graph_opt: GraphOptimization::Basic, ..options };
+        let third = load(&model, other).unwrap();
+        let entry = third.session_record().optimized_model_cache.clone().unwrap();
+        assert!(!entry.hit && entry.path != written.path);
+    }
+
+    #[test]
+    fn cuda_without_a_gpu_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_tiny_model_folder(dir.path(), 3, Precision::Int4);
+        quiet_ort_cache();
+        // The CPU library is what this process has loaded: CUDA must fail to register, not fall back.
+        crate::engine::load_runtime(None, false).unwrap();
+        for ep in [ExecutionProvider::Cuda, ExecutionProvider::TensorRt] {
+            let err = match load(&model, ProviderOptions { ep, ..Default::default() }) {
+                Ok(_) => panic!("--ep {ep} ran on a machine without a GPU runtime"),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("--ep {ep}: {err}");
+            assert!(err.contains(&format!("--ep {ep}")) && err.contains(ep.ort_name()), "{err}");
+            assert!(err.contains("cargo xtask setup --gpu") || err.contains("CUDA"), "{err}");
+        }
+    }
+
+    #[test]
+    fn modes_map_to_settings_and_bad_combinations_name_the_flag() {
+        let mut options = ProviderOptions::default();
+        options.apply_mode(Mode::Eager, false).unwrap();
+        assert_eq!((options.graph_opt, options.mode()), (GraphOptimization::Disable, Mode::Eager));
+        let mut options = ProviderOptions { ep: ExecutionProvider::Cuda, ..Default::default() };
+        options.apply_mode(Mode::Kernelized, false).unwrap();
+        assert!(options.cuda_graph && options.mode() == Mode::Kernelized);
+        assert_eq!(options.ep_options()["enable_cuda_graph"], "1");
+        let err = ProviderOptions::default().apply_mode(Mode::Kernelized, false).unwrap_err();
+        assert!(err.0.contains("--mode kernelized") && err.0.contains("--ep cuda"), "{err}");
+        let mut options = ProviderOptions { graph_opt: GraphOptimization::Basic, ..Default::default() };
+        assert!(options.apply_mode(Mode::Compiled, true).unwrap_err().0.contains("--graph-opt basic"));
+        for (options, flag) in [
+            (ProviderOptions { trt_fp16: true, ..Default::default() }, "--trt-fp16"),
+            (ProviderOptions { cuda_graph: true, ..Default::default() }, "--cuda-graph"),
+            (ProviderOptions { ep: ExecutionProvider::TensorRt, tf32: true, ..Default::default() }, "--tf32"),
+            (ProviderOptions { gpu_mem_limit: Some(1 << 30), ..Default::default() }, "--gpu-mem-limit"),
+            (ProviderOptions { inter_threads: Some(0), ..Default::default() }, "--inter-threads"),
+        ] {
+            assert!(options.validate().unwrap_err().0.contains(flag), "{flag}");
+        }
+        assert_eq!(parse_bytes("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("8 parsecs").unwrap_err().contains("parsecs"));
+    }
+
+    #[test]
+    fn profile_events_become_a_node_assignment() {
+        let profile = r#"[
+            {"cat":"Session","name":"model_run","args":{}},
+            {"cat":"Node","name":"a_fence_before","args":{"op_name":"MatMul"}},
+            {"cat":"Node","name":"a_kernel_time","args":{"op_name":"MatMul","provider":"CUDAExecutionProvider"}},
+            {"cat":"Node","name":"b_kernel_time","args":{"op_name":"Shape","provider":"CPUExecutionProvider"}},
+            {"cat":"Node","name":"c_kernel_time","args":{"op_name":"Gather","provider":"CPUExecutionProvider"}}
+        ]"#;
+        let nodes = NodeAssignment::from_profile(profile, ExecutionProvider::Cuda).unwrap();
+        assert_eq!(nodes.total_nodes(), 3);
+        assert_eq!(nodes.nodes_per_provider["CPUExecutionProvider"], 2);
+        assert_eq!(nodes.cpu_fallbacks().len(), 2);
+        let warning = nodes.fallback_warning().unwrap();
+        assert!(warning.starts_with("2 of 3 nodes ran on CPUExecutionProvider"), "{warning}");
+        assert!(warning.contains("Gather x1") && warning.contains("Shape x1"), "{warning}");
+        assert!(NodeAssignment::from_profile("[]", ExecutionProvider::Cpu).is_err());
+    }
 }

@@ -2,21 +2,13 @@
 //! `runner import`, and the default model (SmolLM2-135M-Instruct) when setup has installed its GGUF.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use super::*;
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::prompt::{ChatMessage, Prompt, Role};
 use crate::testing::{tiny, write_tiny_llama_gguf};
 
-/// ONNX Runtime writes a telemetry file under `$XDG_CACHE_HOME` when it starts: keep it out of the user's home.
-fn quiet_ort_cache() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: set once, before this test process loads ONNX Runtime through these tests.
-        unsafe { std::env::set_var("XDG_CACHE_HOME", std::env::temp_dir().join("runner-test-cache")) };
-    });
-}
+use crate::testing::quiet_ort_cache;
 
 fn load(model_dir: &Path) -> Engine {
     quiet_ort_cache();
