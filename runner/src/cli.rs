@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the exec flags does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a scenario (a WebAssembly component) against a model and record quality and speed.
     Exec(ExecArgs),

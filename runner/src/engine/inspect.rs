@@ -240,7 +240,7 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
             *float_weights.entry(dtype).or_default() += elements_of.get(t.name.as_str()).map_or(0, |e| e.0);
         }
     }
-    groups.sort_by(|a, b| b.weights.cmp(&a.weights));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.weights));
     let quantized_weights: u64 = groups.iter().map(|g| g.weights).sum();
     let float_total: u64 = float_weights.values().sum();
     let weights = quantized_weights + float_total;

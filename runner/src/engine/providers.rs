@@ -691,7 +691,7 @@ fn probe_input(dtype: &ValueType, fill: i64) -> Result<DynValue, String> {
                 d as usize
             } else {
                 let symbol = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
-                usize::from(!(symbol.contains("past") && !symbol.contains('+')))
+                usize::from(!symbol.contains("past") || symbol.contains('+'))
             }
         })
         .collect();

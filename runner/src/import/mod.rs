@@ -90,8 +90,8 @@ fn model_name_of(gguf: &Path) -> String {
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     pub precision: Precision,
-    /// MatMulNBits `accuracy_level`: 0 computes in float32, 4 quantizes activations to int8 (fast on CPU,
-    /// what onnxruntime-genai uses there).
+    /// MatMulNBits `accuracy_level` (int4, int8): 0 computes in float32, 4 quantizes activations to int8 (fast
+    /// on CPU, what onnxruntime-genai uses there; 8-bit weights at level 0 take a slow CPU path).
     pub accuracy_level: u8,
     /// Replace a destination folder that exists and is not empty.
     pub force: bool,
@@ -127,12 +127,16 @@ impl ImportSummary {
 
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The accuracy level only means something to MatMulNBits, which the float precisions do not use.
+        let level = match self.precision {
+            Precision::Int4 | Precision::Int8 => format!(", accuracy level {}", self.accuracy_level),
+            Precision::Fp16 | Precision::Fp32 => String::new(),
+        };
         writeln!(
             f,
-            "imported {} ({}, accuracy level {}) in {:.1} s: {} tensors quantized, {} float",
+            "imported {} ({}{level}) in {:.1} s: {} tensors quantized, {} float",
             self.out.display(),
             self.precision,
-            self.accuracy_level,
             self.seconds,
             self.quantized_tensors,
             self.float_tensors

@@ -333,5 +333,22 @@ fn default_model_fidelity() {
         let (kl, top1) = compare_logits(&reference, &stepwise);
         eprintln!("default int4 level {level}: mean KL {kl:.2e}, top-1 {top1:.3}");
         assert!(kl < 0.02 && top1 >= 0.9, "int4 level {level}: KL {kl} top-1 {top1}");
+        drop(engine);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    // int8 requantizes the 4-bit weights' dequantized values, fp16 rounds them: both must stay near fp32.
+    for (precision, level, max_kl) in
+        [(Precision::Int8, 0u8, 2e-3), (Precision::Int8, 4, 0.02), (Precision::Fp16, 0, 2e-3)]
+    {
+        let out = dir.path().join(format!("{precision}-{level}"));
+        let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
+        eprintln!("{summary}");
+        let mut engine = load_engine(&out);
+        let stepwise: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+        let (kl, top1) = compare_logits(&reference, &stepwise);
+        eprintln!("default {precision} level {level}: mean KL {kl:.2e}, top-1 {top1:.3}");
+        assert!(kl < max_kl && top1 >= 0.9, "{precision} level {level}: KL {kl} top-1 {top1}");
+        drop(engine);
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }
