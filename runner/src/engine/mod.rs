@@ -5,23 +5,25 @@
 //! One job per file: `ortlib` finds and loads the ONNX Runtime library, `model` reads the model folder,
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
 //! picks tokens from logits (greedy or seeded sampling), `detok` turns tokens into text as they arrive, and `generate` ties them into
-//! the generation loop behind [`Engine`].
+//! the generation loop behind [`Engine`]. `reasoning` splits a reasoning model's thinking from its answer.
 
 mod chat;
 mod detok;
 mod generate;
 pub mod model;
 mod ortlib;
+mod reasoning;
 mod sampling;
 mod session;
 
 use std::path::PathBuf;
 
-pub use chat::{ChatTemplate, TemplateError};
+pub use chat::{ChatTemplate, PromptOptions, TemplateError, plain_text, with_system_prompt};
 pub use detok::StreamDecoder;
-pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
+pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings, TokenTiming};
 pub use model::{ModelError, ModelFolder, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
+pub use reasoning::{MarkerSource, ReasoningError, ReasoningSplit, ThinkMarkers, ThinkSplit, split as split_reasoning};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
 pub use session::{DecoderSession, SessionError};
 
@@ -34,6 +36,9 @@ pub struct EngineOptions {
     pub ort_lib: Option<PathBuf>,
     /// ONNX Runtime intra-op threads; when absent, ONNX Runtime's default (one per physical core).
     pub intra_threads: Option<usize>,
+    /// Profile every operator: ONNX Runtime writes its Chrome-trace JSON to a file whose name starts with
+    /// this prefix (see [`Engine::end_profiling`]). Profiling costs time, so it is off unless asked for.
+    pub profiling: Option<PathBuf>,
 }
 
 /// Everything that can go wrong loading a model or generating with it.

@@ -81,6 +81,7 @@ impl DecoderSession {
         model_path: &Path,
         info: &ModelInfo,
         intra_threads: Option<usize>,
+        profiling: Option<&Path>,
     ) -> Result<DecoderSession, SessionError> {
         let load_error = |message: String| SessionError::Load { path: model_path.to_path_buf(), message };
         let mut builder = Session::builder(environment)
@@ -89,6 +90,9 @@ impl DecoderSession {
             .map_err(|err| load_error(err.to_string()))?;
         if let Some(threads) = intra_threads {
             builder = builder.with_intra_threads(threads).map_err(|err| load_error(err.to_string()))?;
+        }
+        if let Some(prefix) = profiling {
+            builder = builder.with_profiling(prefix).map_err(|err| load_error(err.to_string()))?;
         }
         let session = builder.commit_from_file(model_path).map_err(|err| load_error(err.to_string()))?;
 
@@ -144,6 +148,15 @@ impl DecoderSession {
             self.allocate(wanted)?;
         }
         Ok(())
+    }
+
+    /// Stops ONNX Runtime's profiling and writes its file; returns the file's name and when profiling started
+    /// (nanoseconds on ONNX Runtime's clock, which its events' `ts` count from).
+    pub fn end_profiling(&mut self) -> Result<(String, u64), SessionError> {
+        let phase = "ending profiling";
+        let start_ns = self.session.profiling_start_ns().map_err(run_error(phase))?;
+        let file = self.session.end_profiling().map_err(run_error(phase))?;
+        Ok((file, start_ns))
     }
 
     /// Tokens the cache holds.

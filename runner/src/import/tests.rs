@@ -21,7 +21,7 @@ fn options(precision: Precision, accuracy_level: u8) -> ImportOptions {
 }
 
 fn load_engine(model_dir: &Path) -> Engine {
-    Engine::load(&EngineOptions { model_dir: model_dir.to_path_buf(), ort_lib: None, intra_threads: Some(1) })
+    Engine::load(&EngineOptions { model_dir: model_dir.to_path_buf(), intra_threads: Some(1), ..Default::default() })
         .unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()))
 }
 
