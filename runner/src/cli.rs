@@ -7,7 +7,10 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use crate::engine::providers::parse_bytes;
-use crate::engine::{ExecutionProvider, GraphOptimization, Mode, ProviderOptions, Sampling, check_repetition_penalty};
+use crate::engine::{
+    ExecutionProvider, GraphOptimization, Mode, PromptOptions, ProviderOptions, Sampling, ThinkSplit,
+    check_repetition_penalty,
+};
 use crate::exec::{ExecOptions, exec};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
@@ -29,7 +32,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a scenario (a WebAssembly component) against a model and record quality and speed.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Turn a llama-architecture GGUF file into an ONNX Runtime model folder.
     Import(ImportArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
@@ -101,6 +104,29 @@ pub struct ExecArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// A system prompt: chat prompts get it as their system message (in front of the scenario's own
+    /// system message, if it has one); text prompts get it as a first paragraph followed by a blank line.
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+    /// Give prompts to the model as plain text instead of through its chat template (base models).
+    /// A single user message is sent as written; a conversation becomes `User: …` / `Assistant: …`
+    /// paragraphs ending with `Assistant:`; system messages come first as plain paragraphs.
+    #[arg(long)]
+    pub no_chat_template: bool,
+    /// Reasoning models: where thinking starts and ends, as OPEN,CLOSE (e.g. `<think>,</think>`); `auto`
+    /// takes a known pair from the model's tokenizer, else `<think>,</think>`; `off` scores the whole output.
+    /// Thinking is kept in the results and counted apart; the scenario scores the answer after it.
+    #[arg(long, value_name = "OPEN,CLOSE|auto|off", default_value = "auto")]
+    pub think_markers: String,
+    /// Write a Chrome trace (chrome://tracing, Perfetto) of the run: runner's spans per sample (scenario
+    /// calls, render, tokenize, prefill, every decode step and sampling) and ONNX Runtime's per-operator
+    /// profile on one timeline. Profiling slows inference: use it on short runs, not for speed numbers.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// On GPU runs, sample the GPU's memory, utilisation and power through NVML every MS milliseconds
+    /// (0 turns it off); the board's energy counter gives joules per generated token.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub gpu_sample_ms: u64,
 }
 
 /// Execution provider and session flags, shared by the commands that run a model.
@@ -213,7 +239,7 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Exec(args) => run_exec(args),
+        Command::Exec(args) => run_exec(*args),
         Command::Import(args) => run_import(args),
         Command::Paths { json } => {
             let entries = [
@@ -248,6 +274,17 @@ fn run_exec(args: ExecArgs) -> Result<()> {
     // The engine's messages start with the setting's flag name.
     let sampling = Sampling::new(args.temperature, args.top_k, args.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let repetition_penalty = check_repetition_penalty(args.repetition_penalty).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let think = ThinkSplit::parse(&args.think_markers).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    if args.system_prompt.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        anyhow::bail!("--system-prompt is empty; leave it out for no system prompt");
+    }
+    if let Some(trace) = &args.trace
+        && trace.is_dir()
+    {
+        anyhow::bail!("--trace {} is a folder; give a file name such as trace.json", trace.display());
+    }
+    let providers = args.providers.to_options()?;
+    let gpu_device = providers.device_id;
     let opts = ExecOptions {
         scenario: args.scenario,
         model: args.model,
@@ -262,17 +299,25 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         out: args.out,
         ort_lib: args.ort_lib,
         threads: args.threads,
-        providers: args.providers.to_options()?,
+        providers,
         limits: ScenarioLimits {
             memory_bytes: args.scenario_memory_mib.saturating_mul(1 << 20),
             call_timeout: Duration::from_secs_f64(args.scenario_timeout),
         },
         max_consecutive_failures: args.max_consecutive_failures,
         progress: !args.no_progress,
+        prompt: PromptOptions { system_prompt: args.system_prompt, no_chat_template: args.no_chat_template },
+        think,
+        trace: args.trace,
+        gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
+        gpu_device,
     };
     let outcome = exec(&opts)?;
     print!("{}", render_terminal(&outcome.summary));
     println!("Results: {}", outcome.dir.display());
+    if let Some((path, trace)) = &outcome.trace {
+        println!("{}", crate::results::table::describe_trace(path, trace));
+    }
     if let Some(reason) = &outcome.summary.abort_reason {
         anyhow::bail!("the run stopped early: {reason}");
     }

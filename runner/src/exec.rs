@@ -2,6 +2,11 @@
 //! samples, and for each one asks the scenario for a prompt, generates with the engine, asks the scenario
 //! for a score, and records the sample at once. Aggregates and provenance go to `summary.json` at the
 //! start (status "running") and at the end, so a run that dies keeps everything it finished.
+//!
+//! Around each sample it measures what the engine cannot see: resident memory at each stage, the GPU
+//! (NVML) over each generation, and, with `--trace`, the instants that place the engine's timings and the
+//! scenario calls on one timeline. It applies the run's prompt options before generation and splits a
+//! reasoning model's thinking from the answer the scenario scores.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,16 +15,23 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, ProviderOptions, Sampling};
+use crate::engine::{
+    Engine, EngineOptions, Generation, GenerationSettings, MarkerSource, PromptOptions, ProviderOptions, Sampling,
+    ThinkMarkers, ThinkSplit, split_reasoning,
+};
+use crate::gpu_monitor::GpuMonitor;
 use crate::memory;
 use crate::paths;
 use crate::provenance::{self, HostInfo, RunnerInfo};
-use crate::results::summary::{DatasetRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord};
+use crate::results::summary::{
+    DatasetRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
+};
 use crate::results::{
     Aggregates, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage,
 };
 use crate::rng::SplitMix64;
 use crate::scenario::{Sample, Scenario, ScenarioLimits};
+use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 
 /// Everything `runner exec` can be told.
 #[derive(Debug, Clone)]
@@ -51,12 +63,24 @@ pub struct ExecOptions {
     /// Stop the run after this many samples in a row failed: something systematic is wrong.
     pub max_consecutive_failures: usize,
     pub progress: bool,
+    /// A system prompt and plain-text prompts (`--system-prompt`, `--no-chat-template`).
+    pub prompt: PromptOptions,
+    /// How thinking is split from answers (`--think-markers`).
+    pub think: ThinkSplit,
+    /// Write a Chrome trace of the run, with ONNX Runtime's per-operator profile, to this file.
+    pub trace: Option<PathBuf>,
+    /// How often the GPU is sampled on GPU runs; `None` turns GPU monitoring off.
+    pub gpu_sample_interval: Option<Duration>,
+    /// The CUDA device id the execution provider runs on, for GPU monitoring.
+    pub gpu_device: u32,
 }
 
 /// A finished (or aborted) run.
 pub struct RunOutcome {
     pub dir: PathBuf,
     pub summary: RunSummary,
+    /// What `--trace` wrote.
+    pub trace: Option<(PathBuf, TraceSummary)>,
 }
 
 /// The dataset a run draws from, before selection.
@@ -156,6 +180,7 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
         prefill_ms: ms(t.prefill),
         ttft_ms: ms(t.ttft),
         itl_ms: t.decode_steps.iter().map(|d| ms(*d)).collect(),
+        sampling_ms: t.sampled.iter().map(|s| ms(s.sampling)).sum(),
         detokenize_ms: ms(t.detokenize),
         score_ms: 0.0,
         generate_ms: ms(t.e2e),
@@ -166,6 +191,17 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
     }
 }
 
+/// What a run measures around its samples, beyond the engine's own timings.
+struct SampleProbes<'a> {
+    prompt: &'a PromptOptions,
+    /// The markers thinking is split at, and where they came from; `None` when splitting is off.
+    think: Option<&'a (ThinkMarkers, MarkerSource)>,
+    trace: Option<&'a mut TraceRecorder>,
+    gpu: Option<&'a mut GpuMonitor>,
+    /// Set by the sample: whether its peak memory is its own or the run's so far.
+    peak_scope: Option<memory::PeakScope>,
+}
+
 /// Runs one sample through prompt, generation and scoring. Every failure is recorded against the stage
 /// where it happened; nothing here ends the run.
 fn run_sample(
@@ -174,9 +210,10 @@ fn run_sample(
     scenario: &mut Scenario,
     engine: &mut Engine,
     settings: &GenerationSettings,
+    probes: &mut SampleProbes,
 ) -> SampleRecord {
     let started = Instant::now();
-    memory::reset_peak();
+    probes.peak_scope = Some(memory::reset_peak());
     let mut record = SampleRecord {
         index,
         id: sample.id.clone(),
@@ -185,6 +222,10 @@ fn run_sample(
         prompt: None,
         prompt_text: None,
         output: None,
+        thinking: None,
+        thinking_tokens: None,
+        answer_tokens: None,
+        thinking_unclosed: false,
         extracted: None,
         metrics: BTreeMap::new(),
         finish: None,
@@ -192,6 +233,9 @@ fn run_sample(
         output_tokens: None,
         timings: SampleTimings::default(),
         peak_rss_bytes: None,
+        rss_after_prefill_bytes: None,
+        rss_after_generation_bytes: None,
+        gpu: None,
         error: None,
     };
     let fail = |record: &mut SampleRecord, stage, message: String| {
@@ -200,25 +244,74 @@ fn run_sample(
 
     let prompt_started = Instant::now();
     let prompt = scenario.build_prompt(sample);
-    let prompt_time = prompt_started.elapsed();
+    let prompt_ended = Instant::now();
+    let prompt_time = prompt_ended - prompt_started;
     record.timings.prompt_ms = ms(prompt_time);
+    if let Some(trace) = probes.trace.as_deref_mut() {
+        trace.span("build-prompt", "scenario", prompt_started, prompt_ended, serde_json::Value::Null);
+    }
     match prompt {
         Err(e) => fail(&mut record, Stage::Prompt, e.to_string()),
         Ok(prompt) => {
-            let generation = engine.generate(&prompt, settings, &mut |_| {});
+            let model_prompt = probes.prompt.apply(prompt.clone());
             record.prompt = Some(prompt);
+            let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
+            // The first streamed text comes right after prefill and the first token: the engine's loop is
+            // left alone, and this is the closest point outside it.
+            let mut after_prefill: Option<(Instant, Option<u64>)> = None;
+            let generation_started = Instant::now();
+            let generation = engine.generate(&model_prompt, settings, &mut |_| {
+                if after_prefill.is_none() {
+                    after_prefill = Some((Instant::now(), memory::current_rss_bytes()));
+                }
+            });
+            let generation_ended = Instant::now();
+            record.rss_after_generation_bytes = memory::current_rss_bytes();
+            record.rss_after_prefill_bytes = after_prefill.and_then(|(_, rss)| rss);
             match generation {
                 Err(e) => fail(&mut record, Stage::Generate, format!("{e:#}")),
                 Ok(g) => {
+                    if let Some(trace) = probes.trace.as_deref_mut() {
+                        let args = serde_json::json!({
+                            "sample": index, "id": sample.id, "prompt_tokens": g.prompt_tokens,
+                            "output_tokens": g.output_tokens, "finish": g.finish,
+                        });
+                        trace.generation(generation_started, &g.timings, args);
+                        if let Some((at, rss)) = after_prefill {
+                            trace.memory(at, "after prefill", rss);
+                        }
+                        trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
+                    }
+                    if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
+                        record.gpu = gpu.generation(mark, g.output_tokens);
+                    }
                     record.timings = sample_timings(prompt_time, &g);
                     record.prompt_tokens = Some(g.prompt_tokens);
                     record.output_tokens = Some(g.output_tokens);
                     record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
+                    let answer = match probes.think {
+                        None => g.output,
+                        Some((markers, source)) => {
+                            let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
+                            if split.thinking.is_some() || *source != MarkerSource::Default {
+                                let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
+                                record.thinking_tokens = Some(thinking_tokens);
+                                record.answer_tokens = Some(g.output_tokens - thinking_tokens);
+                            }
+                            record.thinking = split.thinking;
+                            record.thinking_unclosed = split.unclosed;
+                            split.answer
+                        }
+                    };
                     record.prompt_text = Some(g.prompt_text);
                     let score_started = Instant::now();
-                    let score = scenario.score(sample, &g.output);
-                    record.timings.score_ms = ms(score_started.elapsed());
-                    record.output = Some(g.output);
+                    let score = scenario.score(sample, &answer);
+                    let score_ended = Instant::now();
+                    record.timings.score_ms = ms(score_ended - score_started);
+                    if let Some(trace) = probes.trace.as_deref_mut() {
+                        trace.span("score", "scenario", score_started, score_ended, serde_json::Value::Null);
+                    }
+                    record.output = Some(answer);
                     match score {
                         Err(e) => fail(&mut record, Stage::Score, e.to_string()),
                         Ok(score) => {
@@ -231,8 +324,13 @@ fn run_sample(
             }
         }
     }
-    record.timings.e2e_ms = ms(started.elapsed());
+    let ended = Instant::now();
+    record.timings.e2e_ms = ms(ended - started);
     record.peak_rss_bytes = memory::peak_rss_bytes();
+    if let Some(trace) = probes.trace.as_deref_mut() {
+        let args = serde_json::json!({"sample": index, "id": record.id, "status": record.status});
+        trace.span("sample", "sample", started, ended, args);
+    }
     record
 }
 
@@ -253,6 +351,11 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let load_average_start = provenance::load_average();
+    let mut trace = opts.trace.as_ref().map(|path| (path, TraceRecorder::new()));
+    if let Some((path, _)) = &trace {
+        // Fail before the run, not after it, when the trace cannot be written.
+        std::fs::write(path, b"").with_context(|| format!("cannot write the trace file {}", path.display()))?;
+    }
 
     if !opts.scenario.exists() {
         bail!(
@@ -260,10 +363,18 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             opts.scenario.display()
         );
     }
+    let scenario_load_started = Instant::now();
     let mut scenario = Scenario::load(&opts.scenario, opts.limits)
         .map_err(|e| anyhow!("cannot load scenario {}: {e}", opts.scenario.display()))?;
     let meta = scenario.metadata().clone();
+    let dataset_started = Instant::now();
     let dataset = load_dataset(&mut scenario, opts.data.as_deref())?;
+    if let Some((_, recorder)) = trace.as_mut() {
+        let args = serde_json::json!({"scenario": opts.scenario.display().to_string()});
+        recorder.span("scenario load", "load", scenario_load_started, dataset_started, args);
+        let args = serde_json::json!({"dataset": dataset.label, "samples": dataset.samples.len()});
+        recorder.span("dataset load", "scenario", dataset_started, Instant::now(), args);
+    }
     if dataset.samples.is_empty() {
         bail!("dataset {} holds no samples", dataset.label);
     }
@@ -278,13 +389,24 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         };
         bail!("model folder {} does not exist: {hint}", model_dir.display());
     }
+    let mut memory_record = MemoryRecord { before_load_bytes: memory::current_rss_bytes(), ..Default::default() };
+    let model_load_started = Instant::now();
     let mut engine = Engine::load(&EngineOptions {
         model_dir: model_dir.clone(),
         ort_lib: opts.ort_lib.clone(),
         intra_threads: opts.threads,
         providers: opts.providers.clone(),
+        profiling: opts.trace.as_ref().map(|path| ort_profile_prefix(path)),
     })
     .with_context(|| format!("cannot load model {}", model_dir.display()))?;
+    let model_load_ended = Instant::now();
+    memory_record.after_load_bytes = memory::current_rss_bytes();
+    memory_record.peak_after_load_bytes = memory::peak_rss_bytes();
+    if let Some((_, recorder)) = trace.as_mut() {
+        let args = serde_json::json!({"model": model_dir.display().to_string()});
+        recorder.model_load(model_load_started, model_load_ended, args);
+        recorder.memory(model_load_ended, "after load", memory_record.after_load_bytes);
+    }
     let session_record = engine.session_record().clone();
     if let Some(warning) = session_record.node_assignment.as_ref().and_then(|n| n.fallback_warning()) {
         eprintln!("Warning: {warning}");
@@ -299,6 +421,17 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             None
         }
     };
+    let think = opts.think.resolve(engine.tokenizer());
+    if let Some((markers, _)) = &think {
+        let special = markers.special_in(engine.tokenizer());
+        if !special.is_empty() {
+            eprintln!(
+                "Warning: the think markers {} are special tokens of this model's tokenizer, which the engine drops \
+                 from the output; thinking cannot be split from answers (pass --think-markers off to say so)",
+                special.join(", ")
+            );
+        }
+    }
     let model_hash = provenance::hash_dir(&model_dir)?;
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
@@ -363,12 +496,19 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             ignore_eos: settings.ignore_eos,
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
+            system_prompt: opts.prompt.system_prompt.clone(),
+            no_chat_template: opts.prompt.no_chat_template,
+            think_markers: think.as_ref().map(|(markers, _)| markers.clone()),
+            think_markers_source: think.as_ref().map(|(_, source)| *source),
         },
         host: HostInfo::detect(),
         load_average_start,
         load_average_end: None,
+        memory: memory_record,
+        gpu: None,
         results: Aggregates::default(),
     };
+    let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
     writer.write_summary(&summary)?;
     if dataset.source == "embedded" {
         eprintln!("Using the scenario's {}; pass --data FILE for a real dataset.", dataset.label);
@@ -380,7 +520,18 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut correct_so_far = (0.0, 0usize);
     for (index, &sample_index) in selection.iter().enumerate() {
         let sample = &dataset.samples[sample_index];
-        let record = run_sample(index, sample, &mut scenario, &mut engine, &settings);
+        let mut probes = SampleProbes {
+            prompt: &opts.prompt,
+            think: think.as_ref(),
+            trace: trace.as_mut().map(|(_, recorder)| recorder),
+            gpu: gpu.as_mut(),
+            peak_scope: None,
+        };
+        let record = run_sample(index, sample, &mut scenario, &mut engine, &settings, &mut probes);
+        // One sample the kernel refused the reset makes the run's peaks cumulative.
+        if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
+            summary.memory.peak_scope = probes.peak_scope;
+        }
         writer.append(&record)?;
         if let Some(error) = &record.error {
             consecutive_failures += 1;
@@ -416,12 +567,48 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         summary.status = RunStatus::Complete;
     }
     summary.results = Aggregates::from_records(&records, &higher_is_better);
+    // The run's peak includes loading the model, which can briefly need more than any sample.
+    summary.results.peak_rss_bytes = summary.results.peak_rss_bytes.max(summary.memory.peak_after_load_bytes);
+    summary.gpu = gpu.and_then(GpuMonitor::finish);
     summary.finished_at = Some(timestamp(SystemTime::now()));
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.load_average_end = provenance::load_average();
     writer.write_summary(&summary)?;
     writer.write_markdown(&crate::results::table::render_markdown(&summary)?)?;
-    Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary })
+    let trace = match trace {
+        Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
+        None => None,
+    };
+    Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary, trace })
+}
+
+/// Where ONNX Runtime writes its profile for `--trace FILE`: beside FILE, merged into it and removed at the end.
+fn ort_profile_prefix(trace: &Path) -> PathBuf {
+    let name = trace.file_name().map_or("trace".into(), |n| n.to_string_lossy().into_owned());
+    trace.with_file_name(format!(".{name}.onnxruntime"))
+}
+
+fn write_trace(path: &Path, recorder: TraceRecorder, engine: &mut Engine) -> Result<TraceSummary> {
+    let (file, start_ns) = engine.end_profiling().context("cannot end ONNX Runtime's profiling")?;
+    // ONNX Runtime names the file relative to the working directory, as the prefix was given.
+    let profile = OrtProfile { file, start_ns };
+    recorder.write(path, Some(&profile)).with_context(|| format!("cannot write the trace {}", path.display()))
+}
+
+/// NVML monitoring of the GPU the execution provider runs on; `None` on CPU runs, when turned off, or
+/// without an NVIDIA GPU (then results carry no GPU fields, and the reason is logged).
+fn start_gpu_monitor(opts: &ExecOptions, execution_provider: &str) -> Option<GpuMonitor> {
+    let interval = opts.gpu_sample_interval?;
+    if execution_provider == "cpu" {
+        return None;
+    }
+    match GpuMonitor::start_nvml(opts.gpu_device, interval) {
+        Ok(monitor) => Some(monitor),
+        Err(reason) => {
+            eprintln!("GPU monitoring is unavailable, so results carry no GPU fields: {reason}");
+            None
+        }
+    }
 }
 
 /// The model file the folder holds: the precision is measured there, not in an optimized-model cache copy.

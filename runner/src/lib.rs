@@ -4,12 +4,14 @@
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
 //! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
 //! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `rng` is the
-//! portable seeded random generator they share, and `cli` is the command line.
+//! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
+//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
 
 pub mod cli;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
+pub mod gpu_monitor;
 pub mod import;
 pub mod memory;
 pub mod onnx;
@@ -21,3 +23,4 @@ pub mod rng;
 pub mod scenario;
 #[doc(hidden)]
 pub mod testing;
+pub mod trace;

@@ -75,6 +75,17 @@ pub struct Timings {
     /// Turning tokens into text, over the whole generation.
     pub detokenize: Duration,
     pub e2e: Duration,
+    /// Every sampled token (EOS included), in order: when its sampling finished and how long it took. With
+    /// the durations above, this places each phase on a timeline (traces) and isolates sampling time.
+    pub sampled: Vec<TokenTiming>,
+}
+
+/// When one token was chosen, as an offset from the start of `generate`, and the time choosing it took
+/// (logits processing and sampling; part of TTFT for the first token, of its decode step for the others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TokenTiming {
+    pub at: Duration,
+    pub sampling: Duration,
 }
 
 /// One finished generation.
@@ -114,6 +125,7 @@ impl Engine {
             &folder.info,
             opts.intra_threads,
             &opts.providers,
+            opts.profiling.as_deref(),
         )?;
         Ok(Engine {
             info: folder.info,
@@ -165,6 +177,13 @@ impl Engine {
         Ok(self.session.forward(&ids, "forward")?.as_slice().to_vec())
     }
 
+    /// Ends ONNX Runtime's profiling (enabled by [`EngineOptions::profiling`]) and writes its file: returns the
+    /// file and when profiling started, in nanoseconds on ONNX Runtime's clock.
+    pub fn end_profiling(&mut self) -> Result<(std::path::PathBuf, u64), EngineError> {
+        let (file, start_ns) = self.session.end_profiling()?;
+        Ok((file.into(), start_ns))
+    }
+
     /// Empties the KV cache (it grows again as [`Engine::forward`] needs).
     pub fn reset(&mut self) -> Result<(), EngineError> {
         Ok(self.session.reset(0)?)
@@ -214,7 +233,9 @@ impl Engine {
                 finish = FinishReason::Length;
                 break;
             };
+            let sampling_start = Instant::now();
             let token = processor.sample(last.as_slice()).ok_or(EngineError::NoLogits)?;
+            timings.sampled.push(TokenTiming { at: start.elapsed(), sampling: sampling_start.elapsed() });
             drop(last);
             if output_tokens == 0 {
                 timings.ttft = start.elapsed();

@@ -6,7 +6,8 @@
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
 //! picks tokens from logits (greedy or seeded sampling), `detok` turns tokens into text as they arrive, and `generate` ties them into
 //! the generation loop behind [`Engine`]. `providers` builds the session for an execution provider and
-//! its options, and `inspect` reads what precision a graph really is.
+//! its options, `inspect` reads what precision a graph really is, and `reasoning` splits a reasoning model's
+//! thinking from its answer.
 
 mod chat;
 mod detok;
@@ -15,17 +16,19 @@ pub mod inspect;
 pub mod model;
 mod ortlib;
 pub mod providers;
+mod reasoning;
 mod sampling;
 mod session;
 
 use std::path::PathBuf;
 
-pub use chat::{ChatTemplate, TemplateError};
+pub use chat::{ChatTemplate, PromptOptions, TemplateError, plain_text, with_system_prompt};
 pub use detok::StreamDecoder;
-pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
+pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings, TokenTiming};
 pub use model::{ModelError, ModelFolder, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
+pub use reasoning::{MarkerSource, ReasoningError, ReasoningSplit, ThinkMarkers, ThinkSplit, split as split_reasoning};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
 pub use session::{DecoderSession, SessionError};
 
@@ -40,6 +43,9 @@ pub struct EngineOptions {
     pub intra_threads: Option<usize>,
     /// Execution provider, graph optimisation and the rest of the session's settings.
     pub providers: ProviderOptions,
+    /// Profile every operator: ONNX Runtime writes its Chrome-trace JSON to a file whose name starts with
+    /// this prefix (see [`Engine::end_profiling`]). Profiling costs time, so it is off unless asked for.
+    pub profiling: Option<PathBuf>,
 }
 
 /// Everything that can go wrong loading a model or generating with it.

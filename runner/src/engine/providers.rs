@@ -486,6 +486,7 @@ pub fn build_session(
     model_path: &Path,
     intra_threads: Option<usize>,
     options: &ProviderOptions,
+    profiling: Option<&Path>,
 ) -> Result<BuiltSession, ProviderError> {
     let load_error = |message: String| ProviderError::Load { path: model_path.to_path_buf(), message };
     let mut builder = Session::builder(environment).map_err(|e| load_error(e.to_string()))?;
@@ -505,6 +506,10 @@ pub fn build_session(
         if threads > 1 {
             builder = builder.with_parallel_execution(true).map_err(option_error("execution_mode"))?;
         }
+    }
+
+    if let Some(prefix) = profiling {
+        builder = builder.with_profiling(prefix).map_err(option_error("profiling"))?;
     }
 
     let mut cache = None;

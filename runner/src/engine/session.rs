@@ -109,10 +109,11 @@ impl DecoderSession {
         info: &ModelInfo,
         intra_threads: Option<usize>,
         providers: &ProviderOptions,
+        profiling: Option<&Path>,
     ) -> Result<DecoderSession, SessionError> {
         let load_error = |message: String| SessionError::Load { path: model_path.to_path_buf(), message };
         let providers::BuiltSession { session, record } =
-            providers::build_session(environment, model_path, intra_threads, providers)?;
+            providers::build_session(environment, model_path, intra_threads, providers, profiling)?;
 
         let past_names: Vec<String> = (0..info.layers)
             .flat_map(|i| [format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value")])
@@ -184,6 +185,15 @@ impl DecoderSession {
     /// How the session was built: provider, options, node assignment.
     pub fn record(&self) -> &SessionRecord {
         &self.record
+    }
+
+    /// Stops ONNX Runtime's profiling and writes its file; returns the file's name and when profiling started
+    /// (nanoseconds on ONNX Runtime's clock, which its events' `ts` count from).
+    pub fn end_profiling(&mut self) -> Result<(String, u64), SessionError> {
+        let phase = "ending profiling";
+        let start_ns = self.session.profiling_start_ns().map_err(run_error(phase))?;
+        let file = self.session.end_profiling().map_err(run_error(phase))?;
+        Ok((file, start_ns))
     }
 
     fn cache_is_empty(&self) -> bool {

@@ -12,12 +12,7 @@ use crate::testing::quiet_ort_cache;
 
 fn load(model_dir: &Path) -> Engine {
     quiet_ort_cache();
-    let options = EngineOptions {
-        model_dir: model_dir.to_path_buf(),
-        ort_lib: None,
-        intra_threads: Some(1),
-        ..Default::default()
-    };
+    let options = EngineOptions { model_dir: model_dir.to_path_buf(), intra_threads: Some(1), ..Default::default() };
     Engine::load(&options).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()))
 }
 
@@ -298,8 +293,7 @@ fn missing_ort_library_gives_an_actionable_error() {
 
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path(), Precision::Int4);
-    let options =
-        EngineOptions { model_dir: model, ort_lib: Some(missing.into()), intra_threads: None, ..Default::default() };
+    let options = EngineOptions { model_dir: model, ort_lib: Some(missing.into()), ..Default::default() };
     let err = Engine::load(&options).err().expect("a missing library must fail");
     assert!(matches!(err, EngineError::OrtLib(OrtLibError::NotFound { .. })), "{err}");
 }
@@ -336,7 +330,7 @@ fn model_folder_problems_name_the_file() {
         let message = open_err(&broken);
         assert_eq!(message, format!("{file} is missing from {}", broken.display()));
         // Engine::load reports the folder before touching ONNX Runtime.
-        let options = EngineOptions { model_dir: broken, ort_lib: None, intra_threads: None, ..Default::default() };
+        let options = EngineOptions { model_dir: broken, ..Default::default() };
         assert!(matches!(Engine::load(&options), Err(EngineError::Model(ModelError::Missing { .. }))));
     }
 

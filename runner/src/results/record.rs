@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gpu_monitor::GenerationGpu;
 use crate::prompt::Prompt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,10 @@ pub struct SampleTimings {
     pub ttft_ms: f64,
     /// Every decode step after the first token: the inter-token latencies.
     pub itl_ms: Vec<f64>,
+    /// Choosing tokens from logits (penalties, sampling), summed over the generation; part of TTFT and of
+    /// the inter-token latencies above.
+    #[serde(default)]
+    pub sampling_ms: f64,
     pub detokenize_ms: f64,
     /// The scenario scoring the output (WebAssembly call).
     pub score_ms: f64,
@@ -70,8 +75,22 @@ pub struct SampleRecord {
     /// The prompt as the model saw it, after the chat template.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_text: Option<String>,
+    /// What the model answered: the generated text without its thinking blocks (reasoning models), which is
+    /// what the scenario scored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// A reasoning model's thinking, split from the answer at the run's think markers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// Generated tokens inside thinking blocks (markers included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_tokens: Option<usize>,
+    /// Generated tokens of the answer: output tokens minus thinking tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tokens: Option<usize>,
+    /// The output ended inside a thinking block: all of it is thinking and the answer is empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thinking_unclosed: bool,
     /// The answer the scenario read from the output, when it extracts one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extracted: Option<String>,
@@ -83,9 +102,19 @@ pub struct SampleRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<usize>,
     pub timings: SampleTimings,
-    /// Peak resident memory of the process while this sample ran.
+    /// Peak resident memory of the process while this sample ran (since the run started where the kernel
+    /// does not allow resetting the peak: see the summary's `memory.peak_scope`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// Resident memory when the first output text streamed: after prefill and the first token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_prefill_bytes: Option<u64>,
+    /// Resident memory when generation ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_generation_bytes: Option<u64>,
+    /// The GPU during this generation (NVIDIA GPUs only; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GenerationGpu>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SampleError>,
 }

@@ -9,6 +9,9 @@ use super::record::{SampleRecord, SampleStatus};
 use super::stats::Distribution;
 use crate::engine::SessionRecord;
 use crate::engine::inspect::GraphReport;
+use crate::engine::{MarkerSource, ThinkMarkers};
+use crate::gpu_monitor::RunGpu;
+use crate::memory::PeakScope;
 use crate::provenance::{HostInfo, RunnerInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,17 @@ pub struct SettingsRecord {
     pub ignore_eos: bool,
     pub scenario_memory_bytes: usize,
     pub scenario_call_timeout_ms: u64,
+    /// `--system-prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// `--no-chat-template`: chat prompts went to the model as plain text.
+    #[serde(default)]
+    pub no_chat_template: bool,
+    /// The markers thinking was split at; absent when splitting was off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_markers: Option<ThinkMarkers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_markers_source: Option<MarkerSource>,
 }
 
 fn no_repetition_penalty() -> f32 {
@@ -181,7 +195,27 @@ pub struct Aggregates {
     /// Scenario time as a share of generation time, over the whole run.
     pub scenario_overhead: Option<f64>,
     pub total_output_tokens: usize,
+    /// Time choosing tokens from logits, per sample.
+    #[serde(default)]
+    pub sampling_ms: Option<Distribution>,
+    /// Tokens inside thinking blocks and in the answer, per sample (reasoning models; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_tokens: Option<Distribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_tokens: Option<Distribution>,
+    /// Samples whose output ended inside a thinking block.
+    #[serde(default)]
+    pub thinking_unclosed: usize,
+    /// The run's peak resident memory: model loading included, and the largest sample peak.
     pub peak_rss_bytes: Option<u64>,
+    /// Per-sample peak resident memory.
+    #[serde(default)]
+    pub sample_peak_rss_bytes: Option<Distribution>,
+    /// Resident memory after prefill (when the first token streamed) and after generation, per sample.
+    #[serde(default)]
+    pub rss_after_prefill_bytes: Option<Distribution>,
+    #[serde(default)]
+    pub rss_after_generation_bytes: Option<Distribution>,
     /// Outlier and stability warnings, hyperfine-style.
     pub warnings: Vec<String>,
 }
@@ -216,6 +250,12 @@ impl Aggregates {
         let prompt_tokens = collect(&|r| r.prompt_tokens.map(|t| t as f64));
         let output_tokens = collect(&|r| r.output_tokens.map(|t| t as f64));
         let scenario = collect(&|r| Some(r.timings.prompt_ms + r.timings.score_ms));
+        let sampling = collect(&|r| Some(r.timings.sampling_ms));
+        let thinking_tokens = collect(&|r| r.thinking_tokens.map(|t| t as f64));
+        let answer_tokens = collect(&|r| r.answer_tokens.map(|t| t as f64));
+        let bytes = |f: &dyn Fn(&SampleRecord) -> Option<u64>| -> Vec<f64> {
+            records.iter().filter_map(|r| f(r).map(|b| b as f64)).collect()
+        };
         let generate_total: f64 = generated.iter().map(|r| r.timings.generate_ms).sum();
         let scenario_overhead = (generate_total > 0.0).then(|| scenario.iter().sum::<f64>() / generate_total);
 
@@ -239,7 +279,14 @@ impl Aggregates {
             scenario_ms: Distribution::of(&scenario),
             scenario_overhead,
             total_output_tokens: generated.iter().filter_map(|r| r.output_tokens).sum(),
+            sampling_ms: Distribution::of(&sampling),
+            thinking_tokens: Distribution::of(&thinking_tokens),
+            answer_tokens: Distribution::of(&answer_tokens),
+            thinking_unclosed: records.iter().filter(|r| r.thinking_unclosed).count(),
             peak_rss_bytes: records.iter().filter_map(|r| r.peak_rss_bytes).max(),
+            sample_peak_rss_bytes: Distribution::of(&bytes(&|r| r.peak_rss_bytes)),
+            rss_after_prefill_bytes: Distribution::of(&bytes(&|r| r.rss_after_prefill_bytes)),
+            rss_after_generation_bytes: Distribution::of(&bytes(&|r| r.rss_after_generation_bytes)),
             warnings,
         }
     }
@@ -266,7 +313,26 @@ pub struct RunSummary {
     /// Load average (1 minute) when the run started and ended: a busy machine explains slow numbers.
     pub load_average_start: Option<f64>,
     pub load_average_end: Option<f64>,
+    /// Resident memory around model loading, and what per-sample peaks cover.
+    #[serde(default)]
+    pub memory: MemoryRecord,
+    /// The NVIDIA GPU over the run; absent without one (never zeros).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<RunGpu>,
     pub results: Aggregates,
+}
+
+/// Resident memory of the process around model loading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// Before the model loaded (scenario and dataset loaded).
+    pub before_load_bytes: Option<u64>,
+    /// Right after the model loaded.
+    pub after_load_bytes: Option<u64>,
+    /// The peak up to then: loading can briefly need more than the loaded model keeps.
+    pub peak_after_load_bytes: Option<u64>,
+    /// Whether each sample's peak was measured on its own or covers the run so far.
+    pub peak_scope: Option<PeakScope>,
 }
 
 #[cfg(test)]
@@ -283,6 +349,10 @@ mod tests {
             prompt: None,
             prompt_text: None,
             output: Some("x".into()),
+            thinking: None,
+            thinking_tokens: None,
+            answer_tokens: None,
+            thinking_unclosed: false,
             extracted: None,
             metrics: accuracy.map(|a| BTreeMap::from([("accuracy".to_string(), a)])).unwrap_or_default(),
             finish: Some("eos".into()),
@@ -299,6 +369,9 @@ mod tests {
                 ..Default::default()
             },
             peak_rss_bytes: Some(1000 + index as u64),
+            rss_after_prefill_bytes: None,
+            rss_after_generation_bytes: None,
+            gpu: None,
             error: accuracy.is_none().then(|| SampleError { stage: Stage::Score, message: "trap".into() }),
         }
     }
@@ -332,6 +405,10 @@ mod tests {
             ignore_eos: false,
             scenario_memory_bytes: 0,
             scenario_call_timeout_ms: 0,
+            system_prompt: None,
+            no_chat_template: false,
+            think_markers: None,
+            think_markers_source: None,
         };
         assert_eq!(settings.describe_generation(), "greedy, at most 256 new tokens");
         settings.temperature = 0.7;

@@ -5,6 +5,8 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_
 
 use super::stats::Distribution;
 use super::summary::RunSummary;
+use crate::memory::PeakScope;
+use crate::trace::TraceSummary;
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/run-summary.md.jinja");
 
@@ -97,14 +99,19 @@ pub fn render_terminal(summary: &RunSummary) -> String {
 
     let mut timing = Table::new();
     timing.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["timing", "mean ± σ", "p50", "p90", "p99"]);
-    let rows: [(&str, &Option<Distribution>, usize); 6] = [
+    let mut rows: Vec<(&str, &Option<Distribution>, usize)> = vec![
         ("TTFT (ms)", &r.ttft_ms, 1),
         ("inter-token latency (ms)", &r.itl_ms, 2),
         ("end-to-end (ms)", &r.e2e_ms, 0),
         ("decode (tokens/s)", &r.decode_tokens_per_s, 1),
         ("prefill (tokens/s)", &r.prefill_tokens_per_s, 0),
+        ("sampling (ms per sample)", &r.sampling_ms, 2),
         ("output tokens", &r.output_tokens, 1),
     ];
+    if r.thinking_tokens.is_some() {
+        rows.push(("thinking tokens", &r.thinking_tokens, 1));
+        rows.push(("answer tokens", &r.answer_tokens, 1));
+    }
     for (name, d, digits) in rows {
         let mut row = vec![Cell::new(name)];
         row.extend(dist_cells(d, digits).into_iter().map(|c| Cell::new(c).set_alignment(CellAlignment::Right)));
@@ -112,17 +119,104 @@ pub fn render_terminal(summary: &RunSummary) -> String {
     }
     out.push_str(&timing.to_string());
     out.push('\n');
-    if let Some(peak) = r.peak_rss_bytes {
-        out.push_str(&format!("peak resident memory: {}", human_bytes(peak)));
-        if let Some(overhead) = r.scenario_overhead {
-            out.push_str(&format!("; scenario (WebAssembly) time: {:.3}% of generation", overhead * 100.0));
-        }
+    if let Some(memory) = memory_line(summary) {
+        out.push_str(&memory);
+        out.push('\n');
+    }
+    if let Some(overhead) = r.scenario_overhead {
+        out.push_str(&format!("scenario (WebAssembly) time: {:.3}% of generation\n", overhead * 100.0));
+    }
+    for line in [gpu_line(summary), reasoning_line(summary)].into_iter().flatten() {
+        out.push_str(&line);
         out.push('\n');
     }
     for w in &r.warnings {
         out.push_str(&format!("Warning: {w}\n"));
     }
     out
+}
+
+/// Resident memory at each stage in one line: after load, after prefill and after generation (means over
+/// samples), the per-sample peak and the run's peak.
+pub fn memory_line(summary: &RunSummary) -> Option<String> {
+    let r = &summary.results;
+    let m = &summary.memory;
+    let mut parts = Vec::new();
+    if let Some(after_load) = m.after_load_bytes {
+        parts.push(format!("{} after model load", human_bytes(after_load)));
+    }
+    let mean = |d: &Option<Distribution>| d.as_ref().map(|d| human_bytes(d.mean as u64));
+    if let Some(prefill) = mean(&r.rss_after_prefill_bytes) {
+        parts.push(format!("{prefill} after prefill"));
+    }
+    if let Some(generation) = mean(&r.rss_after_generation_bytes) {
+        parts.push(format!("{generation} after generation"));
+    }
+    if let Some(sample_peak) = &r.sample_peak_rss_bytes {
+        let scope = match m.peak_scope {
+            Some(PeakScope::Cumulative) => "cumulative: the kernel refused resetting it",
+            _ => "per sample",
+        };
+        parts.push(format!("peak {} ({scope}, max)", human_bytes(sample_peak.max as u64)));
+    }
+    let peak = r.peak_rss_bytes?;
+    let stages = if parts.is_empty() { String::new() } else { format!(" — {} (means)", parts.join(", ")) };
+    Some(format!("peak resident memory: {}{stages}", human_bytes(peak)))
+}
+
+/// The GPU over the run in one line, on GPU runs.
+pub fn gpu_line(summary: &RunSummary) -> Option<String> {
+    let gpu = summary.gpu.as_ref()?;
+    let mut line = format!(
+        "GPU {}: memory used up to {}, utilisation {:.0}% mean, power {:.0} W mean / {:.0} W max ({} samples every {} ms)",
+        gpu.device,
+        human_bytes(gpu.run.memory_used_max_bytes),
+        gpu.run.utilization_mean_percent,
+        gpu.run.power_mean_watts,
+        gpu.run.power_max_watts,
+        gpu.run.samples,
+        gpu.sample_interval_ms
+    );
+    if let (Some(joules), Some(per_token)) = (gpu.generation_energy_joules, gpu.joules_per_token) {
+        line.push_str(&format!("; {joules:.1} J while generating, {:.2} mJ per generated token", per_token * 1e3));
+    }
+    Some(line)
+}
+
+/// Thinking versus answer tokens in one line, when the run split any thinking.
+pub fn reasoning_line(summary: &RunSummary) -> Option<String> {
+    let r = &summary.results;
+    let thinking = r.thinking_tokens.as_ref()?;
+    let markers =
+        summary.settings.think_markers.as_ref().map_or(String::new(), |m| format!(" ({}…{})", m.open, m.close));
+    let answer = r.answer_tokens.as_ref().map_or(String::new(), |a| format!(", {:.1} answer tokens", a.mean));
+    let unclosed = if r.thinking_unclosed > 0 {
+        format!("; {} samples ran out of tokens while thinking (empty answer)", r.thinking_unclosed)
+    } else {
+        String::new()
+    };
+    Some(format!("reasoning{markers}: {:.1} thinking tokens{answer} per sample (mean){unclosed}", thinking.mean))
+}
+
+/// What `--trace` wrote, for the terminal: where, how many events, and the operators that took longest.
+pub fn describe_trace(path: &std::path::Path, trace: &TraceSummary) -> String {
+    let total: f64 = trace.ort_ops.iter().map(|(_, us)| us).sum();
+    let top: Vec<String> = trace
+        .ort_ops
+        .iter()
+        .take(5)
+        .map(|(op, us)| format!("{op} {:.1} ms ({:.0}%)", us / 1e3, if total > 0.0 { us / total * 100.0 } else { 0.0 }))
+        .collect();
+    let mut text = format!(
+        "Trace: {} ({} runner spans, {} ONNX Runtime events); open it in https://ui.perfetto.dev or chrome://tracing",
+        path.display(),
+        trace.runner_spans,
+        trace.ort_events
+    );
+    if !top.is_empty() {
+        text.push_str(&format!("\nSlowest operators: {}", top.join(", ")));
+    }
+    text
 }
 
 /// The Markdown summary written beside the results. Undefined variables are errors, so a template that
@@ -136,6 +230,9 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
     let text = env.get_template("run-summary.md")?.render(minijinja::context! {
         s => minijinja::Value::from(minijinja::value::Serde(summary)),
         generation => summary.settings.describe_generation(),
+        memory => memory_line(summary),
+        gpu => gpu_line(summary),
+        reasoning => reasoning_line(summary),
     })?;
     Ok(text)
 }
