@@ -136,7 +136,8 @@ pub struct BenchArgs {
     /// Prompt lengths by category: short = 128, medium = 512, long = 2048 tokens; added to -p's values.
     #[arg(long, value_name = "PRESET,...", value_delimiter = ',', value_enum)]
     pub prompt_preset: Vec<PromptPreset>,
-    /// Tokens to generate (default 128), exactly: EOS does not stop generation.
+    /// Tokens to generate (default 128), exactly: EOS does not stop generation. Decoding is greedy; decode
+    /// tokens/s (`tgN`) counts the N - 1 tokens after the first, which prefill produces (TTFT).
     #[arg(short = 'n', long, value_name = "N,...", value_delimiter = ',', value_parser = positive())]
     pub gen_tokens: Vec<usize>,
     /// Batch sizes (default 1).
