@@ -155,6 +155,10 @@ pub struct BenchArgs {
     /// Unrecorded warm-up runs before each configuration's repetitions.
     #[arg(short = 'w', long, value_name = "W", default_value_t = bench::DEFAULT_WARMUP)]
     pub warmup: usize,
+    /// Run the configurations round-robin, one repetition each per round (after all warm-ups), so a busy
+    /// spell of the machine spreads over every configuration instead of biasing one; all models stay loaded.
+    #[arg(long)]
+    pub interleave: bool,
     /// Write every repetition and the summaries as JSON to FILE (`-` for stdout: the tables then go to stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -193,6 +197,7 @@ impl BenchArgs {
             threads: if self.threads.is_empty() { vec![None] } else { self.threads.iter().map(|&t| Some(t)).collect() },
             repetitions: self.repetitions,
             warmup: self.warmup,
+            interleave: self.interleave,
             ort_lib: self.ort_lib.clone(),
         }
     }

@@ -33,7 +33,8 @@ pub struct Repetition {
     pub itl_ms: Vec<f64>,
     /// The whole generation.
     pub e2e_ms: f64,
-    /// Peak resident memory of the process during this run (Linux VmHWM, reset before it).
+    /// Peak resident memory of the process during this run (Linux VmHWM, reset before it); with
+    /// `--interleave` it includes every model of the sweep, as they all stay loaded.
     pub peak_rss_bytes: Option<u64>,
 }
 

@@ -184,6 +184,38 @@ fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// One run of the schedule: a warm-up or a measured repetition of a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    configuration: usize,
+    measured: bool,
+}
+
+/// The order of the runs. In sequence, each configuration's warm-ups and repetitions run back to back.
+/// Interleaved, every configuration warms up first, then repetition i of every configuration runs before
+/// repetition i + 1 of any, so a disturbance of the machine spreads over all configurations instead of
+/// biasing the one that happened to run at the time.
+fn schedule(configurations: usize, warmup: usize, repetitions: usize, interleave: bool) -> Vec<Step> {
+    let warm = |configuration| (0..warmup).map(move |_| Step { configuration, measured: false });
+    let measured = |configuration| Step { configuration, measured: true };
+    if interleave {
+        let warmups = (0..configurations).flat_map(warm);
+        let rounds = (0..repetitions).flat_map(|_| (0..configurations).map(measured));
+        warmups.chain(rounds).collect()
+    } else {
+        (0..configurations).flat_map(|c| warm(c).chain((0..repetitions).map(move |_| measured(c)))).collect()
+    }
+}
+
+/// What a configuration has measured so far.
+#[derive(Default)]
+struct Measured {
+    repetitions: Vec<Repetition>,
+    load: (f64, Option<u64>),
+    load_average_start: Option<f64>,
+    load_average_end: Option<f64>,
+}
+
 /// Runs the sweep `options` describes; `progress` draws a bar on stderr.
 pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchError> {
     options.validate()?;
@@ -192,25 +224,37 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
     let models: Vec<BenchModel> = options.models.iter().map(|dir| open_model(dir)).collect::<Result<_, _>>()?;
     check_lengths(options, &models)?;
     let configurations = plan(options);
+    let prompts: Vec<Vec<u32>> = configurations
+        .iter()
+        .map(|c| synthetic_prompt(&models[c.model].pool, c.prompt_tokens))
+        .collect::<Result<_, _>>()?;
 
-    let bar = progress_bar(configurations.len() * (options.warmup + options.repetitions), progress);
-    let mut loaded: Option<LoadedEngine> = None;
+    let steps = schedule(configurations.len(), options.warmup, options.repetitions, options.interleave);
+    let bar = progress_bar(steps.len(), progress);
+    // In sequence one engine is loaded at a time, so two models never share the memory being measured;
+    // interleaved, every engine of the sweep stays loaded.
+    let mut engines: Vec<LoadedEngine> = Vec::new();
     let mut onnxruntime = None;
-    let mut results = Vec::with_capacity(configurations.len());
-    for configuration in &configurations {
+    let mut measured: Vec<Measured> = configurations.iter().map(|_| Measured::default()).collect();
+    let mut warmed = vec![0usize; configurations.len()];
+    for step in steps {
+        let configuration = &configurations[step.configuration];
         let model = &models[configuration.model];
-        let current = match &mut loaded {
-            Some(current) if current.key == configuration.engine_key() => current,
-            slot => {
-                // The previous model goes first, so two models never share the memory being measured.
-                *slot = None;
+        let key = configuration.engine_key();
+        let index = match engines.iter().position(|e| e.key == key) {
+            Some(index) => index,
+            None => {
+                if !options.interleave {
+                    engines.clear();
+                }
                 bar.set_message(format!("loading {}", model.facts.name));
-                let current = LoadedEngine::load(model, configuration, options.ort_lib.as_deref())?;
-                onnxruntime.get_or_insert_with(|| current.engine.runtime().clone());
-                slot.insert(current)
+                let loaded = LoadedEngine::load(model, configuration, options.ort_lib.as_deref())?;
+                onnxruntime.get_or_insert_with(|| loaded.engine.runtime().clone());
+                engines.push(loaded);
+                engines.len() - 1
             }
         };
-        let engine = &mut current.engine;
+        let current = &mut engines[index];
 
         let test = configuration.test_name();
         let threads = configuration.threads.map_or_else(|| "default".to_string(), |t| t.to_string());
@@ -221,23 +265,33 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
             test: test.clone(),
             source: Box::new(source),
         };
-        let prompt = synthetic_prompt(&model.pool, configuration.prompt_tokens)?;
-        let load_average_before = provenance::load_average();
-        for i in 0..options.warmup {
-            bar.set_message(format!("{label} warm-up {}/{}", i + 1, options.warmup));
-            measure::run_once(engine, configuration, &prompt).map_err(run_error)?;
-            bar.inc(1);
+        let prompt = &prompts[step.configuration];
+        let so_far = &mut measured[step.configuration];
+        if step.measured {
+            bar.set_message(format!("{label} run {}/{}", so_far.repetitions.len() + 1, options.repetitions));
+            if so_far.repetitions.is_empty() {
+                so_far.load_average_start = provenance::load_average();
+                so_far.load = (current.load_ms, current.load_peak_rss_bytes);
+            }
+            let repetition = measure::run_once(&mut current.engine, configuration, prompt).map_err(run_error)?;
+            so_far.repetitions.push(repetition);
+            so_far.load_average_end = provenance::load_average();
+        } else {
+            warmed[step.configuration] += 1;
+            bar.set_message(format!("{label} warm-up {}/{}", warmed[step.configuration], options.warmup));
+            measure::run_once(&mut current.engine, configuration, prompt).map_err(run_error)?;
         }
-        let mut repetitions = Vec::with_capacity(options.repetitions);
-        for i in 0..options.repetitions {
-            bar.set_message(format!("{label} run {}/{}", i + 1, options.repetitions));
-            repetitions.push(measure::run_once(engine, configuration, &prompt).map_err(run_error)?);
-            bar.inc(1);
-        }
-        let load_average = (load_average_before, provenance::load_average());
-        let load = (current.load_ms, current.load_peak_rss_bytes);
-        results.push(ConfigurationResult::new(configuration, model.facts.clone(), load, load_average, repetitions));
+        bar.inc(1);
     }
+    let results: Vec<ConfigurationResult> = configurations
+        .iter()
+        .zip(measured)
+        .map(|(configuration, p)| {
+            let facts = models[configuration.model].facts.clone();
+            let load_average = (p.load_average_start, p.load_average_end);
+            ConfigurationResult::new(configuration, facts, p.load, load_average, p.repetitions)
+        })
+        .collect();
     bar.finish_and_clear();
 
     let host = HostInfo::detect();
@@ -257,6 +311,7 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
         settings: BenchSettings {
             repetitions: options.repetitions,
             warmup: options.warmup,
+            interleave: options.interleave,
             sampling: "greedy",
             ignore_eos: true,
             prompt_seed: PROMPT_SEED,

@@ -91,6 +91,8 @@ pub struct BenchOptions {
     pub repetitions: usize,
     /// Unrecorded runs before them (`-w`), so caches, allocator pools and thread pools are warm.
     pub warmup: usize,
+    /// Run repetition i of every configuration before repetition i + 1 of any (all models stay loaded).
+    pub interleave: bool,
     pub ort_lib: Option<PathBuf>,
 }
 

@@ -40,6 +40,8 @@ pub struct BenchReport {
 pub struct BenchSettings {
     pub repetitions: usize,
     pub warmup: usize,
+    /// Repetitions ran round-robin over the configurations (`--interleave`).
+    pub interleave: bool,
     /// Always greedy with EOS ignored: exactly N tokens per run.
     pub sampling: &'static str,
     pub ignore_eos: bool,
@@ -104,7 +106,7 @@ pub struct ConfigurationResult {
     pub gen_tokens: usize,
     /// Loading the model (session creation included) for this configuration's engine.
     pub load_ms: f64,
-    /// Peak resident memory while the model loaded.
+    /// Peak resident memory while the model loaded (with `--interleave`, models loaded before it stay resident).
     pub load_peak_rss_bytes: Option<u64>,
     pub load_average_start: Option<f64>,
     pub load_average_end: Option<f64>,

@@ -45,6 +45,7 @@ fn options(models: Vec<PathBuf>) -> BenchOptions {
         threads: vec![Some(1)],
         repetitions: 3,
         warmup: 1,
+        interleave: false,
         ort_lib: None,
     }
 }
@@ -329,6 +330,7 @@ const SNAPSHOT_KEYS: &str = "
 .schema
 .settings
 .settings.ignore_eos
+.settings.interleave
 .settings.prompt_seed
 .settings.repetitions
 .settings.sampling
@@ -463,4 +465,32 @@ fn unstable_repetitions_and_a_busy_machine_are_warned_about() {
     assert!(report::load_warning(Some(1.5), Some(1.5), 2).unwrap().contains("busy before the benchmark"));
     assert!(report::load_warning(Some(0.2), Some(3.0), 2).unwrap().contains("oversubscribed"));
     assert!(report::load_warning(None, None, 2).is_none());
+}
+
+#[test]
+fn interleaving_runs_repetitions_round_robin_after_all_warm_ups() {
+    let step = |configuration, measured| Step { configuration, measured };
+    assert_eq!(
+        schedule(2, 1, 2, false),
+        [step(0, false), step(0, true), step(0, true), step(1, false), step(1, true), step(1, true)]
+    );
+    assert_eq!(
+        schedule(2, 1, 2, true),
+        [step(0, false), step(1, false), step(0, true), step(1, true), step(0, true), step(1, true)]
+    );
+    assert!(schedule(3, 0, 0, true).is_empty());
+
+    // Two models kept loaded side by side; results still come in plan order with every repetition.
+    let dir = tempfile::tempdir().unwrap();
+    let second = write_tiny_model_folder(dir.path(), 8, Precision::Fp32);
+    let mut options = tiny_options(&[6], &[3, 4]);
+    options.models.push(second);
+    options.interleave = true;
+    options.repetitions = 2;
+    let report = run(&options, false).unwrap();
+    let order: Vec<(&str, &str)> =
+        report.results.iter().map(|r| (r.model.precision.as_str(), r.test.as_str())).collect();
+    assert_eq!(order, [("int4", "pp6+tg3"), ("int4", "pp6+tg4"), ("fp32", "pp6+tg3"), ("fp32", "pp6+tg4")]);
+    assert!(report.results.iter().all(|r| r.repetitions.len() == 2 && r.load_ms > 0.0));
+    assert!(report.settings.interleave);
 }
