@@ -125,7 +125,12 @@ impl ConfigurationResult {
     ) -> Self {
         let summary = ConfigurationSummary::of(&repetitions);
         let test = configuration.test_name();
-        let warnings = stability_warnings(&format!("{} {test}", model.name), &repetitions, &summary);
+        let threads = configuration.threads.map_or_else(|| "default".to_string(), |t| t.to_string());
+        let label = format!(
+            "{} [{}] {test} on {} with {threads} threads at batch {}",
+            model.name, model.precision, configuration.ep, configuration.batch_size
+        );
+        let warnings = stability_warnings(&label, &repetitions, &summary);
         ConfigurationResult {
             test,
             model,

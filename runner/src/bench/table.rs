@@ -81,6 +81,7 @@ pub fn render(report: &BenchReport, markdown: bool) -> String {
         markdown,
         &[
             "model",
+            "precision",
             "ep",
             "threads",
             "batch",
@@ -97,6 +98,7 @@ pub fn render(report: &BenchReport, markdown: bool) -> String {
         let s = &r.summary;
         latency.add_row(vec![
             Cell::new(&r.model.name),
+            Cell::new(&r.model.precision),
             Cell::new(&r.ep),
             right(threads(r)),
             right(r.batch_size.to_string()),

@@ -454,7 +454,14 @@ fn unstable_repetitions_and_a_busy_machine_are_warned_about() {
 
     let noisy = result(vec![repetition(1000.0, 100.0), repetition(1000.0, 60.0), repetition(1000.0, 140.0)]);
     assert_eq!(noisy.warnings.len(), 1, "{:?}", noisy.warnings);
-    assert!(noisy.warnings[0].contains("decode tokens/s: the standard deviation is 40% of the mean"));
+    assert!(
+        noisy.warnings[0].contains(
+            "[int4] pp8+tg4 on cpu with 1 threads at batch 1 decode tokens/s: the \
+             standard deviation is 40% of the mean"
+        ),
+        "{}",
+        noisy.warnings[0]
+    );
 
     let outlier = result((0..6).map(|i| repetition(if i == 3 { 500.0 } else { 1000.0 + i as f64 }, 100.0)).collect());
     assert!(
