@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::{self, BenchOptions, Ep, PromptPreset};
 use crate::engine::providers::parse_bytes;
 use crate::engine::{
     ExecutionProvider, GraphOptimization, Mode, PromptOptions, ProviderOptions, Sampling, ThinkSplit,
@@ -35,6 +37,9 @@ pub enum Command {
     Exec(Box<ExecArgs>),
     /// Turn a llama-architecture GGUF file into an ONNX Runtime model folder.
     Import(ImportArgs),
+    /// Measure prefill and decode speed like llama-bench: exactly P prompt tokens, exactly N generated tokens,
+    /// R repetitions; comma lists sweep every combination.
+    Bench(BenchArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -224,6 +229,87 @@ pub struct ImportArgs {
     pub force: bool,
 }
 
+/// `runner bench`'s flags. Lists are comma-separated (`-p 128,512`) or repeated (`-p 128 -p 512`); the sweep
+/// is their cartesian product, ordered model, --ep, -t, -b, -p, -n (the last varying fastest).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model folder; repeat the flag to compare models (default: the default model).
+    #[arg(long, value_name = "DIR")]
+    pub model: Vec<PathBuf>,
+    /// Prompt lengths in tokens (default 512). The prompt is synthetic: ordinary (non-special) vocabulary
+    /// tokens drawn with a fixed seed, the same ids on every run and machine.
+    #[arg(short = 'p', long, value_name = "P,...", value_delimiter = ',', value_parser = positive())]
+    pub prompt_tokens: Vec<usize>,
+    /// Prompt lengths by category: short = 128, medium = 512, long = 2048 tokens; added to -p's values.
+    #[arg(long, value_name = "PRESET,...", value_delimiter = ',', value_enum)]
+    pub prompt_preset: Vec<PromptPreset>,
+    /// Tokens to generate (default 128), exactly: EOS does not stop generation. Decoding is greedy; decode
+    /// tokens/s (`tgN`) counts the N - 1 tokens after the first, which prefill produces (TTFT).
+    #[arg(short = 'n', long, value_name = "N,...", value_delimiter = ',', value_parser = positive())]
+    pub gen_tokens: Vec<usize>,
+    /// Batch sizes (default 1).
+    #[arg(short = 'b', long, value_name = "B,...", value_delimiter = ',', value_parser = positive())]
+    pub batch_size: Vec<usize>,
+    /// Execution providers (default cpu).
+    #[arg(long, value_name = "EP,...", value_delimiter = ',', value_parser = clap::builder::ValueParser::new(parse_ep))]
+    pub ep: Vec<Ep>,
+    /// ONNX Runtime intra-op thread counts (default: ONNX Runtime's choice, one per physical core).
+    #[arg(short = 't', long, value_name = "T,...", value_delimiter = ',', value_parser = positive())]
+    pub threads: Vec<usize>,
+    /// Measured repetitions of each configuration.
+    #[arg(short = 'r', long, value_name = "R", default_value_t = bench::DEFAULT_REPETITIONS, value_parser = positive())]
+    pub repetitions: usize,
+    /// Unrecorded warm-up runs before each configuration's repetitions.
+    #[arg(short = 'w', long, value_name = "W", default_value_t = bench::DEFAULT_WARMUP)]
+    pub warmup: usize,
+    /// Run the configurations round-robin, one repetition each per round (after all warm-ups), so a busy
+    /// spell of the machine spreads over every configuration instead of biasing one; all models stay loaded.
+    #[arg(long)]
+    pub interleave: bool,
+    /// Write every repetition and the summaries as JSON to FILE (`-` for stdout: the tables then go to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Print the tables as Markdown, for pasting into reports.
+    #[arg(long)]
+    pub markdown: bool,
+    /// The ONNX Runtime shared library (default: ORT_DYLIB_PATH, then the one `cargo xtask setup` installs).
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Counts of at least 1; clap names the flag when a value is not one.
+fn positive() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+fn parse_ep(value: &str) -> Result<Ep, String> {
+    value.parse()
+}
+
+impl BenchArgs {
+    /// The options these flags ask for, defaults filled in.
+    pub fn options(&self) -> BenchOptions {
+        let or = |values: &[usize], default: usize| if values.is_empty() { vec![default] } else { values.to_vec() };
+        let mut prompt_tokens = self.prompt_tokens.clone();
+        prompt_tokens.extend(self.prompt_preset.iter().map(|p| p.tokens()));
+        BenchOptions {
+            models: if self.model.is_empty() { vec![paths::default_model()] } else { self.model.clone() },
+            prompt_tokens: or(&prompt_tokens, bench::DEFAULT_PROMPT_TOKENS),
+            gen_tokens: or(&self.gen_tokens, bench::DEFAULT_GEN_TOKENS),
+            batch_sizes: or(&self.batch_size, 1),
+            eps: if self.ep.is_empty() { vec![Ep::Cpu] } else { self.ep.clone() },
+            threads: if self.threads.is_empty() { vec![None] } else { self.threads.iter().map(|&t| Some(t)).collect() },
+            repetitions: self.repetitions,
+            warmup: self.warmup,
+            interleave: self.interleave,
+            ort_lib: self.ort_lib.clone(),
+        }
+    }
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -241,6 +327,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Exec(args) => run_exec(*args),
         Command::Import(args) => run_import(args),
+        Command::Bench(args) => run_bench(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),
@@ -329,5 +416,25 @@ fn run_import(args: ImportArgs) -> Result<()> {
     let out = args.out.unwrap_or_else(|| crate::import::default_output_dir(&args.gguf, args.precision));
     let summary = import_gguf(&args.gguf, &out, &options)?;
     println!("{summary}");
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let options = args.options();
+    let report = bench::run(&options, !args.no_progress)?;
+    let tables = bench::render(&report, args.markdown);
+    let json = || serde_json::to_string_pretty(&report).context("cannot serialise the benchmark report");
+    match args.json.as_deref() {
+        Some(path) if path.as_os_str() == "-" => {
+            eprint!("{tables}");
+            println!("{}", json()?);
+        }
+        Some(path) => {
+            std::fs::write(path, json()? + "\n").with_context(|| format!("--json: cannot write {}", path.display()))?;
+            print!("{tables}");
+            eprintln!("Wrote {}", path.display());
+        }
+        None => print!("{tables}"),
+    }
     Ok(())
 }

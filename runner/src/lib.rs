@@ -3,10 +3,12 @@
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
 //! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
-//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `rng` is the
-//! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
-//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
+//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `bench`
+//! measures fixed-length generation speed like llama-bench, `rng` is the portable seeded random generator
+//! they share, and `cli` is the command line. `memory` reads resident memory, `gpu_monitor` samples NVIDIA
+//! GPUs through NVML, and `trace` writes `--trace` Chrome traces.
 
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod exec;

@@ -203,8 +203,32 @@ impl Engine {
 
         let tokenize_start = Instant::now();
         let prompt_tokens = self.tokenize(&prompt_text, matches!(prompt, Prompt::Text(_)))?;
-        let prompt_ids: Vec<i64> = prompt_tokens.iter().map(|&t| i64::from(t)).collect();
         timings.tokenize = tokenize_start.elapsed();
+        self.generate_tokens(start, timings, prompt_text, &prompt_tokens, settings, on_text)
+    }
+
+    /// Generates after prompt token ids given as they are (no template, no tokenizer): the fixed-length
+    /// timing runs of `runner bench`. `prompt_text` of the result is empty, as no text was involved.
+    pub fn generate_from_tokens(
+        &mut self,
+        prompt_tokens: &[u32],
+        settings: &GenerationSettings,
+    ) -> Result<Generation, EngineError> {
+        self.generate_tokens(Instant::now(), Timings::default(), String::new(), prompt_tokens, settings, &mut |_| {})
+    }
+
+    /// The loop shared by [`Engine::generate`] and [`Engine::generate_from_tokens`]; `start` is when the
+    /// caller's generation began, so TTFT and e2e include its rendering and tokenizing.
+    fn generate_tokens(
+        &mut self,
+        start: Instant,
+        mut timings: Timings,
+        prompt_text: String,
+        prompt_tokens: &[u32],
+        settings: &GenerationSettings,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation, EngineError> {
+        let prompt_ids: Vec<i64> = prompt_tokens.iter().map(|&t| i64::from(t)).collect();
         if prompt_ids.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -216,7 +240,7 @@ impl Engine {
         self.session.reset(prompt_ids.len() + settings.max_new_tokens)?;
         let mut processor =
             LogitsProcessor::new(settings.sampling, settings.seed).with_repetition_penalty(settings.repetition_penalty);
-        processor.add_context(&prompt_tokens);
+        processor.add_context(prompt_tokens);
         let mut decoder = StreamDecoder::new(&self.tokenizer, true);
         let mut stops = StopMatcher::new(&settings.stop);
         let mut output_tokens = 0;

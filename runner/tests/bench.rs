@@ -1,0 +1,91 @@
+//! `runner bench` as a user runs it on a tiny generated model: the table on stdout, `--json FILE` with every
+//! repetition, `--json -` keeping stdout pure JSON, `--markdown`, and flag errors before anything loads.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use runner::import::Precision;
+
+fn tiny_model() -> &'static Path {
+    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &MODEL
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let model = runner::testing::write_tiny_model_folder(dir.path(), 3, Precision::Int4);
+            (dir, model)
+        })
+        .1
+}
+
+/// `runner bench --model TINY --no-progress ARGS`, with ONNX Runtime's telemetry file kept in a temp dir.
+fn bench(args: &[&str]) -> (Output, String, String) {
+    let cache = std::env::temp_dir().join("runner-test-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .env_remove("ORT_DYLIB_PATH")
+        .env("XDG_CACHE_HOME", cache)
+        .arg("bench")
+        .arg("--model")
+        .arg(tiny_model())
+        .arg("--no-progress")
+        .args(args)
+        .output()
+        .expect("runner starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "runner panicked:\n{stderr}");
+    (out, stdout, stderr)
+}
+
+#[test]
+fn bench_prints_the_table_and_writes_every_repetition_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("bench.json");
+    let json_arg = json_path.to_str().unwrap();
+    let (out, stdout, stderr) = bench(&["-p", "9,17", "-n", "5", "-r", "2", "-w", "0", "-t", "1", "--json", json_arg]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for needle in ["pp9", "pp17", "tg5", "t/s", "pp17+tg5", "ITL p99 ms"] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(report["schema"], "runner.bench/1");
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (result, prompt_tokens) in results.iter().zip([9, 17]) {
+        assert_eq!(result["prompt_tokens"], prompt_tokens);
+        assert_eq!(result["threads"], 1);
+        let repetitions = result["repetitions"].as_array().unwrap();
+        assert_eq!(repetitions.len(), 2);
+        for rep in repetitions {
+            assert_eq!(rep["prompt_tokens"], prompt_tokens);
+            assert_eq!(rep["generated_tokens"], 5);
+            assert_eq!(rep["itl_ms"].as_array().unwrap().len(), 4);
+        }
+    }
+}
+
+#[test]
+fn json_to_stdout_moves_the_tables_to_stderr_and_markdown_pastes() {
+    let (out, stdout, stderr) = bench(&["-p", "4", "-n", "3", "-r", "1", "--json", "-", "--markdown"]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is only the JSON report");
+    assert_eq!(report["results"][0]["test"], "pp4+tg3");
+    assert!(stderr.lines().any(|l| l.starts_with("| model")), "{stderr}");
+}
+
+#[test]
+fn bad_sweeps_fail_before_running_and_name_the_flag() {
+    let (out, _, stderr) = bench(&["-p", "128,abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("--prompt-tokens") && stderr.contains("abc"), "{stderr}");
+    let (out, _, stderr) = bench(&["-b", "1,2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("-b/--batch-size 2") && stderr.contains("not supported"), "{stderr}");
+    let (out, _, stderr) = bench(&["--prompt-preset", "long", "-n", "128"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("-p/--prompt-tokens 2048 with -n/--gen-tokens 128"), "{stderr}");
+    // No GPU runtime here: the provider is registered as exec would, and refusing it is an error, not a CPU run.
+    let (out, _, stderr) = bench(&["--ep", "cuda"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.to_lowercase().contains("cuda"), "{stderr}");
+}
