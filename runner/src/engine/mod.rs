@@ -60,7 +60,7 @@ pub enum EngineError {
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
-    Provider(#[from] ProviderError),
+    Provider(ProviderError),
     #[error("tokenizing the prompt failed: {0}")]
     Tokenize(String),
     #[error("decoding generated tokens failed: {0}")]
@@ -71,6 +71,16 @@ pub enum EngineError {
     NoLogits,
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
+}
+
+impl From<ProviderError> for EngineError {
+    /// A library that cannot be loaded is reported as such, whichever provider asked for it.
+    fn from(err: ProviderError) -> Self {
+        match err {
+            ProviderError::OrtLib(err) => EngineError::OrtLib(err),
+            other => EngineError::Provider(other),
+        }
+    }
 }
 
 #[cfg(test)]
