@@ -29,6 +29,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Turn a llama-architecture GGUF file into an ONNX Runtime model folder.
     Import(ImportArgs),
+    /// Make, inspect and convert LoRA adapters (ONNX Runtime .onnx_adapter files).
+    Adapter(crate::lora::command::AdapterArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -96,6 +98,10 @@ pub struct ExecArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// A LoRA adapter (.onnx_adapter) applied at run time; the model must be LoRA-capable
+    /// (`runner import --lora-targets`).
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +120,13 @@ pub struct ImportArgs {
     /// Replace DIR if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Projections that get LoRA inputs so adapters can be applied at run time, comma-separated, as PEFT names
+    /// them: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or `all` (default: none, a plain graph).
+    #[arg(long, value_name = "LIST")]
+    pub lora_targets: Option<String>,
+    /// The highest adapter rank the model accepts.
+    #[arg(long, value_name = "R", default_value_t = crate::lora::DEFAULT_MAX_RANK)]
+    pub lora_max_rank: usize,
 }
 
 fn init_logging(verbose: u8) {
@@ -133,6 +146,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Exec(args) => run_exec(args),
         Command::Import(args) => run_import(args),
+        Command::Adapter(args) => crate::lora::command::run(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),
@@ -186,6 +200,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         },
         max_consecutive_failures: args.max_consecutive_failures,
         progress: !args.no_progress,
+        adapter: args.adapter,
     };
     let outcome = exec(&opts)?;
     print!("{}", render_terminal(&outcome.summary));
@@ -197,7 +212,16 @@ fn run_exec(args: ExecArgs) -> Result<()> {
 }
 
 fn run_import(args: ImportArgs) -> Result<()> {
-    let options = ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force };
+    let targets = match &args.lora_targets {
+        Some(list) => crate::lora::parse_targets(list).map_err(|e| anyhow::anyhow!("--lora-targets: {e}"))?,
+        None => Vec::new(),
+    };
+    if args.lora_max_rank == 0 {
+        anyhow::bail!("--lora-max-rank must be at least 1");
+    }
+    let lora = crate::lora::LoraOptions { targets, max_rank: args.lora_max_rank };
+    let options =
+        ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force, lora };
     let summary = import_gguf(&args.gguf, &args.out, &options)?;
     println!("{summary}");
     Ok(())

@@ -49,6 +49,8 @@ pub struct ExecOptions {
     /// Stop the run after this many samples in a row failed: something systematic is wrong.
     pub max_consecutive_failures: usize,
     pub progress: bool,
+    /// A LoRA adapter file applied to every sample.
+    pub adapter: Option<PathBuf>,
 }
 
 /// A finished (or aborted) run.
@@ -282,6 +284,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         intra_threads: opts.threads,
     })
     .with_context(|| format!("cannot load model {}", model_dir.display()))?;
+    let adapter = match &opts.adapter {
+        Some(path) => {
+            let adapter = engine.load_adapter(path)?;
+            engine.set_adapter(Some(&adapter))?;
+            Some(adapter)
+        }
+        None => None,
+    };
     let model_hash = provenance::hash_dir(&model_dir)?;
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
@@ -345,6 +355,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
         },
+        adapter: adapter.as_ref().map(|a| a.info.clone()),
         host: HostInfo::detect(),
         load_average_start,
         load_average_end: None,

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exec;
 pub mod gguf;
 pub mod import;
+pub mod lora;
 pub mod memory;
 pub mod onnx;
 pub mod paths;

@@ -23,7 +23,7 @@ pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings
 pub use model::{ModelError, ModelFolder, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
-pub use session::{DecoderSession, SessionError};
+pub use session::{AdapterInputs, DecoderSession, SessionError};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +47,8 @@ pub enum EngineError {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    #[error(transparent)]
+    Adapter(#[from] crate::lora::LoraError),
     #[error("tokenizing the prompt failed: {0}")]
     Tokenize(String),
     #[error("decoding generated tokens failed: {0}")]

@@ -56,7 +56,13 @@ pub struct DecoderSession {
     capacity: usize,
     past_len: usize,
     cpu: MemoryInfo<'static>,
+    /// The active LoRA adapter's tensors, bound as inputs (empty: the model's rank-0 defaults, the base model).
+    /// Bound, not put on RunOptions: ONNX Runtime ignores RunOptions adapters when it runs an IO binding.
+    adapter: AdapterInputs,
 }
+
+/// LoRA adapter tensors by graph input name, shared by every session that applies the adapter.
+pub type AdapterInputs = std::sync::Arc<Vec<(String, Tensor<f32>)>>;
 
 /// The last position's logits, borrowed from the `logits` output without copying it.
 pub struct LastLogits {
@@ -133,6 +139,7 @@ impl DecoderSession {
             capacity: 0,
             past_len: 0,
             cpu,
+            adapter: AdapterInputs::default(),
         })
     }
 
@@ -183,6 +190,15 @@ impl DecoderSession {
         Ok(LastLogits { value: logits, offset: (tokens.len() - 1) * vocab, vocab })
     }
 
+    /// Applies `adapter` to every later forward pass; an empty one restores the base model.
+    pub fn set_adapter(&mut self, adapter: AdapterInputs) -> Result<(), SessionError> {
+        self.adapter = adapter;
+        if !self.cache.is_empty() {
+            self.bind_inputs("activating the adapter")?;
+        }
+        Ok(())
+    }
+
     /// (Re)allocates the shared buffers with room for `capacity` positions, keeping what the cache holds, and
     /// binds them as both past inputs and present outputs.
     fn allocate(&mut self, capacity: usize) -> Result<(), SessionError> {
@@ -203,13 +219,21 @@ impl DecoderSession {
             }
             cache.push(buffer);
         }
+        self.cache = cache;
+        self.capacity = capacity;
+        self.bind_inputs(phase)
+    }
+
+    /// Binds the cache buffers as past inputs and present outputs, and the adapter's tensors, afresh.
+    fn bind_inputs(&mut self, phase: &'static str) -> Result<(), SessionError> {
         self.binding.clear();
-        for ((past, present), buffer) in self.past_names.iter().zip(&self.present_names).zip(cache.iter_mut()) {
+        for ((past, present), buffer) in self.past_names.iter().zip(&self.present_names).zip(self.cache.iter_mut()) {
             self.binding.bind_input(past.as_str(), &*buffer).map_err(run_error(phase))?;
             self.binding.bind_output(present.as_str(), &mut *buffer).map_err(run_error(phase))?;
         }
-        self.cache = cache;
-        self.capacity = capacity;
+        for (name, tensor) in self.adapter.iter() {
+            self.binding.bind_input(name.as_str(), tensor).map_err(run_error(phase))?;
+        }
         Ok(())
     }
 }
