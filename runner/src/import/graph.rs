@@ -249,6 +249,8 @@ impl<'a> Emitter<'a> {
             return Ok(product);
         }
         let width: usize = parts.iter().map(|(_, n)| n).sum();
+        // Every part adapted: one Concat joins the updates; otherwise each is padded into its columns.
+        let all = parts.iter().all(|(t, _)| targets.contains(t));
         let mut updates = Vec::new();
         let mut offset = 0;
         for &(target, out_features) in parts {
@@ -267,7 +269,7 @@ impl<'a> Emitter<'a> {
             let base = format!("l{layer}_{target}_lora");
             let down = self.b.node("MatMul", "", &[input, &a], &format!("{base}_a"), vec![]);
             let mut update = self.b.node("MatMul", "", &[&down, &b], &format!("{base}_b"), vec![]);
-            if out_features != width {
+            if !all && out_features != width {
                 let pads = [0, 0, before as i64, 0, 0, (width - offset) as i64];
                 let pads = self.b.initializer_i64(&format!("{base}_pads"), &[6], &pads)?;
                 update = self.b.node("Pad", "", &[&update, &pads], &format!("{base}_padded"), vec![]);
@@ -275,8 +277,14 @@ impl<'a> Emitter<'a> {
             updates.push(update);
         }
         let mut total = updates[0].clone();
-        for update in &updates[1..] {
-            total = self.b.node("Add", "", &[&total, update], &format!("l{layer}_lora_sum"), vec![]);
+        if all && updates.len() > 1 {
+            let refs: Vec<&str> = updates.iter().map(String::as_str).collect();
+            let name = format!("l{layer}_lora_concat");
+            total = self.b.node("Concat", "", &refs, &name, vec![("axis", Attr::Int(-1))]);
+        } else {
+            for update in &updates[1..] {
+                total = self.b.node("Add", "", &[&total, update], &format!("l{layer}_lora_sum"), vec![]);
+            }
         }
         Ok(self.b.node("Add", "", &[&product, &total], &format!("{product}_lora"), vec![]))
     }

@@ -53,6 +53,20 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         &format!("{} — {} of {} samples", summary.dataset.label, summary.dataset.selected, summary.dataset.total),
     ]);
     header.add_row(vec!["model", &format!("{model_name} [{precision}] ({})", summary.model.hash)]);
+    if let Some(a) = &summary.adapter {
+        let share = a.parameter_share.map_or(String::new(), |s| format!(", {:.3}% of the model", s * 100.0));
+        header.add_row(vec![
+            "adapter",
+            &format!(
+                "{} — LoRA rank {}, {} parameters{share}, {} ({})",
+                a.path.display(),
+                a.rank,
+                a.parameters,
+                human_bytes(a.size_bytes),
+                a.hash
+            ),
+        ]);
+    }
     header.add_row(vec![
         "runtime",
         &format!(
