@@ -40,6 +40,8 @@ pub enum Command {
     /// Measure prefill and decode speed like llama-bench: exactly P prompt tokens, exactly N generated tokens,
     /// R repetitions; comma lists sweep every combination.
     Bench(BenchArgs),
+    /// Make, inspect and convert LoRA adapters (ONNX Runtime .onnx_adapter files).
+    Adapter(crate::lora::command::AdapterArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -132,6 +134,10 @@ pub struct ExecArgs {
     /// (0 turns it off); the board's energy counter gives joules per generated token.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub gpu_sample_ms: u64,
+    /// A LoRA adapter (.onnx_adapter) applied at run time; the model must be LoRA-capable
+    /// (`runner import --lora-targets`).
+    #[arg(long, value_name = "FILE")]
+    pub adapter: Option<PathBuf>,
 }
 
 /// Execution provider and session flags, shared by the commands that run a model.
@@ -227,6 +233,13 @@ pub struct ImportArgs {
     /// Replace DIR if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Projections that get LoRA inputs so adapters can be applied at run time, comma-separated, as PEFT names
+    /// them: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or `all` (default: none, a plain graph).
+    #[arg(long, value_name = "LIST")]
+    pub lora_targets: Option<String>,
+    /// The highest adapter rank the model accepts.
+    #[arg(long, value_name = "R", default_value_t = crate::lora::DEFAULT_MAX_RANK)]
+    pub lora_max_rank: usize,
 }
 
 /// `runner bench`'s flags. Lists are comma-separated (`-p 128,512`) or repeated (`-p 128 -p 512`); the sweep
@@ -328,6 +341,7 @@ pub fn run() -> Result<()> {
         Command::Exec(args) => run_exec(*args),
         Command::Import(args) => run_import(args),
         Command::Bench(args) => run_bench(args),
+        Command::Adapter(args) => crate::lora::command::run(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),
@@ -398,6 +412,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         trace: args.trace,
         gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
         gpu_device,
+        adapter: args.adapter,
     };
     let outcome = exec(&opts)?;
     print!("{}", render_terminal(&outcome.summary));
@@ -412,7 +427,16 @@ fn run_exec(args: ExecArgs) -> Result<()> {
 }
 
 fn run_import(args: ImportArgs) -> Result<()> {
-    let options = ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force };
+    let targets = match &args.lora_targets {
+        Some(list) => crate::lora::parse_targets(list).map_err(|e| anyhow::anyhow!("--lora-targets: {e}"))?,
+        None => Vec::new(),
+    };
+    if args.lora_max_rank == 0 {
+        anyhow::bail!("--lora-max-rank must be at least 1");
+    }
+    let lora = crate::lora::LoraOptions { targets, max_rank: args.lora_max_rank };
+    let options =
+        ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force, lora };
     let out = args.out.unwrap_or_else(|| crate::import::default_output_dir(&args.gguf, args.precision));
     let summary = import_gguf(&args.gguf, &out, &options)?;
     println!("{summary}");

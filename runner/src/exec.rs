@@ -73,6 +73,8 @@ pub struct ExecOptions {
     pub gpu_sample_interval: Option<Duration>,
     /// The CUDA device id the execution provider runs on, for GPU monitoring.
     pub gpu_device: u32,
+    /// A LoRA adapter file applied to every sample.
+    pub adapter: Option<PathBuf>,
 }
 
 /// A finished (or aborted) run.
@@ -432,6 +434,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             );
         }
     }
+    let adapter = match &opts.adapter {
+        Some(path) => {
+            let adapter = engine.load_adapter(path)?;
+            engine.set_adapter(Some(&adapter))?;
+            Some(adapter)
+        }
+        None => None,
+    };
     let model_hash = provenance::hash_dir(&model_dir)?;
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
@@ -501,6 +511,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             think_markers: think.as_ref().map(|(markers, _)| markers.clone()),
             think_markers_source: think.as_ref().map(|(_, source)| *source),
         },
+        adapter: adapter.as_ref().map(|a| a.info.clone()),
         host: HostInfo::detect(),
         load_average_start,
         load_average_end: None,

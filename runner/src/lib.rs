@@ -15,6 +15,7 @@ pub mod exec;
 pub mod gguf;
 pub mod gpu_monitor;
 pub mod import;
+pub mod lora;
 pub mod memory;
 pub mod onnx;
 pub mod paths;

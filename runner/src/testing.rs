@@ -127,7 +127,7 @@ pub fn write_tiny_model_folder(dir: &Path, seed: u64, precision: Precision) -> P
     let gguf = dir.join("tiny.gguf");
     write_tiny_llama_gguf(&gguf, seed);
     let out = dir.join(precision.to_string());
-    let options = ImportOptions { precision, accuracy_level: 4, force: true };
+    let options = ImportOptions { precision, accuracy_level: 4, force: true, ..Default::default() };
     import_gguf(&gguf, &out, &options).unwrap_or_else(|e| panic!("importing the tiny model: {e}"));
     out
 }

@@ -325,3 +325,69 @@ fn import_defaults_to_a_folder_per_precision() {
         assert_eq!(record["precision"], precision);
     }
 }
+
+#[test]
+fn lora_import_adapter_init_info_and_exec_with_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    runner::testing::write_tiny_llama_gguf(&gguf, 7);
+    let model = dir.path().join("tiny-lora");
+    let (out, stdout, stderr) = run(runner().arg("import").arg(&gguf).arg("--out").arg(&model).args([
+        "--lora-targets",
+        "q_proj,v_proj,down_proj",
+        "--lora-max-rank",
+        "8",
+    ]));
+    assert!(out.status.success(), "import failed:\n{stdout}\n{stderr}");
+
+    let adapter = dir.path().join("r4.onnx_adapter");
+    let (out, stdout, stderr) = run(runner()
+        .args(["adapter", "init", "--model"])
+        .arg(&model)
+        .args(["--rank", "4", "--seed", "3", "--scale", "2", "--out"])
+        .arg(&adapter));
+    assert!(out.status.success(), "adapter init failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("rank        4") && stdout.contains("q_proj, v_proj, down_proj"), "{stdout}");
+
+    let (out, stdout, stderr) =
+        run(runner().args(["adapter", "info"]).arg(&adapter).arg("--model").arg(&model).arg("--json"));
+    assert!(out.status.success(), "adapter info failed:\n{stdout}\n{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["rank"], 4);
+    assert_eq!(info["tensors"], 2 * 3 * 2);
+    assert_eq!(info["size_bytes"], std::fs::metadata(&adapter).unwrap().len());
+    assert!(info["parameter_share"].as_f64().unwrap() > 0.0);
+
+    let results = dir.path().join("run");
+    let (out, stdout, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model)
+        .args(["--max-samples", "2", "--max-new-tokens", "4", "--adapter"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(&results));
+    assert!(out.status.success(), "exec --adapter failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("LoRA rank 4"), "the terminal summary names the adapter:\n{stdout}");
+    let summary = read_summary(&results);
+    let recorded = summary.adapter.expect("the summary records the adapter");
+    assert_eq!(recorded.rank, 4);
+    assert_eq!(recorded.path, adapter);
+    assert_eq!(recorded.hash, info["hash"].as_str().unwrap());
+    let markdown = std::fs::read_to_string(results.join(SUMMARY_MARKDOWN_FILE)).unwrap();
+    assert!(markdown.contains("| adapter |") && markdown.contains("LoRA rank 4"), "{markdown}");
+
+    // The plain model has no LoRA inputs: the error says so and how to make one.
+    let (out, _, stderr) = run(exec_on_tiny(scenario_artifacts::GSM8K)
+        .args(["--max-samples", "1", "--adapter"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(dir.path().join("refused")));
+    assert!(!out.status.success());
+    assert!(stderr.contains("no LoRA inputs") && stderr.contains("r4.onnx_adapter"), "{stderr}");
+    let (out, _, stderr) = run(runner()
+        .arg("import")
+        .arg(&gguf)
+        .arg("--out")
+        .arg(dir.path().join("bad"))
+        .args(["--lora-targets", "q_proj,qkv_proj"]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("--lora-targets") && stderr.contains("qkv_proj"), "{stderr}");
+}

@@ -184,6 +184,18 @@ impl Engine {
         Ok((file.into(), start_ns))
     }
 
+    /// Reads and checks a LoRA adapter file against this model and loads it into ONNX Runtime; it takes
+    /// effect with [`Engine::set_adapter`].
+    pub fn load_adapter(&self, path: &std::path::Path) -> Result<crate::lora::LoadedAdapter, EngineError> {
+        Ok(crate::lora::LoadedAdapter::load(path, &self.info.dir.join(super::model::MODEL_FILE))?)
+    }
+
+    /// Generates with `adapter` applied from now on, or with the base model (`None`); the KV cache must be
+    /// reset between the two (every [`Engine::generate`] does).
+    pub fn set_adapter(&mut self, adapter: Option<&crate::lora::LoadedAdapter>) -> Result<(), EngineError> {
+        Ok(self.session.set_adapter(adapter.map(|a| a.inputs.clone()).unwrap_or_default())?)
+    }
+
     /// Empties the KV cache (it grows again as [`Engine::forward`] needs).
     pub fn reset(&mut self) -> Result<(), EngineError> {
         Ok(self.session.reset(0)?)

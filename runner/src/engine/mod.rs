@@ -30,7 +30,7 @@ pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
 pub use reasoning::{MarkerSource, ReasoningError, ReasoningSplit, ThinkMarkers, ThinkSplit, split as split_reasoning};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
-pub use session::{DecoderSession, SessionError};
+pub use session::{AdapterInputs, DecoderSession, SessionError};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +61,8 @@ pub enum EngineError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Provider(ProviderError),
+    #[error(transparent)]
+    Adapter(#[from] crate::lora::LoraError),
     #[error("tokenizing the prompt failed: {0}")]
     Tokenize(String),
     #[error("decoding generated tokens failed: {0}")]

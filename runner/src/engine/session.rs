@@ -71,7 +71,13 @@ pub struct DecoderSession {
     capacity: usize,
     past_len: usize,
     cpu: MemoryInfo<'static>,
+    /// The active LoRA adapter's tensors, bound as inputs (empty: the model's rank-0 defaults, the base model).
+    /// Bound, not put on RunOptions: ONNX Runtime ignores RunOptions adapters when it runs an IO binding.
+    adapter: AdapterInputs,
 }
+
+/// LoRA adapter tensors by graph input name, shared by every session that applies the adapter.
+pub type AdapterInputs = std::sync::Arc<Vec<(String, Tensor<f32>)>>;
 
 /// The last position's logits, borrowed from a float32 `logits` output without copying it, or converted
 /// from a float16 one.
@@ -169,6 +175,7 @@ impl DecoderSession {
             capacity: 0,
             past_len: 0,
             cpu,
+            adapter: AdapterInputs::default(),
         })
     }
 
@@ -247,6 +254,15 @@ impl DecoderSession {
         Ok(LastLogits { value: logits, offset, vocab, converted })
     }
 
+    /// Applies `adapter` to every later forward pass; an empty one restores the base model.
+    pub fn set_adapter(&mut self, adapter: AdapterInputs) -> Result<(), SessionError> {
+        self.adapter = adapter;
+        if !self.cache_is_empty() {
+            self.bind_inputs("activating the adapter")?;
+        }
+        Ok(())
+    }
+
     /// (Re)allocates the shared buffers with room for `capacity` positions, keeping what the cache holds, and
     /// binds them as both past inputs and present outputs.
     fn allocate(&mut self, capacity: usize) -> Result<(), SessionError> {
@@ -257,13 +273,8 @@ impl DecoderSession {
             KvCache::F16(old) => KvCache::F16(self.regrow(old, capacity).map_err(run_error(phase))?),
         };
         self.cache = cache;
-        match &mut self.cache {
-            KvCache::F32(buffers) => bind_cache(&mut self.binding, &self.past_names, &self.present_names, buffers),
-            KvCache::F16(buffers) => bind_cache(&mut self.binding, &self.past_names, &self.present_names, buffers),
-        }
-        .map_err(run_error(phase))?;
         self.capacity = capacity;
-        Ok(())
+        self.bind_inputs(phase)
     }
 
     /// New buffers of `capacity` positions holding what `old` holds.
@@ -289,6 +300,20 @@ impl DecoderSession {
             cache.push(buffer);
         }
         Ok(cache)
+    }
+
+    /// Binds the cache buffers as past inputs and present outputs, and the adapter's tensors, afresh.
+    fn bind_inputs(&mut self, phase: &'static str) -> Result<(), SessionError> {
+        self.binding.clear();
+        match &mut self.cache {
+            KvCache::F32(buffers) => bind_cache(&mut self.binding, &self.past_names, &self.present_names, buffers),
+            KvCache::F16(buffers) => bind_cache(&mut self.binding, &self.past_names, &self.present_names, buffers),
+        }
+        .map_err(run_error(phase))?;
+        for (name, tensor) in self.adapter.iter() {
+            self.binding.bind_input(name.as_str(), tensor).map_err(run_error(phase))?;
+        }
+        Ok(())
     }
 }
 

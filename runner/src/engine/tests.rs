@@ -21,7 +21,8 @@ fn tiny_model(dir: &Path, precision: Precision) -> PathBuf {
     let gguf = dir.join("tiny.gguf");
     write_tiny_llama_gguf(&gguf, 7);
     let out = dir.join("model");
-    import_gguf(&gguf, &out, &ImportOptions { precision, accuracy_level: 0, force: false }).unwrap();
+    import_gguf(&gguf, &out, &ImportOptions { precision, accuracy_level: 0, force: false, ..Default::default() })
+        .unwrap();
     out
 }
 
@@ -359,7 +360,12 @@ fn default_models() -> Option<DefaultModels> {
     let int4 = dir.path().join("int4");
     let fp32 = dir.path().join("fp32");
     import_gguf(&gguf, &int4, &ImportOptions::default()).unwrap();
-    import_gguf(&gguf, &fp32, &ImportOptions { precision: Precision::Fp32, accuracy_level: 0, force: false }).unwrap();
+    import_gguf(
+        &gguf,
+        &fp32,
+        &ImportOptions { precision: Precision::Fp32, accuracy_level: 0, force: false, ..Default::default() },
+    )
+    .unwrap();
     Some(DefaultModels { _dir: dir, int4, fp32 })
 }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use half::f16;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+use crate::lora::{LoraTarget, Side};
 use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
@@ -192,6 +193,9 @@ impl<'a> Emitter<'a> {
                 Part { info: v, unpermute_heads: None },
             ];
             let qkv = self.linear(&h, &parts, &format!("l{i}_qkv"))?;
+            let (q_n, kv_n) = (hp.heads * hp.head_dim, hp.kv_heads * hp.head_dim);
+            let lora_parts = [(LoraTarget::QProj, q_n), (LoraTarget::KProj, kv_n), (LoraTarget::VProj, kv_n)];
+            let qkv = self.with_lora(&h, qkv, i, hp.embedding, &lora_parts)?;
             let attn = self.b.fresh(&format!("l{i}_attn"));
             let (present_k, present_v) = (format!("present.{i}.key"), format!("present.{i}.value"));
             let (past_k, past_v) = (format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value"));
@@ -212,6 +216,8 @@ impl<'a> Emitter<'a> {
             let o = self.tensor(&format!("blk.{i}.attn_output.weight"))?;
             Self::expect_shape(o, &[hp.heads * hp.head_dim, hp.embedding])?;
             let attn_out = self.linear(&attn, &[Part { info: o, unpermute_heads: None }], &format!("l{i}_o"))?;
+            let attn_out =
+                self.with_lora(&attn, attn_out, i, hp.heads * hp.head_dim, &[(LoraTarget::OProj, hp.embedding)])?;
 
             let gamma = self.norm_weight(&format!("blk.{i}.ffn_norm.weight"))?;
             let h = self.skip_norm(&attn_out, &mut residual, &gamma, &format!("l{i}_ffn_norm"));
@@ -223,12 +229,15 @@ impl<'a> Emitter<'a> {
             Self::expect_shape(down, &[hp.ffn, hp.embedding])?;
             let parts = [Part { info: gate, unpermute_heads: None }, Part { info: up, unpermute_heads: None }];
             let gate_up = self.linear(&h, &parts, &format!("l{i}_gate_up"))?;
+            let lora_parts = [(LoraTarget::GateProj, hp.ffn), (LoraTarget::UpProj, hp.ffn)];
+            let gate_up = self.with_lora(&h, gate_up, i, hp.embedding, &lora_parts)?;
             let (g, u) = (self.b.fresh(&format!("l{i}_gate")), self.b.fresh(&format!("l{i}_up")));
             self.b.node_with_outputs("Split", "", &[&gate_up, &split], &[&g, &u], vec![("axis", Attr::Int(-1))]);
             let sig = self.b.node("Sigmoid", "", &[&g], &format!("l{i}_gate_sigmoid"), vec![]);
             let silu = self.b.node("Mul", "", &[&g, &sig], &format!("l{i}_gate_silu"), vec![]);
             let act = self.b.node("Mul", "", &[&silu, &u], &format!("l{i}_act"), vec![]);
             let mlp_out = self.linear(&act, &[Part { info: down, unpermute_heads: None }], &format!("l{i}_down"))?;
+            let mlp_out = self.with_lora(&act, mlp_out, i, hp.ffn, &[(LoraTarget::DownProj, hp.embedding)])?;
             pending = Some(mlp_out);
         }
         let gamma = self.norm_weight("output_norm.weight")?;
@@ -242,6 +251,62 @@ impl<'a> Emitter<'a> {
             vec![("epsilon", Attr::Float(hp.rms_eps as f32))],
         );
         self.lm_head(&final_h, head)
+    }
+
+    /// Adds the LoRA update `(input @ A) @ B` of every targeted part of a (possibly fused) projection to
+    /// `product`, each part's update padded into its columns. `A` [in, r] and `B` [r, out] are graph inputs
+    /// whose defaults have rank 0, so without an adapter the update is an exact zero.
+    fn with_lora(
+        &mut self,
+        input: &str,
+        product: String,
+        layer: usize,
+        in_features: usize,
+        parts: &[(LoraTarget, usize)],
+    ) -> Result<String, ImportError> {
+        let targets = &self.options.lora.targets;
+        if !parts.iter().any(|(t, _)| targets.contains(t)) {
+            return Ok(product);
+        }
+        let width: usize = parts.iter().map(|(_, n)| n).sum();
+        // Every part adapted: one Concat joins the updates; otherwise each is padded into its columns.
+        let all = parts.iter().all(|(t, _)| targets.contains(t));
+        let mut updates = Vec::new();
+        let mut offset = 0;
+        for &(target, out_features) in parts {
+            let before = offset;
+            offset += out_features;
+            if !targets.contains(&target) {
+                continue;
+            }
+            let (a, b) = (target.input_name(layer, Side::A), target.input_name(layer, Side::B));
+            let rank = sym("lora_rank");
+            // The initializer first: `input` reserves the name, and the initializer must carry it unchanged.
+            self.b.initializer(&a, DataType::Float, &[in_features as i64, 0], &[])?;
+            self.b.input(&a, DataType::Float, &[fixed(in_features), rank.clone()]);
+            self.b.initializer(&b, DataType::Float, &[0, out_features as i64], &[])?;
+            self.b.input(&b, DataType::Float, &[rank, fixed(out_features)]);
+            let base = format!("l{layer}_{target}_lora");
+            let down = self.b.node("MatMul", "", &[input, &a], &format!("{base}_a"), vec![]);
+            let mut update = self.b.node("MatMul", "", &[&down, &b], &format!("{base}_b"), vec![]);
+            if !all && out_features != width {
+                let pads = [0, 0, before as i64, 0, 0, (width - offset) as i64];
+                let pads = self.b.initializer_i64(&format!("{base}_pads"), &[6], &pads)?;
+                update = self.b.node("Pad", "", &[&update, &pads], &format!("{base}_padded"), vec![]);
+            }
+            updates.push(update);
+        }
+        let mut total = updates[0].clone();
+        if all && updates.len() > 1 {
+            let refs: Vec<&str> = updates.iter().map(String::as_str).collect();
+            let name = format!("l{layer}_lora_concat");
+            total = self.b.node("Concat", "", &refs, &name, vec![("axis", Attr::Int(-1))]);
+        } else {
+            for update in &updates[1..] {
+                total = self.b.node("Add", "", &[&total, update], &format!("l{layer}_lora_sum"), vec![]);
+            }
+        }
+        Ok(self.b.node("Add", "", &[&product, &total], &format!("{product}_lora"), vec![]))
     }
 
     /// SkipSimplifiedLayerNormalization: normalizes `input + residual`, which becomes the new residual.
@@ -568,7 +633,7 @@ enum TiedHead {
 
 /// For each output row in Hugging Face order, the GGUF row holding it. llama.cpp stores Q/K as
 /// `W_hf.reshape(h, 2, hd/2, K).swapaxes(1, 2)`: GGUF row `(head, i, j)` is HF row `(head, j, i)`.
-fn row_order(rows: usize, unpermute_heads: Option<usize>) -> Vec<usize> {
+pub(crate) fn row_order(rows: usize, unpermute_heads: Option<usize>) -> Vec<usize> {
     let Some(heads) = unpermute_heads else { return (0..rows).collect() };
     let head_dim = rows / heads;
     let half = head_dim / 2;

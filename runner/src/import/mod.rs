@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::gguf::{GgmlType, GgufError, GgufFile};
+use crate::lora::LoraOptions;
 use crate::onnx::OnnxWriteError;
 
 pub use files::RunnerRecord;
+pub(crate) use graph::row_order;
 pub use hparams::Hparams;
 
 // The folder's file names are the engine's, which reads what this module writes.
@@ -95,11 +97,13 @@ pub struct ImportOptions {
     pub accuracy_level: u8,
     /// Replace a destination folder that exists and is not empty.
     pub force: bool,
+    /// Projections that get LoRA inputs (none: a plain graph).
+    pub lora: LoraOptions,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { precision: Precision::Int4, accuracy_level: 4, force: false }
+        Self { precision: Precision::Int4, accuracy_level: 4, force: false, lora: LoraOptions::default() }
     }
 }
 
@@ -271,7 +275,14 @@ fn build_folder(
         architecture: hparams.arch.clone(),
         runner_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let stats = graph::write_model(file, hparams, dir, options, &record.metadata_props())?;
+    let mut metadata = record.metadata_props();
+    // Adapters report their size against the base model; LoRA inputs refuse adapters above the max rank.
+    let parameters: u64 = file.tensors().iter().map(|t| t.dims.iter().product::<u64>()).sum();
+    metadata.push((crate::lora::model::PARAMETERS_KEY.into(), parameters.to_string()));
+    if !options.lora.targets.is_empty() {
+        metadata.push((crate::lora::model::MAX_RANK_KEY.into(), options.lora.max_rank.to_string()));
+    }
+    let stats = graph::write_model(file, hparams, dir, options, &metadata)?;
     files::write_tokenizer_files(file, hparams, dir)?;
     files::write_genai_config(file, hparams, dir)?;
     files::write_json(&dir.join(RUNNER_FILE), &record)?;

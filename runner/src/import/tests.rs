@@ -17,7 +17,7 @@ fn tiny_gguf(dir: &Path) -> PathBuf {
 }
 
 fn options(precision: Precision, accuracy_level: u8) -> ImportOptions {
-    ImportOptions { precision, accuracy_level, force: false }
+    ImportOptions { precision, accuracy_level, force: false, ..Default::default() }
 }
 
 fn load_engine(model_dir: &Path) -> Engine {

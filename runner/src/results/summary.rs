@@ -309,6 +309,9 @@ pub struct RunSummary {
     pub model: ModelRecord,
     pub runtime: RuntimeRecord,
     pub settings: SettingsRecord,
+    /// The LoRA adapter applied at run time, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::lora::AdapterInfo>,
     pub host: HostInfo,
     /// Load average (1 minute) when the run started and ended: a busy machine explains slow numbers.
     pub load_average_start: Option<f64>,

@@ -63,6 +63,20 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         .session
         .as_ref()
         .map_or(String::new(), |s| format!(", {} mode, graph optimisation {}", s.mode, s.graph_optimization));
+    if let Some(a) = &summary.adapter {
+        let share = a.parameter_share.map_or(String::new(), |s| format!(", {:.3}% of the model", s * 100.0));
+        header.add_row(vec![
+            "adapter",
+            &format!(
+                "{} — LoRA rank {}, {} parameters{share}, {} ({})",
+                a.path.display(),
+                a.rank,
+                a.parameters,
+                human_bytes(a.size_bytes),
+                a.hash
+            ),
+        ]);
+    }
     header.add_row(vec![
         "runtime",
         &format!(

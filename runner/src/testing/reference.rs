@@ -2,8 +2,12 @@
 //! defines the model (interleaved rotary on the GGUF's permuted Q/K rows). Tests compare ONNX Runtime's
 //! logits for an imported model against it; it is slow and simple on purpose.
 
+use std::collections::HashMap;
+
 use crate::gguf::GgufFile;
 use crate::import::quant::dequantize;
+use crate::import::row_order;
+use crate::lora::{AdapterFile, LoraTarget, Side};
 
 /// A dequantized weight matrix: `rows` rows of `cols` contiguous values (GGML's `[cols, rows]`).
 struct Matrix {
@@ -44,6 +48,40 @@ struct Block {
 
 /// Logits for every position of `tokens`, computed in float64.
 pub fn reference_logits(gguf: &GgufFile, tokens: &[u32]) -> Vec<Vec<f64>> {
+    reference_logits_with_lora(gguf, tokens, None)
+}
+
+/// A LoRA adapter's updates by input name: `A` [in, r] and `B` [r, out], row-major.
+struct LowRank(HashMap<String, (Vec<i64>, Vec<f32>)>);
+
+impl LowRank {
+    /// Adds `(x @ A) @ B` of `target` in `layer` to `out`. `out` is in GGUF row order; the update is in Hugging
+    /// Face order, so Q and K rows (`unpermute_heads`) go where llama.cpp's permutation put them.
+    fn apply(&self, layer: usize, target: LoraTarget, x: &[f64], out: &mut [f64], unpermute_heads: Option<usize>) {
+        let (Some((a_dims, a)), Some((b_dims, b))) =
+            (self.0.get(&target.input_name(layer, Side::A)), self.0.get(&target.input_name(layer, Side::B)))
+        else {
+            return;
+        };
+        let (inner, rank, outer) = (a_dims[0] as usize, a_dims[1] as usize, b_dims[1] as usize);
+        assert_eq!((inner, outer), (x.len(), out.len()));
+        let down: Vec<f64> = (0..rank).map(|j| (0..inner).map(|i| x[i] * f64::from(a[i * rank + j])).sum()).collect();
+        let order = row_order(outer, unpermute_heads);
+        for (col, &row) in order.iter().enumerate() {
+            out[row] += (0..rank).map(|j| down[j] * f64::from(b[j * outer + col])).sum::<f64>();
+        }
+    }
+}
+
+/// [`reference_logits`] with a LoRA adapter's low-rank updates added to the projections it targets.
+pub fn reference_logits_with_lora(gguf: &GgufFile, tokens: &[u32], adapter: Option<&AdapterFile>) -> Vec<Vec<f64>> {
+    let lora = LowRank(
+        adapter
+            .iter()
+            .flat_map(|a| &a.tensors)
+            .map(|t| (t.name.clone(), (t.dims.clone(), t.to_f32().expect("float adapter tensor"))))
+            .collect(),
+    );
     let arch = gguf.str("general.architecture").unwrap().to_string();
     let key = |k: &str| format!("{arch}.{k}");
     let blocks = gguf.u64(&key("block_count")).unwrap() as usize;
@@ -96,10 +134,14 @@ pub fn reference_logits(gguf: &GgufFile, tokens: &[u32]) -> Vec<Vec<f64>> {
             let h = rms_norm(&x, &layer.attn_norm);
             let mut q = layer.q.apply(&h);
             let mut k = layer.k.apply(&h);
+            let mut v = layer.v.apply(&h);
+            lora.apply(b, LoraTarget::QProj, &h, &mut q, Some(heads));
+            lora.apply(b, LoraTarget::KProj, &h, &mut k, Some(kv_heads));
+            lora.apply(b, LoraTarget::VProj, &h, &mut v, None);
             rope(&mut q, pos);
             rope(&mut k, pos);
             keys[b].push(k);
-            values[b].push(layer.v.apply(&h));
+            values[b].push(v);
             let mut attn = vec![0f64; heads * head_dim];
             for head in 0..heads {
                 let kv = head / (heads / kv_heads);
@@ -121,14 +163,20 @@ pub fn reference_logits(gguf: &GgufFile, tokens: &[u32]) -> Vec<Vec<f64>> {
                     }
                 }
             }
-            for (x, o) in x.iter_mut().zip(layer.o.apply(&attn)) {
+            let mut o = layer.o.apply(&attn);
+            lora.apply(b, LoraTarget::OProj, &attn, &mut o, None);
+            for (x, o) in x.iter_mut().zip(o) {
                 *x += o;
             }
             let h = rms_norm(&x, &layer.ffn_norm);
-            let gate = layer.gate.apply(&h);
-            let up = layer.up.apply(&h);
+            let mut gate = layer.gate.apply(&h);
+            let mut up = layer.up.apply(&h);
+            lora.apply(b, LoraTarget::GateProj, &h, &mut gate, None);
+            lora.apply(b, LoraTarget::UpProj, &h, &mut up, None);
             let act: Vec<f64> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-            for (x, d) in x.iter_mut().zip(layer.down.apply(&act)) {
+            let mut down = layer.down.apply(&act);
+            lora.apply(b, LoraTarget::DownProj, &act, &mut down, None);
+            for (x, d) in x.iter_mut().zip(down) {
                 *x += d;
             }
         }
