@@ -155,27 +155,30 @@ pub fn render_terminal(summary: &RunSummary) -> String {
 pub fn memory_line(summary: &RunSummary) -> Option<String> {
     let r = &summary.results;
     let m = &summary.memory;
-    let mut parts = Vec::new();
+    let peak = r.peak_rss_bytes?;
+    let mut line = format!("resident memory: peak {}", human_bytes(peak));
+    let mut stages = Vec::new();
     if let Some(after_load) = m.after_load_bytes {
-        parts.push(format!("{} after model load", human_bytes(after_load)));
+        stages.push(format!("{} after model load", human_bytes(after_load)));
     }
     let mean = |d: &Option<Distribution>| d.as_ref().map(|d| human_bytes(d.mean as u64));
     if let Some(prefill) = mean(&r.rss_after_prefill_bytes) {
-        parts.push(format!("{prefill} after prefill"));
+        stages.push(format!("{prefill} after prefill"));
     }
     if let Some(generation) = mean(&r.rss_after_generation_bytes) {
-        parts.push(format!("{generation} after generation"));
+        stages.push(format!("{generation} after generation"));
+    }
+    if !stages.is_empty() {
+        line.push_str(&format!("; {} (sample means)", stages.join(", ")));
     }
     if let Some(sample_peak) = &r.sample_peak_rss_bytes {
         let scope = match m.peak_scope {
-            Some(PeakScope::Cumulative) => "cumulative: the kernel refused resetting it",
-            _ => "per sample",
+            Some(PeakScope::Cumulative) => "cumulative: the kernel refused resetting the peak",
+            _ => "each sample measured on its own",
         };
-        parts.push(format!("peak {} ({scope}, max)", human_bytes(sample_peak.max as u64)));
+        line.push_str(&format!("; sample peaks up to {} ({scope})", human_bytes(sample_peak.max as u64)));
     }
-    let peak = r.peak_rss_bytes?;
-    let stages = if parts.is_empty() { String::new() } else { format!(" — {} (means)", parts.join(", ")) };
-    Some(format!("peak resident memory: {}{stages}", human_bytes(peak)))
+    Some(line)
 }
 
 /// The GPU over the run in one line, on GPU runs.
