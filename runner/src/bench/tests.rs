@@ -513,5 +513,5 @@ fn default_model_prompts_skip_its_control_tokens() {
     assert_eq!(pool.len(), 49152 - 17);
     assert_eq!(pool[0], 17);
     let prompt = synthetic_prompt(&pool, 512).unwrap();
-    assert!(prompt.iter().all(|&id| id >= 17 && id < 49152));
+    assert!(prompt.iter().all(|id| (17..49152).contains(id)));
 }
