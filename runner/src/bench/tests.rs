@@ -500,3 +500,17 @@ fn interleaving_runs_repetitions_round_robin_after_all_warm_ups() {
     assert!(report.results.iter().all(|r| r.repetitions.len() == 2 && r.load_ms > 0.0));
     assert!(report.settings.interleave);
 }
+
+/// On the default model's real tokenizer the pool leaves out exactly its 17 control tokens (ids 0..=16).
+#[test]
+fn default_model_prompts_skip_its_control_tokens() {
+    if crate::testing::installed_default_gguf().is_none() {
+        return;
+    }
+    let folder = crate::engine::ModelFolder::open(&crate::paths::default_model()).unwrap();
+    let pool = token_pool(&folder.tokenizer, folder.info.vocab, &folder.info.eos_token_ids);
+    assert_eq!(pool.len(), 49152 - 17);
+    assert_eq!(pool[0], 17);
+    let prompt = synthetic_prompt(&pool, 512).unwrap();
+    assert!(prompt.iter().all(|id| (17..49152).contains(id)));
+}
