@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
+pub mod hub;
 pub mod import;
 pub mod memory;
 pub mod onnx;
