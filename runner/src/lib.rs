@@ -2,7 +2,8 @@
 //! prompts, scoring) sandboxed in WebAssembly components.
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
-//! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
+//! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text and
+//! times it, `scenario` hosts the WebAssembly
 //! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line.
 
