@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::datasets::DataSource;
 use crate::engine::{
     Engine, EngineOptions, Generation, GenerationSettings, MarkerSource, PromptOptions, ProviderOptions, Sampling,
     ThinkMarkers, ThinkSplit, split_reasoning,
@@ -22,15 +23,20 @@ use crate::engine::{
 use crate::gpu_monitor::GpuMonitor;
 use crate::memory;
 use crate::paths;
+use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
+use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
+use crate::results::MetricSpec;
 use crate::results::summary::{
     DatasetRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
 };
 use crate::results::{
-    Aggregates, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage,
+    Aggregates, ChoiceRecord, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings,
+    Stage,
 };
 use crate::rng::SplitMix64;
-use crate::scenario::{Sample, Scenario, ScenarioLimits};
+use crate::scenario::fewshot::FewShot;
+use crate::scenario::{ChoiceLikelihood, ComponentCache, ModelOutput, Sample, ScenarioLimits, ScoredSample};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 
 /// Everything `runner exec` can be told.
@@ -39,8 +45,14 @@ pub struct ExecOptions {
     pub scenario: PathBuf,
     /// A model folder; the default model when absent.
     pub model: Option<PathBuf>,
-    /// A dataset file; the scenario's embedded sample when absent.
-    pub data: Option<PathBuf>,
+    /// The dataset; the scenario's embedded sample (or its default source) when absent.
+    pub data: Option<DataSource>,
+    /// The split of a Hugging Face dataset; the scenario's default-source split when absent.
+    pub split: Option<String>,
+    /// Subsets, few-shot count, scoring mode, task file and scenario arguments.
+    pub choices: ScenarioChoices,
+    /// Use (and fill) the precompiled-component cache.
+    pub scenario_cache: bool,
     pub max_samples: Option<usize>,
     pub shuffle_seed: Option<u64>,
     /// Overrides the scenario's default.
@@ -83,51 +95,6 @@ pub struct RunOutcome {
     pub summary: RunSummary,
     /// What `--trace` wrote.
     pub trace: Option<(PathBuf, TraceSummary)>,
-}
-
-/// The dataset a run draws from, before selection.
-struct Dataset {
-    source: &'static str,
-    label: String,
-    hash: String,
-    samples: Vec<Sample>,
-}
-
-fn load_dataset(scenario: &mut Scenario, data: Option<&Path>) -> Result<Dataset> {
-    match data {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let samples =
-                scenario.parse_dataset(&file_name, &bytes).map_err(|e| anyhow!("dataset {}: {e}", path.display()))?;
-            Ok(Dataset {
-                source: "file",
-                label: path.display().to_string(),
-                hash: provenance::hash_bytes(&bytes),
-                samples,
-            })
-        }
-        None => {
-            let embedded = scenario
-                .embedded_dataset()
-                .map_err(|e| anyhow!("scenario {}: {e}", scenario.path().display()))?
-                .ok_or_else(|| {
-                    anyhow!(
-                        "scenario {} carries no dataset of its own: pass one with --data FILE",
-                        scenario.path().display()
-                    )
-                })?;
-            let samples = scenario
-                .parse_dataset(&embedded.file_name, &embedded.data)
-                .map_err(|e| anyhow!("the embedded dataset of scenario {}: {e}", scenario.path().display()))?;
-            Ok(Dataset {
-                source: "embedded",
-                label: embedded.label,
-                hash: provenance::hash_bytes(&embedded.data),
-                samples,
-            })
-        }
-    }
 }
 
 /// The samples a run uses, in run order: shuffled with the seed when one is given (the same seed picks
@@ -204,21 +171,45 @@ struct SampleProbes<'a> {
     peak_scope: Option<memory::PeakScope>,
 }
 
-/// Runs one sample through prompt, generation and scoring. Every failure is recorded against the stage
-/// where it happened; nothing here ends the run.
+/// The log-likelihood of each choice after the prompt (as the model sees it, chat template applied),
+/// for log-likelihood scoring; also returns the rendered prompt.
+fn choice_likelihoods(
+    engine: &mut Engine,
+    prompt: &Prompt,
+    choices: &[String],
+) -> Result<(String, Vec<ChoiceLikelihood>)> {
+    let context = engine.render(prompt)?;
+    let scores = engine.continuation_logprobs(&context, choices)?;
+    let likelihoods = scores
+        .into_iter()
+        .map(|s| ChoiceLikelihood {
+            logprob: s.logprob_sum,
+            tokens: u32::try_from(s.token_count).unwrap_or(u32::MAX),
+            greedy: s.greedy_match,
+        })
+        .collect();
+    Ok((context, likelihoods))
+}
+
+/// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure
+/// is recorded against the stage where it happened; nothing here ends the run.
 fn run_sample(
     index: usize,
     sample: &Sample,
-    scenario: &mut Scenario,
+    examples: &[Sample],
+    ready: &mut ReadyScenario,
     engine: &mut Engine,
     settings: &GenerationSettings,
     probes: &mut SampleProbes,
 ) -> SampleRecord {
+    let loglikelihood = ready.scoring == ScoringMode::Loglikelihood;
+    let scenario = &mut ready.scenario;
     let started = Instant::now();
     probes.peak_scope = Some(memory::reset_peak());
     let mut record = SampleRecord {
         index,
         id: sample.id.clone(),
+        subset: sample.subset.clone(),
         status: SampleStatus::Failed,
         reference: sample.reference.clone(),
         prompt: None,
@@ -228,6 +219,7 @@ fn run_sample(
         thinking_tokens: None,
         answer_tokens: None,
         thinking_unclosed: false,
+        choices: None,
         extracted: None,
         metrics: BTreeMap::new(),
         finish: None,
@@ -245,95 +237,166 @@ fn run_sample(
     };
 
     let prompt_started = Instant::now();
-    let prompt = scenario.build_prompt(sample);
+    let request = scenario.build_prompt(sample, examples, loglikelihood);
     let prompt_ended = Instant::now();
     let prompt_time = prompt_ended - prompt_started;
     record.timings.prompt_ms = ms(prompt_time);
     if let Some(trace) = probes.trace.as_deref_mut() {
         trace.span("build-prompt", "scenario", prompt_started, prompt_ended, serde_json::Value::Null);
     }
-    match prompt {
-        Err(e) => fail(&mut record, Stage::Prompt, e.to_string()),
-        Ok(prompt) => {
-            let model_prompt = probes.prompt.apply(prompt.clone());
-            record.prompt = Some(prompt);
-            let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
-            // The first streamed text comes right after prefill and the first token: the engine's loop is
-            // left alone, and this is the closest point outside it.
-            let mut after_prefill: Option<(Instant, Option<u64>)> = None;
-            let generation_started = Instant::now();
-            let generation = engine.generate(&model_prompt, settings, &mut |_| {
-                if after_prefill.is_none() {
-                    after_prefill = Some((Instant::now(), memory::current_rss_bytes()));
-                }
-            });
-            let generation_ended = Instant::now();
-            record.rss_after_generation_bytes = memory::current_rss_bytes();
-            record.rss_after_prefill_bytes = after_prefill.and_then(|(_, rss)| rss);
-            match generation {
-                Err(e) => fail(&mut record, Stage::Generate, format!("{e:#}")),
-                Ok(g) => {
-                    if let Some(trace) = probes.trace.as_deref_mut() {
-                        let args = serde_json::json!({
-                            "sample": index, "id": sample.id, "prompt_tokens": g.prompt_tokens,
-                            "output_tokens": g.output_tokens, "finish": g.finish,
-                        });
-                        trace.generation(generation_started, &g.timings, args);
-                        if let Some((at, rss)) = after_prefill {
-                            trace.memory(at, "after prefill", rss);
-                        }
-                        trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
-                    }
-                    if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
-                        record.gpu = gpu.generation(mark, g.output_tokens);
-                    }
-                    record.timings = sample_timings(prompt_time, &g);
-                    record.prompt_tokens = Some(g.prompt_tokens);
-                    record.output_tokens = Some(g.output_tokens);
-                    record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
-                    let answer = match probes.think {
-                        None => g.output,
-                        Some((markers, source)) => {
-                            let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
-                            if split.thinking.is_some() || *source != MarkerSource::Default {
-                                let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
-                                record.thinking_tokens = Some(thinking_tokens);
-                                record.answer_tokens = Some(g.output_tokens - thinking_tokens);
-                            }
-                            record.thinking = split.thinking;
-                            record.thinking_unclosed = split.unclosed;
-                            split.answer
-                        }
-                    };
-                    record.prompt_text = Some(g.prompt_text);
-                    let score_started = Instant::now();
-                    let score = scenario.score(sample, &answer);
-                    let score_ended = Instant::now();
-                    record.timings.score_ms = ms(score_ended - score_started);
-                    if let Some(trace) = probes.trace.as_deref_mut() {
-                        trace.span("score", "scenario", score_started, score_ended, serde_json::Value::Null);
-                    }
-                    record.output = Some(answer);
-                    match score {
-                        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
-                        Ok(score) => {
-                            record.status = SampleStatus::Ok;
-                            record.extracted = score.extracted;
-                            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
-                        }
-                    }
-                }
+    let request = match request {
+        Err(e) => {
+            fail(&mut record, Stage::Prompt, e.to_string());
+            return finish(record, started, probes);
+        }
+        Ok(request) => request,
+    };
+    let model_prompt = probes.prompt.apply(request.prompt.clone());
+    record.prompt = Some(request.prompt);
+    let output = if loglikelihood {
+        let generate_started = Instant::now();
+        let likelihoods = choice_likelihoods(engine, &model_prompt, &request.choices);
+        record.timings.generate_ms = ms(generate_started.elapsed());
+        match likelihoods {
+            Err(e) => {
+                fail(&mut record, Stage::Generate, format!("{e:#}"));
+                return finish(record, started, probes);
+            }
+            Ok((context, choices)) => {
+                record.prompt_text = Some(context);
+                record.choices = Some(
+                    request
+                        .choices
+                        .into_iter()
+                        .zip(&choices)
+                        .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
+                        .collect(),
+                );
+                ModelOutput { text: String::new(), choices }
             }
         }
+    } else {
+        let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
+        // The first streamed text comes right after prefill and the first token: the engine's loop is left
+        // alone, and this is the closest point outside it.
+        let mut after_prefill: Option<(Instant, Option<u64>)> = None;
+        let generation_started = Instant::now();
+        let generation = engine.generate(&model_prompt, settings, &mut |_| {
+            if after_prefill.is_none() {
+                after_prefill = Some((Instant::now(), memory::current_rss_bytes()));
+            }
+        });
+        let generation_ended = Instant::now();
+        record.rss_after_generation_bytes = memory::current_rss_bytes();
+        record.rss_after_prefill_bytes = after_prefill.and_then(|(_, rss)| rss);
+        match generation {
+            Err(e) => {
+                fail(&mut record, Stage::Generate, format!("{e:#}"));
+                return finish(record, started, probes);
+            }
+            Ok(g) => {
+                if let Some(trace) = probes.trace.as_deref_mut() {
+                    let args = serde_json::json!({
+                        "sample": index, "id": sample.id, "prompt_tokens": g.prompt_tokens,
+                        "output_tokens": g.output_tokens, "finish": g.finish,
+                    });
+                    trace.generation(generation_started, &g.timings, args);
+                    if let Some((at, rss)) = after_prefill {
+                        trace.memory(at, "after prefill", rss);
+                    }
+                    trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
+                }
+                if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
+                    record.gpu = gpu.generation(mark, g.output_tokens);
+                }
+                record.timings = sample_timings(prompt_time, &g);
+                record.prompt_tokens = Some(g.prompt_tokens);
+                record.output_tokens = Some(g.output_tokens);
+                record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
+                let answer = match probes.think {
+                    None => g.output,
+                    Some((markers, source)) => {
+                        let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
+                        if split.thinking.is_some() || *source != MarkerSource::Default {
+                            let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
+                            record.thinking_tokens = Some(thinking_tokens);
+                            record.answer_tokens = Some(g.output_tokens - thinking_tokens);
+                        }
+                        record.thinking = split.thinking;
+                        record.thinking_unclosed = split.unclosed;
+                        split.answer
+                    }
+                };
+                record.prompt_text = Some(g.prompt_text);
+                ModelOutput { text: answer, choices: Vec::new() }
+            }
+        }
+    };
+    let score_started = Instant::now();
+    let score = scenario.score(sample, &output);
+    let score_ended = Instant::now();
+    record.timings.score_ms = ms(score_ended - score_started);
+    if let Some(trace) = probes.trace.as_deref_mut() {
+        trace.span("score", "scenario", score_started, score_ended, serde_json::Value::Null);
     }
+    if !loglikelihood {
+        record.output = Some(output.text);
+    }
+    match score {
+        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
+        Ok(score) => {
+            record.status = SampleStatus::Ok;
+            record.extracted = score.extracted;
+            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
+        }
+    }
+    finish(record, started, probes)
+}
+
+/// Closes a sample's record: its end-to-end time, its memory peak and its span in the trace.
+fn finish(mut record: SampleRecord, started: Instant, probes: &mut SampleProbes) -> SampleRecord {
     let ended = Instant::now();
     record.timings.e2e_ms = ms(ended - started);
     record.peak_rss_bytes = memory::peak_rss_bytes();
     if let Some(trace) = probes.trace.as_deref_mut() {
-        let args = serde_json::json!({"sample": index, "id": record.id, "status": record.status});
+        let args = serde_json::json!({"sample": record.index, "id": record.id, "status": record.status});
         trace.span("sample", "sample", started, ended, args);
     }
     record
+}
+
+/// How each declared metric adds up, for the host's aggregates.
+pub fn metric_specs(metrics: &[crate::scenario::MetricInfo]) -> BTreeMap<String, MetricSpec> {
+    metrics
+        .iter()
+        .map(|m| {
+            let spec = MetricSpec {
+                higher_is_better: m.higher_is_better,
+                binary: m.binary,
+                sum: m.aggregation == crate::scenario::Aggregation::Sum,
+            };
+            (m.name.clone(), spec)
+        })
+        .collect()
+}
+
+/// The scenario's own run-level figures over the samples that were scored.
+pub fn scenario_aggregate(ready: &mut ReadyScenario, records: &[SampleRecord]) -> Result<BTreeMap<String, f64>> {
+    let scored: Vec<ScoredSample> = records
+        .iter()
+        .filter(|r| r.status == SampleStatus::Ok)
+        .map(|r| ScoredSample {
+            id: r.id.clone(),
+            subset: r.subset.clone(),
+            metrics: r
+                .metrics
+                .iter()
+                .map(|(name, value)| crate::scenario::Metric { name: name.clone(), value: *value })
+                .collect(),
+        })
+        .collect();
+    let metrics = ready.scenario.aggregate(&scored).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(metrics.into_iter().map(|m| (m.name, m.value)).collect())
 }
 
 fn progress_bar(total: usize, enabled: bool) -> ProgressBar {
@@ -359,27 +422,20 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         std::fs::write(path, b"").with_context(|| format!("cannot write the trace file {}", path.display()))?;
     }
 
-    if !opts.scenario.exists() {
-        bail!(
-            "scenario {} does not exist; the built-in scenarios are built by `cargo xtask setup`",
-            opts.scenario.display()
-        );
-    }
     let scenario_load_started = Instant::now();
-    let mut scenario = Scenario::load(&opts.scenario, opts.limits)
-        .map_err(|e| anyhow!("cannot load scenario {}: {e}", opts.scenario.display()))?;
+    let cache = opts.scenario_cache.then(ComponentCache::from_env);
+    let scenario = prepare::load_scenario(&opts.scenario, opts.limits, cache.as_ref())?;
     let meta = scenario.metadata().clone();
+    let mut ready = prepare::configure(scenario, &opts.choices)?;
     let dataset_started = Instant::now();
-    let dataset = load_dataset(&mut scenario, opts.data.as_deref())?;
+    let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
     if let Some((_, recorder)) = trace.as_mut() {
         let args = serde_json::json!({"scenario": opts.scenario.display().to_string()});
         recorder.span("scenario load", "load", scenario_load_started, dataset_started, args);
         let args = serde_json::json!({"dataset": dataset.label, "samples": dataset.samples.len()});
         recorder.span("dataset load", "scenario", dataset_started, Instant::now(), args);
     }
-    if dataset.samples.is_empty() {
-        bail!("dataset {} holds no samples", dataset.label);
-    }
+    let few_shot = FewShot::new(&dataset.samples, opts.choices.seed);
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
 
     let model_dir = opts.model.clone().unwrap_or_else(paths::default_model);
@@ -454,8 +510,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
 
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
     let mut writer = RunWriter::create(&out_dir)?;
-    let higher_is_better: BTreeMap<String, bool> =
-        meta.metrics.iter().map(|m| (m.name.clone(), m.higher_is_better)).collect();
+    let specs = metric_specs(&meta.metrics);
 
     let mut summary = RunSummary {
         status: RunStatus::Running,
@@ -470,7 +525,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             version: meta.version.clone(),
             description: meta.description.clone(),
             path: opts.scenario.display().to_string(),
-            hash: scenario.hash().to_string(),
+            hash: ready.scenario.hash().to_string(),
         },
         dataset: DatasetRecord {
             source: dataset.source.to_string(),
@@ -481,6 +536,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             shuffle_seed: opts.shuffle_seed,
             max_samples: opts.max_samples,
             selected_ids: selection.iter().map(|&i| dataset.samples[i].id.clone()).collect(),
+            subsets: opts.choices.subsets.clone(),
         },
         model: ModelRecord {
             dir: model_dir.display().to_string(),
@@ -510,6 +566,12 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             no_chat_template: opts.prompt.no_chat_template,
             think_markers: think.as_ref().map(|(markers, _)| markers.clone()),
             think_markers_source: think.as_ref().map(|(_, source)| *source),
+            few_shot: ready.few_shot,
+            scoring: match ready.scoring {
+                ScoringMode::Generate => "generate".to_string(),
+                ScoringMode::Loglikelihood => "loglikelihood".to_string(),
+            },
+            scenario_args: opts.choices.args.clone(),
         },
         adapter: adapter.as_ref().map(|a| a.info.clone()),
         host: HostInfo::detect(),
@@ -531,6 +593,11 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut correct_so_far = (0.0, 0usize);
     for (index, &sample_index) in selection.iter().enumerate() {
         let sample = &dataset.samples[sample_index];
+        let examples: Vec<Sample> = few_shot
+            .examples(&dataset.samples, sample_index, ready.few_shot)
+            .into_iter()
+            .map(|i| dataset.samples[i].clone())
+            .collect();
         let mut probes = SampleProbes {
             prompt: &opts.prompt,
             think: think.as_ref(),
@@ -538,7 +605,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             gpu: gpu.as_mut(),
             peak_scope: None,
         };
-        let record = run_sample(index, sample, &mut scenario, &mut engine, &settings, &mut probes);
+        let record = run_sample(index, sample, &examples, &mut ready, &mut engine, &settings, &mut probes);
         // One sample the kernel refused the reset makes the run's peaks cumulative.
         if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
             summary.memory.peak_scope = probes.peak_scope;
@@ -577,7 +644,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     if summary.status == RunStatus::Running {
         summary.status = RunStatus::Complete;
     }
-    summary.results = Aggregates::from_records(&records, &higher_is_better);
+    summary.results = Aggregates::from_records(&records, &specs);
+    match scenario_aggregate(&mut ready, &records) {
+        Ok(metrics) => summary.results.scenario_metrics = metrics,
+        Err(e) => {
+            eprintln!("The scenario's own aggregate failed: {e}");
+            summary.results.warnings.push(format!("the scenario's `aggregate` failed: {e}"));
+        }
+    }
     // The run's peak includes loading the model, which can briefly need more than any sample.
     summary.results.peak_rss_bytes = summary.results.peak_rss_bytes.max(summary.memory.peak_after_load_bytes);
     summary.gpu = gpu.and_then(GpuMonitor::finish);

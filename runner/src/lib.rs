@@ -2,28 +2,34 @@
 //! prompts, scoring) sandboxed in WebAssembly components.
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
-//! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
-//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `bench`
-//! measures fixed-length generation speed like llama-bench, `rng` is the portable seeded random generator
-//! they share, and `cli` is the command line. `memory` reads resident memory, `gpu_monitor` samples NVIDIA
-//! GPUs through NVML, and `trace` writes `--trace` Chrome traces.
+//! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
+//! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
+//! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
+//! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `bench` measures
+//! fixed-length generation speed like llama-bench, `lora` makes and reads LoRA adapters, `rng` is the
+//! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
+//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
 
 pub mod bench;
 pub mod cli;
+pub mod datasets;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
 pub mod gpu_monitor;
+pub mod hub;
 pub mod import;
 pub mod lora;
 pub mod memory;
 pub mod onnx;
 pub mod paths;
+pub mod prepare;
 pub mod prompt;
 pub mod provenance;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod score;
 #[doc(hidden)]
 pub mod testing;
 pub mod trace;

@@ -346,6 +346,7 @@ mod tests {
             decode_steps: vec![ms(5), ms(5)],
             detokenize: ms(3),
             e2e: ms(27),
+            batch_size: 1,
             sampled: vec![
                 TokenTiming { at: ms(13), sampling: ms(1) },
                 TokenTiming { at: ms(19), sampling: ms(1) },

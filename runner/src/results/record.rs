@@ -63,11 +63,25 @@ pub struct SampleTimings {
     pub prefill_tokens_per_s: Option<f64>,
 }
 
+/// One choice of a log-likelihood run: the continuation and how likely the model found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceRecord {
+    pub text: String,
+    /// Sum of the natural-log probabilities of its tokens.
+    pub logprob: f64,
+    pub tokens: u32,
+    /// Whether greedy decoding would have produced it.
+    pub greedy: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
     /// Position in the run, from 0.
     pub index: usize,
     pub id: String,
+    /// The sample's subset (MMLU subject, LongBench task...), when the dataset has subsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
     pub status: SampleStatus,
     pub reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +105,9 @@ pub struct SampleRecord {
     /// The output ended inside a thinking block: all of it is thinking and the answer is empty.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thinking_unclosed: bool,
+    /// The choices and their log-likelihoods, in log-likelihood runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<ChoiceRecord>>,
     /// The answer the scenario read from the output, when it extracts one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extracted: Option<String>,

@@ -4,9 +4,9 @@
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::stats::Distribution;
-use super::summary::RunSummary;
 use crate::memory::PeakScope;
 use crate::trace::TraceSummary;
+use super::summary::{MetricSummary, RunSummary};
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/run-summary.md.jinja");
 
@@ -109,6 +109,17 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         }
         out.push_str(&metrics.to_string());
         out.push('\n');
+    }
+
+    if !r.subsets.is_empty() {
+        let rows = r
+            .subsets
+            .iter()
+            .flat_map(|(subset, metrics)| metrics.iter().map(move |(name, m)| (format!("{subset} · {name}"), m)));
+        out.push_str(&metrics_table("subset · metric", rows));
+    }
+    for (name, value) in &r.scenario_metrics {
+        out.push_str(&format!("{name} (scenario): {value:.4}\n"));
     }
 
     let mut timing = Table::new();
@@ -233,6 +244,29 @@ pub fn describe_trace(path: &std::path::Path, trace: &TraceSummary) -> String {
     if !top.is_empty() {
         text.push_str(&format!("\nSlowest operators: {}", top.join(", ")));
     }
+    text
+}
+
+/// A metric table: the declared figure (mean with its 95% interval, or the sum) and the count.
+pub fn metrics_table<'a>(label: &str, rows: impl Iterator<Item = (String, &'a MetricSummary)>) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![label, "value", "95% CI", "n"]);
+    for (name, m) in rows {
+        let arrow = if m.higher_is_better { "↑" } else { "↓" };
+        let (value, interval) = if m.aggregation == "sum" {
+            (format!("{:.4} (sum)", m.sum), String::from("–"))
+        } else {
+            (format!("{:.4}", m.mean), format!("[{:.4}, {:.4}]", m.ci95_low, m.ci95_high))
+        };
+        table.add_row(vec![
+            Cell::new(format!("{name} {arrow}")),
+            Cell::new(value).set_alignment(CellAlignment::Right),
+            Cell::new(interval),
+            Cell::new(m.count).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    let mut text = table.to_string();
+    text.push('\n');
     text
 }
 
