@@ -11,8 +11,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, Sampling};
+use crate::hub::{Hub, HubRef, RepoType};
 use crate::memory;
 use crate::paths;
+use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::summary::{DatasetRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord};
 use crate::results::{
@@ -25,7 +27,8 @@ use crate::scenario::{Sample, Scenario, ScenarioLimits};
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub scenario: PathBuf,
-    /// A model folder; the default model when absent.
+    /// A model folder or a Hub reference (`hf:OWNER/REPO[/SUBFOLDER][@REVISION]`); the default model when
+    /// absent.
     pub model: Option<PathBuf>,
     /// A dataset file; the scenario's embedded sample when absent.
     pub data: Option<PathBuf>,
@@ -41,6 +44,8 @@ pub struct ExecOptions {
     pub repetition_penalty: f32,
     /// Generate `max_new_tokens` whatever EOS tokens come (stop strings still stop).
     pub ignore_eos: bool,
+    /// Samples generated together as one batch (1: one at a time); results stay one line per sample.
+    pub batch_size: usize,
     /// The results folder; `results/<time>-<scenario>-<model>` when absent.
     pub out: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
@@ -164,18 +169,8 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
     }
 }
 
-/// Runs one sample through prompt, generation and scoring. Every failure is recorded against the stage
-/// where it happened; nothing here ends the run.
-fn run_sample(
-    index: usize,
-    sample: &Sample,
-    scenario: &mut Scenario,
-    engine: &mut Engine,
-    settings: &GenerationSettings,
-) -> SampleRecord {
-    let started = Instant::now();
-    memory::reset_peak();
-    let mut record = SampleRecord {
+fn new_record(index: usize, sample: &Sample) -> SampleRecord {
+    SampleRecord {
         index,
         id: sample.id.clone(),
         status: SampleStatus::Failed,
@@ -191,47 +186,83 @@ fn run_sample(
         timings: SampleTimings::default(),
         peak_rss_bytes: None,
         error: None,
-    };
-    let fail = |record: &mut SampleRecord, stage, message: String| {
-        record.error = Some(SampleError { stage, message });
-    };
+    }
+}
 
-    let prompt_started = Instant::now();
-    let prompt = scenario.build_prompt(sample);
-    let prompt_time = prompt_started.elapsed();
-    record.timings.prompt_ms = ms(prompt_time);
-    match prompt {
-        Err(e) => fail(&mut record, Stage::Prompt, e.to_string()),
-        Ok(prompt) => {
-            let generation = engine.generate(&prompt, settings, &mut |_| {});
-            record.prompt = Some(prompt);
-            match generation {
-                Err(e) => fail(&mut record, Stage::Generate, format!("{e:#}")),
-                Ok(g) => {
-                    record.timings = sample_timings(prompt_time, &g);
-                    record.prompt_tokens = Some(g.prompt_tokens);
-                    record.output_tokens = Some(g.output_tokens);
-                    record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
-                    record.prompt_text = Some(g.prompt_text);
-                    let score_started = Instant::now();
-                    let score = scenario.score(sample, &g.output);
-                    record.timings.score_ms = ms(score_started.elapsed());
-                    record.output = Some(g.output);
-                    match score {
-                        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
-                        Ok(score) => {
-                            record.status = SampleStatus::Ok;
-                            record.extracted = score.extracted;
-                            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
-                        }
+fn fail(record: &mut SampleRecord, stage: Stage, message: String) {
+    record.error = Some(SampleError { stage, message });
+}
+
+/// Runs samples through prompt, generation and scoring, `samples.len()` at a time as one batch (a batch
+/// whose generation fails is retried one sample at a time, so the error lands on the sample that caused
+/// it). Every failure is recorded against the stage where it happened; nothing here ends the run.
+fn run_samples(
+    samples: &[(usize, &Sample)],
+    scenario: &mut Scenario,
+    engine: &mut Engine,
+    settings: &GenerationSettings,
+) -> Vec<SampleRecord> {
+    let started = Instant::now();
+    memory::reset_peak();
+    let mut records: Vec<SampleRecord> = samples.iter().map(|&(index, sample)| new_record(index, sample)).collect();
+    let mut prompt_times = Vec::with_capacity(samples.len());
+    let mut prompts = Vec::with_capacity(samples.len());
+    for (position, (record, &(_, sample))) in records.iter_mut().zip(samples).enumerate() {
+        let prompt_started = Instant::now();
+        let prompt = scenario.build_prompt(sample);
+        let prompt_time = prompt_started.elapsed();
+        record.timings.prompt_ms = ms(prompt_time);
+        prompt_times.push(prompt_time);
+        match prompt {
+            Err(e) => fail(record, Stage::Prompt, e.to_string()),
+            Ok(prompt) => prompts.push((position, prompt)),
+        }
+    }
+    let batch: Vec<Prompt> = prompts.iter().map(|(_, p)| p.clone()).collect();
+    let generations: Vec<Result<Generation, String>> = match batch.len() {
+        0 => Vec::new(),
+        1 => vec![engine.generate(&batch[0], settings, &mut |_| {}).map_err(|e| format!("{e:#}"))],
+        _ => match engine.generate_batch(&batch, settings) {
+            Ok(generations) => generations.into_iter().map(Ok).collect(),
+            Err(_) => {
+                batch.iter().map(|p| engine.generate(p, settings, &mut |_| {}).map_err(|e| format!("{e:#}"))).collect()
+            }
+        },
+    };
+    for ((position, prompt), generation) in prompts.into_iter().zip(generations) {
+        let record = &mut records[position];
+        record.prompt = Some(prompt);
+        match generation {
+            Err(message) => fail(record, Stage::Generate, message),
+            Ok(g) => {
+                record.timings = sample_timings(prompt_times[position], &g);
+                record.prompt_tokens = Some(g.prompt_tokens);
+                record.output_tokens = Some(g.output_tokens);
+                record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
+                record.prompt_text = Some(g.prompt_text);
+                let score_started = Instant::now();
+                let score = scenario.score(samples[position].1, &g.output);
+                record.timings.score_ms = ms(score_started.elapsed());
+                record.output = Some(g.output);
+                match score {
+                    Err(e) => fail(record, Stage::Score, e.to_string()),
+                    Ok(score) => {
+                        record.status = SampleStatus::Ok;
+                        record.extracted = score.extracted;
+                        record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
                     }
                 }
             }
         }
     }
-    record.timings.e2e_ms = ms(started.elapsed());
-    record.peak_rss_bytes = memory::peak_rss_bytes();
-    record
+    // A batch's samples share its wall time and peak memory.
+    let e2e = ms(started.elapsed());
+    let peak = memory::peak_rss_bytes();
+    for record in &mut records {
+        record.timings.e2e_ms = e2e;
+        record.peak_rss_bytes = peak;
+    }
+    records
 }
 
 fn progress_bar(total: usize, enabled: bool) -> ProgressBar {
@@ -267,12 +298,19 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     }
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
 
-    let model_dir = opts.model.clone().unwrap_or_else(paths::default_model);
+    let model_dir = match opts.model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
+        Some(reference) => {
+            let reference = HubRef::parse(reference, RepoType::Model).map_err(|e| anyhow!("--model: {e}"))?;
+            Hub::from_env().resolve(&reference, &[]).with_context(|| format!("cannot get model {reference}"))?
+        }
+        None => opts.model.clone().unwrap_or_else(paths::default_model),
+    };
     if !model_dir.is_dir() {
         let hint = if opts.model.is_none() {
             "the default model is installed by `cargo xtask setup`; or pass --model DIR"
         } else {
-            "pass a folder made by `runner import MODEL.gguf --out DIR`"
+            "pass a model folder (`runner import MODEL.gguf --out DIR`, an Optimum or onnxruntime-genai export) \
+             or a Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION]"
         };
         bail!("model folder {} does not exist: {hint}", model_dir.display());
     }
@@ -342,6 +380,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             seed: settings.seed,
             repetition_penalty: settings.repetition_penalty,
             ignore_eos: settings.ignore_eos,
+            batch_size: opts.batch_size.max(1),
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
         },
@@ -359,36 +398,40 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut records = Vec::with_capacity(selection.len());
     let mut consecutive_failures = 0;
     let mut correct_so_far = (0.0, 0usize);
-    for (index, &sample_index) in selection.iter().enumerate() {
-        let sample = &dataset.samples[sample_index];
-        let record = run_sample(index, sample, &mut scenario, &mut engine, &settings);
-        writer.append(&record)?;
-        if let Some(error) = &record.error {
-            consecutive_failures += 1;
-            bar.suspend(|| {
-                eprintln!("Sample {} ({}) failed during {:?}: {}", index, record.id, error.stage, error.message)
-            });
-        } else {
-            consecutive_failures = 0;
-        }
-        if let Some(first) = meta.metrics.first().and_then(|m| record.metrics.get(&m.name)) {
-            correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
-        }
-        let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
-        if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
-            bar.set_message(format!("{} {:.3}{tps}", first.name, correct_so_far.0 / correct_so_far.1 as f64));
-        }
-        bar.inc(1);
-        records.push(record);
-        if consecutive_failures >= opts.max_consecutive_failures {
-            summary.status = RunStatus::Aborted;
-            summary.abort_reason = Some(format!(
-                "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
-                 the last error: {}",
-                opts.max_consecutive_failures,
-                records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
-            ));
-            break;
+    let batch_size = opts.batch_size.max(1);
+    let order: Vec<(usize, &Sample)> =
+        selection.iter().enumerate().map(|(index, &sample_index)| (index, &dataset.samples[sample_index])).collect();
+    'batches: for chunk in order.chunks(batch_size) {
+        for record in run_samples(chunk, &mut scenario, &mut engine, &settings) {
+            let index = record.index;
+            writer.append(&record)?;
+            if let Some(error) = &record.error {
+                consecutive_failures += 1;
+                bar.suspend(|| {
+                    eprintln!("Sample {} ({}) failed during {:?}: {}", index, record.id, error.stage, error.message)
+                });
+            } else {
+                consecutive_failures = 0;
+            }
+            if let Some(first) = meta.metrics.first().and_then(|m| record.metrics.get(&m.name)) {
+                correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
+            }
+            let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
+            if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
+                bar.set_message(format!("{} {:.3}{tps}", first.name, correct_so_far.0 / correct_so_far.1 as f64));
+            }
+            bar.inc(1);
+            records.push(record);
+            if consecutive_failures >= opts.max_consecutive_failures {
+                summary.status = RunStatus::Aborted;
+                summary.abort_reason = Some(format!(
+                    "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
+                     the last error: {}",
+                    opts.max_consecutive_failures,
+                    records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
+                ));
+                break 'batches;
+            }
         }
     }
     bar.finish_and_clear();

@@ -81,12 +81,19 @@ pub struct SettingsRecord {
     pub repetition_penalty: f32,
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Samples generated together (`--batch-size`); 1 for summaries written before batches existed.
+    #[serde(default = "one_sample_per_batch")]
+    pub batch_size: usize,
     pub scenario_memory_bytes: usize,
     pub scenario_call_timeout_ms: u64,
 }
 
 fn no_repetition_penalty() -> f32 {
     1.0
+}
+
+fn one_sample_per_batch() -> usize {
+    1
 }
 
 impl SettingsRecord {
@@ -322,6 +329,7 @@ mod tests {
             seed: 0,
             repetition_penalty: 1.0,
             ignore_eos: false,
+            batch_size: 1,
             scenario_memory_bytes: 0,
             scenario_call_timeout_ms: 0,
         };
