@@ -26,7 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (a WebAssembly component) against a model and record quality and speed.
-    Exec(ExecArgs),
+    // Boxed: the exec flags dwarf the other subcommands'.
+    Exec(Box<ExecArgs>),
     /// Turn a llama-architecture GGUF file into an ONNX Runtime model folder.
     Import(ImportArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
@@ -138,7 +139,7 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Exec(args) => run_exec(args),
+        Command::Exec(args) => run_exec(*args),
         Command::Import(args) => run_import(args),
         Command::Paths { json } => {
             let entries = [
