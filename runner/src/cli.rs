@@ -36,6 +36,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a scenario (a WebAssembly component) against a model and record quality and speed.
+    // Boxed: the exec flags dwarf the other subcommands'.
     Exec(Box<ExecArgs>),
     /// Score outputs made elsewhere (another engine, an API, an earlier run) with a scenario; no model.
     Score(ScoreArgs),
@@ -58,8 +59,11 @@ pub enum Command {
 pub struct ExecArgs {
     /// The scenario component, e.g. scenarios/gsm8k.wasm.
     pub scenario: PathBuf,
-    /// Model folder (made by `runner import`); the default model when absent.
-    #[arg(long, value_name = "DIR")]
+    /// Model folder (`runner import` output, an onnxruntime-genai builder folder or an Optimum
+    /// text-generation-with-past export), or a Hugging Face Hub reference
+    /// hf:OWNER/REPO[/SUBFOLDER][@REVISION], fetched into the HF cache (HF_HUB_OFFLINE=1: cache only);
+    /// the default model when absent.
+    #[arg(long, value_name = "DIR|hf:REPO")]
     pub model: Option<PathBuf>,
     #[command(flatten)]
     pub scenario_options: ScenarioArgs,

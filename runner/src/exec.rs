@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::datasets::DataSource;
@@ -24,6 +24,7 @@ use crate::gpu_monitor::GpuMonitor;
 use crate::memory;
 use crate::paths;
 use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
+use crate::hub::{Hub, HubRef, RepoType};
 use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
@@ -43,7 +44,8 @@ use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     pub scenario: PathBuf,
-    /// A model folder; the default model when absent.
+    /// A model folder or a Hub reference (`hf:OWNER/REPO[/SUBFOLDER][@REVISION]`); the default model when
+    /// absent.
     pub model: Option<PathBuf>,
     /// The dataset; the scenario's embedded sample (or its default source) when absent.
     pub data: Option<DataSource>,
@@ -438,12 +440,19 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let few_shot = FewShot::new(&dataset.samples, opts.choices.seed);
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
 
-    let model_dir = opts.model.clone().unwrap_or_else(paths::default_model);
+    let model_dir = match opts.model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
+        Some(reference) => {
+            let reference = HubRef::parse(reference, RepoType::Model).map_err(|e| anyhow!("--model: {e}"))?;
+            Hub::from_env().resolve(&reference, &[]).with_context(|| format!("cannot get model {reference}"))?
+        }
+        None => opts.model.clone().unwrap_or_else(paths::default_model),
+    };
     if !model_dir.is_dir() {
         let hint = if opts.model.is_none() {
             "the default model is installed by `cargo xtask setup`; or pass --model DIR"
         } else {
-            "pass a folder made by `runner import MODEL.gguf --out DIR`"
+            "pass a model folder (`runner import MODEL.gguf --out DIR`, an Optimum or onnxruntime-genai export) \
+             or a Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION]"
         };
         bail!("model folder {} does not exist: {hint}", model_dir.display());
     }
@@ -560,6 +569,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             seed: settings.seed,
             repetition_penalty: settings.repetition_penalty,
             ignore_eos: settings.ignore_eos,
+            batch_size: 1,
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
             system_prompt: opts.prompt.system_prompt.clone(),

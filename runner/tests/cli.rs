@@ -394,3 +394,41 @@ fn lora_import_adapter_init_info_and_exec_with_adapter() {
     assert!(!out.status.success());
     assert!(stderr.contains("--lora-targets") && stderr.contains("qkv_proj"), "{stderr}");
 }
+
+/// `--model hf:OWNER/REPO/SUBFOLDER` resolves from the standard HF cache offline; an uncached one says
+/// which repository is missing and how to get it.
+#[test]
+fn hub_model_references_resolve_offline_from_the_hf_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("hub");
+    let commit = "1111111111111111111111111111111111111111";
+    let repo = cache.join("models--someone--tiny-onnx");
+    for entry in std::fs::read_dir(tiny_model()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let blob = format!("blob-{name}");
+        runner::hub::store_file(&repo, commit, &format!("cpu/int4/{name}"), &blob, &bytes[..], None).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let hub_env = |cmd: &mut Command| {
+        cmd.env("HF_HUB_CACHE", &cache).env("HF_HUB_OFFLINE", "1").env_remove("HF_HOME");
+    };
+
+    let results = dir.path().join("run");
+    let mut cmd = exec_with(scenario_artifacts::GSM8K, Path::new("hf:someone/tiny-onnx/cpu/int4"));
+    hub_env(cmd.args(["--max-samples", "1", "--max-new-tokens", "3", "--out"]).arg(&results));
+    let (out, stdout, stderr) = run(&mut cmd);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let summary = read_summary(&results);
+    assert!(summary.model.dir.ends_with(&format!("snapshots/{commit}/cpu/int4")), "{}", summary.model.dir);
+
+    let mut cmd = exec_with(scenario_artifacts::GSM8K, Path::new("hf:someone/other-model@v1"));
+    hub_env(cmd.arg("--out").arg(dir.path().join("run2")));
+    let (out, _, stderr) = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1));
+    for needle in ["someone/other-model", "`v1`", "HF_HUB_OFFLINE", "hf download someone/other-model"] {
+        assert!(stderr.contains(needle), "{needle:?} missing from:\n{stderr}");
+    }
+}

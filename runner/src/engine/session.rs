@@ -478,7 +478,9 @@ impl DecoderSession {
         };
 
         let input_ids = Tensor::from_array(([batch, chunk], input_ids)).map_err(run_error(phase))?;
-        let mask_tensor = Tensor::from_array(([batch, mask_width], mask.clone())).map_err(run_error(phase))?;
+        // Only a concat cache keeps its mask for the next step; otherwise the tensor takes it.
+        let kept_mask = (self.layout == KvLayout::Concat && keep).then(|| mask.clone());
+        let mask_tensor = Tensor::from_array(([batch, mask_width], mask)).map_err(run_error(phase))?;
         self.binding.bind_input(self.io.input_ids.as_str(), &input_ids).map_err(run_error(phase))?;
         self.binding.bind_input(self.io.attention_mask.as_str(), &mask_tensor).map_err(run_error(phase))?;
         if self.feeds_position_ids {
@@ -532,7 +534,7 @@ impl DecoderSession {
                         value.ok_or_else(|| SessionError::Run { phase, message: format!("no `{name}` output") })
                     })
                     .collect::<Result<_, _>>()?;
-                self.mask = mask;
+                self.mask = kept_mask.unwrap_or_default();
                 self.width = mask_width;
             } else {
                 self.width = longest;

@@ -688,8 +688,13 @@ fn continuation_logprobs_match_the_reference_forward_pass() {
 fn default_model_batch_of_four_matches_batch_of_one() {
     let Some(gguf) = crate::testing::installed_default_gguf() else { return };
     let dir = tempfile::tempdir().unwrap();
+    // Accuracy level 0: int4 weights with float activations. At level 4 MatMulNBits quantizes activations to
+    // int8 and its batched kernel rounds differently from the single-row one, so near-tied greedy picks can
+    // flip after a few dozen tokens (measured: 1 of these 4 prompts, from the 47th character); that is
+    // arithmetic, not padding, and fp32 and level 0 show the padding is exact.
     let int4 = dir.path().join("int4");
-    import_gguf(&gguf, &int4, &ImportOptions::default()).unwrap();
+    let options = ImportOptions { precision: Precision::Int4, accuracy_level: 0, force: false, ..Default::default() };
+    import_gguf(&gguf, &int4, &options).unwrap();
     let mut engine = load(&int4);
     let prompts: Vec<Prompt> = [
         "What is 7 times 8?",
@@ -700,7 +705,7 @@ fn default_model_batch_of_four_matches_batch_of_one() {
     .iter()
     .map(|q| Prompt::Chat(vec![ChatMessage { role: Role::User, content: q.to_string() }]))
     .collect();
-    let batched = assert_batch_matches_single(&mut engine, &prompts, &settings(32, &[]));
+    let batched = assert_batch_matches_single(&mut engine, &prompts, &settings(48, &[]));
     for generation in &batched {
         eprintln!("batch {}: {:?}", generation.timings.batch_size, generation.output);
     }

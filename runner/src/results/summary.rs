@@ -95,6 +95,9 @@ pub struct SettingsRecord {
     pub repetition_penalty: f32,
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Samples generated together (`--batch-size`); 1 for summaries written before batches existed.
+    #[serde(default = "one_sample_per_batch")]
+    pub batch_size: usize,
     pub scenario_memory_bytes: usize,
     pub scenario_call_timeout_ms: u64,
     /// `--system-prompt`.
@@ -125,6 +128,10 @@ fn generate_scoring() -> String {
 
 fn no_repetition_penalty() -> f32 {
     1.0
+}
+
+fn one_sample_per_batch() -> usize {
+    1
 }
 
 impl SettingsRecord {
@@ -481,6 +488,7 @@ mod tests {
             seed: 0,
             repetition_penalty: 1.0,
             ignore_eos: false,
+            batch_size: 1,
             scenario_memory_bytes: 0,
             scenario_call_timeout_ms: 0,
             system_prompt: None,
