@@ -67,8 +67,8 @@ fn main() {
     fs::write(out_dir.join("components.rs"), code).expect("write components.rs to OUT_DIR");
 }
 
-/// Guest crates are the directories with a Cargo.toml directly under `scenarios/` (except this crate)
-/// and under `scenarios/fixtures/`.
+/// Guest crates are the directories with a Cargo.toml naming a `cdylib` directly under `scenarios/` (except
+/// this crate) and under `scenarios/fixtures/`.
 fn find_guests(scenarios_dir: &Path) -> Vec<Guest> {
     let mut guests = Vec::new();
     for (dir, fixture) in [(scenarios_dir.to_path_buf(), false), (scenarios_dir.join("fixtures"), true)] {
@@ -81,6 +81,10 @@ fn find_guests(scenarios_dir: &Path) -> Vec<Guest> {
                 continue;
             }
             let text = fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("read {}: {e}", manifest.display()));
+            // Libraries such as the scenario SDK are linked into guests, not built as components.
+            if !text.contains("cdylib") {
+                continue;
+            }
             let package = package_name(&text).unwrap_or_else(|| panic!("{} has no package name", manifest.display()));
             guests.push(Guest { package, dir: crate_dir, fixture });
         }
