@@ -26,6 +26,7 @@ pub mod label;
 pub mod latex;
 pub mod log;
 pub mod metrics;
+pub mod multiple_choice;
 pub mod numbers;
 pub mod records;
 pub mod rouge;
