@@ -131,7 +131,8 @@ fn longbench_runs_its_embedded_sample_cut_to_the_context() {
 fn the_python_boolq_scenario_runs_through_exec() {
     // Looked up by name: the constant exists only when componentize-py built it (`BOOLQ: Option<&str>`).
     let Some((_, boolq)) = scenario_artifacts::ALL.iter().find(|(name, _)| *name == "boolq") else {
-        let reason = "boolq is not among the built components: componentize-py is missing (cargo xtask setup installs it)";
+        let reason =
+            "boolq is not among the built components: componentize-py is missing (cargo xtask setup installs it)";
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must build the Python scenario: {reason}");
         eprintln!("skipped: {reason}");
         return;
