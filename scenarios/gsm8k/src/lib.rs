@@ -1,38 +1,25 @@
-//! The GSM8K scenario: grade-school math word problems. Reads GSM8K JSON Lines, asks the model to
-//! reason step by step and finish with "The answer is N.", reads the final number out of the output,
-//! and scores exact numeric match.
-//!
-//! Built for `wasm32-wasip2` as a runner scenario component; also compiles natively so its logic is
-//! unit tested with `cargo test -p gsm8k`.
+//! The GSM8K scenario: grade-school math word problems. Reads GSM8K records (`question`, and an `answer`
+//! whose worked solution ends in `#### N`), asks the model to reason step by step and finish with "The
+//! answer is N.", reads the final number out of the output and scores exact numeric match. Few-shot
+//! examples are earlier problems with their worked solutions as the assistant's turns.
 
-pub mod answer;
-pub mod dataset;
-
-/// Generated from wit/scenario.wit; the generated glue is not held to this crate's lints.
-#[allow(clippy::too_many_arguments)]
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "scenario",
-    });
-}
-
-use bindings::runner::scenario::types::{
-    Aggregation, Field, GenerationDefaults, HfDataset, Message, Metric, MetricInfo, Prompt, Role, ScoringModes, Value,
-};
-use bindings::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Metadata, ModelOutput, Options,
-    Request, Sample, Score, ScoredSample,
+use runner_scenario_sdk::{
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
+    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
+    ScoredSample, ScoringModes, metrics, numbers, records,
 };
 
 /// Ten problems in GSM8K's format, written for runner (not taken from GSM8K), used without --data.
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (10 problems written for runner, not GSM8K)";
 
-const INSTRUCTION: &str = "Solve the following math problem. Think step by step, then finish with \
-                           \"The answer is N.\" where N is the final number.";
+const INSTRUCTION: &str = "Solve the math word problem. Think step by step, then give the final answer on its own \
+                           line as \"The answer is N.\" where N is a number.";
 
-struct Gsm8k;
+/// GSM8K separates the worked solution from the final number with this marker.
+const MARKER: &str = "####";
+
+pub struct Gsm8k;
 
 impl Guest for Gsm8k {
     fn describe() -> Metadata {
@@ -48,20 +35,8 @@ impl Guest for Gsm8k {
                 temperature: None,
             },
             metrics: vec![
-                MetricInfo {
-                    name: "accuracy".to_string(),
-                    description: "1 when the final number in the output equals the reference, else 0".to_string(),
-                    higher_is_better: true,
-                    aggregation: Aggregation::Mean,
-                    binary: true,
-                },
-                MetricInfo {
-                    name: "answered".to_string(),
-                    description: "1 when a number could be read from the output, else 0".to_string(),
-                    higher_is_better: true,
-                    aggregation: Aggregation::Mean,
-                    binary: true,
-                },
+                metrics::binary("accuracy", "1 when the final number in the output equals the reference, else 0"),
+                metrics::binary("answered", "1 when a number could be read from the output, else 0"),
             ],
             subsets: Vec::new(),
             default_source: Some(HfDataset {
@@ -75,7 +50,10 @@ impl Guest for Gsm8k {
         }
     }
 
-    fn configure(_options: Options) -> Result<(), ConfigError> {
+    fn configure(options: Options) -> Result<(), ConfigError> {
+        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
+        sdk::config::check_subsets(&options.subsets, &[])?;
+        sdk::config::args(&options, &[])?;
         Ok(())
     }
 
@@ -88,47 +66,50 @@ impl Guest for Gsm8k {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        // The host decodes JSON Lines, Parquet... into records; the parser reads JSON Lines, so records
-        // are given to it as one JSON object per line (record N is line N).
-        let (file_name, data) = match input {
-            DatasetInput::Raw(data) => (info.name, data),
-            DatasetInput::Records(records) => {
-                let lines: Vec<String> = records.into_iter().map(|r| record_json(r.columns).to_string()).collect();
-                ("records.jsonl".to_string(), lines.join("\n").into_bytes())
-            }
-        };
-        let problems = dataset::parse(&file_name, &data).map_err(|e| DatasetError {
-            row: e.row,
-            field: e.field.map(str::to_string),
-            message: e.message,
-        })?;
-        Ok(problems
-            .into_iter()
-            .map(|p| Sample {
-                id: p.id,
-                subset: None,
-                fields: vec![Field { name: "question".to_string(), value: p.question }],
-                reference: p.reference,
+        let records = records::records(&info, input)?;
+        records::rows(&records)
+            .map(|row| {
+                let question = row.str("question")?;
+                let answer = row.str("answer")?;
+                let Some(marker_at) = answer.rfind(MARKER) else {
+                    return Err(row.error("answer", "has no `#### ` marker before the final number"));
+                };
+                let final_text = &answer[marker_at + MARKER.len()..];
+                let reference = numbers::single_number(final_text).ok_or_else(|| {
+                    row.error("answer", format!("the text after `####` is not one number: {:?}", final_text.trim()))
+                })?;
+                Ok(Sample {
+                    id: row.id("id")?,
+                    subset: None,
+                    fields: vec![
+                        Field { name: "question".to_string(), value: question.trim().to_string() },
+                        Field { name: "solution".to_string(), value: worked_solution(&answer[..marker_at]) },
+                    ],
+                    reference,
+                })
             })
-            .collect())
+            .collect()
     }
 
-    fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
-        let question = question_of(&sample)?;
-        let content = format!("{INSTRUCTION}\n\nQuestion: {question}");
-        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content }]), choices: Vec::new() })
+    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
+        let mut messages = Vec::new();
+        for example in &examples {
+            messages.push(user(messages.is_empty(), field(example, "question")?));
+            let solution = field(example, "solution")?;
+            let content = format!("{solution}\nThe answer is {}.", example.reference).trim_start().to_string();
+            messages.push(Message { role: Role::Assistant, content });
+        }
+        messages.push(user(messages.is_empty(), field(&sample, "question")?));
+        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let extracted = answer::extract_answer(&output.text);
-        let correct = extracted.as_deref() == Some(sample.reference.as_str());
-        Ok(Score {
-            metrics: vec![
-                Metric { name: "accuracy".to_string(), value: if correct { 1.0 } else { 0.0 } },
-                Metric { name: "answered".to_string(), value: if extracted.is_some() { 1.0 } else { 0.0 } },
-            ],
-            extracted,
-        })
+        let extracted = numbers::final_answer(&output.text);
+        Ok(metrics::ScoreBuilder::new()
+            .flag("accuracy", extracted.as_deref() == Some(sample.reference.as_str()))
+            .flag("answered", extracted.is_some())
+            .extracted(extracted)
+            .build())
     }
 
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
@@ -136,80 +117,129 @@ impl Guest for Gsm8k {
     }
 }
 
-/// A decoded record as a JSON object, so the JSON Lines parser reads it.
-fn record_json(columns: Vec<(String, Value)>) -> serde_json::Value {
-    let object = columns
-        .into_iter()
-        .map(|(name, value)| {
-            let json = match value {
-                Value::Null => serde_json::Value::Null,
-                Value::Boolean(b) => b.into(),
-                Value::Integer(i) => i.into(),
-                Value::Float(f) => f.into(),
-                Value::Text(s) => s.into(),
-                Value::TextList(items) => items.into(),
-                Value::Json(text) => serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-            };
-            (name, json)
-        })
-        .collect();
-    serde_json::Value::Object(object)
+/// A question as the user's turn; the first turn carries the instruction.
+fn user(first: bool, question: &str) -> Message {
+    let content =
+        if first { format!("{INSTRUCTION}\n\nQuestion: {question}") } else { format!("Question: {question}") };
+    Message { role: Role::User, content }
 }
 
-fn question_of(sample: &Sample) -> Result<&str, String> {
+/// GSM8K's solution text without its calculator annotations (`<<6*14=84>>`).
+fn worked_solution(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("<<") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find(">>") {
+            Some(close) => rest = &rest[open + close + 2..],
+            None => {
+                rest = &rest[open..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
     sample
         .fields
         .iter()
-        .find(|f| f.name == "question")
+        .find(|f| f.name == name)
         .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `question` field", sample.id))
+        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
 }
 
-bindings::export!(Gsm8k with_types_in bindings);
+sdk::export_scenario!(Gsm8k);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdk::harness::{Harness, metric};
 
-    fn sample(reference: &str) -> Sample {
-        Sample {
-            id: "1".to_string(),
-            subset: None,
-            fields: vec![Field { name: "question".to_string(), value: "How many?".to_string() }],
-            reference: reference.to_string(),
+    #[test]
+    fn the_embedded_sample_parses_and_its_references_score_correct() {
+        let harness = Harness::<Gsm8k>::new();
+        let samples = harness.embedded();
+        let references: Vec<&str> = samples.iter().map(|s| s.reference.as_str()).collect();
+        assert_eq!(references, ["25", "140", "320", "150", "72", "80", "45", "27", "225", "-11"]);
+        for sample in &samples {
+            let right = harness.score(sample, &format!("Some working.\nThe answer is {}.", sample.reference));
+            assert_eq!(metric(&right, "accuracy"), 1.0, "{}", sample.id);
+            harness.assert_declared(&right);
+            let wrong = harness.score(sample, "The answer is 123456.");
+            assert_eq!((metric(&wrong, "accuracy"), metric(&wrong, "answered")), (0.0, 1.0));
         }
     }
 
-    fn text(output: &str) -> ModelOutput {
-        ModelOutput { text: output.to_string(), choices: Vec::new() }
+    #[test]
+    fn prompts_are_deterministic_and_ask_for_the_answer_line() {
+        let harness = Harness::<Gsm8k>::new();
+        let samples = harness.embedded();
+        let prompt = harness.prompt(&samples, 0);
+        assert_eq!(prompt, harness.prompt(&samples, 0));
+        assert!(prompt.starts_with("user: Solve the math word problem"));
+        assert!(prompt.contains("The answer is N.") && prompt.ends_with("How many rolls are left?"), "{prompt}");
     }
 
     #[test]
-    fn prompt_asks_for_the_answer_line() {
-        let Prompt::Chat(messages) = Gsm8k::build_prompt(sample("4"), Vec::new()).unwrap().prompt else {
-            panic!("expected chat")
-        };
-        assert_eq!(messages.len(), 1);
-        assert!(messages[0].content.ends_with("Question: How many?"));
-        assert!(messages[0].content.contains("The answer is N."));
+    fn few_shot_examples_are_worked_solutions_without_calculator_notes() {
+        let harness = Harness::<Gsm8k>::configured(|o| o.few_shot = Some(1)).unwrap();
+        let data = "{\"question\": \"Q1?\", \"answer\": \"6 * 14 = <<6*14=84>>84\\n#### 84\"}\n\
+                    {\"question\": \"Q2?\", \"answer\": \"#### 5\"}\n";
+        let samples = harness.parse("test.jsonl", data.as_bytes()).unwrap();
+        let Prompt::Chat(messages) = harness.request(&samples, 1).prompt else { panic!("expected chat") };
+        assert_eq!(messages.len(), 3);
+        assert!(messages[0].content.contains("Question: Q1?") && messages[0].content.starts_with("Solve"));
+        assert_eq!(messages[1].content, "6 * 14 = 84\nThe answer is 84.");
+        assert_eq!(messages[2].content, "Question: Q2?");
+    }
+
+    #[test]
+    fn published_rows_parse_with_ids_and_normalised_references() {
+        let harness = Harness::<Gsm8k>::new();
+        let data = b"{\"question\": \"Q1?\", \"answer\": \"2 + 2 = 4\\n#### 4\"}\n\n{\"question\": \"Q2?\", \"answer\": \"x\\n#### 1,250\", \"id\": \"q2\"}\n";
+        let samples = harness.parse("test.jsonl", data).unwrap();
+        let got: Vec<(&str, &str)> = samples.iter().map(|s| (s.id.as_str(), s.reference.as_str())).collect();
+        assert_eq!(got, [("1", "4"), ("q2", "1250")]);
+    }
+
+    #[test]
+    fn errors_name_the_row_and_field() {
+        let harness = Harness::<Gsm8k>::new();
+        let good = "{\"question\": \"Q?\", \"answer\": \"#### 1\"}\n";
+        let cases: &[(&str, Option<&str>)] = &[
+            ("{\"question\": \"Q?\", \"answer\": \"it is 5\"}", Some("answer")),
+            ("{\"answer\": \"#### 5\"}", Some("question")),
+            ("{\"question\": 3, \"answer\": \"#### 5\"}", Some("question")),
+            ("{\"question\": \"Q\", \"answer\": \"#### five\"}", Some("answer")),
+            ("{\"question\": \"Q\", ", None),
+            ("[1, 2]", None),
+        ];
+        for (bad, field) in cases {
+            let data = format!("{good}{good}{bad}\n{good}");
+            let error = harness.parse("test.jsonl", data.as_bytes()).unwrap_err();
+            assert_eq!(error.row, Some(3), "{bad}");
+            assert_eq!(error.field.as_deref(), *field, "{bad}");
+        }
     }
 
     #[test]
     fn scores_exact_numeric_match() {
-        let score = Gsm8k::score(sample("18"), text("9 * 2 = 18. The answer is 18.00.")).unwrap();
-        assert_eq!(score.extracted.as_deref(), Some("18"));
-        assert_eq!(score.metrics[0].value, 1.0);
-        let score = Gsm8k::score(sample("18"), text("The answer is 17.")).unwrap();
-        assert_eq!(score.metrics[0].value, 0.0);
-        assert_eq!(score.metrics[1].value, 1.0);
-        let score = Gsm8k::score(sample("18"), text("no idea")).unwrap();
-        assert_eq!((score.metrics[0].value, score.metrics[1].value, score.extracted), (0.0, 0.0, None));
+        let harness = Harness::<Gsm8k>::new();
+        let samples = harness.parse("t.jsonl", b"{\"question\": \"How many?\", \"answer\": \"#### 18\"}").unwrap();
+        let score = harness.score(&samples[0], "9 * 2 = 18. The answer is 18.00.");
+        assert_eq!((score.extracted.as_deref(), metric(&score, "accuracy")), (Some("18"), 1.0));
+        let score = harness.score(&samples[0], "no idea");
+        assert_eq!((metric(&score, "accuracy"), metric(&score, "answered"), score.extracted), (0.0, 0.0, None));
     }
 
     #[test]
-    fn a_sample_without_a_question_is_an_error() {
-        let mut bad = sample("1");
-        bad.fields.clear();
-        assert!(Gsm8k::build_prompt(bad, Vec::new()).unwrap_err().contains("question"));
+    fn other_scoring_modes_subsets_and_args_are_refused() {
+        let error = Harness::<Gsm8k>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).err().unwrap();
+        assert_eq!(error.option, "scoring-mode");
+        let error = Harness::<Gsm8k>::configured(|o| o.subsets = vec!["algebra".into()]).err().unwrap();
+        assert_eq!(error.option, "subsets");
     }
 }

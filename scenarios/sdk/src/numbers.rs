@@ -1,6 +1,7 @@
-//! Reading numbers out of free text: the final answer in a model's output, and the reference after a
-//! GSM8K `#### ` marker. Numbers are reduced to one canonical decimal form ("1,234.50" -> "1234.5",
-//! "18.00" -> "18", "-0" -> "0", "3/4" -> "0.75") so that exact match compares values, not spellings.
+//! Reading numbers out of free text: the final answer in a model's output, the last number in it, or the
+//! single number a reference states. Numbers are reduced to one canonical decimal form ("1,234.50" ->
+//! "1234.5", "$18.00" -> "18", "-0" -> "0", "3/4" -> "0.75", "50%" -> "50") so that exact match compares
+//! values, not spellings.
 
 /// A number found in text: where it starts, and its canonical form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +15,7 @@ const ANSWER_MARKERS: &[&str] = &["answer is", "answer:", "\\boxed{"];
 
 /// The answer the model gave, in canonical form: the number after the last "The answer is" (or
 /// "answer:" / `\boxed{`), else after the last `####`, else the last number in the output.
-pub fn extract_answer(output: &str) -> Option<String> {
+pub fn final_answer(output: &str) -> Option<String> {
     // ASCII lowercasing keeps byte offsets, so positions in `lower` index `output` too.
     let lower = output.to_ascii_lowercase();
     let after_marker = |markers: &[&str]| -> Option<String> {
@@ -28,9 +29,12 @@ pub fn extract_answer(output: &str) -> Option<String> {
             find_numbers(line).into_iter().next().map(|n| n.value)
         })
     };
-    after_marker(ANSWER_MARKERS)
-        .or_else(|| after_marker(&["####"]))
-        .or_else(|| find_numbers(output).pop().map(|n| n.value))
+    after_marker(ANSWER_MARKERS).or_else(|| after_marker(&["####"])).or_else(|| last_number(output))
+}
+
+/// The last number in `text`, in canonical form.
+pub fn last_number(text: &str) -> Option<String> {
+    find_numbers(text).pop().map(|n| n.value)
 }
 
 /// Every number in `text`, in order. Understands thousands separators, a leading `$` or minus sign
@@ -123,8 +127,8 @@ fn canonical(negative: bool, integer: &str, fraction: &str) -> String {
     value
 }
 
-/// The single number a reference answer states, in canonical form.
-pub fn normalize(reference: &str) -> Option<String> {
+/// The single number a reference answer states, in canonical form; none when it states zero or several.
+pub fn single_number(reference: &str) -> Option<String> {
     let numbers = find_numbers(reference);
     match numbers.as_slice() {
         [only] => Some(only.value.clone()),
@@ -137,7 +141,7 @@ mod tests {
     use super::*;
 
     fn extract(output: &str) -> Option<String> {
-        extract_answer(output)
+        final_answer(output)
     }
 
     #[test]
@@ -207,10 +211,10 @@ mod tests {
 
     #[test]
     fn references_are_single_numbers() {
-        assert_eq!(normalize(" 1,234 ").as_deref(), Some("1234"));
-        assert_eq!(normalize("-11").as_deref(), Some("-11"));
-        assert_eq!(normalize("18.0").as_deref(), Some("18"));
-        assert_eq!(normalize("twelve"), None);
-        assert_eq!(normalize("12 or 13"), None);
+        assert_eq!(single_number(" 1,234 ").as_deref(), Some("1234"));
+        assert_eq!(single_number("-11").as_deref(), Some("-11"));
+        assert_eq!(single_number("18.0").as_deref(), Some("18"));
+        assert_eq!(single_number("twelve"), None);
+        assert_eq!(single_number("12 or 13"), None);
     }
 }

@@ -1,0 +1,264 @@
+//! The MATH-500 scenario: competition mathematics (HuggingFaceH4/MATH-500: `problem`, `solution`, `answer`,
+//! `subject`, `level`, `unique_id`). The model is asked to put its final answer in `\boxed{}`; the last boxed
+//! expression (or, failing that, what follows "the answer is") is compared with the reference after the MATH
+//! paper's LaTeX normalisation, with plain numbers compared by value. The seven subjects are the subsets,
+//! named in snake case (`counting_and_probability`); the run also reports accuracy per subject and its
+//! macro-average. Few-shot examples are problems with their worked solutions.
+
+use std::cell::RefCell;
+
+use runner_scenario_sdk::{
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
+    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
+    ScoredSample, ScoringModes, SubsetInfo, latex, metrics, records,
+};
+
+/// Ten problems in MATH-500's format, written for runner (not taken from MATH), used without --data.
+pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
+const EMBEDDED_LABEL: &str = "embedded sample (10 problems written for runner, not MATH)";
+
+const INSTRUCTION: &str = "Solve the following math problem. Reason step by step, and put your final answer \
+                           within \\boxed{}.";
+
+/// MATH's subjects as they appear in the `subject` column.
+const SUBJECTS: &[&str] = &[
+    "Algebra",
+    "Counting & Probability",
+    "Geometry",
+    "Intermediate Algebra",
+    "Number Theory",
+    "Prealgebra",
+    "Precalculus",
+];
+
+thread_local! {
+    /// The subsets the user selected; empty means all.
+    static SELECTED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A subject's subset name: "Counting & Probability" -> "counting_and_probability".
+pub fn subset_name(subject: &str) -> String {
+    subject.trim().to_lowercase().replace(" & ", " and ").replace([' ', '-'], "_")
+}
+
+pub struct Math500;
+
+impl Guest for Math500 {
+    fn describe() -> Metadata {
+        Metadata {
+            name: "math500".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            description: "MATH-500 competition problems: boxed final answer, compared after LaTeX normalisation"
+                .to_string(),
+            defaults: GenerationDefaults {
+                max_new_tokens: 1024,
+                stop: vec!["\n\nProblem:".to_string()],
+                temperature: None,
+            },
+            metrics: vec![
+                metrics::binary("accuracy", "1 when the boxed answer equals the reference after normalisation"),
+                metrics::binary("answered", "1 when a final answer could be read from the output"),
+            ],
+            subsets: SUBJECTS
+                .iter()
+                .map(|subject| SubsetInfo { name: subset_name(subject), description: subject.to_string() })
+                .collect(),
+            default_source: Some(HfDataset {
+                repo: "HuggingFaceH4/MATH-500".to_string(),
+                config: None,
+                split: "test".to_string(),
+                revision: None,
+            }),
+            scoring_modes: ScoringModes::GENERATE,
+            default_few_shot: 0,
+        }
+    }
+
+    fn configure(options: Options) -> Result<(), ConfigError> {
+        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
+        let names: Vec<String> = SUBJECTS.iter().map(|s| subset_name(s)).collect();
+        sdk::config::check_subsets(&options.subsets, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+        sdk::config::args(&options, &[])?;
+        SELECTED.with(|selected| *selected.borrow_mut() = options.subsets);
+        Ok(())
+    }
+
+    fn embedded_dataset() -> Option<EmbeddedDataset> {
+        Some(EmbeddedDataset {
+            label: EMBEDDED_LABEL.to_string(),
+            file_name: "sample.jsonl".to_string(),
+            data: EMBEDDED_SAMPLE.to_vec(),
+        })
+    }
+
+    fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
+        let records = records::records(&info, input)?;
+        let selected = SELECTED.with(|s| s.borrow().clone());
+        let mut samples = Vec::new();
+        for row in records::rows(&records) {
+            let subject = row.str("subject")?;
+            let subset = subset_name(subject);
+            if !selected.is_empty() && !selected.contains(&subset) {
+                continue;
+            }
+            let answer = row.str("answer")?.trim().to_string();
+            let level = match row.opt_text("level")? {
+                Some(level) => level,
+                None => String::new(),
+            };
+            samples.push(Sample {
+                id: row.id("unique_id")?,
+                subset: Some(subset),
+                fields: vec![
+                    Field { name: "problem".to_string(), value: row.str("problem")?.trim().to_string() },
+                    Field {
+                        name: "solution".to_string(),
+                        value: row.opt_str("solution")?.unwrap_or_default().trim().to_string(),
+                    },
+                    Field { name: "level".to_string(), value: level },
+                ],
+                reference: answer,
+            });
+        }
+        if samples.is_empty() {
+            return Err(DatasetError {
+                row: None,
+                field: Some("subject".to_string()),
+                message: format!("{} has no problems in the selected subjects {}", info.name, selected.join(", ")),
+            });
+        }
+        Ok(samples)
+    }
+
+    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
+        let mut messages = Vec::new();
+        for example in &examples {
+            messages.push(user(messages.is_empty(), field(example, "problem")?));
+            let solution = field(example, "solution")?;
+            let solution = if solution.contains("\\boxed") {
+                solution.to_string()
+            } else {
+                format!("{solution}\nThe final answer is $\\boxed{{{}}}$.", example.reference).trim().to_string()
+            };
+            messages.push(Message { role: Role::Assistant, content: solution });
+        }
+        messages.push(user(messages.is_empty(), field(&sample, "problem")?));
+        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
+    }
+
+    fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
+        let extracted = extract_answer(&output.text);
+        let correct = extracted.as_deref().is_some_and(|answer| latex::equivalent(answer, &sample.reference));
+        Ok(metrics::ScoreBuilder::new()
+            .flag("accuracy", correct)
+            .flag("answered", extracted.is_some())
+            .extracted(extracted)
+            .build())
+    }
+
+    fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
+        Ok(metrics::macro_average(&samples, &["accuracy"]))
+    }
+}
+
+/// The final answer in an output: the last `\boxed{}`, else the rest of the line after the last "answer
+/// is" without dollar signs and a final full stop.
+pub fn extract_answer(output: &str) -> Option<String> {
+    if let Some(boxed) = latex::last_boxed(output) {
+        return Some(boxed.trim().to_string());
+    }
+    let lower = output.to_ascii_lowercase();
+    let at = lower.rfind("answer is")? + "answer is".len();
+    let line = output[at..].lines().next().unwrap_or("");
+    let answer = line.trim().trim_start_matches(':').trim().trim_matches('$').trim().trim_end_matches('.');
+    let answer = answer.trim_end_matches('$').trim();
+    (!answer.is_empty()).then(|| answer.to_string())
+}
+
+fn user(first: bool, problem: &str) -> Message {
+    let content = if first { format!("{INSTRUCTION}\n\nProblem: {problem}") } else { format!("Problem: {problem}") };
+    Message { role: Role::User, content }
+}
+
+fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
+    sample
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.value.as_str())
+        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
+}
+
+sdk::export_scenario!(Math500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::harness::{Harness, metric};
+
+    #[test]
+    fn the_embedded_sample_scores_its_own_solutions_correct_and_wrong_answers_wrong() {
+        let harness = Harness::<Math500>::new();
+        let samples = harness.embedded();
+        assert_eq!(samples.len(), 10);
+        let mut scored = Vec::new();
+        for sample in &samples {
+            // The reference solution, as a model would write it, is correct.
+            let right = harness.score(sample, sdk::harness::field(sample, "solution"));
+            assert_eq!(metric(&right, "accuracy"), 1.0, "{}: {:?}", sample.id, right.extracted);
+            harness.assert_declared(&right);
+            let wrong = harness.score(sample, "So the answer is $\\boxed{1234}$.");
+            assert_eq!((metric(&wrong, "accuracy"), metric(&wrong, "answered")), (0.0, 1.0));
+            scored.push((sample.clone(), right));
+        }
+        let aggregate = harness.aggregate(&scored);
+        assert_eq!(sdk::metrics::value_of(&aggregate, "accuracy_macro"), Some(1.0));
+        assert_eq!(sdk::metrics::value_of(&aggregate, "accuracy/geometry"), Some(1.0));
+    }
+
+    #[test]
+    fn equivalent_spellings_score_correct() {
+        let harness = Harness::<Math500>::new();
+        let samples = harness.embedded();
+        let fraction = samples.iter().find(|s| s.reference == "\\frac{3}{4}").unwrap();
+        for output in ["\\boxed{\\dfrac{3}{4}}", "\\boxed{0.75}", "The answer is $3/4$.", "\\boxed{\\frac34}"] {
+            assert_eq!(metric(&harness.score(fraction, output), "accuracy"), 1.0, "{output}");
+        }
+        assert_eq!(metric(&harness.score(fraction, "I give up"), "answered"), 0.0);
+    }
+
+    #[test]
+    fn prompts_ask_for_a_boxed_answer_and_are_deterministic() {
+        let harness = Harness::<Math500>::new();
+        let samples = harness.embedded();
+        let prompt = harness.prompt(&samples, 0);
+        assert_eq!(prompt, harness.prompt(&samples, 0));
+        assert!(prompt.contains("\\boxed{}") && prompt.ends_with("$3x + 7 = 25$?"), "{prompt}");
+        let few_shot = Harness::<Math500>::configured(|o| o.few_shot = Some(1)).unwrap();
+        let Prompt::Chat(messages) = few_shot.request(&samples, 7).prompt else { panic!("chat") };
+        assert_eq!(messages.len(), 3);
+        assert!(messages[1].content.contains("\\boxed{6}"), "{:?}", messages[1]);
+    }
+
+    #[test]
+    fn subjects_are_subsets_and_unknown_ones_are_refused() {
+        let harness = Harness::<Math500>::configured(|o| o.subsets = vec!["number_theory".into()]).unwrap();
+        let samples = harness.embedded();
+        assert_eq!(samples.len(), 2);
+        assert!(samples.iter().all(|s| s.subset.as_deref() == Some("number_theory")));
+        let error = Harness::<Math500>::configured(|o| o.subsets = vec!["calculus".into()]).err().unwrap();
+        assert!(error.message.contains("calculus") && error.message.contains("precalculus"));
+    }
+
+    #[test]
+    fn published_rows_parse_and_bad_rows_are_located() {
+        let harness = Harness::<Math500>::new();
+        let row = r#"{"problem": "What is $1+1$?", "solution": "It is $\\boxed{2}$.", "answer": "2", "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/1.json"}"#;
+        let samples = harness.parse("test.jsonl", row.as_bytes()).unwrap();
+        assert_eq!(samples[0].id, "test/prealgebra/1.json");
+        assert_eq!(samples[0].subset.as_deref(), Some("prealgebra"));
+        let bad = format!("{row}\n{}", row.replace("\"answer\": \"2\", ", ""));
+        let error = harness.parse("test.jsonl", bad.as_bytes()).unwrap_err();
+        assert_eq!((error.row, error.field.as_deref()), (Some(2), Some("answer")));
+    }
+}

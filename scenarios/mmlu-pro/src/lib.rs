@@ -1,0 +1,236 @@
+//! The MMLU-Pro scenario (Wang et al., 2024): harder, reasoning-focused multiple-choice questions with up to
+//! ten options in 14 categories, asked 5-shot with chain of thought in the format of TIGER-Lab's
+//! `evaluate_from_local.py`, and scored with its answer extraction ([`answer`]).
+//!
+//! - Data: TIGER-Lab/MMLU-Pro (`question_id`, `question`, `options`, `answer` letter, `answer_index`,
+//!   `cot_content`, `category`, `src`), Parquet or JSON Lines. "N/A" options are dropped as the reference does.
+//! - Categories are the subsets, named with `_` for spaces (`computer_science`).
+//! - Few-shot: the reference takes 5 examples of the category from the validation split, whose `cot_content`
+//!   holds a worked answer; the host picks examples from the evaluated file, so pass the validation rows in
+//!   it to get worked examples. An example without `cot_content` shows only "The answer is (X).".
+//! - Generation: the reference's prompt, ending "Answer: Let's think step by step.", in one user message;
+//!   stops at "Question:" as the reference does. An output with no answer scores 0 (the reference instead
+//!   draws a random letter; `answered` shows how often that happens).
+//! - Log-likelihood: the same questions without chain of thought ("Answer: X" examples), comparing
+//!   " A".." J" after "Answer:".
+//! - `aggregate` adds `accuracy/CATEGORY` and `accuracy_macro`; the run's `accuracy` is the reference's
+//!   overall (micro) figure.
+
+pub mod answer;
+
+use std::cell::RefCell;
+
+use runner_scenario_sdk::choice::letter;
+use runner_scenario_sdk::metrics::{ScoreBuilder, binary, macro_average};
+use runner_scenario_sdk::multiple_choice::{
+    answer_index, check_likelihoods, letter_continuations, lettered, most_likely, question_and_choices, sample_fields,
+};
+use runner_scenario_sdk::records::{self, Row};
+use runner_scenario_sdk::{
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults, Guest, HfDataset,
+    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
+    SubsetInfo, config, export_scenario,
+};
+
+/// Eight questions in MMLU-Pro's format, written for runner (not taken from MMLU-Pro).
+pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
+const EMBEDDED_LABEL: &str = "embedded sample (8 questions in 2 categories written for runner, not MMLU-Pro)";
+
+/// MMLU-Pro's 14 categories as they appear in its `category` column.
+pub const CATEGORIES: &[&str] = &[
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
+];
+
+#[derive(Debug, Clone)]
+struct Config {
+    mode: ScoringModes,
+    subsets: Vec<String>,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringModes::GENERATE, subsets: Vec::new() }) };
+}
+
+fn config() -> Config {
+    CONFIG.with(|c| c.borrow().clone())
+}
+
+/// A category's subset name: spaces become `_`.
+pub fn subset_name(category: &str) -> String {
+    category.trim().replace(' ', "_")
+}
+
+struct MmluPro;
+
+impl Guest for MmluPro {
+    fn describe() -> Metadata {
+        Metadata {
+            name: "mmlu-pro".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            description: "MMLU-Pro ten-option reasoning questions in 14 categories, 5-shot chain of thought with \
+                          the reference's answer extraction; accuracy overall and per category"
+                .to_string(),
+            defaults: GenerationDefaults {
+                max_new_tokens: 2048,
+                stop: vec!["Question:".to_string()],
+                temperature: None,
+            },
+            metrics: vec![
+                binary("accuracy", "1 when the extracted letter is the reference's, else 0"),
+                binary("answered", "1 when a letter could be read from the output, else 0 (generation runs)"),
+            ],
+            subsets: CATEGORIES
+                .iter()
+                .map(|category| SubsetInfo { name: subset_name(category), description: format!("MMLU-Pro {category}") })
+                .collect(),
+            default_source: Some(HfDataset {
+                repo: "TIGER-Lab/MMLU-Pro".to_string(),
+                config: Some("default".to_string()),
+                split: "test".to_string(),
+                revision: None,
+            }),
+            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
+            default_few_shot: 5,
+        }
+    }
+
+    fn configure(options: Options) -> Result<(), ConfigError> {
+        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
+        let names: Vec<String> = CATEGORIES.iter().map(|c| subset_name(c)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        config::check_subsets(&options.subsets, &names)?;
+        config::args(&options, &[])?;
+        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
+        Ok(())
+    }
+
+    fn embedded_dataset() -> Option<EmbeddedDataset> {
+        Some(EmbeddedDataset {
+            label: EMBEDDED_LABEL.to_string(),
+            file_name: "sample.jsonl".to_string(),
+            data: EMBEDDED_SAMPLE.to_vec(),
+        })
+    }
+
+    fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
+        let selected = config().subsets;
+        let records = records::records(&info, input)?;
+        let mut samples = Vec::new();
+        for row in records::rows(&records) {
+            let category = row.str("category")?.trim();
+            if !CATEGORIES.contains(&category) {
+                return Err(row.error("category", format!("`{category}` is not one of MMLU-Pro's 14 categories")));
+            }
+            let subset = subset_name(category);
+            if !selected.is_empty() && !selected.contains(&subset) {
+                continue;
+            }
+            samples.push(sample_of(&row, subset)?);
+        }
+        if samples.is_empty() {
+            return Err(DatasetError {
+                row: None,
+                field: None,
+                message: format!("{} has no questions in the selected categories", info.name),
+            });
+        }
+        Ok(samples)
+    }
+
+    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
+        let category = sample.subset.as_deref().unwrap_or("other").replace('_', " ");
+        let count = question_and_choices(&sample)?.1.len();
+        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+            let mut text = format!("The following are multiple choice questions (with answers) about {category}.\n\n");
+            for example in &examples {
+                text.push_str(&format!("{}Answer: {}\n\n", question_block(example)?, example.reference));
+            }
+            text.push_str(&format!("{}Answer:", question_block(&sample)?));
+            return Ok(Request { prompt: Prompt::Text(text), choices: letter_continuations(count) });
+        }
+        let mut text = format!(
+            "The following are multiple choice questions (with answers) about {category}. Think step by step and \
+             then finish your answer with \"the answer is (X)\" where X is the correct letter choice.\n\n"
+        );
+        for example in &examples {
+            text.push_str(&question_block(example)?);
+            match example.fields.iter().find(|f| f.name == "cot").map(|f| f.value.trim()) {
+                Some(cot) if !cot.is_empty() => {
+                    text.push_str(&cot.replacen("A: Let's think step by step.", "Answer: Let's think step by step.", 1))
+                }
+                _ => text.push_str(&format!("Answer: The answer is ({}).", example.reference)),
+            }
+            text.push_str("\n\n");
+        }
+        text.push_str(&question_block(&sample)?);
+        text.push_str("Answer: Let's think step by step.");
+        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
+    }
+
+    fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
+        let count = question_and_choices(&sample)?.1.len();
+        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+            check_likelihoods(&output.choices, count).map_err(|e| format!("sample {}: {e}", sample.id))?;
+            let chosen = most_likely(&output.choices).map(|i| letter(i).to_string());
+            return Ok(ScoreBuilder::new()
+                .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
+                .extracted(chosen)
+                .build());
+        }
+        let chosen = answer::extract(&output.text, count).map(String::from);
+        Ok(ScoreBuilder::new()
+            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
+            .flag("answered", chosen.is_some())
+            .extracted(chosen)
+            .build())
+    }
+
+    fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
+        Ok(macro_average(&samples, &["accuracy"]))
+    }
+}
+
+fn sample_of(row: &Row<'_>, subset: String) -> Result<Sample, DatasetError> {
+    let question = row.str("question")?;
+    let options: Vec<String> = row.list("options")?.into_iter().filter(|o| o != "N/A").collect();
+    if options.len() < 2 || options.len() > 10 {
+        return Err(row.error("options", format!("has {} options besides N/A; 2 to 10 are needed", options.len())));
+    }
+    let answer = if row.has("answer") {
+        answer_index(row, "answer", options.len())?
+    } else {
+        answer_index(row, "answer_index", options.len())?
+    };
+    if row.has("answer") && row.has("answer_index") && answer_index(row, "answer_index", options.len())? != answer {
+        return Err(row.error("answer_index", "disagrees with `answer`"));
+    }
+    let mut fields = sample_fields(question, &options);
+    if let Some(cot) = row.opt_str("cot_content")?.filter(|c| !c.trim().is_empty()) {
+        fields.push(Field { name: "cot".to_string(), value: cot.to_string() });
+    }
+    Ok(Sample { id: row.id("question_id")?, subset: Some(subset), fields, reference: letter(answer).to_string() })
+}
+
+/// "Question:\n{question}\nOptions:\nA. ..\nB. ..\n" as the reference's `format_cot_example` writes it.
+fn question_block(sample: &Sample) -> Result<String, String> {
+    let (question, choices) = question_and_choices(sample)?;
+    Ok(format!("Question:\n{question}\nOptions:\n{}\n", lettered(&choices)))
+}
+
+export_scenario!(MmluPro);
+
+#[cfg(test)]
+mod tests;

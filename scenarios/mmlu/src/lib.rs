@@ -1,0 +1,262 @@
+//! The MMLU scenario (Hendrycks et al., 2021) and its re-annotated subset MMLU-Redux (Gema et al., 2024):
+//! four-choice questions in 57 subjects, asked 5-shot in the original paper's prompt format ("The following
+//! are multiple choice questions (with answers) about {subject}." then `Question\nA. ..\nAnswer: X` blocks).
+//!
+//! - Data: cais/mmlu (`question`, `subject`, `choices`, `answer` 0-3; JSON Lines, JSON or Parquet) or
+//!   edinburgh-dawg/mmlu-redux(-2.0) with `--scenario-arg variant=redux` (`question`, `choices`, `answer`,
+//!   `error_type`, one config per subject: the subject comes from the `subject` column, else the Hub config,
+//!   else the file name).
+//! - Redux: rows whose `error_type` is not `ok` (bad question or options, no or several correct answers,
+//!   wrong ground truth, expert knowledge) are left out, as the Redux paper measures models on the questions
+//!   its annotators found sound; `--scenario-arg redux_rows=all` keeps every row with its original answer.
+//! - Scoring: by generation (the SDK reads the letter the model states) or by log-likelihood of " A".." D"
+//!   after the prompt (text prompt, as published MMLU figures are made).
+//! - Few-shot examples are the ones the host picks from the same subject of the evaluated file (the original
+//!   takes them from the dev split; pass the dev rows in the same file to reproduce that exactly).
+//! - `aggregate` reports `accuracy/SUBJECT` and `accuracy_macro`, the mean over subjects.
+
+pub mod subjects;
+
+use std::cell::RefCell;
+
+use runner_scenario_sdk::choice::{choice_letter, letter};
+use runner_scenario_sdk::metrics::{ScoreBuilder, binary, macro_average};
+use runner_scenario_sdk::multiple_choice::{
+    answer_index, check_likelihoods, letter_continuations, lettered, most_likely, question_and_choices, sample_fields,
+};
+use runner_scenario_sdk::records::{self, Row};
+use runner_scenario_sdk::{
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, GenerationDefaults, Guest, HfDataset,
+    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
+    SubsetInfo, config, export_scenario, log,
+};
+
+/// Twelve questions in MMLU's format, written for runner (not taken from MMLU), in three subjects.
+pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
+const EMBEDDED_LABEL: &str = "embedded sample (12 questions in 3 subjects written for runner, not MMLU)";
+
+const ARGS: &[&str] = &["variant", "redux_rows"];
+const INSTRUCTION: &str = "Answer with the letter of the correct option.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Mmlu,
+    Redux,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    mode: ScoringModes,
+    subsets: Vec<String>,
+    variant: Variant,
+    /// Redux rows with an `error_type` other than `ok` are kept.
+    all_redux_rows: bool,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Config> = const {
+        RefCell::new(Config { mode: ScoringModes::GENERATE, subsets: Vec::new(), variant: Variant::Mmlu, all_redux_rows: false })
+    };
+}
+
+fn config() -> Config {
+    CONFIG.with(|c| c.borrow().clone())
+}
+
+struct Mmlu;
+
+impl Guest for Mmlu {
+    fn describe() -> Metadata {
+        Metadata {
+            name: "mmlu".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            description: "MMLU multiple-choice questions in 57 subjects (MMLU-Redux with --scenario-arg \
+                          variant=redux), 5-shot in the original prompt format; accuracy macro-averaged over \
+                          subjects"
+                .to_string(),
+            defaults: GenerationDefaults { max_new_tokens: 32, stop: vec!["\n\n".to_string()], temperature: None },
+            metrics: vec![
+                binary("accuracy", "1 when the chosen letter is the reference's, else 0"),
+                binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"),
+            ],
+            subsets: subjects::SUBJECTS
+                .iter()
+                .map(|(name, category)| SubsetInfo {
+                    name: name.to_string(),
+                    description: format!("{} ({category})", subjects::display(name)),
+                })
+                .collect(),
+            default_source: Some(HfDataset {
+                repo: "cais/mmlu".to_string(),
+                config: Some("all".to_string()),
+                split: "test".to_string(),
+                revision: None,
+            }),
+            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
+            default_few_shot: 5,
+        }
+    }
+
+    fn configure(options: Options) -> Result<(), ConfigError> {
+        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
+        config::check_subsets(&options.subsets, &subjects::names())?;
+        let args = config::args(&options, ARGS)?;
+        let variant = match args.get("variant").map(String::as_str) {
+            None | Some("mmlu") => Variant::Mmlu,
+            Some("redux") => Variant::Redux,
+            Some(other) => {
+                return Err(config::error("args: variant", format!("`{other}` is not a variant; use mmlu or redux")));
+            }
+        };
+        let all_redux_rows = match args.get("redux_rows").map(String::as_str) {
+            None | Some("ok") => false,
+            Some("all") => true,
+            Some(other) => {
+                return Err(config::error("args: redux_rows", format!("`{other}` is not one of: ok, all")));
+            }
+        };
+        if all_redux_rows && variant != Variant::Redux {
+            return Err(config::error("args: redux_rows", "applies to variant=redux only"));
+        }
+        CONFIG.with(|c| {
+            *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets, variant, all_redux_rows }
+        });
+        Ok(())
+    }
+
+    fn embedded_dataset() -> Option<EmbeddedDataset> {
+        Some(EmbeddedDataset {
+            label: EMBEDDED_LABEL.to_string(),
+            file_name: "sample.jsonl".to_string(),
+            data: EMBEDDED_SAMPLE.to_vec(),
+        })
+    }
+
+    fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
+        let config = config();
+        let records = records::records(&info, input)?;
+        let mut samples = Vec::new();
+        let mut left_out = 0usize;
+        for row in records::rows(&records) {
+            let subject = subject_of(&row, &info)?;
+            if !config.subsets.is_empty() && !config.subsets.iter().any(|s| s == subject) {
+                continue;
+            }
+            if config.variant == Variant::Redux {
+                let error_type = row.str("error_type")?.trim();
+                if !config.all_redux_rows && error_type != "ok" {
+                    left_out += 1;
+                    continue;
+                }
+            }
+            samples.push(sample_of(&row, subject)?);
+        }
+        if config.variant == Variant::Mmlu && records.first().is_some_and(|r| Row::new(1, r).has("error_type")) {
+            log::warn("the rows have an `error_type` column (MMLU-Redux): pass --scenario-arg variant=redux");
+        }
+        if left_out > 0 {
+            log::info(&format!("left out {left_out} MMLU-Redux rows whose error_type is not `ok`"));
+        }
+        if samples.is_empty() {
+            return Err(DatasetError {
+                row: None,
+                field: None,
+                message: format!("{} has no rows in the selected subjects", info.name),
+            });
+        }
+        Ok(samples)
+    }
+
+    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
+        let subject = sample.subset.clone().ok_or_else(|| format!("sample {} has no subject", sample.id))?;
+        let mut text = format!(
+            "The following are multiple choice questions (with answers) about {}.\n\n",
+            subjects::display(&subject)
+        );
+        for example in &examples {
+            text.push_str(&question_block(example)?);
+            text.push_str(&format!(" {}\n\n", example.reference));
+        }
+        text.push_str(&question_block(&sample)?);
+        let count = question_and_choices(&sample)?.1.len();
+        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+            return Ok(Request { prompt: Prompt::Text(text), choices: letter_continuations(count) });
+        }
+        let content = format!("{INSTRUCTION}\n\n{text}");
+        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content }]), choices: Vec::new() })
+    }
+
+    fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
+        let count = question_and_choices(&sample)?.1.len();
+        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+            check_likelihoods(&output.choices, count).map_err(|e| format!("sample {}: {e}", sample.id))?;
+            let chosen = most_likely(&output.choices).map(|i| letter(i).to_string());
+            return Ok(ScoreBuilder::new()
+                .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
+                .extracted(chosen)
+                .build());
+        }
+        let chosen = choice_letter(&output.text, count).map(String::from);
+        Ok(ScoreBuilder::new()
+            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
+            .flag("answered", chosen.is_some())
+            .extracted(chosen)
+            .build())
+    }
+
+    fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
+        Ok(macro_average(&samples, &["accuracy"]))
+    }
+}
+
+/// The row's subject: its `subject` column, else the Hub config, else the file name.
+fn subject_of(row: &Row<'_>, info: &DatasetInfo) -> Result<&'static str, DatasetError> {
+    if let Some(subject) = row.opt_str("subject")?.filter(|s| !s.trim().is_empty()) {
+        let subject = subject.trim();
+        return subjects::SUBJECTS
+            .iter()
+            .map(|(name, _)| *name)
+            .find(|name| *name == subject)
+            .ok_or_else(|| row.error("subject", format!("`{subject}` is not one of MMLU's 57 subjects")));
+    }
+    info.subset
+        .as_deref()
+        .and_then(subjects::from_file_name)
+        .or_else(|| subjects::from_file_name(&info.name))
+        .ok_or_else(|| {
+            row.error(
+                "subject",
+                format!(
+                    "the row has no `subject` and {} names no MMLU subject (name the file after its subject, \
+                     e.g. anatomy.jsonl)",
+                    info.name
+                ),
+            )
+        })
+}
+
+fn sample_of(row: &Row<'_>, subject: &str) -> Result<Sample, DatasetError> {
+    let question = row.str("question")?.trim().to_string();
+    let choices = row.list("choices")?;
+    if choices.len() < 2 || choices.len() > 26 {
+        return Err(row.error("choices", format!("has {} choices; 2 to 26 are needed", choices.len())));
+    }
+    let answer = answer_index(row, "answer", choices.len())?;
+    Ok(Sample {
+        id: row.id("id")?,
+        subset: Some(subject.to_string()),
+        fields: sample_fields(&question, &choices),
+        reference: letter(answer).to_string(),
+    })
+}
+
+/// "Question\nA. ..\nB. ..\nAnswer:" as the original MMLU code writes it.
+fn question_block(sample: &Sample) -> Result<String, String> {
+    let (question, choices) = question_and_choices(sample)?;
+    Ok(format!("{question}\n{}\nAnswer:", lettered(&choices)))
+}
+
+export_scenario!(Mmlu);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! Checking a run's options in `configure`: the scoring mode is one the scenario supports, selected
+//! subsets exist, `--scenario-arg` keys are known. Errors are `config-error`s naming the option.
+
+use std::collections::BTreeMap;
+
+use crate::{ConfigError, Options, ScoringModes};
+
+/// A `config-error` for `option`.
+pub fn error(option: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { option: option.to_string(), message: message.into() }
+}
+
+/// Refuses a scoring mode the scenario does not offer.
+pub fn check_scoring_mode(options: &Options, supported: ScoringModes) -> Result<(), ConfigError> {
+    if options.scoring_mode.is_empty() || !supported.contains(options.scoring_mode) {
+        let names = |modes: ScoringModes| {
+            let mut names = Vec::new();
+            if modes.contains(ScoringModes::GENERATE) {
+                names.push("generate");
+            }
+            if modes.contains(ScoringModes::LOGLIKELIHOOD) {
+                names.push("loglikelihood");
+            }
+            names.join(", ")
+        };
+        return Err(error(
+            "scoring-mode",
+            format!("this scenario scores by {}, not by {:?}", names(supported), names(options.scoring_mode)),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses selected subsets that do not exist, listing the ones that do.
+pub fn check_subsets(selected: &[String], available: &[&str]) -> Result<(), ConfigError> {
+    let unknown: Vec<&str> = selected.iter().map(String::as_str).filter(|s| !available.contains(s)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(error("subsets", format!("no subset named {}; the subsets are: {}", unknown.join(", "), available.join(", "))))
+}
+
+/// The `--scenario-arg` settings as a map; a key not in `known` is an error listing the known ones.
+pub fn args(options: &Options, known: &[&str]) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for (key, value) in &options.args {
+        if !known.contains(&key.as_str()) {
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(error("args", format!("unknown scenario argument `{key}`; this scenario takes: {known}")));
+        }
+        map.insert(key.clone(), value.clone());
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(mode: ScoringModes, args: &[(&str, &str)]) -> Options {
+        Options {
+            subsets: Vec::new(),
+            few_shot: None,
+            scoring_mode: mode,
+            seed: 0,
+            task_file: None,
+            args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn scoring_modes_subsets_and_args_are_checked() {
+        assert!(check_scoring_mode(&options(ScoringModes::GENERATE, &[]), ScoringModes::GENERATE).is_ok());
+        let error = check_scoring_mode(&options(ScoringModes::LOGLIKELIHOOD, &[]), ScoringModes::GENERATE).unwrap_err();
+        assert_eq!(error.option, "scoring-mode");
+        assert!(check_subsets(&["a".into()], &["a", "b"]).is_ok());
+        let error = check_subsets(&["c".into()], &["a", "b"]).unwrap_err();
+        assert!(error.message.contains("c") && error.message.contains("a, b"), "{}", error.message);
+        assert_eq!(args(&options(ScoringModes::GENERATE, &[("k", "v")]), &["k"]).unwrap()["k"], "v");
+        assert!(args(&options(ScoringModes::GENERATE, &[("x", "v")]), &["k"]).unwrap_err().message.contains("`x`"));
+    }
+}

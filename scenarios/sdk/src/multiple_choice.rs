@@ -1,0 +1,273 @@
+//! What multiple-choice benchmarks (MMLU, ARC, OpenBookQA...) share: reading choices in their published
+//! layouts (a `{"text": [...], "label": [...]}` object as on the Hugging Face Hub, or a list of
+//! `{"text", "label"}` objects as in the original AI2 releases), turning an answer key (`"C"`, `"3"`, `2`)
+//! into the index of a choice, laying choices out as lettered options, and picking the model's choice from
+//! the log-likelihoods the host computed: the most likely continuation (`acc`) or the most likely per
+//! character (`acc_norm`, the length normalisation the lm-evaluation-harness reports for ARC and OpenBookQA).
+
+use crate::choice::letter;
+use crate::records::Row;
+use crate::{ChoiceLikelihood, DatasetError, Field, Sample, Value};
+
+/// A question's choices: their texts and the labels the dataset gives them ("A".."E" or "1".."5").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    pub texts: Vec<String>,
+    pub labels: Vec<String>,
+}
+
+impl Choices {
+    /// The index of the choice an answer key names: by label ("C", "3"), case-insensitively.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        let key = key.trim();
+        self.labels.iter().position(|label| label.trim().eq_ignore_ascii_case(key))
+    }
+}
+
+/// Reads a choices column: `{"text": [...], "label": [...]}` (Hub) or `[{"text": .., "label": ..}, ...]`
+/// (AI2's JSON Lines). Errors name the row and `field`.
+pub fn labeled_choices(row: &Row<'_>, field: &str) -> Result<Choices, DatasetError> {
+    let value = row.json(field)?;
+    let text_of = |item: &serde_json::Value| -> Option<String> {
+        match item {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let choices = match &value {
+        serde_json::Value::Object(object) => {
+            let list = |key: &str| -> Result<Vec<String>, DatasetError> {
+                let items = object
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .ok_or_else(|| row.error(field, format!("`{field}` has no `{key}` list")))?;
+                items
+                    .iter()
+                    .map(|item| text_of(item).ok_or_else(|| row.error(field, format!("`{field}.{key}` holds {item}"))))
+                    .collect()
+            };
+            Choices { texts: list("text")?, labels: list("label")? }
+        }
+        serde_json::Value::Array(items) => {
+            let mut choices = Choices { texts: Vec::new(), labels: Vec::new() };
+            for item in items {
+                let part = |key: &str| {
+                    item.get(key).and_then(text_of).ok_or_else(|| {
+                        row.error(field, format!("`{field}` holds an item without a text `{key}`: {item}"))
+                    })
+                };
+                choices.texts.push(part("text")?);
+                choices.labels.push(part("label")?);
+            }
+            choices
+        }
+        other => return Err(row.error(field, format!("`{field}` is neither an object nor a list: {other}"))),
+    };
+    if choices.texts.len() != choices.labels.len() {
+        return Err(row
+            .error(field, format!("`{field}` has {} texts but {} labels", choices.texts.len(), choices.labels.len())));
+    }
+    if choices.texts.len() < 2 || choices.texts.len() > 26 {
+        return Err(row.error(field, format!("`{field}` has {} choices; 2 to 26 are needed", choices.texts.len())));
+    }
+    Ok(choices)
+}
+
+/// AI2's original JSON Lines (ARC, OpenBookQA) nest the question: `"question": {"stem": "...", "choices":
+/// [{"text": "...", "label": "A"}, ...]}`. None when `field` is not such an object (the Hub's flat layout).
+pub fn nested_question(row: &Row<'_>, field: &str) -> Result<Option<(String, Choices)>, DatasetError> {
+    let Some(Value::Json(json)) = row.get(field) else { return Ok(None) };
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| row.error(field, format!("`{field}` is not valid JSON: {e}")))?;
+    let Some(object) = value.as_object() else { return Ok(None) };
+    let stem = object
+        .get("stem")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| row.error(field, format!("`{field}` has no text `stem`")))?;
+    let choices = object.get("choices").ok_or_else(|| row.error(field, format!("`{field}` has no `choices`")))?;
+    let inner = crate::Record { columns: vec![(field.to_string(), Value::Json(choices.to_string()))] };
+    let choices = labeled_choices(&Row::new(row.row, &inner), field)?;
+    Ok(Some((stem.trim().to_string(), choices)))
+}
+
+/// A multiple-choice sample's fields: `question`, then one field per choice named by its letter ("A", "B"...).
+pub fn sample_fields(question: &str, choices: &[String]) -> Vec<Field> {
+    let mut fields = vec![Field { name: "question".to_string(), value: question.trim().to_string() }];
+    fields.extend(
+        choices
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Field { name: letter(i).to_string(), value: text.trim().to_string() }),
+    );
+    fields
+}
+
+/// The question and choices of a sample made with [`sample_fields`]; an error names the sample.
+pub fn question_and_choices(sample: &Sample) -> Result<(&str, Vec<&str>), String> {
+    let find = |name: &str| sample.fields.iter().find(|f| f.name == name).map(|f| f.value.as_str());
+    let question = find("question").ok_or_else(|| format!("sample {} has no `question` field", sample.id))?;
+    let choices: Vec<&str> = (0..26).map_while(|i| find(&letter(i).to_string())).collect();
+    if choices.len() < 2 {
+        return Err(format!(
+            "sample {} has {} choice fields (A, B, ...); 2 or more are needed",
+            sample.id,
+            choices.len()
+        ));
+    }
+    Ok((question, choices))
+}
+
+/// Reads an answer given as a 0-based index (`2`, `"2"`) or a letter (`"C"`) into an index below `count`.
+pub fn answer_index(row: &Row<'_>, field: &str, count: usize) -> Result<usize, DatasetError> {
+    let text = row.opt_text(field)?.ok_or_else(|| row.error(field, format!("row {} has no `{field}`", row.row)))?;
+    let text = text.trim();
+    let index = match text.parse::<usize>() {
+        Ok(index) => Some(index),
+        Err(_) => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_alphabetic() => Some((c.to_ascii_uppercase() as u8 - b'A') as usize),
+                _ => None,
+            }
+        }
+    };
+    match index {
+        Some(index) if index < count => Ok(index),
+        _ => Err(row.error(
+            field,
+            format!(
+                "`{field}` is {text:?}; expected a choice index 0..{} or a letter A..{}",
+                count - 1,
+                letter(count - 1)
+            ),
+        )),
+    }
+}
+
+/// The choices as lettered lines: "A. first\nB. second".
+pub fn lettered<S: AsRef<str>>(choices: &[S]) -> String {
+    choices
+        .iter()
+        .enumerate()
+        .map(|(i, text)| format!("{}. {}", letter(i), text.as_ref().trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The continuations " A", " B", ... that log-likelihood scoring compares after "Answer:".
+pub fn letter_continuations(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!(" {}", letter(i))).collect()
+}
+
+/// The index of the most likely choice; the first on ties, like `argmax`. None when there are no choices.
+pub fn most_likely(likelihoods: &[ChoiceLikelihood]) -> Option<usize> {
+    argmax(likelihoods.iter().map(|c| c.logprob))
+}
+
+/// The index of the choice most likely per character of its continuation (lm-evaluation-harness
+/// `acc_norm`); `continuations` are the texts whose likelihoods were computed, in the same order.
+pub fn most_likely_per_char(likelihoods: &[ChoiceLikelihood], continuations: &[String]) -> Option<usize> {
+    if likelihoods.len() != continuations.len() {
+        return None;
+    }
+    argmax(likelihoods.iter().zip(continuations).map(|(c, text)| c.logprob / text.chars().count().max(1) as f64))
+}
+
+fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (index, value) in values.enumerate() {
+        if best.is_none_or(|(_, top)| value > top) {
+            best = Some((index, value));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+/// Checks that the host returned one likelihood per requested choice.
+pub fn check_likelihoods(likelihoods: &[ChoiceLikelihood], expected: usize) -> Result<(), String> {
+    if likelihoods.len() == expected {
+        Ok(())
+    } else {
+        Err(format!("expected {expected} choice likelihoods, got {}", likelihoods.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Record, Value};
+
+    fn record(columns: Vec<(&str, Value)>) -> Record {
+        Record { columns: columns.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+    }
+
+    fn likelihoods(values: &[f64]) -> Vec<ChoiceLikelihood> {
+        values.iter().map(|&logprob| ChoiceLikelihood { logprob, tokens: 1, greedy: false }).collect()
+    }
+
+    #[test]
+    fn reads_both_published_layouts() {
+        let hub =
+            record(vec![("choices", Value::Json(r#"{"text": ["x", "y", "z"], "label": ["1", "2", "3"]}"#.into()))]);
+        let ai2 = record(vec![(
+            "choices",
+            Value::Json(r#"[{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]"#.into()),
+        )]);
+        let hub = labeled_choices(&Row::new(1, &hub), "choices").unwrap();
+        assert_eq!((hub.texts.len(), hub.index_of("3")), (3, Some(2)));
+        let ai2 = labeled_choices(&Row::new(1, &ai2), "choices").unwrap();
+        assert_eq!((ai2.index_of("b"), ai2.texts), (Some(1), vec!["x".to_string(), "y".to_string()]));
+    }
+
+    #[test]
+    fn bad_choices_and_answers_name_row_and_field() {
+        let bad = record(vec![
+            ("choices", Value::Json(r#"{"text": ["x", "y"], "label": ["A"]}"#.into())),
+            ("answer", Value::Text("E".into())),
+        ]);
+        let row = Row::new(7, &bad);
+        let error = labeled_choices(&row, "choices").unwrap_err();
+        assert_eq!((error.row, error.field.as_deref()), (Some(7), Some("choices")));
+        let error = answer_index(&row, "answer", 4).unwrap_err();
+        assert_eq!((error.row, error.field.as_deref()), (Some(7), Some("answer")));
+        assert!(error.message.contains("A..D"), "{}", error.message);
+        let good = record(vec![("answer", Value::Integer(3)), ("key", Value::Text("b".into()))]);
+        assert_eq!(answer_index(&Row::new(1, &good), "answer", 4).unwrap(), 3);
+        assert_eq!(answer_index(&Row::new(1, &good), "key", 4).unwrap(), 1);
+    }
+
+    #[test]
+    fn reads_ai2s_nested_questions_and_round_trips_sample_fields() {
+        let nested = record(vec![(
+            "question",
+            Value::Json(
+                r#"{"stem": "Why?", "choices": [{"text": "x", "label": "1"}, {"text": "y", "label": "2"}]}"#.into(),
+            ),
+        )]);
+        let (stem, choices) = nested_question(&Row::new(1, &nested), "question").unwrap().unwrap();
+        assert_eq!((stem.as_str(), choices.index_of("2")), ("Why?", Some(1)));
+        let flat = record(vec![("question", Value::Text("Why?".into()))]);
+        assert!(nested_question(&Row::new(1, &flat), "question").unwrap().is_none());
+        let sample = Sample {
+            id: "s".into(),
+            subset: None,
+            fields: sample_fields("Why?", &choices.texts),
+            reference: "B".into(),
+        };
+        assert_eq!(question_and_choices(&sample).unwrap(), ("Why?", vec!["x", "y"]));
+    }
+
+    #[test]
+    fn picks_the_likeliest_choice_raw_and_per_character() {
+        assert_eq!(most_likely(&likelihoods(&[-3.0, -1.0, -1.0, -2.0])), Some(1));
+        assert_eq!(most_likely(&[]), None);
+        let continuations = vec![" a very long answer".to_string(), " no".to_string()];
+        let values = likelihoods(&[-4.0, -2.0]);
+        assert_eq!(most_likely(&values), Some(1));
+        assert_eq!(most_likely_per_char(&values, &continuations), Some(0));
+        assert_eq!(lettered(&["x", "y"]), "A. x\nB. y");
+        assert_eq!(letter_continuations(3), [" A", " B", " C"]);
+    }
+}
