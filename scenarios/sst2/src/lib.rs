@@ -83,7 +83,9 @@ impl Guest for Sst2 {
                             "is -1 (unlabelled): SST-2's test split hides its labels; use the validation split",
                         ));
                     }
-                    other => return Err(row.error("label", format!("is {other}, expected 0 (negative) or 1 (positive)"))),
+                    other => {
+                        return Err(row.error("label", format!("is {other}, expected 0 (negative) or 1 (positive)")));
+                    }
                 };
                 Ok(Sample {
                     id: row.id("idx")?,
@@ -128,7 +130,8 @@ impl Guest for Sst2 {
 }
 
 fn user(first: bool, sentence: &str) -> Message {
-    let content = if first { format!("{INSTRUCTION}\n\nSentence: {sentence}") } else { format!("Sentence: {sentence}") };
+    let content =
+        if first { format!("{INSTRUCTION}\n\nSentence: {sentence}") } else { format!("Sentence: {sentence}") };
     Message { role: Role::User, content }
 }
 
@@ -168,8 +171,13 @@ mod tests {
         let harness = Harness::<Sst2>::new();
         let samples = harness.embedded();
         let positive = &samples[0];
-        for output in ["positive", "POSITIVE.", "Sentiment: positive", "This review is favorable.", "It's not negative, it's positive"]
-        {
+        for output in [
+            "positive",
+            "POSITIVE.",
+            "Sentiment: positive",
+            "This review is favorable.",
+            "It's not negative, it's positive",
+        ] {
             let score = harness.score(positive, output);
             assert_eq!((metric(&score, "accuracy"), score.extracted.as_deref()), (1.0, Some("positive")), "{output}");
         }

@@ -63,7 +63,10 @@ impl Guest for Xsum {
                 Ok(Sample {
                     id: row.id("id")?,
                     subset: None,
-                    fields: vec![Field { name: "document".to_string(), value: row.str("document")?.trim().to_string() }],
+                    fields: vec![Field {
+                        name: "document".to_string(),
+                        value: row.str("document")?.trim().to_string(),
+                    }],
                     reference: row.str("summary")?.trim().to_string(),
                 })
             })
