@@ -6,10 +6,12 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::datasets::DataSource;
 use crate::engine::{Sampling, check_repetition_penalty};
 use crate::exec::{ExecOptions, exec};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
+use crate::prepare::{ScenarioChoices, ScoringMode};
 use crate::results::table::render_terminal;
 use crate::scenario::ScenarioLimits;
 
@@ -27,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a WebAssembly component) against a model and record quality and speed.
     Exec(ExecArgs),
+    /// Score outputs made elsewhere (another engine, an API, an earlier run) with a scenario; no model.
+    Score(ScoreArgs),
     /// Turn a llama-architecture GGUF file into an ONNX Runtime model folder.
     Import(ImportArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
@@ -44,9 +48,8 @@ pub struct ExecArgs {
     /// Model folder (made by `runner import`); the default model when absent.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Dataset file; the scenario's embedded sample when absent.
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario_options: ScenarioArgs,
     /// Run at most this many samples.
     #[arg(long, value_name = "N")]
     pub max_samples: Option<usize>,
@@ -98,6 +101,90 @@ pub struct ExecArgs {
     pub no_progress: bool,
 }
 
+/// What a run reads and how the scenario is set up; shared by `exec` and `score`.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// The dataset: a file (.jsonl, .json, .csv, .tsv, .parquet, or any format the scenario reads),
+    /// hf:OWNER/NAME[:CONFIG][@REVISION] for a Hugging Face dataset, or `hf` for the scenario's default
+    /// source. Default: the scenario's embedded sample.
+    #[arg(long, value_name = "FILE|hf:REPO")]
+    pub data: Option<String>,
+    /// The split of a Hugging Face dataset (default: the scenario's, else `test`).
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
+    /// Run only this subset (an MMLU subject, a LongBench task...); repeat for several. An unknown name
+    /// lists the scenario's subsets.
+    #[arg(long = "subset", value_name = "NAME")]
+    pub subsets: Vec<String>,
+    /// Few-shot examples per prompt, chosen by runner from the same subset (default: the scenario's).
+    #[arg(long, value_name = "K")]
+    pub few_shot: Option<u32>,
+    /// How answers are scored: `generate` (the model writes an answer) or `loglikelihood` (the
+    /// likeliest choice); must be one the scenario supports (default: generate when it does).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub scoring: Option<ScoringMode>,
+    /// A task file (JSON or YAML) for scenarios that take one, e.g. `custom`.
+    #[arg(long, value_name = "FILE")]
+    pub task: Option<PathBuf>,
+    /// A setting the scenario documents, as KEY=VALUE; repeatable.
+    #[arg(long = "scenario-arg", value_name = "KEY=VALUE", value_parser = parse_scenario_arg)]
+    pub scenario_args: Vec<(String, String)>,
+    /// Compile the scenario afresh instead of using the precompiled-component cache.
+    #[arg(long)]
+    pub no_scenario_cache: bool,
+}
+
+fn parse_scenario_arg(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+impl ScenarioArgs {
+    fn data_source(&self) -> Result<Option<DataSource>> {
+        self.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    fn choices(&self, seed: u64) -> ScenarioChoices {
+        ScenarioChoices {
+            subsets: self.subsets.clone(),
+            few_shot: self.few_shot,
+            scoring: self.scoring,
+            task_file: self.task.clone(),
+            args: self.scenario_args.clone(),
+            seed,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The scenario component, e.g. scenarios/gsm8k.wasm.
+    pub scenario: PathBuf,
+    /// The outputs: JSON Lines, one object per sample with its `id` (or 0-based `index` into the
+    /// dataset's samples) and its `output` text.
+    #[arg(long, value_name = "FILE")]
+    pub outputs: PathBuf,
+    #[command(flatten)]
+    pub scenario_options: ScenarioArgs,
+    /// Seed the scenario gets (for anything it shuffles) and few-shot order derives from.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write each sample's score to this JSON Lines file.
+    #[arg(long, value_name = "FILE")]
+    pub samples_out: Option<PathBuf>,
+    /// Memory a scenario may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub scenario_memory_mib: usize,
+    /// Time one scenario call may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub scenario_timeout: f64,
+}
+
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The GGUF file.
@@ -132,6 +219,7 @@ pub fn run() -> Result<()> {
     init_logging(cli.verbose);
     match cli.command {
         Command::Exec(args) => run_exec(args),
+        Command::Score(args) => run_score(args),
         Command::Import(args) => run_import(args),
         Command::Paths { json } => {
             let entries = [
@@ -156,10 +244,42 @@ pub fn run() -> Result<()> {
     }
 }
 
-fn run_exec(args: ExecArgs) -> Result<()> {
-    if !(args.scenario_timeout > 0.0 && args.scenario_timeout.is_finite()) {
-        anyhow::bail!("--scenario-timeout must be a positive number of seconds, got {}", args.scenario_timeout);
+fn scenario_limits(memory_mib: usize, timeout: f64) -> Result<ScenarioLimits> {
+    if !(timeout > 0.0 && timeout.is_finite()) {
+        anyhow::bail!("--scenario-timeout must be a positive number of seconds, got {timeout}");
     }
+    if memory_mib == 0 {
+        anyhow::bail!("--scenario-memory-mib must be at least 1");
+    }
+    Ok(ScenarioLimits {
+        memory_bytes: memory_mib.saturating_mul(1 << 20),
+        call_timeout: Duration::from_secs_f64(timeout.min(1e9)),
+    })
+}
+
+fn run_score(args: ScoreArgs) -> Result<()> {
+    let limits = scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
+    let opts = crate::score::ScoreOptions {
+        scenario: args.scenario,
+        outputs: args.outputs,
+        data: args.scenario_options.data_source()?,
+        split: args.scenario_options.split.clone(),
+        choices: args.scenario_options.choices(args.seed),
+        scenario_cache: !args.scenario_options.no_scenario_cache,
+        samples_out: args.samples_out,
+        limits,
+    };
+    let report = crate::score::score(&opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_terminal());
+    }
+    Ok(())
+}
+
+fn run_exec(args: ExecArgs) -> Result<()> {
+    let limits = scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
     if args.max_consecutive_failures == 0 {
         anyhow::bail!("--max-consecutive-failures must be at least 1");
     }
@@ -169,7 +289,10 @@ fn run_exec(args: ExecArgs) -> Result<()> {
     let opts = ExecOptions {
         scenario: args.scenario,
         model: args.model,
-        data: args.data,
+        data: args.scenario_options.data_source()?,
+        split: args.scenario_options.split.clone(),
+        choices: args.scenario_options.choices(args.seed),
+        scenario_cache: !args.scenario_options.no_scenario_cache,
         max_samples: args.max_samples,
         shuffle_seed: args.shuffle_seed,
         max_new_tokens: args.max_new_tokens,
@@ -180,10 +303,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         out: args.out,
         ort_lib: args.ort_lib,
         threads: args.threads,
-        limits: ScenarioLimits {
-            memory_bytes: args.scenario_memory_mib.saturating_mul(1 << 20),
-            call_timeout: Duration::from_secs_f64(args.scenario_timeout),
-        },
+        limits,
         max_consecutive_failures: args.max_consecutive_failures,
         progress: !args.no_progress,
     };

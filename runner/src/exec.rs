@@ -7,19 +7,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::datasets::DataSource;
 use crate::engine::{Engine, EngineOptions, Generation, GenerationSettings, Sampling};
 use crate::memory;
 use crate::paths;
+use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
+use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
+use crate::results::MetricSpec;
 use crate::results::summary::{DatasetRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord};
 use crate::results::{
     Aggregates, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage,
 };
 use crate::rng::SplitMix64;
-use crate::scenario::{Sample, Scenario, ScenarioLimits};
+use crate::scenario::fewshot::FewShot;
+use crate::scenario::{ChoiceLikelihood, ComponentCache, ModelOutput, Sample, ScenarioLimits, ScoredSample};
 
 /// Everything `runner exec` can be told.
 #[derive(Debug, Clone)]
@@ -27,8 +32,14 @@ pub struct ExecOptions {
     pub scenario: PathBuf,
     /// A model folder; the default model when absent.
     pub model: Option<PathBuf>,
-    /// A dataset file; the scenario's embedded sample when absent.
-    pub data: Option<PathBuf>,
+    /// The dataset; the scenario's embedded sample (or its default source) when absent.
+    pub data: Option<DataSource>,
+    /// The split of a Hugging Face dataset; the scenario's default-source split when absent.
+    pub split: Option<String>,
+    /// Subsets, few-shot count, scoring mode, task file and scenario arguments.
+    pub choices: ScenarioChoices,
+    /// Use (and fill) the precompiled-component cache.
+    pub scenario_cache: bool,
     pub max_samples: Option<usize>,
     pub shuffle_seed: Option<u64>,
     /// Overrides the scenario's default.
@@ -55,51 +66,6 @@ pub struct ExecOptions {
 pub struct RunOutcome {
     pub dir: PathBuf,
     pub summary: RunSummary,
-}
-
-/// The dataset a run draws from, before selection.
-struct Dataset {
-    source: &'static str,
-    label: String,
-    hash: String,
-    samples: Vec<Sample>,
-}
-
-fn load_dataset(scenario: &mut Scenario, data: Option<&Path>) -> Result<Dataset> {
-    match data {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let samples =
-                scenario.parse_dataset(&file_name, &bytes).map_err(|e| anyhow!("dataset {}: {e}", path.display()))?;
-            Ok(Dataset {
-                source: "file",
-                label: path.display().to_string(),
-                hash: provenance::hash_bytes(&bytes),
-                samples,
-            })
-        }
-        None => {
-            let embedded = scenario
-                .embedded_dataset()
-                .map_err(|e| anyhow!("scenario {}: {e}", scenario.path().display()))?
-                .ok_or_else(|| {
-                    anyhow!(
-                        "scenario {} carries no dataset of its own: pass one with --data FILE",
-                        scenario.path().display()
-                    )
-                })?;
-            let samples = scenario
-                .parse_dataset(&embedded.file_name, &embedded.data)
-                .map_err(|e| anyhow!("the embedded dataset of scenario {}: {e}", scenario.path().display()))?;
-            Ok(Dataset {
-                source: "embedded",
-                label: embedded.label,
-                hash: provenance::hash_bytes(&embedded.data),
-                samples,
-            })
-        }
-    }
 }
 
 /// The samples a run uses, in run order: shuffled with the seed when one is given (the same seed picks
@@ -164,20 +130,29 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
     }
 }
 
-/// Runs one sample through prompt, generation and scoring. Every failure is recorded against the stage
-/// where it happened; nothing here ends the run.
+/// The log-likelihood of each choice after the prompt, for log-likelihood scoring.
+fn choice_likelihoods(_engine: &mut Engine, _prompt: &Prompt, _choices: &[String]) -> Result<Vec<ChoiceLikelihood>> {
+    bail!("log-likelihood scoring needs Engine::continuation_logprobs, which this build does not have yet")
+}
+
+/// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure
+/// is recorded against the stage where it happened; nothing here ends the run.
 fn run_sample(
     index: usize,
     sample: &Sample,
-    scenario: &mut Scenario,
+    examples: &[Sample],
+    ready: &mut ReadyScenario,
     engine: &mut Engine,
     settings: &GenerationSettings,
 ) -> SampleRecord {
+    let loglikelihood = ready.scoring == ScoringMode::Loglikelihood;
+    let scenario = &mut ready.scenario;
     let started = Instant::now();
     memory::reset_peak();
     let mut record = SampleRecord {
         index,
         id: sample.id.clone(),
+        subset: sample.subset.clone(),
         status: SampleStatus::Failed,
         reference: sample.reference.clone(),
         prompt: None,
@@ -197,41 +172,99 @@ fn run_sample(
     };
 
     let prompt_started = Instant::now();
-    let prompt = scenario.build_prompt(sample);
+    let request = scenario.build_prompt(sample, examples, loglikelihood);
     let prompt_time = prompt_started.elapsed();
     record.timings.prompt_ms = ms(prompt_time);
-    match prompt {
-        Err(e) => fail(&mut record, Stage::Prompt, e.to_string()),
-        Ok(prompt) => {
-            let generation = engine.generate(&prompt, settings, &mut |_| {});
-            record.prompt = Some(prompt);
-            match generation {
-                Err(e) => fail(&mut record, Stage::Generate, format!("{e:#}")),
-                Ok(g) => {
-                    record.timings = sample_timings(prompt_time, &g);
-                    record.prompt_tokens = Some(g.prompt_tokens);
-                    record.output_tokens = Some(g.output_tokens);
-                    record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
-                    record.prompt_text = Some(g.prompt_text);
-                    let score_started = Instant::now();
-                    let score = scenario.score(sample, &g.output);
-                    record.timings.score_ms = ms(score_started.elapsed());
-                    record.output = Some(g.output);
-                    match score {
-                        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
-                        Ok(score) => {
-                            record.status = SampleStatus::Ok;
-                            record.extracted = score.extracted;
-                            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
-                        }
-                    }
-                }
+    let request = match request {
+        Err(e) => {
+            fail(&mut record, Stage::Prompt, e.to_string());
+            return finish(record, started);
+        }
+        Ok(request) => request,
+    };
+    let output = if loglikelihood {
+        let likelihoods = choice_likelihoods(engine, &request.prompt, &request.choices);
+        record.prompt = Some(request.prompt);
+        match likelihoods {
+            Err(e) => {
+                fail(&mut record, Stage::Generate, format!("{e:#}"));
+                return finish(record, started);
+            }
+            Ok(choices) => ModelOutput { text: String::new(), choices },
+        }
+    } else {
+        let generation = engine.generate(&request.prompt, settings, &mut |_| {});
+        record.prompt = Some(request.prompt);
+        match generation {
+            Err(e) => {
+                fail(&mut record, Stage::Generate, format!("{e:#}"));
+                return finish(record, started);
+            }
+            Ok(g) => {
+                record.timings = sample_timings(prompt_time, &g);
+                record.prompt_tokens = Some(g.prompt_tokens);
+                record.output_tokens = Some(g.output_tokens);
+                record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
+                record.prompt_text = Some(g.prompt_text);
+                ModelOutput { text: g.output, choices: Vec::new() }
             }
         }
+    };
+    let score_started = Instant::now();
+    let score = scenario.score(sample, &output);
+    record.timings.score_ms = ms(score_started.elapsed());
+    if !loglikelihood {
+        record.output = Some(output.text);
     }
+    match score {
+        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
+        Ok(score) => {
+            record.status = SampleStatus::Ok;
+            record.extracted = score.extracted;
+            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
+        }
+    }
+    finish(record, started)
+}
+
+fn finish(mut record: SampleRecord, started: Instant) -> SampleRecord {
     record.timings.e2e_ms = ms(started.elapsed());
     record.peak_rss_bytes = memory::peak_rss_bytes();
     record
+}
+
+/// How each declared metric adds up, for the host's aggregates.
+pub fn metric_specs(metrics: &[crate::scenario::MetricInfo]) -> BTreeMap<String, MetricSpec> {
+    metrics
+        .iter()
+        .map(|m| {
+            let spec = MetricSpec {
+                higher_is_better: m.higher_is_better,
+                binary: m.binary,
+                sum: m.aggregation == crate::scenario::Aggregation::Sum,
+            };
+            (m.name.clone(), spec)
+        })
+        .collect()
+}
+
+/// The scenario's own run-level figures over the samples that were scored.
+pub fn scenario_aggregate(ready: &mut ReadyScenario, records: &[SampleRecord]) -> Result<BTreeMap<String, f64>> {
+    let scored: Vec<ScoredSample> = records
+        .iter()
+        .filter(|r| r.status == SampleStatus::Ok)
+        .map(|r| ScoredSample {
+            id: r.id.clone(),
+            subset: r.subset.clone(),
+            metrics: r
+                .metrics
+                .iter()
+                .map(|(name, value)| crate::scenario::Metric { name: name.clone(), value: *value })
+                .collect(),
+        })
+        .collect();
+    let metrics = ready.scenario.aggregate(&scored).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(metrics.into_iter().map(|m| (m.name, m.value)).collect())
 }
 
 fn progress_bar(total: usize, enabled: bool) -> ProgressBar {
@@ -252,19 +285,15 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let started = Instant::now();
     let load_average_start = provenance::load_average();
 
-    if !opts.scenario.exists() {
-        bail!(
-            "scenario {} does not exist; the built-in scenarios are built by `cargo xtask setup`",
-            opts.scenario.display()
-        );
-    }
-    let mut scenario = Scenario::load(&opts.scenario, opts.limits)
-        .map_err(|e| anyhow!("cannot load scenario {}: {e}", opts.scenario.display()))?;
+    let cache = opts.scenario_cache.then(ComponentCache::from_env);
+    let scenario = prepare::load_scenario(&opts.scenario, opts.limits, cache.as_ref())?;
     let meta = scenario.metadata().clone();
-    let dataset = load_dataset(&mut scenario, opts.data.as_deref())?;
-    if dataset.samples.is_empty() {
-        bail!("dataset {} holds no samples", dataset.label);
+    let mut ready = prepare::configure(scenario, &opts.choices)?;
+    if ready.scoring == ScoringMode::Loglikelihood {
+        bail!("--scoring loglikelihood needs Engine::continuation_logprobs, which this build does not have yet");
     }
+    let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
+    let few_shot = FewShot::new(&dataset.samples, opts.choices.seed);
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
 
     let model_dir = opts.model.clone().unwrap_or_else(paths::default_model);
@@ -294,8 +323,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
 
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
     let mut writer = RunWriter::create(&out_dir)?;
-    let higher_is_better: BTreeMap<String, bool> =
-        meta.metrics.iter().map(|m| (m.name.clone(), m.higher_is_better)).collect();
+    let specs = metric_specs(&meta.metrics);
 
     let mut summary = RunSummary {
         status: RunStatus::Running,
@@ -310,7 +338,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             version: meta.version.clone(),
             description: meta.description.clone(),
             path: opts.scenario.display().to_string(),
-            hash: scenario.hash().to_string(),
+            hash: ready.scenario.hash().to_string(),
         },
         dataset: DatasetRecord {
             source: dataset.source.to_string(),
@@ -361,7 +389,12 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut correct_so_far = (0.0, 0usize);
     for (index, &sample_index) in selection.iter().enumerate() {
         let sample = &dataset.samples[sample_index];
-        let record = run_sample(index, sample, &mut scenario, &mut engine, &settings);
+        let examples: Vec<Sample> = few_shot
+            .examples(&dataset.samples, sample_index, ready.few_shot)
+            .into_iter()
+            .map(|i| dataset.samples[i].clone())
+            .collect();
+        let record = run_sample(index, sample, &examples, &mut ready, &mut engine, &settings);
         writer.append(&record)?;
         if let Some(error) = &record.error {
             consecutive_failures += 1;
@@ -396,7 +429,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     if summary.status == RunStatus::Running {
         summary.status = RunStatus::Complete;
     }
-    summary.results = Aggregates::from_records(&records, &higher_is_better);
+    summary.results = Aggregates::from_records(&records, &specs);
+    match scenario_aggregate(&mut ready, &records) {
+        Ok(metrics) => summary.results.scenario_metrics = metrics,
+        Err(e) => {
+            eprintln!("The scenario's own aggregate failed: {e}");
+            summary.results.warnings.push(format!("the scenario's `aggregate` failed: {e}"));
+        }
+    }
     summary.finished_at = Some(timestamp(SystemTime::now()));
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.load_average_end = provenance::load_average();

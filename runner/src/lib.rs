@@ -3,10 +3,13 @@
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
 //! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
-//! scenarios, `results` writes what a run measured, `exec` ties them into a benchmark run, `rng` is the
-//! portable seeded random generator they share, and `cli` is the command line.
+//! scenarios, `datasets` decodes dataset files and finds their sources, `prepare` readies a scenario and
+//! its samples for a run, `results` writes what a run measured, `exec` ties them into a benchmark run,
+//! `score` scores outputs made elsewhere, `rng` is the portable seeded random generator they share, and
+//! `cli` is the command line.
 
 pub mod cli;
+pub mod datasets;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
@@ -14,10 +17,12 @@ pub mod import;
 pub mod memory;
 pub mod onnx;
 pub mod paths;
+pub mod prepare;
 pub mod prompt;
 pub mod provenance;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod score;
 #[doc(hidden)]
 pub mod testing;

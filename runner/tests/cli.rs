@@ -10,8 +10,11 @@ use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE,
 use runner::results::{RunStatus, RunSummary, SampleStatus, Stage};
 
 fn runner() -> Command {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
     cmd.env_remove("ORT_DYLIB_PATH");
+    // Precompiled scenarios go to a folder of the test's own.
+    cmd.env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
     cmd
 }
 
@@ -105,7 +108,7 @@ fn a_bad_dataset_row_is_named() {
     let (out, _, stderr) =
         run(exec_on_tiny(scenario_artifacts::GSM8K).arg("--data").arg(&data).arg("--out").arg(dir.path().join("run")));
     assert!(!out.status.success());
-    assert!(stderr.contains("bad.jsonl") && stderr.contains("row 2") && stderr.contains("answer"), "{stderr}");
+    assert!(stderr.contains("bad.jsonl") && stderr.contains("record 2") && stderr.contains("answer"), "{stderr}");
 }
 
 #[test]

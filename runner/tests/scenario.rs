@@ -1,12 +1,17 @@
-//! The scenario host against real components built from scenarios/ (gsm8k and the faulty fixture):
-//! the WIT calls, dataset errors, fault containment (traps, timeouts, the memory cap) and the sandbox.
+//! The scenario host against real components built from scenarios/ (gsm8k and the fixtures): the WIT
+//! calls, dataset errors, fault containment (traps, timeouts, the memory cap, the stack), malformed guest
+//! data, the sandbox (files, network, clock, randomness, imports), and the precompiled-component cache.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use runner::datasets::LoadedData;
 use runner::prompt::{Prompt, Role};
-use runner::scenario::{Field, Sample, Scenario, ScenarioError, ScenarioLimits};
+use runner::scenario::{
+    CacheOutcome, ComponentCache, DatasetInfo, DatasetInput, Field, Options, Sample, Scenario, ScenarioError,
+    ScenarioLimits, ScoredSample,
+};
 
 fn load(path: &str) -> Scenario {
     Scenario::load(Path::new(path), ScenarioLimits::default()).expect("load the component")
@@ -16,21 +21,40 @@ fn faulty(limits: ScenarioLimits) -> Scenario {
     Scenario::load(Path::new(scenario_artifacts::FAULTY), limits).expect("load the faulty fixture")
 }
 
+fn configured_faulty(args: &[(&str, &str)]) -> Result<Scenario, ScenarioError> {
+    let mut scenario = faulty(ScenarioLimits { call_timeout: Duration::from_millis(300), ..ScenarioLimits::default() });
+    let mut options = Options::defaults_for(scenario.metadata());
+    options.seed = 11;
+    options.args = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    scenario.configure(options)?;
+    Ok(scenario)
+}
+
 fn command(command: &str) -> Sample {
     Sample {
         id: command.to_string(),
+        subset: None,
         fields: vec![Field { name: "command".to_string(), value: command.to_string() }],
         reference: String::new(),
     }
 }
 
+fn prompt(scenario: &mut Scenario, sample: &Sample) -> Result<Prompt, ScenarioError> {
+    scenario.build_prompt(sample, &[], false).map(|request| request.prompt)
+}
+
 fn assert_works(scenario: &mut Scenario) {
-    assert_eq!(scenario.build_prompt(&command("hello")).unwrap(), Prompt::Text("echo hello".to_string()));
+    assert_eq!(prompt(scenario, &command("hello")).unwrap(), Prompt::Text("echo hello".to_string()));
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse(scenario: &mut Scenario, name: &str, data: &[u8]) -> Result<Vec<Sample>, ScenarioError> {
+    let loaded = LoadedData::bytes("file", name.to_string(), name, None, data.to_vec()).expect("decodes");
+    scenario.parse_dataset(&loaded.info, &loaded.input)
 }
 
 #[test]
@@ -41,7 +65,9 @@ fn gsm8k_describes_itself() {
     assert!(metadata.defaults.max_new_tokens >= 128);
     assert!(!metadata.defaults.stop.is_empty());
     let accuracy = metadata.metrics.iter().find(|m| m.name == "accuracy").expect("an accuracy metric");
-    assert!(accuracy.higher_is_better);
+    assert!(accuracy.higher_is_better && accuracy.binary);
+    assert_eq!(metadata.scoring_mode_names(), ["generate"]);
+    assert_eq!(metadata.default_source.as_ref().unwrap().repo, "openai/gsm8k");
     let bytes = std::fs::read(scenario_artifacts::GSM8K).unwrap();
     assert_eq!(scenario.hash(), format!("sha256:{}", sha256_hex(&bytes)));
     assert_eq!(scenario.path(), Path::new(scenario_artifacts::GSM8K));
@@ -52,46 +78,47 @@ fn gsm8k_embedded_dataset_parses_prompts_and_scores() {
     let mut scenario = load(scenario_artifacts::GSM8K);
     let embedded = scenario.embedded_dataset().unwrap().expect("gsm8k carries a sample");
     assert!(embedded.label.contains("not GSM8K"), "{}", embedded.label);
-    let samples = scenario.parse_dataset(&embedded.file_name, &embedded.data).unwrap();
+    let samples = parse(&mut scenario, &embedded.file_name, &embedded.data).unwrap();
     assert_eq!(samples.len(), 10);
     assert_eq!(samples[0].reference, "25");
     assert_eq!(samples[9].reference, "-11");
 
-    let Prompt::Chat(messages) = scenario.build_prompt(&samples[0]).unwrap() else { panic!("expected a chat prompt") };
+    let Prompt::Chat(messages) = prompt(&mut scenario, &samples[0]).unwrap() else { panic!("expected a chat prompt") };
     assert_eq!(messages.last().unwrap().role, Role::User);
     assert!(messages.last().unwrap().content.contains(samples[0].field("question").unwrap()));
 
-    let right = scenario.score(&samples[0], "6 * 14 = 84, 84 - 59 = 25. The answer is 25.").unwrap();
+    let right = scenario.score_text(&samples[0], "6 * 14 = 84, 84 - 59 = 25. The answer is 25.").unwrap();
     assert_eq!(right.metric("accuracy"), Some(1.0));
     assert_eq!(right.extracted.as_deref(), Some("25"));
-    let wrong = scenario.score(&samples[0], "The answer is 26.").unwrap();
+    let wrong = scenario.score_text(&samples[0], "The answer is 26.").unwrap();
     assert_eq!(wrong.metric("accuracy"), Some(0.0));
     assert_eq!(wrong.metric("answered"), Some(1.0));
+    assert!(scenario.aggregate(&[]).unwrap().is_empty());
 }
 
 #[test]
-fn gsm8k_dataset_errors_name_the_row_and_field() {
+fn gsm8k_dataset_errors_name_the_record_and_field() {
     let mut scenario = load(scenario_artifacts::GSM8K);
     let good = r#"{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}"#;
     let data = format!("{good}\n{good}\n\n{{\"question\": \"Q?\", \"answer\": \"no marker here\"}}\n");
-    let error = scenario.parse_dataset("mine.jsonl", data.as_bytes()).unwrap_err();
+    let error = parse(&mut scenario, "mine.jsonl", data.as_bytes()).unwrap_err();
     match &error {
         ScenarioError::Dataset { file, row, field, .. } => {
-            assert_eq!((file.as_str(), *row, field.as_deref()), ("mine.jsonl", Some(4), Some("answer")));
+            assert_eq!((file.as_str(), *row, field.as_deref()), ("mine.jsonl", Some(3), Some("answer")));
         }
         other => panic!("expected a dataset error, got {other}"),
     }
     let text = error.to_string();
-    assert!(text.contains("mine.jsonl, row 4, field `answer`") && text.contains("####"), "{text}");
+    assert!(text.contains("mine.jsonl, record 3, field `answer`") && text.contains("####"), "{text}");
 
-    let samples = scenario.parse_dataset("mine.jsonl", format!("{good}\n{good}\n").as_bytes()).unwrap();
+    let samples = parse(&mut scenario, "mine.jsonl", format!("{good}\n{good}\n").as_bytes()).unwrap();
     assert_eq!(samples.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
 }
 
 #[test]
 fn a_trap_fails_only_that_call() {
     let mut scenario = faulty(ScenarioLimits::default());
-    match scenario.build_prompt(&command("trap")).unwrap_err() {
+    match prompt(&mut scenario, &command("trap")).unwrap_err() {
         ScenarioError::Trap { function, message, stderr } => {
             assert_eq!(function, "build-prompt");
             assert!(!message.is_empty());
@@ -101,22 +128,128 @@ fn a_trap_fails_only_that_call() {
     }
     assert_works(&mut scenario);
 
-    match scenario.score(&command("unreachable"), "output").unwrap_err() {
+    match scenario.score_text(&command("unreachable"), "output").unwrap_err() {
         ScenarioError::Trap { function, message, .. } => {
             assert_eq!(function, "score");
             assert!(message.contains("unreachable"), "{message}");
         }
         other => panic!("expected a trap, got {other}"),
     }
-    let score = scenario.score(&command("fine"), "four").unwrap();
+    let score = scenario.score_text(&command("fine"), "four").unwrap();
     assert_eq!(score.metric("length"), Some(4.0));
+}
+
+#[test]
+fn a_stack_overflow_is_a_trap() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    match prompt(&mut scenario, &command("recurse")).unwrap_err() {
+        ScenarioError::Trap { message, .. } => assert!(message.contains("stack overflow"), "{message}"),
+        other => panic!("expected a trap, got {other}"),
+    }
+    assert_works(&mut scenario);
+}
+
+#[test]
+fn a_rebuilt_instance_is_configured_again() {
+    let mut scenario = configured_faulty(&[("fault", "none:none")]).unwrap();
+    let before = prompt(&mut scenario, &command("config")).unwrap();
+    assert_eq!(before, Prompt::Text(r#"seed=11 args=[("fault", "none:none")]"#.to_string()));
+    assert!(prompt(&mut scenario, &command("trap")).is_err());
+    assert_eq!(prompt(&mut scenario, &command("config")).unwrap(), before);
+}
+
+#[test]
+fn configure_errors_name_the_option() {
+    let error = configured_faulty(&[("colour", "blue")]).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("faulty") && text.contains("args: colour"), "{text}");
+}
+
+#[test]
+fn every_reachable_export_is_contained() {
+    // A loop or trap in configure, embedded-dataset, parse-dataset and aggregate is that call's error.
+    for action in ["loop", "trap"] {
+        let error = configured_faulty(&[("fault", &format!("configure:{action}"))]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ScenarioError::Timeout { function: "configure", .. }
+                    | ScenarioError::Trap { function: "configure", .. }
+            ),
+            "{error}"
+        );
+
+        let mut scenario = configured_faulty(&[("fault", &format!("embedded-dataset:{action}"))]).unwrap();
+        let error = scenario.embedded_dataset().unwrap_err();
+        assert!(matches!(error, ScenarioError::Timeout { .. } | ScenarioError::Trap { .. }), "{error}");
+        assert_works(&mut scenario);
+
+        let mut scenario = configured_faulty(&[("fault", &format!("parse-dataset:{action}"))]).unwrap();
+        let error = parse(&mut scenario, "c.txt", b"hello\n").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ScenarioError::Timeout { function: "parse-dataset", .. }
+                    | ScenarioError::Trap { function: "parse-dataset", .. }
+            ),
+            "{error}"
+        );
+
+        let mut scenario = configured_faulty(&[("fault", &format!("aggregate:{action}"))]).unwrap();
+        let error = scenario.aggregate(&[]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ScenarioError::Timeout { function: "aggregate", .. }
+                    | ScenarioError::Trap { function: "aggregate", .. }
+            ),
+            "{error}"
+        );
+        assert_works(&mut scenario);
+    }
+    let mut scenario = configured_faulty(&[]).unwrap();
+    let scored = ScoredSample { id: "1".into(), subset: None, metrics: Vec::new() };
+    assert_eq!(scenario.aggregate(&[scored]).unwrap()[0].value, 1.0);
 }
 
 #[test]
 fn a_guest_error_is_reported_as_such() {
     let mut scenario = faulty(ScenarioLimits::default());
-    let error = scenario.score(&command("fail"), "x").unwrap_err();
+    let error = scenario.score_text(&command("fail"), "x").unwrap_err();
     assert!(matches!(&error, ScenarioError::Guest { function: "score", message } if message.contains("asked to fail")));
+    assert_works(&mut scenario);
+}
+
+#[test]
+fn malformed_guest_data_is_a_scenario_error_naming_the_sample() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    let malformed = |error: ScenarioError, needle: &str| match &error {
+        ScenarioError::Malformed { scenario, sample, message, .. } => {
+            assert_eq!(scenario, "faulty");
+            assert!(message.contains(needle), "{message}");
+            sample.clone()
+        }
+        other => panic!("expected malformed data, got {other}"),
+    };
+    let sample = malformed(prompt(&mut scenario, &command("empty-prompt")).unwrap_err(), "empty");
+    assert_eq!(sample.as_deref(), Some("empty-prompt"));
+    malformed(prompt(&mut scenario, &command("huge-prompt")).unwrap_err(), "over the limit");
+    malformed(scenario.build_prompt(&command("no-choices"), &[], true).unwrap_err(), "needs choices");
+    assert!(scenario.build_prompt(&command("no-choices"), &[], false).is_ok());
+    assert_eq!(scenario.build_prompt(&command("hello"), &[], true).unwrap().choices, [" yes", " no"]);
+    malformed(scenario.score_text(&command("score:undeclared-metric"), "x").unwrap_err(), "`bogus` is not declared");
+    malformed(scenario.score_text(&command("score:nan"), "x").unwrap_err(), "NaN");
+    malformed(scenario.score_text(&command("score:huge-metric-name"), "x").unwrap_err(), "bytes long");
+    let error = parse(&mut scenario, "c.txt", b"id=a one\nduplicate-ids\n").unwrap_err();
+    assert_eq!(malformed(error, "not unique").as_deref(), Some("a"));
+    assert_works(&mut scenario);
+}
+
+#[test]
+fn a_string_that_is_not_utf8_is_refused() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    let error = prompt(&mut scenario, &command("bad-utf8")).unwrap_err();
+    assert!(error.to_string().to_lowercase().contains("utf-8"), "{error}");
     assert_works(&mut scenario);
 }
 
@@ -138,7 +271,7 @@ fn guest_logs_reach_tracing_with_the_scenario_name() {
     let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
     tracing::subscriber::with_default(subscriber, || {
         let mut scenario = faulty(ScenarioLimits::default());
-        assert_eq!(scenario.build_prompt(&command("log")).unwrap(), Prompt::Text("logged".to_string()));
+        assert_eq!(prompt(&mut scenario, &command("log")).unwrap(), Prompt::Text("logged".to_string()));
     });
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("INFO") && log.contains("scenario=\"faulty\"") && log.contains("faulty says hello"), "{log}");
@@ -149,7 +282,7 @@ fn a_guest_may_write_stderr_on_every_call() {
     let mut scenario = faulty(ScenarioLimits::default());
     // 100 calls write 1 MiB, four times what one instance's stderr buffer holds.
     for _ in 0..100 {
-        assert_eq!(scenario.build_prompt(&command("chatty")).unwrap(), Prompt::Text("chatted".to_string()));
+        assert_eq!(prompt(&mut scenario, &command("chatty")).unwrap(), Prompt::Text("chatted".to_string()));
     }
 }
 
@@ -157,12 +290,17 @@ fn a_guest_may_write_stderr_on_every_call() {
 fn an_infinite_loop_is_stopped_by_the_time_limit() {
     let limits = ScenarioLimits { call_timeout: Duration::from_millis(200), ..ScenarioLimits::default() };
     let mut scenario = faulty(limits);
-    match scenario.build_prompt(&command("loop")).unwrap_err() {
+    match prompt(&mut scenario, &command("loop")).unwrap_err() {
         ScenarioError::Timeout { function, limit } => {
             assert_eq!((function, limit), ("build-prompt", Duration::from_millis(200)));
         }
         other => panic!("expected a timeout, got {other}"),
     }
+    assert_works(&mut scenario);
+    assert!(matches!(
+        scenario.score_text(&command("loop"), "x").unwrap_err(),
+        ScenarioError::Timeout { function: "score", .. }
+    ));
     assert_works(&mut scenario);
 }
 
@@ -170,7 +308,7 @@ fn an_infinite_loop_is_stopped_by_the_time_limit() {
 fn runaway_allocation_hits_the_memory_cap() {
     let limits = ScenarioLimits { memory_bytes: 64 << 20, ..ScenarioLimits::default() };
     let mut scenario = faulty(limits);
-    match scenario.build_prompt(&command("oom")).unwrap_err() {
+    match prompt(&mut scenario, &command("oom")).unwrap_err() {
         ScenarioError::MemoryLimit { function, limit_bytes, .. } => {
             assert_eq!((function, limit_bytes), ("build-prompt", 64 << 20));
         }
@@ -181,27 +319,58 @@ fn runaway_allocation_hits_the_memory_cap() {
 
 #[test]
 fn prompts_are_deterministic_across_loads() {
-    let first = faulty(ScenarioLimits::default()).build_prompt(&command("entropy")).unwrap();
-    let second = faulty(ScenarioLimits::default()).build_prompt(&command("entropy")).unwrap();
+    let first = prompt(&mut faulty(ScenarioLimits::default()), &command("entropy")).unwrap();
+    let second = prompt(&mut faulty(ScenarioLimits::default()), &command("entropy")).unwrap();
     assert_eq!(first, second);
     let Prompt::Text(text) = &first else { panic!("expected text") };
     assert!(text.contains("wall=Ok(1735689600000000000)"), "{text}");
 
     let sample = load(scenario_artifacts::GSM8K).embedded_dataset().unwrap().unwrap();
-    let prompt = |mut scenario: Scenario| {
-        let samples = scenario.parse_dataset(&sample.file_name, &sample.data).unwrap();
-        scenario.build_prompt(&samples[3]).unwrap()
+    let build = |mut scenario: Scenario| {
+        let samples = parse(&mut scenario, &sample.file_name, &sample.data).unwrap();
+        prompt(&mut scenario, &samples[3]).unwrap()
     };
-    assert_eq!(prompt(load(scenario_artifacts::GSM8K)), prompt(load(scenario_artifacts::GSM8K)));
+    assert_eq!(build(load(scenario_artifacts::GSM8K)), build(load(scenario_artifacts::GSM8K)));
 }
 
 #[test]
-fn the_guest_sees_no_files_environment_or_arguments() {
+fn the_guest_sees_no_files_environment_arguments_or_network() {
     let mut scenario = faulty(ScenarioLimits::default());
-    let Prompt::Text(report) = scenario.build_prompt(&command("snoop")).unwrap() else { panic!("expected text") };
+    let Prompt::Text(report) = prompt(&mut scenario, &command("snoop")).unwrap() else { panic!("expected text") };
     // The host's environment is never empty (cargo sets CARGO_* for tests), so `env=[]` shows isolation.
     assert!(std::env::vars().next().is_some());
     assert_eq!(report, "passwd=error env=[] args=[] cwd=Err(\"error\") root=Err(\"error\")");
+    let Prompt::Text(report) = prompt(&mut scenario, &command("socket")).unwrap() else { panic!("expected text") };
+    assert!(report.starts_with("tcp=Err(") && report.contains("dns=Err("), "{report}");
+}
+
+#[test]
+fn few_shot_examples_reach_the_guest() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    let examples = [command("a"), command("b")];
+    let request = scenario.build_prompt(&command("examples"), &examples, false).unwrap();
+    assert_eq!(request.prompt, Prompt::Text("examples: a,b".to_string()));
+}
+
+#[test]
+fn records_and_raw_bytes_reach_parse_dataset() {
+    let mut scenario = faulty(ScenarioLimits::default());
+    let samples = parse(&mut scenario, "c.csv", b"command,other\nhello,1\n\"score:nan\",2\n").unwrap();
+    assert_eq!(
+        samples.iter().map(|s| (s.id.as_str(), s.field("command").unwrap())).collect::<Vec<_>>(),
+        [("1", "hello"), ("2", "score:nan")]
+    );
+    let samples = parse(&mut scenario, "c.txt", b"id=x subset=s reference=r hi there\n").unwrap();
+    assert_eq!(
+        (samples[0].id.as_str(), samples[0].subset.as_deref(), samples[0].reference.as_str()),
+        ("x", Some("s"), "r")
+    );
+    assert_eq!(samples[0].field("command"), Some("hi there"));
+    // A record without the column is the scenario's dataset error, with the record number.
+    let error = parse(&mut scenario, "c.jsonl", b"{\"command\": \"a\"}\n\n{\"x\": 1}\n").unwrap_err();
+    assert!(matches!(&error, ScenarioError::Dataset { row: Some(2), .. }), "{error}");
+    let info = DatasetInfo { name: "x.bin".into(), subset: None };
+    assert!(scenario.parse_dataset(&info, &DatasetInput::Raw(vec![0xff])).is_err());
 }
 
 #[test]
@@ -222,8 +391,69 @@ fn a_file_that_is_not_a_scenario_is_refused_by_name() {
 fn a_component_built_against_another_wit_version_is_refused_naming_both() {
     let error = Scenario::load(Path::new(scenario_artifacts::WRONG_VERSION), ScenarioLimits::default()).unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("runner:scenario@0.0.9") && text.contains("runner:scenario@0.1.0"), "{text}");
+    assert!(text.contains("runner:scenario@0.0.9") && text.contains("runner:scenario@0.2.0"), "{text}");
     assert!(text.contains("wrong_version.wasm"), "{text}");
+}
+
+#[test]
+fn a_component_importing_what_the_host_does_not_grant_is_refused_listing_it() {
+    let error = Scenario::load(Path::new(scenario_artifacts::HTTP_IMPORT), ScenarioLimits::default()).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("does not grant") && text.contains("fixtures:net/phone-home@0.1.0"), "{text}");
+    assert!(text.contains("http_import.wasm"), "{text}");
+}
+
+#[test]
+fn the_component_cache_is_used_and_a_corrupt_entry_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ComponentCache::new(dir.path().join("components"));
+    let path = Path::new(scenario_artifacts::GSM8K);
+    let limits = ScenarioLimits::default();
+
+    let first = Scenario::load_cached(path, limits, Some(&cache)).unwrap();
+    assert_eq!(first.load_report().cache, CacheOutcome::Compiled);
+    let entries: Vec<_> = std::fs::read_dir(cache.dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "one entry and no temporary files: {entries:?}");
+    let entry = &entries[0];
+    let component_hash = first.hash().trim_start_matches("sha256:").to_string();
+    assert!(entry.file_name().unwrap().to_str().unwrap().starts_with(&component_hash), "{entry:?}");
+
+    let mut second = Scenario::load_cached(path, limits, Some(&cache)).unwrap();
+    assert_eq!(second.load_report().cache, CacheOutcome::Hit);
+    // The cached code works like the compiled code.
+    let embedded = second.embedded_dataset().unwrap().unwrap();
+    assert_eq!(parse(&mut second, &embedded.file_name, &embedded.data).unwrap().len(), 10);
+
+    // Flip one byte of the code: the checksum catches it, the entry is rebuilt, and the next load hits.
+    let mut bytes = std::fs::read(entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(entry, &bytes).unwrap();
+    let rebuilt = Scenario::load_cached(path, limits, Some(&cache)).unwrap();
+    assert!(
+        matches!(&rebuilt.load_report().cache, CacheOutcome::Rebuilt(reason) if reason.contains("checksum")),
+        "{:?}",
+        rebuilt.load_report()
+    );
+    assert_eq!(Scenario::load_cached(path, limits, Some(&cache)).unwrap().load_report().cache, CacheOutcome::Hit);
+
+    // A truncated entry and a foreign file under the entry's name are rebuilt too.
+    std::fs::write(entry, &bytes[..10]).unwrap();
+    assert!(matches!(
+        Scenario::load_cached(path, limits, Some(&cache)).unwrap().load_report().cache,
+        CacheOutcome::Rebuilt(_)
+    ));
+    std::fs::write(entry, b"\0asm\x01\0\0\0").unwrap();
+    assert!(matches!(
+        Scenario::load_cached(path, limits, Some(&cache)).unwrap().load_report().cache,
+        CacheOutcome::Rebuilt(_)
+    ));
+
+    // An unwritable cache still loads the scenario, and says why nothing was stored.
+    let blocked = ComponentCache::new(dir.path().join("file-not-folder"));
+    std::fs::write(blocked.dir(), b"").unwrap();
+    let loaded = Scenario::load_cached(path, limits, Some(&blocked)).unwrap();
+    assert!(matches!(loaded.load_report().cache, CacheOutcome::NotStored(_)), "{:?}", loaded.load_report());
 }
 
 #[test]

@@ -67,8 +67,9 @@ fn main() {
     fs::write(out_dir.join("components.rs"), code).expect("write components.rs to OUT_DIR");
 }
 
-/// Guest crates are the directories with a Cargo.toml naming a `cdylib` directly under `scenarios/` (except
-/// this crate) and under `scenarios/fixtures/`.
+/// Guest crates are the directories with a Cargo.toml directly under `scenarios/` (except this crate)
+/// and under `scenarios/fixtures/` whose library is a `cdylib` (a component); plain libraries there (the
+/// scenario SDK) are not guests.
 fn find_guests(scenarios_dir: &Path) -> Vec<Guest> {
     let mut guests = Vec::new();
     for (dir, fixture) in [(scenarios_dir.to_path_buf(), false), (scenarios_dir.join("fixtures"), true)] {
@@ -81,11 +82,10 @@ fn find_guests(scenarios_dir: &Path) -> Vec<Guest> {
                 continue;
             }
             let text = fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("read {}: {e}", manifest.display()));
-            // Libraries such as the scenario SDK are linked into guests, not built as components.
-            if !text.contains("cdylib") {
+            let package = package_name(&text).unwrap_or_else(|| panic!("{} has no package name", manifest.display()));
+            if !builds_cdylib(&text) {
                 continue;
             }
-            let package = package_name(&text).unwrap_or_else(|| panic!("{} has no package name", manifest.display()));
             guests.push(Guest { package, dir: crate_dir, fixture });
         }
     }
@@ -104,6 +104,15 @@ fn package_name(manifest: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether the manifest's `crate-type` list names `cdylib`.
+fn builds_cdylib(manifest: &str) -> bool {
+    manifest.lines().map(str::trim).any(|line| {
+        line.strip_prefix("crate-type")
+            .and_then(|rest| rest.trim_start().strip_prefix('='))
+            .is_some_and(|list| list.contains("\"cdylib\""))
+    })
 }
 
 fn check_target_installed() {

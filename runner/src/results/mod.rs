@@ -10,5 +10,5 @@ pub mod writer;
 
 pub use record::{SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
 pub use stats::Distribution;
-pub use summary::{Aggregates, MetricSummary, RunStatus, RunSummary};
+pub use summary::{Aggregates, MetricSpec, MetricSummary, RunStatus, RunSummary};
 pub use writer::RunWriter;

@@ -63,6 +63,9 @@ pub struct SampleRecord {
     /// Position in the run, from 0.
     pub index: usize,
     pub id: String,
+    /// The sample's subset (MMLU subject, LongBench task...), when the dataset has subsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
     pub status: SampleStatus,
     pub reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -113,7 +113,23 @@ impl SettingsRecord {
     }
 }
 
-/// The mean of a metric with its 95% confidence interval.
+/// How a scenario declared a metric: its direction, whether it is 0/1, and whether its run figure is
+/// the sum (counts) rather than the mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSpec {
+    pub higher_is_better: bool,
+    pub binary: bool,
+    pub sum: bool,
+}
+
+impl Default for MetricSpec {
+    fn default() -> Self {
+        MetricSpec { higher_is_better: true, binary: false, sum: false }
+    }
+}
+
+/// The mean of a metric with its 95% confidence interval (Wilson for binary metrics, normal otherwise),
+/// and its sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     pub mean: f64,
@@ -121,16 +137,29 @@ pub struct MetricSummary {
     pub ci95_high: f64,
     pub count: usize,
     pub higher_is_better: bool,
+    #[serde(default)]
+    pub sum: f64,
+    /// "mean" or "sum": which of the two is the run's figure, as the scenario declared.
+    #[serde(default = "mean_aggregation")]
+    pub aggregation: String,
+    #[serde(default)]
+    pub binary: bool,
+}
+
+fn mean_aggregation() -> String {
+    "mean".to_string()
 }
 
 impl MetricSummary {
-    pub fn of(values: &[f64], higher_is_better: bool) -> Option<Self> {
+    pub fn of(values: &[f64], spec: MetricSpec) -> Option<Self> {
         let n = values.len();
         if n == 0 {
             return None;
         }
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let binary = values.iter().all(|v| *v == 0.0 || *v == 1.0);
+        let higher_is_better = spec.higher_is_better;
+        let sum = values.iter().sum::<f64>();
+        let mean = sum / n as f64;
+        let binary = spec.binary && values.iter().all(|v| *v == 0.0 || *v == 1.0);
         let (low, high) = if binary {
             wilson_interval(mean, n as f64)
         } else {
@@ -138,7 +167,8 @@ impl MetricSummary {
             let half = 1.96 * sd / (n as f64).sqrt();
             (mean - half, mean + half)
         };
-        Some(Self { mean, ci95_low: low, ci95_high: high, count: n, higher_is_better })
+        let aggregation = if spec.sum { "sum" } else { "mean" }.to_string();
+        Some(Self { mean, ci95_low: low, ci95_high: high, count: n, higher_is_better, sum, aggregation, binary })
     }
 }
 
@@ -176,27 +206,51 @@ pub struct Aggregates {
     pub peak_rss_bytes: Option<u64>,
     /// Outlier and stability warnings, hyperfine-style.
     pub warnings: Vec<String>,
+    /// Each metric per subset, for scenarios whose samples have subsets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subsets: BTreeMap<String, BTreeMap<String, MetricSummary>>,
+    /// The scenario's own run-level figures (its `aggregate`), e.g. a macro-average over subjects.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenario_metrics: BTreeMap<String, f64>,
+}
+
+/// Each metric's summary over `records` (those that were scored).
+fn summarise_metrics<'a>(
+    records: impl Iterator<Item = &'a SampleRecord>,
+    specs: &BTreeMap<String, MetricSpec>,
+) -> BTreeMap<String, MetricSummary> {
+    let mut metric_values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in records {
+        for (name, value) in &r.metrics {
+            metric_values.entry(name.clone()).or_default().push(*value);
+        }
+    }
+    metric_values
+        .into_iter()
+        .filter_map(|(name, values)| {
+            let spec = specs.get(&name).copied().unwrap_or_default();
+            MetricSummary::of(&values, spec).map(|m| (name, m))
+        })
+        .collect()
 }
 
 impl Aggregates {
-    /// `higher_is_better` tells, per metric name, which direction the scenario declared.
-    pub fn from_records(records: &[SampleRecord], higher_is_better: &BTreeMap<String, bool>) -> Self {
+    /// `specs` tells, per metric name, how the scenario declared it.
+    pub fn from_records(records: &[SampleRecord], specs: &BTreeMap<String, MetricSpec>) -> Self {
         let ok: Vec<&SampleRecord> = records.iter().filter(|r| r.status == SampleStatus::Ok).collect();
         let generated: Vec<&SampleRecord> = records.iter().filter(|r| r.output_tokens.is_some()).collect();
         let collect =
             |f: &dyn Fn(&SampleRecord) -> Option<f64>| -> Vec<f64> { generated.iter().filter_map(|r| f(r)).collect() };
 
-        let mut metric_values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for r in &ok {
-            for (name, value) in &r.metrics {
-                metric_values.entry(name.clone()).or_default().push(*value);
-            }
-        }
-        let metrics = metric_values
+        let metrics = summarise_metrics(ok.iter().copied(), specs);
+        let mut subset_names: Vec<&str> = ok.iter().filter_map(|r| r.subset.as_deref()).collect();
+        subset_names.sort_unstable();
+        subset_names.dedup();
+        let subsets = subset_names
             .into_iter()
-            .filter_map(|(name, values)| {
-                let hib = higher_is_better.get(&name).copied().unwrap_or(true);
-                MetricSummary::of(&values, hib).map(|m| (name, m))
+            .map(|subset| {
+                let in_subset = ok.iter().copied().filter(|r| r.subset.as_deref() == Some(subset));
+                (subset.to_string(), summarise_metrics(in_subset, specs))
             })
             .collect();
 
@@ -233,6 +287,8 @@ impl Aggregates {
             total_output_tokens: generated.iter().filter_map(|r| r.output_tokens).sum(),
             peak_rss_bytes: records.iter().filter_map(|r| r.peak_rss_bytes).max(),
             warnings,
+            subsets,
+            scenario_metrics: BTreeMap::new(),
         }
     }
 }
@@ -270,6 +326,7 @@ mod tests {
         SampleRecord {
             index,
             id: format!("s{index}"),
+            subset: None,
             status: if accuracy.is_some() { SampleStatus::Ok } else { SampleStatus::Failed },
             reference: "1".into(),
             prompt: None,
@@ -299,7 +356,8 @@ mod tests {
     fn aggregates_metrics_over_scored_samples_only() {
         let records =
             [record(0, Some(1.0), vec![10.0; 3]), record(1, Some(0.0), vec![10.0; 2]), record(2, None, vec![])];
-        let agg = Aggregates::from_records(&records, &BTreeMap::from([("accuracy".into(), true)]));
+        let spec = MetricSpec { higher_is_better: true, binary: true, sum: false };
+        let agg = Aggregates::from_records(&records, &BTreeMap::from([("accuracy".into(), spec)]));
         assert_eq!((agg.samples, agg.succeeded, agg.failed), (3, 2, 1));
         let acc = &agg.metrics["accuracy"];
         assert_eq!((acc.mean, acc.count), (0.5, 2));
@@ -339,10 +397,11 @@ mod tests {
 
     #[test]
     fn wilson_interval_stays_in_bounds() {
-        let all_right = MetricSummary::of(&[1.0; 8], true).unwrap();
+        let binary = MetricSpec { higher_is_better: true, binary: true, sum: false };
+        let all_right = MetricSummary::of(&[1.0; 8], binary).unwrap();
         assert_eq!(all_right.ci95_high, 1.0);
         assert!(all_right.ci95_low > 0.6 && all_right.ci95_low < 0.7, "{all_right:?}");
-        let none_right = MetricSummary::of(&[0.0; 8], true).unwrap();
+        let none_right = MetricSummary::of(&[0.0; 8], binary).unwrap();
         assert_eq!(none_right.ci95_low, 0.0);
     }
 }

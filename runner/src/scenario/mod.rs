@@ -2,39 +2,48 @@
 //! `wit/scenario.wit`) and calls it in a sandbox. The guest gets WASI preview 2 with nothing granted
 //! (no files, environment, arguments, network or stdin), fixed clocks and seeded randomness (the same
 //! inputs give byte-identical prompts), a memory cap and a time limit per call. A trap or timeout
-//! fails only that call: the instance is rebuilt, so the next call works.
+//! fails only that call: the instance is rebuilt and configured again, so the next call works. What
+//! the guest returns is checked (empty prompts, undeclared or NaN metrics, duplicate sample ids...)
+//! and refused as a scenario error naming the scenario and the sample.
 
+mod cache;
+pub mod fewshot;
+mod imports;
 mod sandbox;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, WasmBacktrace};
 
 use crate::prompt::{ChatMessage, Prompt as EnginePrompt, Role as EngineRole};
+pub use cache::{CacheOutcome, ComponentCache, LoadReport};
 use sandbox::GuestState;
 
 mod bindings {
     wasmtime::component::bindgen!({
         world: "scenario",
         path: "../wit",
-        additional_derives: [serde::Serialize, serde::Deserialize, Clone, PartialEq],
+        additional_derives: [Clone, PartialEq],
     });
 }
 
 pub use bindings::runner::scenario::host::LogLevel;
 pub use bindings::runner::scenario::types::{
-    DatasetError, EmbeddedDataset, Field, GenerationDefaults, Message, Metadata, Metric, MetricInfo,
-    Prompt as WitPrompt, Role as WitRole, Sample, Score,
+    Aggregation, ChoiceLikelihood, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field,
+    GenerationDefaults, HfDataset, Message, Metadata, Metric, MetricInfo, ModelOutput, NamedFile, Options,
+    Prompt as WitPrompt, Record, Request, Role as WitRole, Sample, Score, ScoredSample, ScoringModes, SubsetInfo,
+    Value,
 };
 
 /// The WIT package every scenario must be built against (wit/scenario.wit)...
 pub const WIT_PACKAGE: &str = "runner:scenario";
 /// ...and its version; the host refuses components that import another version.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// How often the epoch ticker advances; the granularity of the per-call time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -66,9 +75,16 @@ pub enum ScenarioError {
     MemoryLimit { function: &'static str, limit_bytes: usize, stderr: String },
     #[error("scenario `{function}` failed: {message}")]
     Guest { function: &'static str, message: String },
-    #[error("{file}{}{}: {message}", row.map(|r| format!(", row {r}")).unwrap_or_default(),
+    #[error("scenario {scenario} rejected option `{option}`: {message}")]
+    Config { scenario: String, option: String, message: String },
+    #[error("{file}{}{}{}: {message}", row.map(|r| format!(", record {r}")).unwrap_or_default(),
+        location.as_ref().map(|l| format!(" ({l})")).unwrap_or_default(),
         field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
-    Dataset { file: String, row: Option<u32>, field: Option<String>, message: String },
+    Dataset { file: String, row: Option<u32>, location: Option<String>, field: Option<String>, message: String },
+    /// The guest returned something the contract forbids: a scenario bug, not a model or data problem.
+    #[error("scenario {scenario} returned malformed data from `{function}`{}: {message}",
+        sample.as_ref().map(|s| format!(" for sample {s:?}")).unwrap_or_default())]
+    Malformed { scenario: String, function: &'static str, sample: Option<String>, message: String },
     #[error("cannot start a new instance of the scenario: {message}")]
     Instantiate { message: String },
 }
@@ -99,13 +115,24 @@ fn engine() -> &'static Engine {
     })
 }
 
+/// What the model is asked for one sample, as the engine takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptRequest {
+    pub prompt: EnginePrompt,
+    /// The continuations to compare by log-likelihood; empty when the run generates.
+    pub choices: Vec<String>,
+}
+
 /// A loaded scenario with a live instance.
 pub struct Scenario {
     path: PathBuf,
     hash: String,
     metadata: Metadata,
     limits: ScenarioLimits,
+    report: LoadReport,
     pre: bindings::ScenarioPre<GuestState>,
+    /// The options of the last successful `configure`, given again to every rebuilt instance.
+    options: Option<Options>,
     /// None after a failed call: the next call starts a fresh instance.
     instance: Option<Instance>,
 }
@@ -127,17 +154,29 @@ struct Instance {
 }
 
 impl Scenario {
-    /// Reads and compiles the component at `path`, checks that it implements this host's WIT, and
-    /// calls `describe`.
+    /// Reads and compiles the component at `path`, checks that it implements this host's WIT and asks
+    /// for nothing the host does not grant, and calls `describe`. No compilation cache is used.
     pub fn load(path: &Path, limits: ScenarioLimits) -> Result<Scenario, ScenarioError> {
+        Scenario::load_cached(path, limits, None)
+    }
+
+    /// Like [`Scenario::load`], reusing (and filling) a cache of precompiled components.
+    pub fn load_cached(
+        path: &Path,
+        limits: ScenarioLimits,
+        cache: Option<&ComponentCache>,
+    ) -> Result<Scenario, ScenarioError> {
         let load_error = |message: String| ScenarioError::Load { path: path.to_path_buf(), message };
+        let started = Instant::now();
         let bytes = std::fs::read(path).map_err(|e| load_error(e.to_string()))?;
-        let hash = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let hash = format!("sha256:{}", hex(&digest));
         let engine = engine();
-        let component = Component::new(engine, &bytes).map_err(|e| {
-            load_error(format!("not a valid WebAssembly component (build scenarios for wasm32-wasip2): {e:#}"))
-        })?;
-        check_wit_version(engine, &component).map_err(load_error)?;
+        let (component, outcome) = match cache {
+            Some(cache) => cache.component(engine, &bytes, &digest).map_err(load_error)?,
+            None => (compile(engine, &bytes).map_err(load_error)?, CacheOutcome::Uncached),
+        };
+        imports::check(engine, &component).map_err(load_error)?;
 
         let mut linker = Linker::<GuestState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error(format!("{e:#}")))?;
@@ -157,8 +196,19 @@ impl Scenario {
         let mut instance = Instance::new(&pre, &fallback_name, limits).map_err(|e| load_error(e.to_string()))?;
         let metadata =
             instance.call("describe", limits, |b, s| b.call_describe(s)).map_err(|e| load_error(e.to_string()))?;
+        validate::metadata(&metadata).map_err(|message| load_error(format!("its metadata is malformed: {message}")))?;
         instance.store.data_mut().scenario_name = Arc::from(metadata.name.as_str());
-        Ok(Scenario { path: path.to_path_buf(), hash, metadata, limits, pre, instance: Some(instance) })
+        let report = LoadReport { cache: outcome, millis: started.elapsed().as_secs_f64() * 1e3 };
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            hash,
+            metadata,
+            limits,
+            report,
+            pre,
+            options: None,
+            instance: Some(instance),
+        })
     }
 
     /// "sha256:<hex>" of the component file.
@@ -179,30 +229,102 @@ impl Scenario {
         self.limits
     }
 
+    /// How the component was obtained (compiled, or read from the cache) and how long loading took.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// The options the scenario accepted, if `configure` was called.
+    pub fn options(&self) -> Option<&Options> {
+        self.options.as_ref()
+    }
+
+    /// Gives the scenario the user's options. They are kept and given again to every rebuilt instance.
+    pub fn configure(&mut self, options: Options) -> Result<(), ScenarioError> {
+        let mut instance = self.take_instance()?;
+        let result = instance.configure(&options, self.limits, &self.metadata.name);
+        if result.is_ok() {
+            self.options = Some(options);
+            self.instance = Some(instance);
+        }
+        result
+    }
+
     /// The dataset the scenario carries, used when the user gives none.
     pub fn embedded_dataset(&mut self) -> Result<Option<EmbeddedDataset>, ScenarioError> {
         self.call("embedded-dataset", |b, s| b.call_embedded_dataset(s))
     }
 
-    /// Parses a dataset file into samples.
-    pub fn parse_dataset(&mut self, file_name: &str, data: &[u8]) -> Result<Vec<Sample>, ScenarioError> {
-        self.call("parse-dataset", |b, s| b.call_parse_dataset(s, file_name, data))?.map_err(|e| {
-            ScenarioError::Dataset { file: file_name.to_string(), row: e.row, field: e.field, message: e.message }
-        })
+    /// Turns a dataset into samples. Sample ids must be unique and subsets ones the scenario declared.
+    pub fn parse_dataset(&mut self, info: &DatasetInfo, input: &DatasetInput) -> Result<Vec<Sample>, ScenarioError> {
+        let samples = self.call("parse-dataset", |b, s| b.call_parse_dataset(s, info, input))?.map_err(|e| {
+            ScenarioError::Dataset {
+                file: info.name.clone(),
+                row: e.row,
+                location: None,
+                field: e.field,
+                message: e.message,
+            }
+        })?;
+        validate::samples(&self.metadata, &samples)
+            .map_err(|(sample, message)| self.malformed("parse-dataset", sample, message))?;
+        Ok(samples)
     }
 
-    /// The prompt the model sees for `sample`.
-    pub fn build_prompt(&mut self, sample: &Sample) -> Result<EnginePrompt, ScenarioError> {
-        let prompt = self
-            .call("build-prompt", |b, s| b.call_build_prompt(s, sample))?
+    /// What the model is asked for `sample`, with the few-shot `examples` the host chose.
+    /// `loglikelihood` runs need at least one choice.
+    pub fn build_prompt(
+        &mut self,
+        sample: &Sample,
+        examples: &[Sample],
+        loglikelihood: bool,
+    ) -> Result<PromptRequest, ScenarioError> {
+        let request = self
+            .call("build-prompt", |b, s| b.call_build_prompt(s, sample, examples))?
             .map_err(|message| ScenarioError::Guest { function: "build-prompt", message })?;
-        Ok(engine_prompt(prompt))
+        validate::request(&request, loglikelihood)
+            .map_err(|message| self.malformed("build-prompt", Some(sample.id.clone()), message))?;
+        Ok(PromptRequest { prompt: engine_prompt(request.prompt), choices: request.choices })
     }
 
-    /// Scores the model's `output` for `sample`.
-    pub fn score(&mut self, sample: &Sample, output: &str) -> Result<Score, ScenarioError> {
-        self.call("score", |b, s| b.call_score(s, sample, output))?
-            .map_err(|message| ScenarioError::Guest { function: "score", message })
+    /// Scores the model's output for `sample`. Every metric must be declared in the metadata and finite.
+    pub fn score(&mut self, sample: &Sample, output: &ModelOutput) -> Result<Score, ScenarioError> {
+        let score = self
+            .call("score", |b, s| b.call_score(s, sample, output))?
+            .map_err(|message| ScenarioError::Guest { function: "score", message })?;
+        validate::score(&self.metadata, &score)
+            .map_err(|message| self.malformed("score", Some(sample.id.clone()), message))?;
+        Ok(score)
+    }
+
+    /// Scores a generated text (no log-likelihoods).
+    pub fn score_text(&mut self, sample: &Sample, text: &str) -> Result<Score, ScenarioError> {
+        self.score(sample, &ModelOutput { text: text.to_string(), choices: Vec::new() })
+    }
+
+    /// The scenario's own run-level figures.
+    pub fn aggregate(&mut self, samples: &[ScoredSample]) -> Result<Vec<Metric>, ScenarioError> {
+        let metrics = self
+            .call("aggregate", |b, s| b.call_aggregate(s, samples))?
+            .map_err(|message| ScenarioError::Guest { function: "aggregate", message })?;
+        validate::aggregate(&metrics).map_err(|message| self.malformed("aggregate", None, message))?;
+        Ok(metrics)
+    }
+
+    fn malformed(&self, function: &'static str, sample: Option<String>, message: String) -> ScenarioError {
+        ScenarioError::Malformed { scenario: self.metadata.name.clone(), function, sample, message }
+    }
+
+    /// The live instance, or a fresh one configured with the kept options.
+    fn take_instance(&mut self) -> Result<Instance, ScenarioError> {
+        if let Some(instance) = self.instance.take() {
+            return Ok(instance);
+        }
+        let mut instance = Instance::new(&self.pre, &self.metadata.name, self.limits)?;
+        if let Some(options) = &self.options {
+            instance.configure(options, self.limits, &self.metadata.name)?;
+        }
+        Ok(instance)
     }
 
     /// Calls into the guest. A trap or timeout leaves the instance unusable, so it is dropped and the
@@ -213,16 +335,23 @@ impl Scenario {
         function: &'static str,
         call: impl FnOnce(&bindings::Scenario, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, ScenarioError> {
-        let mut instance = match self.instance.take() {
-            Some(instance) => instance,
-            None => Instance::new(&self.pre, &self.metadata.name, self.limits)?,
-        };
+        let mut instance = self.take_instance()?;
         let result = instance.call(function, self.limits, call);
         if result.is_ok() && !instance.store.data().stderr_filling() {
             self.instance = Some(instance);
         }
         result
     }
+}
+
+/// Compiles a component, naming the target it must be built for when it is not one.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+    Component::new(engine, bytes)
+        .map_err(|e| format!("not a valid WebAssembly component (build scenarios for wasm32-wasip2): {e:#}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Instance {
@@ -239,6 +368,14 @@ impl Instance {
         let bindings =
             pre.instantiate(&mut store).map_err(|e| ScenarioError::Instantiate { message: format!("{e:#}") })?;
         Ok(Instance { store, bindings })
+    }
+
+    fn configure(&mut self, options: &Options, limits: ScenarioLimits, scenario: &str) -> Result<(), ScenarioError> {
+        self.call("configure", limits, |b, s| b.call_configure(s, options))?.map_err(|e| ScenarioError::Config {
+            scenario: scenario.to_string(),
+            option: e.option,
+            message: e.message,
+        })
     }
 
     fn call<R>(
@@ -289,26 +426,6 @@ fn deadline_ticks(timeout: Duration) -> u64 {
     u64::try_from(timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos())).unwrap_or(u64::MAX / 2).min(u64::MAX / 2) + 1
 }
 
-/// Refuses components built against another version of `runner:scenario`, naming both versions.
-fn check_wit_version(engine: &Engine, component: &Component) -> Result<(), String> {
-    let ty = component.component_type();
-    let names = ty.imports(engine).map(|(name, _)| name).chain(
-        ty.exports(engine)
-            .filter_map(|(name, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)).then_some(name)),
-    );
-    for name in names {
-        let Some(rest) = name.strip_prefix(WIT_PACKAGE).and_then(|rest| rest.strip_prefix('/')) else { continue };
-        let version = rest.split_once('@').map_or("(none)", |(_, version)| version);
-        if version != WIT_VERSION {
-            return Err(format!(
-                "it was built against {WIT_PACKAGE}@{version}, but this runner hosts {WIT_PACKAGE}@{WIT_VERSION}; \
-                 rebuild the scenario against this runner's wit/scenario.wit"
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn engine_prompt(prompt: WitPrompt) -> EnginePrompt {
     match prompt {
         WitPrompt::Text(text) => EnginePrompt::Text(text),
@@ -339,5 +456,34 @@ impl Score {
     /// The value of the metric called `name`.
     pub fn metric(&self, name: &str) -> Option<f64> {
         self.metrics.iter().find(|m| m.name == name).map(|m| m.value)
+    }
+}
+
+impl Metadata {
+    /// The scoring modes the scenario supports, by their CLI names.
+    pub fn scoring_mode_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.scoring_modes.contains(ScoringModes::GENERATE) {
+            names.push("generate");
+        }
+        if self.scoring_modes.contains(ScoringModes::LOGLIKELIHOOD) {
+            names.push("loglikelihood");
+        }
+        names
+    }
+}
+
+impl Options {
+    /// The options a run gets when the user chooses nothing: every subset, the scenario's few-shot
+    /// count, generation if the scenario supports it, seed 0.
+    pub fn defaults_for(metadata: &Metadata) -> Options {
+        let scoring_mode = if metadata.scoring_modes.contains(ScoringModes::GENERATE)
+            || metadata.scoring_modes == ScoringModes::empty()
+        {
+            ScoringModes::GENERATE
+        } else {
+            ScoringModes::LOGLIKELIHOOD
+        };
+        Options { subsets: Vec::new(), few_shot: None, scoring_mode, seed: 0, task_file: None, args: Vec::new() }
     }
 }

@@ -1,0 +1,168 @@
+//! Where a run's dataset comes from (`--data FILE`, `--data hf:REPO[:CONFIG][@REV]`, `--data hf` for
+//! the scenario's default source, or the scenario's embedded sample) and reading it into what the
+//! scenario's `parse-dataset` takes, with the provenance a run records (label and hash).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{DecodeError, Decoded, decode, file_name};
+use crate::provenance;
+use crate::scenario::{DatasetInfo, DatasetInput, HfDataset};
+
+/// What `--data` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    File(PathBuf),
+    Hub(HubDataset),
+    /// `--data hf`: the scenario's own default source.
+    ScenarioDefault,
+}
+
+/// A Hugging Face dataset as the user wrote it; the split comes from `--split` or the scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubDataset {
+    pub repo: String,
+    pub config: Option<String>,
+    pub revision: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("--data {spec:?}: {message}")]
+    Spec { spec: String, message: String },
+    #[error("cannot read dataset {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Hub(String),
+}
+
+impl DataSource {
+    /// Parses `--data`: `hf`, `hf:OWNER/NAME[:CONFIG][@REVISION]`, or a file path.
+    pub fn parse(spec: &str) -> Result<DataSource, SourceError> {
+        let invalid = |message: &str| SourceError::Spec { spec: spec.to_string(), message: message.to_string() };
+        if spec == "hf" || spec == "hf:" {
+            return Ok(DataSource::ScenarioDefault);
+        }
+        let Some(rest) = spec.strip_prefix("hf:") else { return Ok(DataSource::File(PathBuf::from(spec))) };
+        let (rest, revision) = match rest.rsplit_once('@') {
+            Some((rest, revision)) if !revision.is_empty() => (rest, Some(revision.to_string())),
+            Some(_) => return Err(invalid("nothing follows `@`; give a revision (branch, tag or commit)")),
+            None => (rest, None),
+        };
+        let (repo, config) = match rest.split_once(':') {
+            Some((repo, config)) if !config.is_empty() => (repo, Some(config.to_string())),
+            Some(_) => return Err(invalid("nothing follows `:`; give a config name or leave out the `:`")),
+            None => (rest, None),
+        };
+        let parts: Vec<&str> = repo.split('/').collect();
+        let valid_part =
+            |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && *p != "..";
+        if parts.len() != 2 || !parts.iter().all(valid_part) {
+            return Err(invalid("expected hf:OWNER/NAME[:CONFIG][@REVISION], e.g. hf:openai/gsm8k:main"));
+        }
+        Ok(DataSource::Hub(HubDataset { repo: repo.to_string(), config, revision }))
+    }
+}
+
+/// A dataset read and ready for the scenario.
+#[derive(Debug)]
+pub struct LoadedData {
+    /// "file", "hf" or "embedded".
+    pub source: &'static str,
+    /// The path, `hf:REPO/CONFIG/SPLIT@REVISION`, or the scenario's label for its embedded sample.
+    pub label: String,
+    /// sha256 over the bytes (over each file's hash, in order, for several files).
+    pub hash: String,
+    pub info: DatasetInfo,
+    pub input: DatasetInput,
+    /// Record positions, when the host decoded the file, for error messages.
+    pub decoded: Option<Decoded>,
+}
+
+impl LoadedData {
+    /// Reads a local file.
+    pub fn file(path: &Path) -> Result<LoadedData, SourceError> {
+        let bytes = std::fs::read(path).map_err(|source| SourceError::Read { path: path.to_path_buf(), source })?;
+        let name = file_name(path);
+        LoadedData::bytes("file", path.display().to_string(), &name, None, bytes)
+    }
+
+    /// A dataset given as bytes (the scenario's embedded sample, or one file).
+    pub fn bytes(
+        source: &'static str,
+        label: String,
+        file_name: &str,
+        subset: Option<String>,
+        bytes: Vec<u8>,
+    ) -> Result<LoadedData, SourceError> {
+        let hash = provenance::hash_bytes(&bytes);
+        let info = DatasetInfo { name: file_name.to_string(), subset };
+        Ok(match decode(file_name, &bytes)? {
+            Some(mut decoded) => {
+                let input = decoded.take_input();
+                LoadedData { source, label, hash, info, input, decoded: Some(decoded) }
+            }
+            None => LoadedData { source, label, hash, info, input: DatasetInput::Raw(bytes), decoded: None },
+        })
+    }
+
+    /// Several files of one dataset (Parquet shards), decoded and concatenated in the order given.
+    pub fn shards(label: String, info: DatasetInfo, files: &[PathBuf]) -> Result<LoadedData, SourceError> {
+        let mut all = Decoded::default();
+        let mut hasher = Sha256::new();
+        for path in files {
+            let bytes = std::fs::read(path).map_err(|source| SourceError::Read { path: path.to_path_buf(), source })?;
+            hasher.update(Sha256::digest(&bytes));
+            let name = file_name(path);
+            let decoded = decode(&name, &bytes)?.ok_or_else(|| {
+                SourceError::Hub(format!("{}: a dataset shard must be .parquet, .jsonl, .json or .csv", path.display()))
+            })?;
+            all.extend(decoded);
+        }
+        let hash = format!("sha256:{:x}", hasher.finalize());
+        let input = all.take_input();
+        Ok(LoadedData { source: "hf", label, hash, info, input, decoded: Some(all) })
+    }
+
+    /// The records or bytes' size, for messages.
+    pub fn records(&self) -> Option<usize> {
+        match &self.input {
+            DatasetInput::Records(records) => Some(records.len()),
+            DatasetInput::Raw(_) => None,
+        }
+    }
+}
+
+/// The Hub dataset a run reads: the user's, completed from the scenario's default source (same repo)
+/// and `--split`; a repository that is not the scenario's default reads split `test` unless told.
+pub fn hub_dataset(user: Option<&HubDataset>, default: Option<&HfDataset>, split: Option<&str>) -> Option<HfDataset> {
+    match (user, default) {
+        (None, None) => None,
+        (None, Some(default)) => {
+            Some(HfDataset { split: split.map_or_else(|| default.split.clone(), str::to_string), ..default.clone() })
+        }
+        (Some(user), default) => {
+            let same_repo = default.filter(|d| d.repo == user.repo);
+            Some(HfDataset {
+                repo: user.repo.clone(),
+                config: user.config.clone().or_else(|| same_repo.and_then(|d| d.config.clone())),
+                split: split
+                    .map(str::to_string)
+                    .or_else(|| same_repo.map(|d| d.split.clone()))
+                    .unwrap_or_else(|| "test".to_string()),
+                revision: user.revision.clone().or_else(|| same_repo.and_then(|d| d.revision.clone())),
+            })
+        }
+    }
+}
+
+/// Reads a Hugging Face dataset's split from the HF cache, downloading it first when online.
+pub fn load_hub(dataset: &HfDataset) -> Result<LoadedData, SourceError> {
+    Err(SourceError::Hub(format!(
+        "hf:{}: reading Hugging Face datasets needs the Hub client (runner/src/hub.rs), which this build does not have yet",
+        dataset.repo
+    )))
+}
