@@ -20,7 +20,8 @@ use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
 use crate::results::summary::{DatasetRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord};
 use crate::results::{
-    Aggregates, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage,
+    Aggregates, ChoiceRecord, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings,
+    Stage,
 };
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::FewShot;
@@ -130,9 +131,24 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
     }
 }
 
-/// The log-likelihood of each choice after the prompt, for log-likelihood scoring.
-fn choice_likelihoods(_engine: &mut Engine, _prompt: &Prompt, _choices: &[String]) -> Result<Vec<ChoiceLikelihood>> {
-    bail!("log-likelihood scoring needs Engine::continuation_logprobs, which this build does not have yet")
+/// The log-likelihood of each choice after the prompt (as the model sees it, chat template applied),
+/// for log-likelihood scoring; also returns the rendered prompt.
+fn choice_likelihoods(
+    engine: &mut Engine,
+    prompt: &Prompt,
+    choices: &[String],
+) -> Result<(String, Vec<ChoiceLikelihood>)> {
+    let context = engine.render(prompt)?;
+    let scores = engine.continuation_logprobs(&context, choices)?;
+    let likelihoods = scores
+        .into_iter()
+        .map(|s| ChoiceLikelihood {
+            logprob: s.logprob_sum,
+            tokens: u32::try_from(s.token_count).unwrap_or(u32::MAX),
+            greedy: s.greedy_match,
+        })
+        .collect();
+    Ok((context, likelihoods))
 }
 
 /// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure
@@ -158,6 +174,7 @@ fn run_sample(
         prompt: None,
         prompt_text: None,
         output: None,
+        choices: None,
         extracted: None,
         metrics: BTreeMap::new(),
         finish: None,
@@ -183,14 +200,27 @@ fn run_sample(
         Ok(request) => request,
     };
     let output = if loglikelihood {
+        let generate_started = Instant::now();
         let likelihoods = choice_likelihoods(engine, &request.prompt, &request.choices);
+        record.timings.generate_ms = ms(generate_started.elapsed());
         record.prompt = Some(request.prompt);
         match likelihoods {
             Err(e) => {
                 fail(&mut record, Stage::Generate, format!("{e:#}"));
                 return finish(record, started);
             }
-            Ok(choices) => ModelOutput { text: String::new(), choices },
+            Ok((context, choices)) => {
+                record.prompt_text = Some(context);
+                record.choices = Some(
+                    request
+                        .choices
+                        .into_iter()
+                        .zip(&choices)
+                        .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
+                        .collect(),
+                );
+                ModelOutput { text: String::new(), choices }
+            }
         }
     } else {
         let generation = engine.generate(&request.prompt, settings, &mut |_| {});
@@ -289,9 +319,6 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let scenario = prepare::load_scenario(&opts.scenario, opts.limits, cache.as_ref())?;
     let meta = scenario.metadata().clone();
     let mut ready = prepare::configure(scenario, &opts.choices)?;
-    if ready.scoring == ScoringMode::Loglikelihood {
-        bail!("--scoring loglikelihood needs Engine::continuation_logprobs, which this build does not have yet");
-    }
     let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
     let few_shot = FewShot::new(&dataset.samples, opts.choices.seed);
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
@@ -349,6 +376,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             shuffle_seed: opts.shuffle_seed,
             max_samples: opts.max_samples,
             selected_ids: selection.iter().map(|&i| dataset.samples[i].id.clone()).collect(),
+            subsets: opts.choices.subsets.clone(),
         },
         model: ModelRecord {
             dir: model_dir.display().to_string(),
@@ -372,6 +400,12 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             ignore_eos: settings.ignore_eos,
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
+            few_shot: ready.few_shot,
+            scoring: match ready.scoring {
+                ScoringMode::Generate => "generate".to_string(),
+                ScoringMode::Loglikelihood => "loglikelihood".to_string(),
+            },
+            scenario_args: opts.choices.args.clone(),
         },
         host: HostInfo::detect(),
         load_average_start,

@@ -2,17 +2,18 @@
 //! prompts, scoring) sandboxed in WebAssembly components.
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
-//! an ONNX model folder, `engine` generates text and times it, `scenario` hosts the WebAssembly
-//! scenarios, `datasets` decodes dataset files and finds their sources, `prepare` readies a scenario and
-//! its samples for a run, `results` writes what a run measured, `exec` ties them into a benchmark run,
-//! `score` scores outputs made elsewhere, `rng` is the portable seeded random generator they share, and
-//! `cli` is the command line.
+//! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
+//! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
+//! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
+//! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `rng` is the
+//! portable seeded random generator they share, and `cli` is the command line.
 
 pub mod cli;
 pub mod datasets;
 pub mod engine;
 pub mod exec;
 pub mod gguf;
+pub mod hub;
 pub mod import;
 pub mod memory;
 pub mod onnx;

@@ -9,12 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 use crate::datasets::DataSource;
 use crate::exec::{metric_specs, scenario_aggregate};
 use crate::prepare::{self, ScenarioChoices};
+use crate::results::table::metrics_table;
 use crate::results::{Aggregates, MetricSummary, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
 use crate::scenario::{ComponentCache, Sample, ScenarioLimits};
 
@@ -139,6 +140,7 @@ fn score_one(scenario: &mut crate::scenario::Scenario, index: usize, sample: &Sa
         prompt: None,
         prompt_text: None,
         output: Some(output.to_string()),
+        choices: None,
         extracted: None,
         metrics: BTreeMap::new(),
         finish: None,
@@ -271,27 +273,4 @@ impl ScoreReport {
         }
         out
     }
-}
-
-/// A metric table: the declared figure (mean with its 95% interval, or the sum) and the count.
-pub fn metrics_table<'a>(label: &str, rows: impl Iterator<Item = (String, &'a MetricSummary)>) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![label, "value", "95% CI", "n"]);
-    for (name, m) in rows {
-        let arrow = if m.higher_is_better { "↑" } else { "↓" };
-        let (value, interval) = if m.aggregation == "sum" {
-            (format!("{:.4} (sum)", m.sum), String::from("–"))
-        } else {
-            (format!("{:.4}", m.mean), format!("[{:.4}, {:.4}]", m.ci95_low, m.ci95_high))
-        };
-        table.add_row(vec![
-            Cell::new(format!("{name} {arrow}")),
-            Cell::new(value).set_alignment(CellAlignment::Right),
-            Cell::new(interval),
-            Cell::new(m.count).set_alignment(CellAlignment::Right),
-        ]);
-    }
-    let mut text = table.to_string();
-    text.push('\n');
-    text
 }

@@ -8,6 +8,7 @@ use crate::gguf::{GgmlType, MetaValue};
 use crate::import::quant::{quantize_q4_1, quantize_q8_0};
 use crate::import::{ImportOptions, Precision, import_gguf};
 
+pub mod contracts;
 pub mod reference;
 
 /// Shape of the model `write_tiny_llama_gguf` writes: the default model's layout, scaled down.

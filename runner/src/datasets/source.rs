@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{DecodeError, Decoded, decode, file_name};
+use crate::hub::{Hub, HubError, RepoType, glob_match};
 use crate::provenance;
 use crate::scenario::{DatasetInfo, DatasetInput, HfDataset};
 
@@ -159,10 +160,126 @@ pub fn hub_dataset(user: Option<&HubDataset>, default: Option<&HfDataset>, split
     }
 }
 
-/// Reads a Hugging Face dataset's split from the HF cache, downloading it first when online.
+/// The revision Hugging Face's dataset viewer writes every dataset's splits to, as Parquet.
+pub const PARQUET_CONVERSION_REVISION: &str = "refs/convert/parquet";
+
+/// File patterns of one split in a dataset repository's own files, most specific first: `CONFIG/SPLIT-*`
+/// and `CONFIG/SPLIT/*` (how `datasets` pushes configs), then `data/SPLIT-*` and `SPLIT-*` (one config).
+fn split_patterns(config: Option<&str>, split: &str) -> Vec<String> {
+    let mut patterns = Vec::new();
+    let extensions = ["parquet", "jsonl", "json", "csv"];
+    if let Some(config) = config {
+        for extension in extensions {
+            patterns.push(format!("{config}/{split}-*.{extension}"));
+            patterns.push(format!("{config}/{split}/*.{extension}"));
+            patterns.push(format!("{config}/{split}.{extension}"));
+            patterns.push(format!("data/{config}/{split}-*.{extension}"));
+        }
+    }
+    for extension in extensions {
+        patterns.push(format!("data/{split}-*.{extension}"));
+        patterns.push(format!("data/{split}/*.{extension}"));
+        patterns.push(format!("data/{split}.{extension}"));
+        patterns.push(format!("{split}-*.{extension}"));
+        patterns.push(format!("{split}.{extension}"));
+    }
+    patterns
+}
+
+/// The Parquet conversion's layout: `CONFIG/SPLIT/NNNN.parquet` (`default` when the dataset has one config).
+fn conversion_patterns(config: Option<&str>, split: &str) -> Vec<String> {
+    let config = config.unwrap_or("default");
+    vec![format!("{config}/{split}/*.parquet"), format!("{config}/*-{split}.parquet")]
+}
+
+/// Reads a Hugging Face dataset's split from the HF cache, downloading it first when online (unless
+/// `HF_HUB_OFFLINE=1`). The repository's own data files are used when they hold the split; otherwise, and
+/// when no revision was given, the Hub's Parquet conversion (`refs/convert/parquet`).
 pub fn load_hub(dataset: &HfDataset) -> Result<LoadedData, SourceError> {
-    Err(SourceError::Hub(format!(
-        "hf:{}: reading Hugging Face datasets needs the Hub client (runner/src/hub.rs), which this build does not have yet",
-        dataset.repo
-    )))
+    load_hub_with(&Hub::from_env(), dataset)
+}
+
+/// [`load_hub`] with a given Hub client (tests use an offline one over a cache they lay out).
+pub fn load_hub_with(hub: &Hub, dataset: &HfDataset) -> Result<LoadedData, SourceError> {
+    let config = dataset.config.as_deref();
+    let revision = dataset.revision.as_deref().unwrap_or("main");
+    let own = find_split(hub, &dataset.repo, revision, &split_patterns(config, &dataset.split));
+    let (revision, files) = match own {
+        Ok(files) => (revision, files),
+        Err(own_error) if dataset.revision.is_none() => {
+            match find_split(
+                hub,
+                &dataset.repo,
+                PARQUET_CONVERSION_REVISION,
+                &conversion_patterns(config, &dataset.split),
+            ) {
+                Ok(files) => (PARQUET_CONVERSION_REVISION, files),
+                Err(conversion_error) => {
+                    return Err(SourceError::Hub(format!(
+                        "{}: {own_error}; and its Parquet conversion: {conversion_error}",
+                        describe(dataset)
+                    )));
+                }
+            }
+        }
+        Err(own_error) => return Err(SourceError::Hub(format!("{}: {own_error}", describe(dataset)))),
+    };
+    let name = format!("hf:{}/{}/{}", dataset.repo, config.unwrap_or("default"), dataset.split);
+    let label = format!("{name}@{revision}");
+    let info = DatasetInfo { name, subset: dataset.config.clone() };
+    LoadedData::shards(label, info, &files)
+}
+
+fn describe(dataset: &HfDataset) -> String {
+    format!(
+        "hf:{}{} split {}",
+        dataset.repo,
+        dataset.config.as_ref().map(|c| format!(":{c}")).unwrap_or_default(),
+        dataset.split
+    )
+}
+
+/// The files of the first pattern that matches anything in the snapshot, sorted (shard order).
+fn find_split(hub: &Hub, repo: &str, revision: &str, patterns: &[String]) -> Result<Vec<PathBuf>, HubError> {
+    let allow: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let snapshot = hub.snapshot(RepoType::Dataset, repo, revision, &allow)?;
+    let files = files_under(&snapshot);
+    for pattern in patterns {
+        let mut matching: Vec<PathBuf> = files
+            .iter()
+            .filter(|relative| glob_match(pattern.as_bytes(), relative.as_bytes()))
+            .map(|relative| snapshot.join(relative))
+            .collect();
+        if !matching.is_empty() {
+            matching.sort();
+            return Ok(matching);
+        }
+    }
+    Err(HubError::NoMatchingFiles {
+        repo_type: RepoType::Dataset,
+        id: repo.to_string(),
+        revision: revision.to_string(),
+        snapshot,
+        patterns: patterns.to_vec(),
+        how: "give the split with --split, the config with hf:OWNER/NAME:CONFIG, or a file with --data FILE"
+            .to_string(),
+    })
+}
+
+/// Every file under `dir`, as `/`-separated paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&relative)) else { continue };
+        for entry in entries.flatten() {
+            let path = relative.join(entry.file_name());
+            if dir.join(&path).is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    files
 }

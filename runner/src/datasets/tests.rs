@@ -258,3 +258,86 @@ fn hub_datasets_complete_from_the_scenario_default() {
     assert_eq!(source::hub_dataset(None, Some(&default), None).unwrap(), default);
     assert!(source::hub_dataset(None, None, None).is_none());
 }
+
+/// Lays out `files` in an HF cache the way `huggingface_hub` does (blobs, snapshot links, a ref).
+fn cache_with(cache: &std::path::Path, repo: &str, revision: &str, files: &[(&str, &[u8])]) {
+    let repo_dir = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    for (path, bytes) in files {
+        let blob = crate::provenance::hash_bytes(bytes).trim_start_matches("sha256:").to_string();
+        crate::hub::store_file(&repo_dir, commit, path, &blob, *bytes, None).unwrap();
+    }
+    let ref_file = repo_dir.join("refs").join(revision);
+    std::fs::create_dir_all(ref_file.parent().unwrap()).unwrap();
+    std::fs::write(ref_file, commit).unwrap();
+}
+
+fn gsm8k_hub() -> crate::scenario::HfDataset {
+    crate::scenario::HfDataset {
+        repo: "openai/gsm8k".into(),
+        config: Some("main".into()),
+        split: "test".into(),
+        revision: None,
+    }
+}
+
+#[test]
+fn a_hub_dataset_is_read_from_the_cache_offline() {
+    let cache = tempfile::tempdir().unwrap();
+    let shard = parquet_file(::parquet::basic::Compression::SNAPPY);
+    cache_with(
+        cache.path(),
+        "openai/gsm8k",
+        "main",
+        &[
+            ("main/test-00000-of-00002.parquet", &shard),
+            ("main/test-00001-of-00002.parquet", &shard),
+            ("main/train-00000-of-00001.parquet", b"not read"),
+        ],
+    );
+    let hub = crate::hub::Hub::offline_at(cache.path());
+    let loaded = source::load_hub_with(&hub, &gsm8k_hub()).unwrap();
+    assert_eq!((loaded.source, loaded.records()), ("hf", Some(6)));
+    assert_eq!(loaded.info.name, "hf:openai/gsm8k/main/test");
+    assert_eq!(loaded.info.subset.as_deref(), Some("main"));
+    assert_eq!(loaded.label, "hf:openai/gsm8k/main/test@main");
+    let decoded = loaded.decoded.as_ref().unwrap();
+    assert_eq!(decoded.locate(4).as_deref(), Some("test-00001-of-00002.parquet row 1"));
+    assert!(loaded.hash.starts_with("sha256:"));
+}
+
+#[test]
+fn the_parquet_conversion_is_the_fallback() {
+    let cache = tempfile::tempdir().unwrap();
+    let shard = parquet_file(::parquet::basic::Compression::ZSTD(Default::default()));
+    cache_with(
+        cache.path(),
+        "me/plain",
+        source::PARQUET_CONVERSION_REVISION,
+        &[("default/validation/0000.parquet", &shard)],
+    );
+    let hub = crate::hub::Hub::offline_at(cache.path());
+    let dataset = crate::scenario::HfDataset {
+        repo: "me/plain".into(),
+        config: None,
+        split: "validation".into(),
+        revision: None,
+    };
+    let loaded = source::load_hub_with(&hub, &dataset).unwrap();
+    assert_eq!(loaded.records(), Some(3));
+    assert_eq!(loaded.label, "hf:me/plain/default/validation@refs/convert/parquet");
+}
+
+#[test]
+fn a_dataset_not_in_the_cache_says_what_to_run() {
+    let cache = tempfile::tempdir().unwrap();
+    let hub = crate::hub::Hub::offline_at(cache.path());
+    let error = source::load_hub_with(&hub, &gsm8k_hub()).unwrap_err().to_string();
+    assert!(error.contains("hf:openai/gsm8k:main split test"), "{error}");
+    assert!(error.contains("hf download --repo-type dataset openai/gsm8k"), "{error}");
+
+    // Cached, but not the split asked for.
+    cache_with(cache.path(), "openai/gsm8k", "main", &[("main/train-00000-of-00001.parquet", b"x")]);
+    let error = source::load_hub_with(&hub, &gsm8k_hub()).unwrap_err().to_string();
+    assert!(error.contains("main/test-*.parquet"), "{error}");
+}

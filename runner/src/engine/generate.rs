@@ -1,6 +1,8 @@
-//! The generation loop behind [`Engine`]: render the prompt, tokenize, prefill, then decode one token at a
+//! The generation loop behind [`Engine`]: render the prompts, tokenize, prefill, then decode one token at a
 //! time until an EOS token, a stop string, the token budget or the context runs out, streaming the text as
-//! it is decoded and timing every phase.
+//! it is decoded and timing every phase. Several prompts run as one batch: each row stops on its own (a
+//! finished row is fed pad tokens and its output is frozen) and the batch ends when every row has. The same
+//! cached forward pass scores continuations of a context for multiple-choice benchmarks.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use super::detok::StreamDecoder;
 use super::model::{ModelFolder, ModelInfo};
 use super::ortlib::{self, OrtRuntime};
 use super::sampling::{LogitsProcessor, Sampling};
-use super::session::{DecoderSession, LastLogits};
+use super::session::{DecoderSession, KvLayout, Logits};
 use super::{EngineError, EngineOptions};
 use crate::prompt::Prompt;
 
@@ -74,6 +76,8 @@ pub struct Timings {
     /// Turning tokens into text, over the whole generation.
     pub detokenize: Duration,
     pub e2e: Duration,
+    /// Sequences that ran together; prefill and every decode step are the batch's, shared by its rows.
+    pub batch_size: usize,
 }
 
 /// One finished generation.
@@ -108,13 +112,11 @@ impl Engine {
             None => None,
         };
         let session = DecoderSession::new(&loaded.environment, &folder.model_path, &folder.info, opts.intra_threads)?;
-        Ok(Engine {
-            info: folder.info,
-            runtime: loaded.runtime.clone(),
-            tokenizer: folder.tokenizer,
-            template,
-            session,
-        })
+        let mut info = folder.info;
+        info.kv_dtype = session.kv_type.name().to_string();
+        info.logits_dtype = session.logits_type.name().to_string();
+        info.kv_layout = session.layout.name().to_string();
+        Ok(Engine { info, runtime: loaded.runtime.clone(), tokenizer: folder.tokenizer, template, session })
     }
 
     pub fn model_info(&self) -> &ModelInfo {
@@ -150,7 +152,7 @@ impl Engine {
     /// [`Engine::reset`]); the tokens join the cache.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
         let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
-        Ok(self.session.forward(&ids, "forward")?.as_slice().to_vec())
+        Ok(self.session.forward(&ids, "forward")?.last(0).into_owned())
     }
 
     /// Empties the KV cache (it grows again as [`Engine::forward`] needs).
@@ -165,93 +167,307 @@ impl Engine {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generation, EngineError> {
         let start = Instant::now();
-        let mut timings = Timings::default();
+        let row = self.prepare(prompt)?;
+        let mut generations = self.run_batch(vec![row], settings, start, &mut |_, text| on_text(text))?;
+        Ok(generations.remove(0))
+    }
 
-        let prompt_text = self.render(prompt)?;
-        timings.render = start.elapsed();
+    /// Generates for every prompt, as one batch where the model allows it, and returns the generations in
+    /// prompt order. Greedy outputs equal those of [`Engine::generate`] one prompt at a time. Graphs that
+    /// take neither position ids nor a shared-buffer cache cannot tell a left pad from a token, so their
+    /// prompts are batched only with prompts of the same token length.
+    pub fn generate_batch(
+        &mut self,
+        prompts: &[Prompt],
+        settings: &GenerationSettings,
+    ) -> Result<Vec<Generation>, EngineError> {
+        let start = Instant::now();
+        let rows = prompts.iter().map(|p| self.prepare(p)).collect::<Result<Vec<_>, _>>()?;
+        let exact_padding = self.session.layout == KvLayout::SharedBuffer || self.session.feeds_position_ids();
+        let groups: Vec<Vec<usize>> = if exact_padding {
+            vec![(0..rows.len()).collect()]
+        } else {
+            let mut groups: Vec<Vec<usize>> = Vec::new();
+            for (index, row) in rows.iter().enumerate() {
+                match groups.iter_mut().find(|g| rows[g[0]].ids.len() == row.ids.len()) {
+                    Some(group) => group.push(index),
+                    None => groups.push(vec![index]),
+                }
+            }
+            groups
+        };
+        let mut slots: Vec<Option<PreparedPrompt>> = rows.into_iter().map(Some).collect();
+        let mut results: Vec<Option<Generation>> = (0..prompts.len()).map(|_| None).collect();
+        for group in groups {
+            let batch: Vec<PreparedPrompt> = group.iter().filter_map(|&i| slots[i].take()).collect();
+            if batch.is_empty() {
+                continue;
+            }
+            let generations = self.run_batch(batch, settings, start, &mut |_, _| {})?;
+            for (index, generation) in group.into_iter().zip(generations) {
+                results[index] = Some(generation);
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
 
+    /// Renders and tokenizes one prompt, checking it fits the context.
+    fn prepare(&self, prompt: &Prompt) -> Result<PreparedPrompt, EngineError> {
+        let render_start = Instant::now();
+        let text = self.render(prompt)?;
+        let render = render_start.elapsed();
         let tokenize_start = Instant::now();
-        let prompt_tokens = self.tokenize(&prompt_text, matches!(prompt, Prompt::Text(_)))?;
-        let prompt_ids: Vec<i64> = prompt_tokens.iter().map(|&t| i64::from(t)).collect();
-        timings.tokenize = tokenize_start.elapsed();
-        if prompt_ids.is_empty() {
+        let ids = self.tokenize(&text, matches!(prompt, Prompt::Text(_)))?;
+        let tokenize = tokenize_start.elapsed();
+        if ids.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
         let context_length = self.info.context_length;
-        if prompt_ids.len() >= context_length {
-            return Err(EngineError::PromptTooLong { prompt_tokens: prompt_ids.len(), context_length });
+        if ids.len() >= context_length {
+            return Err(EngineError::PromptTooLong { prompt_tokens: ids.len(), context_length });
         }
+        Ok(PreparedPrompt { text, ids, render, tokenize })
+    }
 
-        self.session.reset(prompt_ids.len() + settings.max_new_tokens)?;
-        let mut processor =
-            LogitsProcessor::new(settings.sampling, settings.seed).with_repetition_penalty(settings.repetition_penalty);
-        processor.add_context(&prompt_tokens);
-        let mut decoder = StreamDecoder::new(&self.tokenizer, true);
-        let mut stops = StopMatcher::new(&settings.stop);
-        let mut output_tokens = 0;
-        let mut finish;
+    /// Prefills `rows` as one batch and decodes until every row has finished; `on_text(row, text)` streams.
+    fn run_batch(
+        &mut self,
+        rows: Vec<PreparedPrompt>,
+        settings: &GenerationSettings,
+        start: Instant,
+        on_text: &mut dyn FnMut(usize, &str),
+    ) -> Result<Vec<Generation>, EngineError> {
+        let batch = rows.len();
+        let longest = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+        self.session.reset_batch(batch, longest + settings.max_new_tokens)?;
+        let mut states: Vec<RowState> = rows
+            .iter()
+            .map(|row| {
+                let mut processor = LogitsProcessor::new(settings.sampling, settings.seed)
+                    .with_repetition_penalty(settings.repetition_penalty);
+                processor.add_context(&row.ids);
+                RowState {
+                    processor,
+                    decoder: StreamDecoder::new(&self.tokenizer, true),
+                    stops: StopMatcher::new(&settings.stop),
+                    output_tokens: 0,
+                    finish: None,
+                    timings: Timings {
+                        render: row.render,
+                        tokenize: row.tokenize,
+                        batch_size: batch,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        let context_length = self.info.context_length;
+        let pad = i64::from(self.info.pad_token_id.or(self.info.eos_token_ids.first().copied()).unwrap_or(0));
 
         let prefill_start = Instant::now();
-        let mut logits: Option<LastLogits> =
-            if settings.max_new_tokens > 0 { Some(self.session.forward(&prompt_ids, "prefill")?) } else { None };
-        timings.prefill = prefill_start.elapsed();
+        let mut logits: Option<Logits> = if settings.max_new_tokens > 0 {
+            let ids: Vec<Vec<i64>> = rows.iter().map(|r| r.ids.iter().map(|&t| i64::from(t)).collect()).collect();
+            let slices: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
+            Some(self.session.extend(&slices, "prefill", true)?)
+        } else {
+            None
+        };
+        let prefill = prefill_start.elapsed();
+        for state in &mut states {
+            state.timings.prefill = prefill;
+        }
         let mut step_start = prefill_start;
 
         loop {
-            let Some(last) = logits.take() else {
-                finish = FinishReason::Length;
+            let Some(current) = logits.take() else {
+                for state in states.iter_mut().filter(|s| s.finish.is_none()) {
+                    state.finish = Some(FinishReason::Length);
+                }
                 break;
             };
-            let token = processor.sample(last.as_slice()).ok_or(EngineError::NoLogits)?;
-            drop(last);
-            if output_tokens == 0 {
-                timings.ttft = start.elapsed();
-            } else {
-                timings.decode_steps.push(step_start.elapsed());
-            }
-            if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
-                finish = FinishReason::Eos;
-                break;
-            }
-            output_tokens += 1;
+            let mut next = vec![pad; batch];
+            for (row, state) in states.iter_mut().enumerate() {
+                if state.finish.is_some() {
+                    continue;
+                }
+                let token = state.processor.sample(&current.last(row)).ok_or(EngineError::NoLogits)?;
+                if state.output_tokens == 0 && state.timings.ttft.is_zero() {
+                    state.timings.ttft = start.elapsed();
+                } else {
+                    state.timings.decode_steps.push(step_start.elapsed());
+                }
+                if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
+                    state.finish = Some(FinishReason::Eos);
+                    continue;
+                }
+                state.output_tokens += 1;
+                next[row] = i64::from(token);
 
-            let detok_start = Instant::now();
-            let piece = decoder.push(token).map_err(|err| EngineError::Detokenize(err.to_string()))?;
-            timings.detokenize += detok_start.elapsed();
-            if let Some(piece) = piece
-                && stops.push(&piece, on_text)
-            {
-                finish = FinishReason::Stop;
+                let detok_start = Instant::now();
+                let piece = state.decoder.push(token).map_err(|err| EngineError::Detokenize(err.to_string()))?;
+                state.timings.detokenize += detok_start.elapsed();
+                if let Some(piece) = piece
+                    && state.stops.push(&piece, &mut |text| on_text(row, text))
+                {
+                    state.finish = Some(FinishReason::Stop);
+                } else if state.output_tokens >= settings.max_new_tokens {
+                    state.finish = Some(FinishReason::Length);
+                }
+            }
+            drop(current);
+            if states.iter().all(|s| s.finish.is_some()) {
                 break;
             }
-
-            if output_tokens >= settings.max_new_tokens {
-                finish = FinishReason::Length;
-                break;
-            }
-            if self.session.past_len() + 1 > context_length {
-                finish = FinishReason::ContextFull;
+            if self.session.next_len() > context_length {
+                for state in states.iter_mut().filter(|s| s.finish.is_none()) {
+                    state.finish = Some(FinishReason::ContextFull);
+                }
                 break;
             }
             step_start = Instant::now();
-            logits = Some(self.session.forward(&[i64::from(token)], "decode")?);
+            let slices: Vec<&[i64]> = next.iter().map(std::slice::from_ref).collect();
+            logits = Some(self.session.extend(&slices, "decode", true)?);
         }
 
-        if finish != FinishReason::Stop {
-            let detok_start = Instant::now();
-            let rest = decoder.flush().map_err(|err| EngineError::Detokenize(err.to_string()))?;
-            timings.detokenize += detok_start.elapsed();
-            if let Some(rest) = rest {
-                stops.push(&rest, on_text);
+        let mut generations = Vec::with_capacity(batch);
+        for (row, (prepared, mut state)) in rows.into_iter().zip(states).enumerate() {
+            let mut finish = state.finish.unwrap_or(FinishReason::Length);
+            if finish != FinishReason::Stop {
+                let detok_start = Instant::now();
+                let rest = state.decoder.flush().map_err(|err| EngineError::Detokenize(err.to_string()))?;
+                state.timings.detokenize += detok_start.elapsed();
+                if let Some(rest) = rest {
+                    state.stops.push(&rest, &mut |text| on_text(row, text));
+                }
             }
+            if state.stops.stopped {
+                finish = FinishReason::Stop;
+            }
+            let output = state.stops.finish(&mut |text| on_text(row, text));
+            state.timings.e2e = start.elapsed();
+            generations.push(Generation {
+                prompt_text: prepared.text,
+                output,
+                prompt_tokens: prepared.ids.len(),
+                output_tokens: state.output_tokens,
+                finish,
+                timings: state.timings,
+            });
         }
-        if stops.stopped {
-            finish = FinishReason::Stop;
-        }
-        let output = stops.finish(on_text);
-        timings.e2e = start.elapsed();
-        Ok(Generation { prompt_text, output, prompt_tokens: prompt_ids.len(), output_tokens, finish, timings })
+        Ok(generations)
     }
+
+    /// Log-likelihood of each continuation after `context`, for multiple-choice scoring. Tokenized as
+    /// lm-evaluation-harness does: whitespace ending the context moves to the continuations, and a
+    /// continuation's tokens are those the whole text has after the context's.
+    pub fn continuation_logprobs(
+        &mut self,
+        context: &str,
+        continuations: &[String],
+    ) -> Result<Vec<ContinuationScore>, EngineError> {
+        let trimmed = context.trim_end();
+        let moved = &context[trimmed.len()..];
+        let context_ids = self.tokenize(trimmed, true)?;
+        let continuation_ids = continuations
+            .iter()
+            .map(|continuation| {
+                if continuation.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let continuation = format!("{moved}{continuation}");
+                let whole = self.tokenize(&format!("{trimmed}{continuation}"), true)?;
+                if whole.len() > context_ids.len() && whole.starts_with(&context_ids) {
+                    Ok(whole[context_ids.len()..].to_vec())
+                } else {
+                    self.tokenize(&continuation, false)
+                }
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        self.continuation_logprobs_ids(&context_ids, &continuation_ids)
+    }
+
+    /// [`Engine::continuation_logprobs`] on token ids: the context runs once, then each continuation runs on
+    /// top of its cached keys and values (which are kept for the next), one forward pass per continuation.
+    pub fn continuation_logprobs_ids(
+        &mut self,
+        context: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<Vec<ContinuationScore>, EngineError> {
+        if context.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        let context_length = self.info.context_length;
+        if context.len() + longest > context_length {
+            return Err(EngineError::PromptTooLong { prompt_tokens: context.len() + longest, context_length });
+        }
+        self.session.reset(context.len() + longest)?;
+        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
+        let after_context = self.session.forward(&ids, "scoring the context")?.last(0).into_owned();
+        let mut scores = Vec::with_capacity(continuations.len());
+        for continuation in continuations {
+            let mut score = ContinuationScore { logprob_sum: 0.0, token_count: continuation.len(), greedy_match: true };
+            let Some((&first, _)) = continuation.split_first() else {
+                scores.push(score);
+                continue;
+            };
+            score.add(&after_context, first)?;
+            if continuation.len() > 1 {
+                let ids: Vec<i64> = continuation.iter().map(|&t| i64::from(t)).collect();
+                let logits = self.session.extend(&[&ids], "scoring a continuation", false)?;
+                for (position, &token) in continuation[1..].iter().enumerate() {
+                    score.add(&logits.at(0, position), token)?;
+                }
+            }
+            scores.push(score);
+        }
+        Ok(scores)
+    }
+}
+
+/// How likely a model finds a continuation of a context.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ContinuationScore {
+    /// Sum of the natural-log probabilities of the continuation's tokens.
+    pub logprob_sum: f64,
+    pub token_count: usize,
+    /// Every token of the continuation is the most likely one at its position (greedy decoding would
+    /// produce it).
+    pub greedy_match: bool,
+}
+
+impl ContinuationScore {
+    /// Adds `token`'s log-probability under `logits` (computed in f64).
+    fn add(&mut self, logits: &[f32], token: u32) -> Result<(), EngineError> {
+        let chosen = *logits.get(token as usize).ok_or(EngineError::NoLogits)?;
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if !max.is_finite() {
+            return Err(EngineError::NoLogits);
+        }
+        let sum: f64 = logits.iter().map(|&l| (f64::from(l) - f64::from(max)).exp()).sum();
+        self.logprob_sum += f64::from(chosen) - f64::from(max) - sum.ln();
+        // Ties count as a match: greedy decoding could have picked this token.
+        self.greedy_match &= chosen >= max;
+        Ok(())
+    }
+}
+
+/// A rendered and tokenized prompt, with what that took.
+struct PreparedPrompt {
+    text: String,
+    ids: Vec<u32>,
+    render: Duration,
+    tokenize: Duration,
+}
+
+/// One row of a batch while it generates.
+struct RowState<'s> {
+    processor: LogitsProcessor,
+    decoder: StreamDecoder<'s>,
+    stops: StopMatcher<'s>,
+    output_tokens: usize,
+    finish: Option<FinishReason>,
+    timings: Timings,
 }
 
 /// Accumulates generated text, finds stop strings (also across token boundaries) and streams only text

@@ -1,6 +1,7 @@
-//! The inference engine: loads an ONNX model folder (as `runner import` writes it), renders prompts with
-//! the model's chat template, runs prefill and a KV-cached decode loop on ONNX Runtime's CPU execution
-//! provider, streams the decoded text and times every phase.
+//! The inference engine: loads an ONNX model folder (`runner import` output, onnxruntime-genai builder output
+//! or an Optimum export), renders prompts with the model's chat template, runs prefill and a KV-cached decode
+//! loop on ONNX Runtime's CPU execution provider for one prompt or a batch, streams the decoded text and
+//! times every phase; it also scores continuations of a context (log-likelihoods for multiple choice).
 //!
 //! One job per file: `ortlib` finds and loads the ONNX Runtime library, `model` reads the model folder,
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
@@ -19,16 +20,16 @@ use std::path::PathBuf;
 
 pub use chat::{ChatTemplate, TemplateError};
 pub use detok::StreamDecoder;
-pub use generate::{Engine, FinishReason, Generation, GenerationSettings, Timings};
-pub use model::{ModelError, ModelFolder, ModelInfo};
+pub use generate::{ContinuationScore, Engine, FinishReason, Generation, GenerationSettings, Timings};
+pub use model::{IoNames, ModelError, ModelFolder, ModelFormat, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
-pub use session::{DecoderSession, SessionError};
+pub use session::{DecoderSession, FloatType, KvLayout, Logits, SessionError};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
-    /// A folder written by `runner import`.
+    /// A model folder: `runner import`, onnxruntime-genai builder or Optimum output.
     pub model_dir: PathBuf,
     /// The ONNX Runtime library to load (`--ort-lib`); when absent, `ORT_DYLIB_PATH`, then the installed one.
     pub ort_lib: Option<PathBuf>,

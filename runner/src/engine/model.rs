@@ -1,7 +1,10 @@
-//! The model folder `runner import` writes: `model.onnx` (+ `model.onnx.data`), `tokenizer.json`,
-//! `tokenizer_config.json`, `chat_template.jinja`, `genai_config.json` (onnxruntime-genai's format) and
-//! `runner.json` (precision and accuracy level). Reading it checks every file up front so a broken folder
-//! fails with the file and the problem named, before ONNX Runtime is involved.
+//! The model folders users have, told apart by their config files: onnxruntime-genai builder output and
+//! `runner import` output (`genai_config.json`: graph file, input/output name patterns, head counts, context
+//! length, EOS ids; `runner import` adds `runner.json` with precision and accuracy level), and Optimum's
+//! `optimum-cli export onnx --task text-generation-with-past` output (`config.json`, the transformers config,
+//! beside `model.onnx`). Both carry `tokenizer.json`, and a chat template in `chat_template.jinja` or
+//! `tokenizer_config.json`. Reading a folder checks every file up front so a broken folder fails with the
+//! file, key and problem named, before ONNX Runtime is involved; the session then checks the graph itself.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +14,10 @@ use tokenizers::Tokenizer;
 
 pub const MODEL_FILE: &str = "model.onnx";
 pub const CONFIG_FILE: &str = "genai_config.json";
+/// The transformers config Optimum exports beside `model.onnx`.
+pub const HF_CONFIG_FILE: &str = "config.json";
+/// transformers' generation defaults; its `eos_token_id` list is often longer than config.json's.
+pub const GENERATION_CONFIG_FILE: &str = "generation_config.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
@@ -23,7 +30,7 @@ const PRECISION_FOLDERS: &[&str] = &["int4", "int8", "fp16", "fp32", "bf16"];
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{file} is missing from {dir}", dir = .dir.display())]
-    Missing { dir: PathBuf, file: &'static str },
+    Missing { dir: PathBuf, file: String },
     #[error("cannot read {path}: {source}", path = .path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid JSON: {source}", path = .path.display())]
@@ -32,6 +39,62 @@ pub enum ModelError {
     Config { path: PathBuf, problem: String },
     #[error("{path} is not a usable tokenizer: {reason}", path = .path.display())]
     Tokenizer { path: PathBuf, reason: String },
+    #[error(
+        "{dir} is not a model folder runner can drive: it has neither {CONFIG_FILE} (onnxruntime-genai builder or \
+         `runner import` output) nor {HF_CONFIG_FILE} with {MODEL_FILE} (an `optimum-cli export onnx --task \
+         text-generation-with-past` export){hint}",
+        dir = .dir.display()
+    )]
+    UnknownLayout { dir: PathBuf, hint: String },
+}
+
+/// Which tool made a model folder; it decides where names and shapes are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    /// `runner import` (genai_config.json + runner.json).
+    RunnerImport,
+    /// onnxruntime-genai's model builder (genai_config.json).
+    GenaiBuilder,
+    /// Optimum's ONNX export (config.json + model.onnx).
+    Optimum,
+}
+
+/// The decoder graph's input and output names; `%d` in a pattern stands for the layer index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoNames {
+    pub input_ids: String,
+    pub attention_mask: String,
+    /// Fed when the graph has an input of this name (Optimum exports usually do, GQA graphs do not).
+    pub position_ids: String,
+    pub past_key: String,
+    pub past_value: String,
+    pub logits: String,
+    pub present_key: String,
+    pub present_value: String,
+}
+
+impl Default for IoNames {
+    /// The names Optimum, onnxruntime-genai's builder and `runner import` all use.
+    fn default() -> Self {
+        IoNames {
+            input_ids: "input_ids".into(),
+            attention_mask: "attention_mask".into(),
+            position_ids: "position_ids".into(),
+            past_key: "past_key_values.%d.key".into(),
+            past_value: "past_key_values.%d.value".into(),
+            logits: "logits".into(),
+            present_key: "present.%d.key".into(),
+            present_value: "present.%d.value".into(),
+        }
+    }
+}
+
+impl IoNames {
+    /// `pattern` with its `%d` replaced by `layer`.
+    pub fn layer(pattern: &str, layer: usize) -> String {
+        pattern.replace("%d", &layer.to_string())
+    }
 }
 
 /// What a model folder is, for results and for sizing the KV cache.
@@ -49,8 +112,18 @@ pub struct ModelInfo {
     pub vocab: usize,
     pub context_length: usize,
     pub eos_token_ids: Vec<u32>,
+    /// Fed to rows of a batch that are shorter or already finished; an EOS id when the config names none.
+    pub pad_token_id: Option<u32>,
     /// The execution provider the engine runs the model on.
     pub ep: String,
+    pub format: ModelFormat,
+    /// The graph's input/output names, from the config (or the standard ones).
+    pub io: IoNames,
+    /// What the session found in the graph: `float32` or `float16` KV cache and logits, and whether the cache
+    /// is one shared past/present buffer (GroupQueryAttention) or a new present tensor each step (concat).
+    pub kv_dtype: String,
+    pub logits_dtype: String,
+    pub kv_layout: String,
 }
 
 /// A model folder, read and checked: its description, tokenizer and chat template source.
@@ -72,15 +145,30 @@ impl ModelFolder {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder"),
             });
         }
-        let model_path = require(dir, MODEL_FILE)?;
-        let config_path = require(dir, CONFIG_FILE)?;
+        let genai_config_path = dir.join(CONFIG_FILE);
+        let hf_config_path = dir.join(HF_CONFIG_FILE);
+        let (mut info, model_path) = if genai_config_path.is_file() {
+            let config = read_json(&genai_config_path)?;
+            let (info, file) = parse_genai_config(&config, &genai_config_path, dir)?;
+            (info, require_path(dir, &file)?)
+        } else if hf_config_path.is_file() {
+            let model_path = dir.join(MODEL_FILE);
+            if !model_path.is_file() {
+                return Err(ModelError::UnknownLayout { dir: dir.to_path_buf(), hint: optimum_hint(dir) });
+            }
+            let config = read_json(&hf_config_path)?;
+            let generation_path = dir.join(GENERATION_CONFIG_FILE);
+            let generation = if generation_path.is_file() { Some(read_json(&generation_path)?) } else { None };
+            (parse_hf_config(&config, generation.as_ref(), &hf_config_path, dir)?, model_path)
+        } else {
+            return Err(ModelError::UnknownLayout { dir: dir.to_path_buf(), hint: optimum_hint(dir) });
+        };
         let tokenizer_path = require(dir, TOKENIZER_FILE)?;
-        let config = read_json(&config_path)?;
-        let mut info = parse_config(&config, &config_path, dir)?;
         // One reader for runner.json: the importer's, which wrote it.
         let record = crate::import::RunnerRecord::read(dir)
             .map_err(|err| ModelError::Config { path: dir.join(RUNNER_FILE), problem: err.to_string() })?;
         if let Some(record) = record {
+            info.format = ModelFormat::RunnerImport;
             info.precision = record.precision.to_string();
             info.accuracy_level = Some(record.accuracy_level.into());
         }
@@ -107,15 +195,48 @@ impl ModelFolder {
             tokenizer_config.as_ref().and_then(|c| c.get("chat_template")?.as_str().map(str::to_owned))
         };
 
+        if info.pad_token_id.is_none() {
+            info.pad_token_id = special("pad_token").and_then(|t| tokenizer.token_to_id(&t));
+        }
         let eos_token =
             special("eos_token").or_else(|| info.eos_token_ids.first().and_then(|&id| tokenizer.id_to_token(id)));
         Ok(ModelFolder { info, model_path, tokenizer, chat_template, bos_token: special("bos_token"), eos_token })
     }
 }
 
-fn require(dir: &Path, file: &'static str) -> Result<PathBuf, ModelError> {
+/// What the folder has instead of an exportable layout, for the error message.
+fn optimum_hint(dir: &Path) -> String {
+    let has = |f: &str| dir.join(f).is_file();
+    if has("decoder_model_merged.onnx") || has("decoder_with_past_model.onnx") {
+        return format!(
+            "; it has Optimum's older split decoder files, which runner does not drive: re-export with \
+             `--task text-generation-with-past` for a single {MODEL_FILE}"
+        );
+    }
+    if has(HF_CONFIG_FILE) {
+        return format!("; {HF_CONFIG_FILE} is there but {MODEL_FILE} is missing");
+    }
+    if has(MODEL_FILE) {
+        return format!("; {MODEL_FILE} is there but neither config file is");
+    }
+    String::new()
+}
+
+/// A file the config names, which must stay inside the folder.
+fn require_path(dir: &Path, file: &str) -> Result<PathBuf, ModelError> {
+    let inside = Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Err(ModelError::Config {
+            path: dir.join(CONFIG_FILE),
+            problem: format!("`model.decoder.filename` must name a file inside the folder, found {file}"),
+        });
+    }
+    require(dir, file)
+}
+
+fn require(dir: &Path, file: &str) -> Result<PathBuf, ModelError> {
     let path = dir.join(file);
-    if path.is_file() { Ok(path) } else { Err(ModelError::Missing { dir: dir.to_path_buf(), file }) }
+    if path.is_file() { Ok(path) } else { Err(ModelError::Missing { dir: dir.to_path_buf(), file: file.to_string() }) }
 }
 
 fn read_json(path: &Path) -> Result<Value, ModelError> {
@@ -132,46 +253,164 @@ fn special_token(value: &Value) -> Option<String> {
     }
 }
 
-fn parse_config(config: &Value, path: &Path, dir: &Path) -> Result<ModelInfo, ModelError> {
-    let problem = |problem: String| ModelError::Config { path: path.to_path_buf(), problem };
-    let model = config.get("model").ok_or_else(|| problem("no `model` section".into()))?;
-    let decoder = model.get("decoder").ok_or_else(|| problem("no `model.decoder` section".into()))?;
-    let count = |section: &Value, prefix: &str, key: &str| -> Result<usize, ModelError> {
-        let value = section.get(key).ok_or_else(|| problem(format!("`{prefix}.{key}` is missing")))?;
-        value
-            .as_u64()
-            .filter(|&n| n > 0)
-            .map(|n| n as usize)
-            .ok_or_else(|| problem(format!("`{prefix}.{key}` must be a positive integer, found {value}")))
-    };
-    let layers = count(decoder, "model.decoder", "num_hidden_layers")?;
-    let kv_heads = count(decoder, "model.decoder", "num_key_value_heads")?;
-    let head_size = count(decoder, "model.decoder", "head_size")?;
-    let context_length = count(model, "model", "context_length")?;
-    let vocab = model.get("vocab_size").and_then(Value::as_u64).unwrap_or(0) as usize;
+/// Reads a positive integer at `key` of `section` (`prefix` names the section in messages).
+fn positive(
+    section: &Value,
+    prefix: &str,
+    key: &str,
+    problem: &dyn Fn(String) -> ModelError,
+) -> Result<Option<usize>, ModelError> {
+    let Some(value) = section.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
+    let name = if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+    value
+        .as_u64()
+        .filter(|&n| n > 0)
+        .map(|n| Some(n as usize))
+        .ok_or_else(|| problem(format!("`{name}` must be a positive integer, found {value}")))
+}
 
-    let eos = model.get("eos_token_id").ok_or_else(|| problem("`model.eos_token_id` is missing".into()))?;
-    let eos_token_ids = match eos {
+/// `eos_token_id` as one id or a list of them.
+fn token_ids(value: &Value) -> Option<Vec<u32>> {
+    match value {
         Value::Number(n) => n.as_u64().map(|id| vec![id as u32]),
         Value::Array(ids) => ids.iter().map(|id| id.as_u64().map(|id| id as u32)).collect(),
         _ => None,
     }
-    .filter(|ids| !ids.is_empty())
-    .ok_or_else(|| problem(format!("`model.eos_token_id` must be a token id or a list of them, found {eos}")))?;
+    .filter(|ids: &Vec<u32>| !ids.is_empty())
+}
 
-    let info = ModelInfo {
+fn base_info(dir: &Path, format: ModelFormat) -> ModelInfo {
+    ModelInfo {
         name: folder_model_name(dir),
         dir: dir.to_path_buf(),
         precision: "unknown".to_string(),
         accuracy_level: None,
-        layers,
-        kv_heads,
-        head_size,
-        vocab,
-        context_length,
-        eos_token_ids,
+        layers: 0,
+        kv_heads: 0,
+        head_size: 0,
+        vocab: 0,
+        context_length: 0,
+        eos_token_ids: Vec::new(),
+        pad_token_id: None,
         ep: "cpu".to_string(),
+        format,
+        io: IoNames::default(),
+        kv_dtype: "unknown".to_string(),
+        logits_dtype: "unknown".to_string(),
+        kv_layout: "unknown".to_string(),
+    }
+}
+
+/// onnxruntime-genai's `genai_config.json`; returns the description and the graph file it names.
+fn parse_genai_config(config: &Value, path: &Path, dir: &Path) -> Result<(ModelInfo, String), ModelError> {
+    let problem = |problem: String| ModelError::Config { path: path.to_path_buf(), problem };
+    let model = config.get("model").ok_or_else(|| problem("no `model` section".into()))?;
+    let decoder = model.get("decoder").ok_or_else(|| problem("no `model.decoder` section".into()))?;
+    let required = |section: &Value, prefix: &str, key: &str| -> Result<usize, ModelError> {
+        positive(section, prefix, key, &problem)?.ok_or_else(|| problem(format!("`{prefix}.{key}` is missing")))
     };
+    let mut info = base_info(dir, ModelFormat::GenaiBuilder);
+    info.layers = required(decoder, "model.decoder", "num_hidden_layers")?;
+    info.kv_heads = required(decoder, "model.decoder", "num_key_value_heads")?;
+    info.head_size = required(decoder, "model.decoder", "head_size")?;
+    info.context_length = required(model, "model", "context_length")?;
+    info.vocab = positive(model, "model", "vocab_size", &problem)?.unwrap_or(0);
+    let eos = model.get("eos_token_id").ok_or_else(|| problem("`model.eos_token_id` is missing".into()))?;
+    info.eos_token_ids = token_ids(eos)
+        .ok_or_else(|| problem(format!("`model.eos_token_id` must be a token id or a list of them, found {eos}")))?;
+    info.pad_token_id = model.get("pad_token_id").and_then(token_ids).and_then(|ids| ids.first().copied());
+
+    let name = |section: &str, key: &str, default: &str| -> Result<String, ModelError> {
+        match decoder.get(section).and_then(|s| s.get(key)) {
+            None => Ok(default.to_string()),
+            Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+            Some(other) => Err(problem(format!("`model.decoder.{section}.{key}` must be a name, found {other}"))),
+        }
+    };
+    let d = IoNames::default();
+    info.io = IoNames {
+        input_ids: name("inputs", "input_ids", &d.input_ids)?,
+        attention_mask: name("inputs", "attention_mask", &d.attention_mask)?,
+        position_ids: name("inputs", "position_ids", &d.position_ids)?,
+        past_key: name("inputs", "past_key_names", &d.past_key)?,
+        past_value: name("inputs", "past_value_names", &d.past_value)?,
+        logits: name("outputs", "logits", &d.logits)?,
+        present_key: name("outputs", "present_key_names", &d.present_key)?,
+        present_value: name("outputs", "present_value_names", &d.present_value)?,
+    };
+    for (key, pattern) in [
+        ("inputs.past_key_names", &info.io.past_key),
+        ("inputs.past_value_names", &info.io.past_value),
+        ("outputs.present_key_names", &info.io.present_key),
+        ("outputs.present_value_names", &info.io.present_value),
+    ] {
+        if !pattern.contains("%d") {
+            return Err(problem(format!(
+                "`model.decoder.{key}` must hold `%d` for the layer index, found `{pattern}`"
+            )));
+        }
+    }
+    let file = match decoder.get("filename") {
+        None => MODEL_FILE.to_string(),
+        Some(Value::String(file)) => file.clone(),
+        Some(other) => return Err(problem(format!("`model.decoder.filename` must be a file name, found {other}"))),
+    };
+    Ok((info, file))
+}
+
+/// The transformers `config.json` of an Optimum export (and `generation_config.json` when present).
+fn parse_hf_config(
+    config: &Value,
+    generation: Option<&Value>,
+    path: &Path,
+    dir: &Path,
+) -> Result<ModelInfo, ModelError> {
+    let problem = |problem: String| ModelError::Config { path: path.to_path_buf(), problem };
+    // Older architectures (GPT-2, GPT-J) use their own key names.
+    let first = |keys: &[&str]| -> Result<Option<usize>, ModelError> {
+        for key in keys {
+            if let Some(n) = positive(config, "", key, &problem)? {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    };
+    let missing = |keys: &[&str]| problem(format!("`{}` is missing", keys.join("` / `")));
+    let mut info = base_info(dir, ModelFormat::Optimum);
+    let layer_keys = ["num_hidden_layers", "n_layer", "num_layers"];
+    info.layers = first(&layer_keys)?.ok_or_else(|| missing(&layer_keys))?;
+    let head_keys = ["num_attention_heads", "n_head"];
+    let heads = first(&head_keys)?.ok_or_else(|| missing(&head_keys))?;
+    info.kv_heads = first(&["num_key_value_heads", "multi_query_group_num"])?.unwrap_or(heads);
+    info.head_size = match first(&["head_dim"])? {
+        Some(head_dim) => head_dim,
+        None => {
+            let hidden_keys = ["hidden_size", "n_embd", "d_model"];
+            let hidden = first(&hidden_keys)?.ok_or_else(|| missing(&hidden_keys))?;
+            if !hidden.is_multiple_of(heads) {
+                return Err(problem(format!(
+                    "`hidden_size` {hidden} is not a multiple of `num_attention_heads` {heads}"
+                )));
+            }
+            hidden / heads
+        }
+    };
+    let context_keys = ["max_position_embeddings", "n_positions", "seq_length"];
+    info.context_length = first(&context_keys)?.ok_or_else(|| missing(&context_keys))?;
+    info.vocab = first(&["vocab_size"])?.unwrap_or(0);
+    let mut eos = config.get("eos_token_id").and_then(token_ids).unwrap_or_default();
+    if let Some(extra) = generation.and_then(|g| g.get("eos_token_id")).and_then(token_ids) {
+        eos.extend(extra.into_iter().filter(|id| !eos.contains(id)).collect::<Vec<_>>());
+    }
+    if eos.is_empty() {
+        return Err(problem(format!("`eos_token_id` is missing (nor is it in {GENERATION_CONFIG_FILE})")));
+    }
+    info.eos_token_ids = eos;
+    info.pad_token_id = config
+        .get("pad_token_id")
+        .and_then(token_ids)
+        .or_else(|| generation.and_then(|g| g.get("pad_token_id")).and_then(token_ids))
+        .and_then(|ids| ids.first().copied());
     Ok(info)
 }
 

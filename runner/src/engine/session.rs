@@ -1,78 +1,177 @@
-//! The ONNX Runtime session of a decoder model and its KV cache.
+//! The ONNX Runtime session of a decoder model and its KV cache, for one or more sequences at once.
 //!
-//! The I/O contract is the one `runner import` (and onnxruntime-genai's builder) emits: `input_ids` [B,S],
-//! `attention_mask` [B,T], `past_key_values.{i}.key|value` [B,kv,P,hd] in; `logits` [B,S,V] and
-//! `present.{i}.key|value` [B,kv,T,hd] out. The cache is GroupQueryAttention's shared past/present buffer:
-//! one [1,kv,capacity,hd] tensor per past input is bound, through IO binding, both as that input and as the
-//! matching present output, so ONNX Runtime appends each step's keys and values in place and nothing is
-//! reallocated or copied per step. Only the last position's logits are read, as a slice of the output.
+//! Names come from the model folder's config ([`IoNames`]); what the session checks and detects itself is
+//! the graph: every input it must feed exists (and nothing else is required), past/present exist for every
+//! layer, head counts and head size agree with fixed graph dims, and the KV cache and logits are float32
+//! or float16 (fp16 logits are widened to f32 for sampling, row by row, only when read).
+//!
+//! Two cache layouts, told apart by the graph's operators:
+//! - **Shared buffer** (GroupQueryAttention, as `runner import` and onnxruntime-genai's builder emit): one
+//!   [B, kv, capacity, hd] tensor per past input is bound, through IO binding, both as that input and as the
+//!   matching present output, so ONNX Runtime appends keys and values in place: nothing is copied per step.
+//!   GroupQueryAttention reads each row's length from the attention mask (`seqlens_k = sum(mask) - 1`) and
+//!   keeps a row's tokens at positions `0..len`, so a batch's prompts are **right**-padded.
+//! - **Concat** (Optimum exports, plain attention): each step's present is a new [B, kv, past+S, hd] tensor;
+//!   it is bound as the next step's past as it is (ownership moves, no copy). Prompts are **left**-padded,
+//!   the mask zeroes the pads, and `position_ids` (when the graph takes them) count only real tokens.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
+use half::f16;
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
-use ort::value::{DynValue, Tensor};
+use ort::value::{DynTensor, DynValue, PrimitiveTensorElementType, Tensor, TensorElementType, ValueType};
 
-use super::model::ModelInfo;
+use super::model::{IoNames, ModelInfo};
 
-const INPUT_IDS: &str = "input_ids";
-const ATTENTION_MASK: &str = "attention_mask";
-const LOGITS: &str = "logits";
 /// The cache never starts smaller than this many positions, so short runs do not regrow it step by step.
 const MIN_CAPACITY: usize = 64;
+/// The operator whose presence means the graph shares past and present buffers.
+const SHARED_BUFFER_OP: &str = "com.microsoft:GroupQueryAttention";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("ONNX Runtime could not load {path}: {message}", path = .path.display())]
-    Load { path: std::path::PathBuf, message: String },
-    #[error("{path} has no {kind} named `{name}`; runner needs the input/output layout `runner import` writes (found {kind}s: {found})", path = .path.display())]
-    MissingTensor { path: std::path::PathBuf, kind: &'static str, name: String, found: String },
+    Load { path: PathBuf, message: String },
+    #[error("{path} has no {kind} named `{name}` (named by {source_of_name}; the graph's {kind}s: {found})", path = .path.display())]
+    MissingTensor { path: PathBuf, kind: &'static str, name: String, source_of_name: String, found: String },
+    #[error("{path}: {problem}", path = .path.display())]
+    Graph { path: PathBuf, problem: String },
     #[error("ONNX Runtime failed during {phase}: {message}")]
     Run { phase: &'static str, message: String },
-    #[error("`logits` has shape {shape:?}; expected [1, {tokens}, vocab]")]
-    LogitsShape { shape: Vec<i64>, tokens: usize },
+    #[error("`{name}` has shape {shape:?}; expected [{batch}, {tokens}, vocab]")]
+    LogitsShape { name: String, shape: Vec<i64>, batch: usize, tokens: usize },
     #[error("the KV cache is full: {context_length} tokens is the model's context length")]
     ContextFull { context_length: usize },
+    #[error("internal: {0}")]
+    Usage(&'static str),
 }
 
-fn run_error(phase: &'static str) -> impl FnOnce(ort::Error) -> SessionError {
+fn run_error(phase: &'static str) -> impl Fn(ort::Error) -> SessionError {
     move |err| SessionError::Run { phase, message: err.to_string() }
 }
 
-/// A loaded decoder with a KV cache for one sequence (batch size 1).
+/// How the graph keeps its KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvLayout {
+    SharedBuffer,
+    Concat,
+}
+
+impl KvLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvLayout::SharedBuffer => "shared_buffer",
+            KvLayout::Concat => "concat",
+        }
+    }
+}
+
+/// The float type of the KV cache or the logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatType {
+    F32,
+    F16,
+}
+
+impl FloatType {
+    fn from_ort(ty: TensorElementType) -> Option<FloatType> {
+        match ty {
+            TensorElementType::Float32 => Some(FloatType::F32),
+            TensorElementType::Float16 => Some(FloatType::F16),
+            _ => None,
+        }
+    }
+
+    fn ort(self) -> TensorElementType {
+        match self {
+            FloatType::F32 => TensorElementType::Float32,
+            FloatType::F16 => TensorElementType::Float16,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatType::F32 => "float32",
+            FloatType::F16 => "float16",
+        }
+    }
+}
+
+/// Logits of one run: [batch, tokens, vocab], read row by row without copying f32 data.
+pub struct Logits {
+    value: DynValue,
+    dtype: FloatType,
+    tokens: usize,
+    vocab: usize,
+    /// Per row, the chunk position of its last real token.
+    last: Vec<usize>,
+}
+
+impl Logits {
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    /// Logits of `row` at chunk position `position` (f16 widened to f32).
+    pub fn at(&self, row: usize, position: usize) -> Cow<'_, [f32]> {
+        let start = (row * self.tokens + position) * self.vocab;
+        // Shape and type were checked when this was built.
+        match self.dtype {
+            FloatType::F32 => match self.value.try_extract_tensor::<f32>() {
+                Ok((_, data)) => Cow::Borrowed(&data[start..start + self.vocab]),
+                Err(_) => Cow::Borrowed(&[]),
+            },
+            FloatType::F16 => match self.value.try_extract_tensor::<f16>() {
+                Ok((_, data)) => Cow::Owned(data[start..start + self.vocab].iter().map(|v| v.to_f32()).collect()),
+                Err(_) => Cow::Borrowed(&[]),
+            },
+        }
+    }
+
+    /// Logits after the last real token of `row`: what the next token is sampled from.
+    pub fn last(&self, row: usize) -> Cow<'_, [f32]> {
+        self.at(row, self.last[row])
+    }
+
+    /// The chunk position of `row`'s first real token (rows are padded to the longest).
+    pub fn first_position(&self, row: usize, real_tokens: usize) -> usize {
+        self.last[row] + 1 - real_tokens
+    }
+}
+
+/// A loaded decoder with a KV cache for a batch of sequences.
 pub struct DecoderSession {
     session: Session,
     binding: IoBinding,
-    /// `past_key_values.{i}.key`, `past_key_values.{i}.value` for every layer, in that order.
+    path: PathBuf,
+    io: IoNames,
+    feeds_position_ids: bool,
+    /// The past inputs (key, value per layer) and the matching present outputs.
     past_names: Vec<String>,
-    /// `present.{i}.key`, `present.{i}.value`, matching `past_names`.
     present_names: Vec<String>,
+    pub layout: KvLayout,
+    pub kv_type: FloatType,
+    pub logits_type: FloatType,
     kv_heads: usize,
     head_size: usize,
     context_length: usize,
-    /// One shared past/present buffer per entry of `past_names`, each [1, kv, capacity, hd].
-    cache: Vec<Tensor<f32>>,
+    pad_token: i64,
+    batch: usize,
+    /// Real tokens each row holds in the cache.
+    row_lens: Vec<usize>,
+    /// Positions the cache holds per row, pads included (concat: every row's mask width).
+    width: usize,
+    /// Concat: the attention mask over the cache, `batch` rows of `width`.
+    mask: Vec<i64>,
+    /// Shared buffer: one [B, kv, capacity, hd] tensor per past input.
+    cache: Vec<DynTensor>,
     capacity: usize,
-    past_len: usize,
+    /// Concat: the previous step's present outputs, the next step's past inputs.
+    past: Vec<DynValue>,
     cpu: MemoryInfo<'static>,
-}
-
-/// The last position's logits, borrowed from the `logits` output without copying it.
-pub struct LastLogits {
-    value: DynValue,
-    offset: usize,
-    vocab: usize,
-}
-
-impl LastLogits {
-    pub fn as_slice(&self) -> &[f32] {
-        // Shape and type were checked when this was built.
-        match self.value.try_extract_tensor::<f32>() {
-            Ok((_, data)) => &data[self.offset..self.offset + self.vocab],
-            Err(_) => &[],
-        }
-    }
 }
 
 impl DecoderSession {
@@ -83,6 +182,8 @@ impl DecoderSession {
         intra_threads: Option<usize>,
     ) -> Result<DecoderSession, SessionError> {
         let load_error = |message: String| SessionError::Load { path: model_path.to_path_buf(), message };
+        let graph_error = |problem: String| SessionError::Graph { path: model_path.to_path_buf(), problem };
+        let ops = crate::onnx::scan::graph_ops(model_path).map_err(|err| load_error(err.to_string()))?;
         let mut builder = Session::builder(environment)
             .map_err(|err| load_error(err.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -92,114 +193,330 @@ impl DecoderSession {
         }
         let session = builder.commit_from_file(model_path).map_err(|err| load_error(err.to_string()))?;
 
+        let io = info.io.clone();
+        let source_of_name = match info.format {
+            super::model::ModelFormat::Optimum => "Optimum's naming".to_string(),
+            _ => format!("{}", info.dir.join(super::model::CONFIG_FILE).display()),
+        };
         let past_names: Vec<String> = (0..info.layers)
-            .flat_map(|i| [format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value")])
+            .flat_map(|i| [IoNames::layer(&io.past_key, i), IoNames::layer(&io.past_value, i)])
             .collect();
-        let present_names: Vec<String> =
-            (0..info.layers).flat_map(|i| [format!("present.{i}.key"), format!("present.{i}.value")]).collect();
-        let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
-        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-        let check = |kind: &'static str, have: &[&str], name: &str| {
-            if have.contains(&name) {
-                Ok(())
-            } else {
-                Err(SessionError::MissingTensor {
+        let present_names: Vec<String> = (0..info.layers)
+            .flat_map(|i| [IoNames::layer(&io.present_key, i), IoNames::layer(&io.present_value, i)])
+            .collect();
+        let find = |kind: &'static str, name: &str| -> Result<ValueType, SessionError> {
+            let outlets = if kind == "input" { session.inputs() } else { session.outputs() };
+            outlets.iter().find(|o| o.name() == name).map(|o| o.dtype().clone()).ok_or_else(|| {
+                SessionError::MissingTensor {
                     path: model_path.to_path_buf(),
                     kind,
                     name: name.to_string(),
-                    found: have.join(", "),
-                })
-            }
+                    source_of_name: source_of_name.clone(),
+                    found: outlets.iter().map(|o| o.name()).collect::<Vec<_>>().join(", "),
+                }
+            })
         };
-        for name in [INPUT_IDS, ATTENTION_MASK].into_iter().chain(past_names.iter().map(String::as_str)) {
-            check("input", &inputs, name)?;
+        for name in [&io.input_ids, &io.attention_mask] {
+            let ty = find("input", name)?;
+            if ty.tensor_type() != Some(TensorElementType::Int64) {
+                return Err(graph_error(format!("input `{name}` is {ty:?}; runner feeds int64 token ids and masks")));
+            }
         }
-        for name in [LOGITS].into_iter().chain(present_names.iter().map(String::as_str)) {
-            check("output", &outputs, name)?;
+        let feeds_position_ids = session.inputs().iter().any(|o| o.name() == io.position_ids);
+        // An input runner would not feed makes every run fail: name it now.
+        let known: Vec<&str> = [io.input_ids.as_str(), io.attention_mask.as_str(), io.position_ids.as_str()]
+            .into_iter()
+            .chain(past_names.iter().map(String::as_str))
+            .collect();
+        if let Some(other) = session.inputs().iter().find(|o| !known.contains(&o.name())) {
+            return Err(graph_error(format!(
+                "input `{}` is not one runner can feed (it feeds {}, {}, {} and the past key/values of {} layers)",
+                other.name(),
+                io.input_ids,
+                io.attention_mask,
+                io.position_ids,
+                info.layers
+            )));
         }
+
+        let mut kv_type = None;
+        for (index, name) in past_names.iter().enumerate() {
+            let ty = find("input", name)?;
+            find("output", &present_names[index])?;
+            let element = ty.tensor_type().and_then(FloatType::from_ort).ok_or_else(|| {
+                graph_error(format!("past input `{name}` is {ty:?}; runner drives float32 or float16 KV caches"))
+            })?;
+            if *kv_type.get_or_insert(element) != element {
+                return Err(graph_error(format!(
+                    "past input `{name}` is {}, unlike the first layer's",
+                    element.name()
+                )));
+            }
+            let dims: Vec<i64> = ty.tensor_shape().map(|s| s.iter().copied().collect()).unwrap_or_default();
+            let expect = [(1, info.kv_heads, "num_key_value_heads"), (3, info.head_size, "head size")];
+            if dims.len() != 4 {
+                return Err(graph_error(format!(
+                    "past input `{name}` has rank {}; expected [batch, kv_heads, past, head_size]",
+                    dims.len()
+                )));
+            }
+            for (axis, want, what) in expect {
+                if dims[axis] > 0 && dims[axis] as usize != want {
+                    return Err(graph_error(format!(
+                        "past input `{name}` has {} at axis {axis}, but the config's {what} is {want}",
+                        dims[axis]
+                    )));
+                }
+            }
+        }
+        let kv_type = kv_type.ok_or_else(|| graph_error("the config declares no layers".into()))?;
+        let logits_ty = find("output", &io.logits)?;
+        let logits_type = logits_ty.tensor_type().and_then(FloatType::from_ort).ok_or_else(|| {
+            graph_error(format!("output `{}` is {logits_ty:?}; expected float32 or float16", io.logits))
+        })?;
+        let layout = if ops.contains(SHARED_BUFFER_OP) { KvLayout::SharedBuffer } else { KvLayout::Concat };
 
         let binding = session.create_binding().map_err(|err| load_error(err.to_string()))?;
         let cpu = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default)
             .map_err(|err| load_error(err.to_string()))?;
+        let pad_token = i64::from(info.pad_token_id.or(info.eos_token_ids.first().copied()).unwrap_or(0));
         Ok(DecoderSession {
             session,
             binding,
+            path: model_path.to_path_buf(),
+            io,
+            feeds_position_ids,
             past_names,
             present_names,
+            layout,
+            kv_type,
+            logits_type,
             kv_heads: info.kv_heads,
             head_size: info.head_size,
             context_length: info.context_length,
+            pad_token,
+            batch: 0,
+            row_lens: Vec::new(),
+            width: 0,
+            mask: Vec::new(),
             cache: Vec::new(),
             capacity: 0,
-            past_len: 0,
+            past: Vec::new(),
             cpu,
         })
     }
 
-    /// Empties the KV cache for a new sequence that will hold up to `expected_len` tokens (it grows if needed).
-    pub fn reset(&mut self, expected_len: usize) -> Result<(), SessionError> {
-        self.past_len = 0;
-        let wanted = expected_len.max(MIN_CAPACITY).min(self.context_length);
-        if wanted > self.capacity || self.cache.is_empty() {
-            self.allocate(wanted)?;
+    /// Whether the graph takes position ids (models without them cannot tell a left pad from a token).
+    pub fn feeds_position_ids(&self) -> bool {
+        self.feeds_position_ids
+    }
+
+    /// Empties the KV cache for `batch` new sequences of up to `expected_len` tokens each (it grows if needed).
+    pub fn reset_batch(&mut self, batch: usize, expected_len: usize) -> Result<(), SessionError> {
+        if batch == 0 {
+            return Err(SessionError::Usage("a batch needs at least one sequence"));
+        }
+        let resized = batch != self.batch;
+        self.batch = batch;
+        self.row_lens = vec![0; batch];
+        self.width = 0;
+        self.mask.clear();
+        match self.layout {
+            KvLayout::SharedBuffer => {
+                let wanted = expected_len.max(MIN_CAPACITY).min(self.context_length);
+                if resized || wanted > self.capacity || self.cache.is_empty() {
+                    self.allocate(wanted)?;
+                }
+            }
+            KvLayout::Concat => {
+                let phase = "allocating the KV cache";
+                self.past = (0..self.past_names.len())
+                    .map(|_| empty_kv(self.kv_type, [batch, self.kv_heads, 0, self.head_size]))
+                    .collect::<Result<_, _>>()
+                    .map_err(run_error(phase))?;
+            }
         }
         Ok(())
     }
 
-    /// Tokens the cache holds.
-    pub fn past_len(&self) -> usize {
-        self.past_len
+    /// [`DecoderSession::reset_batch`] for one sequence.
+    pub fn reset(&mut self, expected_len: usize) -> Result<(), SessionError> {
+        self.reset_batch(1, expected_len)
     }
 
-    /// Runs `tokens` after what the cache holds, appends them to the cache and returns the logits of the last one.
-    pub fn forward(&mut self, tokens: &[i64], phase: &'static str) -> Result<LastLogits, SessionError> {
-        let total = self.past_len + tokens.len();
-        if total > self.context_length {
-            return Err(SessionError::ContextFull { context_length: self.context_length });
+    /// Tokens the cache holds for the longest row.
+    pub fn past_len(&self) -> usize {
+        self.row_lens.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Positions a next step would need: the longest row plus one for shared buffers, the common width plus
+    /// one for concat caches (pads count there).
+    pub fn next_len(&self) -> usize {
+        match self.layout {
+            KvLayout::SharedBuffer => self.past_len() + 1,
+            KvLayout::Concat => self.width + 1,
         }
-        if total > self.capacity || self.cache.is_empty() {
-            self.allocate(total.max(self.capacity * 2).min(self.context_length))?;
+    }
+
+    /// Runs `tokens` after what the cache holds (one sequence), appends them and returns their logits.
+    pub fn forward(&mut self, tokens: &[i64], phase: &'static str) -> Result<Logits, SessionError> {
+        self.extend(&[tokens], phase, true)
+    }
+
+    /// Runs `rows[b]` after row `b`'s cached tokens, one slice per sequence of the batch. Rows of unequal
+    /// length are padded (right for shared buffers, which only allows it on an empty cache; left for concat).
+    /// With `keep` false the cache is left as it was (scoring continuations of a shared context).
+    pub fn extend(&mut self, rows: &[&[i64]], phase: &'static str, keep: bool) -> Result<Logits, SessionError> {
+        if self.batch == 0 {
+            // Never reset: start an empty cache for these rows.
+            self.reset_batch(rows.len(), 0)?;
         }
-        // Small owned tensors: IO binding would copy borrowed ones anyway.
-        let input_ids = Tensor::from_array(([1, tokens.len()], tokens.to_vec())).map_err(run_error(phase))?;
-        let mask = Tensor::from_array(([1, total], vec![1i64; total])).map_err(run_error(phase))?;
-        self.binding.bind_input(INPUT_IDS, &input_ids).map_err(run_error(phase))?;
-        self.binding.bind_input(ATTENTION_MASK, &mask).map_err(run_error(phase))?;
-        // Rebound every run: a bound logits buffer would be reused, and its shape changes with `tokens`.
-        self.binding.bind_output_to_device(LOGITS, &self.cpu).map_err(run_error(phase))?;
+        if rows.len() != self.batch {
+            return Err(SessionError::Usage("extend needs one row per sequence after reset_batch"));
+        }
+        if rows.iter().any(|r| r.is_empty()) {
+            return Err(SessionError::Usage("every row needs at least one token"));
+        }
+        let batch = self.batch;
+        let chunk = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let ragged = rows.iter().any(|r| r.len() != chunk);
+        let new_lens: Vec<usize> = self.row_lens.iter().zip(rows).map(|(len, r)| len + r.len()).collect();
+        let longest = new_lens.iter().copied().max().unwrap_or(0);
+        let mut input_ids = Vec::with_capacity(batch * chunk);
+        let mut last = Vec::with_capacity(batch);
+        let (mask, mask_width, positions) = match self.layout {
+            KvLayout::SharedBuffer => {
+                if ragged && self.past_len() > 0 {
+                    return Err(SessionError::Usage("rows of unequal length only on an empty shared-buffer cache"));
+                }
+                if longest > self.context_length {
+                    return Err(SessionError::ContextFull { context_length: self.context_length });
+                }
+                if longest > self.capacity {
+                    self.allocate(longest.max(self.capacity * 2).min(self.context_length))?;
+                }
+                for row in rows {
+                    input_ids.extend_from_slice(row);
+                    input_ids.extend(std::iter::repeat_n(self.pad_token, chunk - row.len()));
+                    last.push(row.len() - 1);
+                }
+                // On an empty cache the mask is as wide as the chunk, which GroupQueryAttention reads as a
+                // first prompt; later it is as wide as the longest row. Each row's sum is its length.
+                let width = if self.past_len() == 0 { chunk } else { longest };
+                let mut mask = Vec::with_capacity(batch * width);
+                for &len in &new_lens {
+                    mask.extend(std::iter::repeat_n(1i64, len));
+                    mask.extend(std::iter::repeat_n(0i64, width - len));
+                }
+                (mask, width, None)
+            }
+            KvLayout::Concat => {
+                let width = self.width + chunk;
+                if width > self.context_length {
+                    return Err(SessionError::ContextFull { context_length: self.context_length });
+                }
+                let mut mask = Vec::with_capacity(batch * width);
+                let mut positions = Vec::with_capacity(batch * chunk);
+                for (b, row) in rows.iter().enumerate() {
+                    let pads = chunk - row.len();
+                    input_ids.extend(std::iter::repeat_n(self.pad_token, pads));
+                    input_ids.extend_from_slice(row);
+                    mask.extend_from_slice(&self.mask[b * self.width..(b + 1) * self.width]);
+                    mask.extend(std::iter::repeat_n(0i64, pads));
+                    mask.extend(std::iter::repeat_n(1i64, row.len()));
+                    // transformers' convention: real tokens count from 0, pads sit at position 1.
+                    positions.extend(std::iter::repeat_n(1i64, pads));
+                    positions.extend((self.row_lens[b]..new_lens[b]).map(|p| p as i64));
+                    last.push(chunk - 1);
+                }
+                (mask, width, Some(positions))
+            }
+        };
+
+        let input_ids = Tensor::from_array(([batch, chunk], input_ids)).map_err(run_error(phase))?;
+        let mask_tensor = Tensor::from_array(([batch, mask_width], mask.clone())).map_err(run_error(phase))?;
+        self.binding.bind_input(self.io.input_ids.as_str(), &input_ids).map_err(run_error(phase))?;
+        self.binding.bind_input(self.io.attention_mask.as_str(), &mask_tensor).map_err(run_error(phase))?;
+        if self.feeds_position_ids {
+            let positions = positions.unwrap_or_else(|| {
+                // Shared-buffer graphs rarely take position ids; give each row its own count anyway.
+                rows.iter()
+                    .zip(&self.row_lens)
+                    .flat_map(|(r, &len)| (0..chunk).map(move |i| (len + i.min(r.len() - 1)) as i64))
+                    .collect()
+            });
+            let positions = Tensor::from_array(([batch, chunk], positions)).map_err(run_error(phase))?;
+            self.binding.bind_input(self.io.position_ids.as_str(), &positions).map_err(run_error(phase))?;
+        }
+        if self.layout == KvLayout::Concat {
+            for (name, past) in self.past_names.iter().zip(&self.past) {
+                self.binding.bind_input(name.as_str(), past).map_err(run_error(phase))?;
+            }
+            // Rebound every run so ONNX Runtime allocates fresh presents instead of reusing the ones that are
+            // now bound as past.
+            for name in &self.present_names {
+                self.binding.bind_output_to_device(name.as_str(), &self.cpu).map_err(run_error(phase))?;
+            }
+        }
+        // Rebound every run: a bound logits buffer would be reused, and its shape changes with the chunk.
+        self.binding.bind_output_to_device(self.io.logits.as_str(), &self.cpu).map_err(run_error(phase))?;
 
         let mut outputs = self.session.run_binding(&self.binding).map_err(run_error(phase))?;
-        let logits =
-            outputs.remove(LOGITS).ok_or_else(|| SessionError::Run { phase, message: "no logits output".into() })?;
+        let logits = outputs
+            .remove(self.io.logits.as_str())
+            .ok_or_else(|| SessionError::Run { phase, message: format!("no `{}` output", self.io.logits) })?;
+        let presents: Vec<Option<DynValue>> = if self.layout == KvLayout::Concat && keep {
+            self.present_names.iter().map(|name| outputs.remove(name.as_str())).collect()
+        } else {
+            Vec::new()
+        };
         drop(outputs);
-        self.past_len = total;
 
-        let (shape, _) = logits.try_extract_tensor::<f32>().map_err(run_error(phase))?;
-        let dims: Vec<i64> = shape.iter().copied().collect();
-        if dims.len() != 3 || dims[0] != 1 || dims[1] != tokens.len() as i64 || dims[2] <= 0 {
-            return Err(SessionError::LogitsShape { shape: dims, tokens: tokens.len() });
+        let dims: Vec<i64> = match logits.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
+            _ => Vec::new(),
+        };
+        if dims.len() != 3 || dims[0] != batch as i64 || dims[1] != chunk as i64 || dims[2] <= 0 {
+            return Err(SessionError::LogitsShape { name: self.io.logits.clone(), shape: dims, batch, tokens: chunk });
         }
-        let vocab = dims[2] as usize;
-        Ok(LastLogits { value: logits, offset: (tokens.len() - 1) * vocab, vocab })
+        if keep {
+            if self.layout == KvLayout::Concat {
+                self.past = presents
+                    .into_iter()
+                    .zip(&self.present_names)
+                    .map(|(value, name)| {
+                        value.ok_or_else(|| SessionError::Run { phase, message: format!("no `{name}` output") })
+                    })
+                    .collect::<Result<_, _>>()?;
+                self.mask = mask;
+                self.width = mask_width;
+            } else {
+                self.width = longest;
+            }
+            self.row_lens = new_lens;
+        }
+        Ok(Logits { value: logits, dtype: self.logits_type, tokens: chunk, vocab: dims[2] as usize, last })
     }
 
-    /// (Re)allocates the shared buffers with room for `capacity` positions, keeping what the cache holds, and
-    /// binds them as both past inputs and present outputs.
+    /// (Re)allocates the shared buffers with room for `capacity` positions per row, keeping what the cache
+    /// holds, and binds them as both past inputs and present outputs.
     fn allocate(&mut self, capacity: usize) -> Result<(), SessionError> {
         let phase = "allocating the KV cache";
-        let shape = [1, self.kv_heads, capacity, self.head_size];
+        let shape = [self.batch, self.kv_heads, capacity, self.head_size];
+        let keep = self.past_len().min(capacity);
         let mut cache = Vec::with_capacity(self.past_names.len());
         for index in 0..self.past_names.len() {
-            let mut buffer = Tensor::<f32>::new(self.session.allocator(), shape).map_err(run_error(phase))?;
-            if self.past_len > 0 {
-                let (_, new) = buffer.extract_tensor_mut();
-                let (_, old) = self.cache[index].extract_tensor();
-                let row = self.past_len * self.head_size;
-                for head in 0..self.kv_heads {
-                    let from = head * self.capacity * self.head_size;
-                    let to = head * capacity * self.head_size;
-                    new[to..to + row].copy_from_slice(&old[from..from + row]);
+            let mut buffer =
+                DynTensor::new(self.session.allocator(), self.kv_type.ort(), shape).map_err(run_error(phase))?;
+            if keep > 0 && index < self.cache.len() {
+                let rows = self.batch * self.kv_heads;
+                let (old_capacity, head_size) = (self.capacity, self.head_size);
+                let old = &self.cache[index];
+                match self.kv_type {
+                    FloatType::F32 => copy_rows::<f32>(old, &mut buffer, rows, old_capacity, capacity, keep, head_size),
+                    FloatType::F16 => copy_rows::<f16>(old, &mut buffer, rows, old_capacity, capacity, keep, head_size),
                 }
+                .map_err(run_error(phase))?;
             }
             cache.push(buffer);
         }
@@ -212,4 +529,39 @@ impl DecoderSession {
         self.capacity = capacity;
         Ok(())
     }
+
+    /// The model file this session runs.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Copies the first `keep` positions of each of `rows` (batch x head) rows from a cache of `from_capacity`
+/// positions to one of `to_capacity`.
+fn copy_rows<T: PrimitiveTensorElementType + Copy>(
+    old: &DynTensor,
+    new: &mut DynTensor,
+    rows: usize,
+    from_capacity: usize,
+    to_capacity: usize,
+    keep: usize,
+    head_size: usize,
+) -> Result<(), ort::Error> {
+    let (_, old) = old.try_extract_tensor::<T>()?;
+    let (_, new) = new.try_extract_tensor_mut::<T>()?;
+    let span = keep * head_size;
+    for row in 0..rows {
+        let from = row * from_capacity * head_size;
+        let to = row * to_capacity * head_size;
+        new[to..to + span].copy_from_slice(&old[from..from + span]);
+    }
+    Ok(())
+}
+
+/// A [B, kv, 0, hd] past: what the first step of a concat cache sees.
+fn empty_kv(kv_type: FloatType, shape: [usize; 4]) -> Result<DynValue, ort::Error> {
+    Ok(match kv_type {
+        FloatType::F32 => Tensor::<f32>::from_array((shape, Vec::<f32>::new()))?.into_dyn(),
+        FloatType::F16 => Tensor::<f16>::from_array((shape, Vec::<f16>::new()))?.into_dyn(),
+    })
 }

@@ -336,6 +336,14 @@ fn model_folder_problems_name_the_file() {
             }
         }
         let message = open_err(&broken);
+        if file == "genai_config.json" {
+            // Without either config file the folder has no layout runner knows: the message lists both.
+            assert!(
+                message.contains("genai_config.json") && message.contains("config.json with model.onnx"),
+                "{message}"
+            );
+            continue;
+        }
         assert_eq!(message, format!("{file} is missing from {}", broken.display()));
         // Engine::load reports the folder before touching ONNX Runtime.
         let options = EngineOptions { model_dir: broken, ort_lib: None, intra_threads: None };
@@ -399,4 +407,303 @@ fn default_model_int4_and_fp32_agree_and_fp32_answers_fluently() {
     let (_, _, france) = run(&models.fp32, &question("What is the capital of France?"), 32);
     assert_eq!(france.output, "The capital of France is Paris.");
     assert_eq!(france.finish, FinishReason::Eos);
+}
+
+// ---- Model folders of other exporters, batches and continuation scores ----
+
+use crate::gguf::GgufFile;
+use crate::testing::contracts::{OptimumOptions, write_genai_folder, write_optimum_folder};
+use crate::testing::reference::reference_logits;
+
+/// Greedy tokens after `prompt` by the float64 reference forward pass of the tiny GGUF.
+fn reference_greedy(gguf: &GgufFile, prompt: &[u32], count: usize) -> Vec<u32> {
+    let mut tokens = prompt.to_vec();
+    for _ in 0..count {
+        let logits = reference_logits(gguf, &tokens);
+        let last = logits.last().unwrap();
+        let best = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b])).unwrap();
+        tokens.push(best as u32);
+    }
+    tokens[prompt.len()..].to_vec()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
+/// Logits at every position fed one token at a time through the cache, and each prefix fed whole.
+fn cached_and_full(engine: &mut Engine, tokens: &[u32]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    engine.reset().unwrap();
+    let cached: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+    let full = (1..=tokens.len())
+        .map(|end| {
+            engine.reset().unwrap();
+            engine.forward(&tokens[..end]).unwrap()
+        })
+        .collect();
+    (cached, full)
+}
+
+#[test]
+fn optimum_exports_with_and_without_position_ids_generate_the_reference_greedy_text() {
+    for position_ids in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = write_optimum_folder(dir.path(), 7, OptimumOptions { position_ids, fp16: false });
+        let gguf = GgufFile::open(dir.path().join("tiny.gguf")).unwrap();
+        let mut engine = load(&model);
+        let info = engine.model_info().clone();
+        assert_eq!(info.format, ModelFormat::Optimum);
+        assert_eq!((info.kv_layout.as_str(), info.kv_dtype.as_str()), ("concat", "float32"));
+        assert_eq!((info.layers, info.kv_heads, info.head_size), (tiny::BLOCKS, tiny::KV_HEADS, tiny::HEAD_DIM));
+        assert_eq!((info.context_length, info.eos_token_ids.clone()), (tiny::CONTEXT, vec![tiny::EOS_ID]));
+
+        let prompt = engine.tokenize(TINY_PROMPT, true).unwrap();
+        let expected = reference_greedy(&gguf, &prompt, 10);
+        let fixed = GenerationSettings { ignore_eos: true, ..settings(10, &[]) };
+        let generation = engine.generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+        assert_eq!(
+            generation.output,
+            engine.tokenizer().decode(&expected, true).unwrap(),
+            "position_ids {position_ids}: greedy text differs from the reference"
+        );
+
+        let tokens: Vec<u32> = prompt.iter().chain(&expected).copied().collect();
+        let reference = reference_logits(&gguf, &tokens);
+        let (cached, full) = cached_and_full(&mut engine, &tokens);
+        for (position, ((cached, full), reference)) in cached.iter().zip(&full).zip(&reference).enumerate() {
+            let reference: Vec<f32> = reference.iter().map(|v| *v as f32).collect();
+            assert!(max_diff(cached, full) < 1e-4, "position {position}: cached vs full {}", max_diff(cached, full));
+            assert!(
+                max_diff(full, &reference) < 1e-3,
+                "position {position}: vs reference {}",
+                max_diff(full, &reference)
+            );
+        }
+    }
+}
+
+#[test]
+fn optimum_fp16_cache_and_logits_run_and_track_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_optimum_folder(dir.path(), 7, OptimumOptions { position_ids: true, fp16: true });
+    let gguf = GgufFile::open(dir.path().join("tiny.gguf")).unwrap();
+    let mut engine = load(&model);
+    let info = engine.model_info();
+    assert_eq!((info.kv_dtype.as_str(), info.logits_dtype.as_str()), ("float16", "float16"));
+    let tokens = engine.tokenize("the cat in the hat sat on the mat", true).unwrap();
+    let reference = reference_logits(&gguf, &tokens);
+    let (cached, full) = cached_and_full(&mut engine, &tokens);
+    for (position, ((cached, full), reference)) in cached.iter().zip(&full).zip(&reference).enumerate() {
+        let reference: Vec<f32> = reference.iter().map(|v| *v as f32).collect();
+        // Keys, values and logits rounded to fp16 (11-bit mantissa) on logits of magnitude ~1.
+        assert!(max_diff(cached, full) < 2e-2, "position {position}: cached vs full {}", max_diff(cached, full));
+        assert!(max_diff(full, &reference) < 3e-2, "position {position}: vs reference {}", max_diff(full, &reference));
+    }
+    let generation = engine.generate(&text(TINY_PROMPT), &settings(6, &[]), &mut |_| {}).unwrap();
+    assert!(generation.output_tokens > 0 || generation.finish == FinishReason::Eos);
+}
+
+#[test]
+fn genai_builder_names_come_from_genai_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let genai = write_genai_folder(dir.path(), 7, Precision::Int4);
+    let imported = dir.path().join("int4");
+    let mut engine = load(&genai);
+    let info = engine.model_info().clone();
+    assert_eq!(info.format, ModelFormat::GenaiBuilder);
+    assert_eq!(
+        (info.kv_layout.as_str(), info.io.past_key.as_str(), info.io.logits.as_str()),
+        ("shared_buffer", "past_key_%d", "lm_logits")
+    );
+    assert_eq!(info.precision, "unknown", "no runner.json, so no recorded precision");
+    let fixed = GenerationSettings { ignore_eos: true, ..settings(12, &[]) };
+    let renamed = engine.generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+    let original = load(&imported).generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+    assert_eq!(renamed.output, original.output);
+
+    // A pattern the graph does not have is named with the config file it came from.
+    let config_path = genai.join("genai_config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["model"]["decoder"]["outputs"]["present_value_names"] = serde_json::json!("present.%d.value");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let options = EngineOptions { model_dir: genai.clone(), ort_lib: None, intra_threads: Some(1) };
+    let message = Engine::load(&options).err().expect("a missing output must fail").to_string();
+    assert!(message.contains("present.0.value") && message.contains("genai_config.json"), "{message}");
+    assert!(message.contains("present_key_0"), "the graph's outputs are listed: {message}");
+}
+
+#[test]
+fn folders_runner_cannot_drive_say_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_optimum_folder(dir.path(), 3, OptimumOptions { position_ids: true, fp16: false });
+    let open_err = |dir: &Path| ModelFolder::open(dir).err().expect("must not open").to_string();
+    let config_path = model.join("config.json");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+
+    let mut broken = config.clone();
+    broken.as_object_mut().unwrap().remove("max_position_embeddings");
+    std::fs::write(&config_path, broken.to_string()).unwrap();
+    let message = open_err(&model);
+    assert!(message.contains("config.json") && message.contains("max_position_embeddings"), "{message}");
+
+    // More layers than the graph has: the first missing past input is named.
+    let mut broken = config.clone();
+    broken["num_hidden_layers"] = serde_json::json!(tiny::BLOCKS + 1);
+    std::fs::write(&config_path, broken.to_string()).unwrap();
+    let options = EngineOptions { model_dir: model.clone(), ort_lib: None, intra_threads: Some(1) };
+    quiet_ort_cache();
+    let message = Engine::load(&options).err().expect("must not load").to_string();
+    assert!(message.contains(&format!("past_key_values.{}.key", tiny::BLOCKS)), "{message}");
+
+    // Head counts that disagree with the graph's fixed dims.
+    let mut broken = config.clone();
+    broken["num_key_value_heads"] = serde_json::json!(tiny::KV_HEADS * 2);
+    std::fs::write(&config_path, broken.to_string()).unwrap();
+    let message = Engine::load(&options).err().expect("must not load").to_string();
+    assert!(message.contains("num_key_value_heads") && message.contains("past_key_values.0.key"), "{message}");
+
+    std::fs::remove_file(&config_path).unwrap();
+    let message = open_err(&model);
+    assert!(message.contains("model.onnx is there but neither config file is"), "{message}");
+}
+
+fn batch_prompts() -> Vec<Prompt> {
+    ["the cat", "in the hat the cat sat on a mat and then", "a", "the other one, on the hat"]
+        .iter()
+        .map(|p| text(p))
+        .collect()
+}
+
+/// Greedy generations of `prompts` one at a time and as one batch must be the same text.
+fn assert_batch_matches_single(
+    engine: &mut Engine,
+    prompts: &[Prompt],
+    settings: &GenerationSettings,
+) -> Vec<Generation> {
+    let single: Vec<Generation> = prompts.iter().map(|p| engine.generate(p, settings, &mut |_| {}).unwrap()).collect();
+    let batched = engine.generate_batch(prompts, settings).unwrap();
+    assert_eq!(batched.len(), prompts.len());
+    for (index, (one, many)) in single.iter().zip(&batched).enumerate() {
+        assert_eq!(one.output, many.output, "prompt {index}: batch output differs");
+        assert_eq!((one.output_tokens, one.finish), (many.output_tokens, many.finish), "prompt {index}");
+        assert_eq!(one.prompt_tokens, many.prompt_tokens);
+        // One timing per sampled token (an EOS is sampled too): the first is TTFT, the rest decode steps.
+        let sampled = many.output_tokens + usize::from(many.finish == FinishReason::Eos);
+        assert_eq!(many.timings.decode_steps.len() + 1, sampled, "prompt {index}");
+    }
+    batched
+}
+
+#[test]
+fn batches_of_four_give_the_single_prompt_greedy_text_on_every_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = tiny_model(dir.path(), Precision::Fp32);
+    let with_positions =
+        write_optimum_folder(&dir.path().join("a"), 7, OptimumOptions { position_ids: true, fp16: false });
+    let without_positions =
+        write_optimum_folder(&dir.path().join("b"), 7, OptimumOptions { position_ids: false, fp16: false });
+    let fixed = GenerationSettings { ignore_eos: true, ..settings(12, &[]) };
+    let prompts = batch_prompts();
+    for (model, expected_batch) in [(&imported, 4), (&with_positions, 4), (&without_positions, 1)] {
+        let mut engine = load(model);
+        let batched = assert_batch_matches_single(&mut engine, &prompts, &fixed);
+        // Without position ids, prompts of different lengths cannot share a batch.
+        assert!(batched.iter().all(|g| g.timings.batch_size == expected_batch), "{}", model.display());
+        assert!(batched.iter().all(|g| g.output_tokens == 12 && g.timings.ttft >= g.timings.prefill));
+    }
+    // The same model: equal prompts batch even without position ids.
+    let mut engine = load(&without_positions);
+    let same = vec![text("the cat"), text("a b c d"), text("the hat")];
+    let lengths: Vec<usize> =
+        same.iter().map(|p| engine.tokenize(&engine.render(p).unwrap(), true).unwrap().len()).collect();
+    let batched = assert_batch_matches_single(&mut engine, &same, &fixed);
+    for (generation, length) in batched.iter().zip(&lengths) {
+        let peers = lengths.iter().filter(|l| *l == length).count();
+        assert_eq!(generation.timings.batch_size, peers);
+    }
+}
+
+/// Rows stop on their own: an EOS or stop string ends one row while the others go on.
+#[test]
+fn batch_rows_stop_independently() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Fp32);
+    let prompts = batch_prompts();
+    let mut engine = load(&model);
+    let free = engine.generate_batch(&prompts, &GenerationSettings { ignore_eos: true, ..settings(16, &[]) }).unwrap();
+    // A stop string taken from the second row's output stops that row early, and only rows containing it.
+    let chars: Vec<char> = free[1].output.chars().collect();
+    let stop: String = chars[3..5].iter().collect();
+    let stopped = GenerationSettings { ignore_eos: true, ..settings(16, &[&stop]) };
+    let batched = assert_batch_matches_single(&mut engine, &prompts, &stopped);
+    assert_eq!(batched[1].finish, FinishReason::Stop);
+    for (free, stopped) in free.iter().zip(&batched) {
+        assert!(free.output.starts_with(&stopped.output));
+        assert_eq!(stopped.finish == FinishReason::Stop, free.output.contains(&stop));
+    }
+}
+
+#[test]
+fn continuation_logprobs_match_the_reference_forward_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = tiny_model(dir.path(), Precision::Fp32);
+    let optimum = write_optimum_folder(&dir.path().join("o"), 7, OptimumOptions { position_ids: true, fp16: false });
+    let gguf = GgufFile::open(dir.path().join("tiny.gguf")).unwrap();
+    for model in [&imported, &optimum] {
+        let mut engine = load(model);
+        let context = "the cat in the ";
+        let context_ids = engine.tokenize(context.trim_end(), true).unwrap();
+        let greedy = reference_greedy(&gguf, &context_ids, 3);
+        let greedy_text = engine.tokenizer().decode(&greedy, true).unwrap();
+        let continuations: Vec<String> =
+            vec!["hat".into(), "dog sat".into(), greedy_text.trim_start().to_string(), String::new()];
+        let scores = engine.continuation_logprobs(context, &continuations).unwrap();
+        assert_eq!(scores.len(), 4);
+        for (continuation, score) in continuations.iter().zip(&scores) {
+            let whole =
+                engine.tokenize(&format!("{}{}", context.trim_end(), format_args!(" {continuation}")), true).unwrap();
+            let continuation_ids =
+                if continuation.is_empty() { Vec::new() } else { whole[context_ids.len()..].to_vec() };
+            assert_eq!(score.token_count, continuation_ids.len(), "{continuation:?}");
+            let all: Vec<u32> = context_ids.iter().chain(&continuation_ids).copied().collect();
+            let reference = reference_logits(&gguf, &all);
+            let mut expected = 0.0;
+            for (offset, &token) in continuation_ids.iter().enumerate() {
+                let row = &reference[context_ids.len() - 1 + offset];
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                expected += row[token as usize] - lse;
+            }
+            assert!(
+                (score.logprob_sum - expected).abs() < 1e-3,
+                "{continuation:?}: {} vs {expected}",
+                score.logprob_sum
+            );
+        }
+        assert!(scores[0].logprob_sum < 0.0 && scores[3].logprob_sum == 0.0 && scores[3].token_count == 0);
+        assert!(scores[2].greedy_match, "the reference's greedy continuation must match: {greedy_text:?}");
+        assert!(!scores[1].greedy_match || !scores[0].greedy_match);
+    }
+}
+
+#[test]
+fn default_model_batch_of_four_matches_batch_of_one() {
+    let Some(gguf) = crate::testing::installed_default_gguf() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let int4 = dir.path().join("int4");
+    import_gguf(&gguf, &int4, &ImportOptions::default()).unwrap();
+    let mut engine = load(&int4);
+    let prompts: Vec<Prompt> = [
+        "What is 7 times 8?",
+        "Write a haiku about autumn leaves falling in a quiet park at dusk.",
+        "Name three primary colors.",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?",
+    ]
+    .iter()
+    .map(|q| Prompt::Chat(vec![ChatMessage { role: Role::User, content: q.to_string() }]))
+    .collect();
+    let batched = assert_batch_matches_single(&mut engine, &prompts, &settings(32, &[]));
+    for generation in &batched {
+        eprintln!("batch {}: {:?}", generation.timings.batch_size, generation.output);
+    }
 }

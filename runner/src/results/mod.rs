@@ -8,7 +8,7 @@ pub mod summary;
 pub mod table;
 pub mod writer;
 
-pub use record::{SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
+pub use record::{ChoiceRecord, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
 pub use stats::Distribution;
 pub use summary::{Aggregates, MetricSpec, MetricSummary, RunStatus, RunSummary};
 pub use writer::RunWriter;

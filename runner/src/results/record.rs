@@ -58,6 +58,17 @@ pub struct SampleTimings {
     pub prefill_tokens_per_s: Option<f64>,
 }
 
+/// One choice of a log-likelihood run: the continuation and how likely the model found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceRecord {
+    pub text: String,
+    /// Sum of the natural-log probabilities of its tokens.
+    pub logprob: f64,
+    pub tokens: u32,
+    /// Whether greedy decoding would have produced it.
+    pub greedy: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
     /// Position in the run, from 0.
@@ -75,6 +86,9 @@ pub struct SampleRecord {
     pub prompt_text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// The choices and their log-likelihoods, in log-likelihood runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<ChoiceRecord>>,
     /// The answer the scenario read from the output, when it extracts one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extracted: Option<String>,

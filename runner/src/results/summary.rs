@@ -44,6 +44,9 @@ pub struct DatasetRecord {
     pub shuffle_seed: Option<u64>,
     pub max_samples: Option<usize>,
     pub selected_ids: Vec<String>,
+    /// The subsets the run selected; empty for all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,19 @@ pub struct SettingsRecord {
     pub ignore_eos: bool,
     pub scenario_memory_bytes: usize,
     pub scenario_call_timeout_ms: u64,
+    /// Few-shot examples per prompt.
+    #[serde(default)]
+    pub few_shot: usize,
+    /// "generate" or "loglikelihood".
+    #[serde(default = "generate_scoring")]
+    pub scoring: String,
+    /// `--scenario-arg` settings, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenario_args: Vec<(String, String)>,
+}
+
+fn generate_scoring() -> String {
+    "generate".to_string()
 }
 
 fn no_repetition_penalty() -> f32 {
@@ -332,6 +348,7 @@ mod tests {
             prompt: None,
             prompt_text: None,
             output: Some("x".into()),
+            choices: None,
             extracted: None,
             metrics: accuracy.map(|a| BTreeMap::from([("accuracy".to_string(), a)])).unwrap_or_default(),
             finish: Some("eos".into()),
@@ -382,6 +399,9 @@ mod tests {
             ignore_eos: false,
             scenario_memory_bytes: 0,
             scenario_call_timeout_ms: 0,
+            few_shot: 0,
+            scoring: "generate".into(),
+            scenario_args: Vec::new(),
         };
         assert_eq!(settings.describe_generation(), "greedy, at most 256 new tokens");
         settings.temperature = 0.7;

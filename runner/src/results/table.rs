@@ -4,7 +4,7 @@
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::stats::Distribution;
-use super::summary::RunSummary;
+use super::summary::{MetricSummary, RunSummary};
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/run-summary.md.jinja");
 
@@ -84,6 +84,17 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         out.push('\n');
     }
 
+    if !r.subsets.is_empty() {
+        let rows = r
+            .subsets
+            .iter()
+            .flat_map(|(subset, metrics)| metrics.iter().map(move |(name, m)| (format!("{subset} · {name}"), m)));
+        out.push_str(&metrics_table("subset · metric", rows));
+    }
+    for (name, value) in &r.scenario_metrics {
+        out.push_str(&format!("{name} (scenario): {value:.4}\n"));
+    }
+
     let mut timing = Table::new();
     timing.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["timing", "mean ± σ", "p50", "p90", "p99"]);
     let rows: [(&str, &Option<Distribution>, usize); 6] = [
@@ -112,6 +123,29 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         out.push_str(&format!("Warning: {w}\n"));
     }
     out
+}
+
+/// A metric table: the declared figure (mean with its 95% interval, or the sum) and the count.
+pub fn metrics_table<'a>(label: &str, rows: impl Iterator<Item = (String, &'a MetricSummary)>) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![label, "value", "95% CI", "n"]);
+    for (name, m) in rows {
+        let arrow = if m.higher_is_better { "↑" } else { "↓" };
+        let (value, interval) = if m.aggregation == "sum" {
+            (format!("{:.4} (sum)", m.sum), String::from("–"))
+        } else {
+            (format!("{:.4}", m.mean), format!("[{:.4}, {:.4}]", m.ci95_low, m.ci95_high))
+        };
+        table.add_row(vec![
+            Cell::new(format!("{name} {arrow}")),
+            Cell::new(value).set_alignment(CellAlignment::Right),
+            Cell::new(interval),
+            Cell::new(m.count).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    let mut text = table.to_string();
+    text.push('\n');
+    text
 }
 
 /// The Markdown summary written beside the results. Undefined variables are errors, so a template that
