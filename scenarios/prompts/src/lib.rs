@@ -4,8 +4,8 @@
 //! with the default model's tokenizer, chat template excluded) of about 32 tokens (`short`), 512
 //! (`medium`, one ~380-word article and a question) and 2000 (`long`, four articles and a task); the
 //! categories are the subsets. Measured with SmolLM2-135M-Instruct, chat template included: short 48-57
-//! prompt tokens, medium 509-515, long 1790-1797. `--data` takes any JSONL/JSON/CSV with a `prompt` column and optional `id`,
-//! `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
+//! prompt tokens, medium 509-515, long 1790-1797. `--data` takes any JSONL/JSON/CSV with a `prompt` column
+//! and optional `id`, `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
 //! as plain text instead of a chat message (for base models).
 
 use std::cell::RefCell;
