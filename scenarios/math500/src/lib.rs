@@ -102,10 +102,7 @@ impl Guest for Math500 {
                 continue;
             }
             let answer = row.str("answer")?.trim().to_string();
-            let level = match row.opt_text("level")? {
-                Some(level) => level,
-                None => String::new(),
-            };
+            let level = row.opt_text("level")?.unwrap_or_default();
             samples.push(Sample {
                 id: row.id("unique_id")?,
                 subset: Some(subset),
