@@ -427,8 +427,9 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let scenario_load_started = Instant::now();
     let cache = opts.scenario_cache.then(ComponentCache::from_env);
     let scenario = prepare::load_scenario(&opts.scenario, opts.limits, cache.as_ref())?;
-    let meta = scenario.metadata().clone();
     let mut ready = prepare::configure(scenario, &opts.choices)?;
+    // After `configure`: a scenario's defaults may follow its options.
+    let meta = ready.scenario.metadata().clone();
     let dataset_started = Instant::now();
     let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
     if let Some((_, recorder)) = trace.as_mut() {

@@ -242,12 +242,19 @@ impl Scenario {
     /// Gives the scenario the user's options. They are kept and given again to every rebuilt instance.
     pub fn configure(&mut self, options: Options) -> Result<(), ScenarioError> {
         let mut instance = self.take_instance()?;
-        let result = instance.configure(&options, self.limits, &self.metadata.name);
-        if result.is_ok() {
-            self.options = Some(options);
-            self.instance = Some(instance);
-        }
-        result
+        instance.configure(&options, self.limits, &self.metadata.name)?;
+        self.options = Some(options);
+        self.instance = Some(instance);
+        // Asked again: defaults may follow the options (a task file's token budget and stop strings).
+        let metadata: Metadata = self.call("describe", |b, s| b.call_describe(s))?;
+        validate::metadata(&metadata).map_err(|message| ScenarioError::Malformed {
+            scenario: self.metadata.name.clone(),
+            function: "describe",
+            sample: None,
+            message: format!("its metadata after `configure` is malformed: {message}"),
+        })?;
+        self.metadata = metadata;
+        Ok(())
     }
 
     /// The dataset the scenario carries, used when the user gives none.
