@@ -21,10 +21,10 @@ use crate::engine::{
     ThinkMarkers, ThinkSplit, split_reasoning,
 };
 use crate::gpu_monitor::GpuMonitor;
+use crate::hub::{Hub, HubRef, RepoType};
 use crate::memory;
 use crate::paths;
 use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
-use crate::hub::{Hub, HubRef, RepoType};
 use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;

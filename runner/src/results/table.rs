@@ -4,9 +4,9 @@
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::stats::Distribution;
+use super::summary::{MetricSummary, RunSummary};
 use crate::memory::PeakScope;
 use crate::trace::TraceSummary;
-use super::summary::{MetricSummary, RunSummary};
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/run-summary.md.jinja");
 
