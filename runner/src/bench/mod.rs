@@ -63,11 +63,18 @@ pub enum BenchError {
     #[error("--model {dir}: {source}", dir = .dir.display())]
     Model { dir: PathBuf, source: ModelError },
     #[error("cannot load model {dir}: {source}", dir = .dir.display())]
-    Load { dir: PathBuf, source: EngineError },
+    Load { dir: PathBuf, source: Box<EngineError> },
     #[error(transparent)]
-    Engine(#[from] EngineError),
+    Engine(Box<EngineError>),
     #[error("{model} {test}: {source}")]
     Run { model: String, test: String, source: Box<BenchError> },
+}
+
+// Boxed: engine errors are large, and every bench function returns this type.
+impl From<EngineError> for BenchError {
+    fn from(error: EngineError) -> Self {
+        BenchError::Engine(Box::new(error))
+    }
 }
 
 /// How a configuration's engine is loaded: the one place execution provider options reach the engine.
@@ -157,7 +164,8 @@ impl LoadedEngine {
         memory::reset_peak();
         let started = Instant::now();
         let options = engine_options(&model.dir, configuration.ep, configuration.threads, ort_lib);
-        let engine = Engine::load(&options).map_err(|source| BenchError::Load { dir: model.dir.clone(), source })?;
+        let engine = Engine::load(&options)
+            .map_err(|source| BenchError::Load { dir: model.dir.clone(), source: Box::new(source) })?;
         Ok(LoadedEngine {
             key: configuration.engine_key(),
             engine,
