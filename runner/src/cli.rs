@@ -95,6 +95,10 @@ pub struct ExecArgs {
     /// Keep generating past EOS tokens, up to --max-new-tokens (fixed-length timing runs).
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Generate this many samples together as one batch (left/right padding as the model needs, each
+    /// sample stopping on its own); results stay one line per sample, in dataset order.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch_size: usize,
     /// Results folder (default: results/<time>-<scenario>-<model>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -496,6 +500,9 @@ fn run_exec(args: ExecArgs) -> Result<()> {
     if args.max_consecutive_failures == 0 {
         anyhow::bail!("--max-consecutive-failures must be at least 1");
     }
+    if args.batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
     // The engine's messages start with the setting's flag name.
     let sampling = Sampling::new(args.temperature, args.top_k, args.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let repetition_penalty = check_repetition_penalty(args.repetition_penalty).map_err(|e| anyhow::anyhow!("--{e}"))?;
@@ -524,6 +531,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         seed: args.seed,
         repetition_penalty,
         ignore_eos: args.ignore_eos,
+        batch_size: args.batch_size,
         out: args.out,
         ort_lib: args.ort_lib,
         threads: args.threads,

@@ -20,7 +20,7 @@ use crate::engine::{
     Engine, EngineOptions, Generation, GenerationSettings, MarkerSource, PromptOptions, ProviderOptions, Sampling,
     ThinkMarkers, ThinkSplit, split_reasoning,
 };
-use crate::gpu_monitor::GpuMonitor;
+use crate::gpu_monitor::{GpuMark, GpuMonitor};
 use crate::hub::{Hub, HubRef, RepoType};
 use crate::memory;
 use crate::paths;
@@ -37,7 +37,7 @@ use crate::results::{
 };
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::FewShot;
-use crate::scenario::{ChoiceLikelihood, ComponentCache, ModelOutput, Sample, ScenarioLimits, ScoredSample};
+use crate::scenario::{ChoiceLikelihood, ComponentCache, ModelOutput, Sample, Scenario, ScenarioLimits, ScoredSample};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 
 /// Everything `runner exec` can be told.
@@ -67,6 +67,8 @@ pub struct ExecOptions {
     pub repetition_penalty: f32,
     /// Generate `max_new_tokens` whatever EOS tokens come (stop strings still stop).
     pub ignore_eos: bool,
+    /// Samples generated together as one batch (1: one at a time); results stay one line per sample.
+    pub batch_size: usize,
     /// The results folder; `results/<time>-<scenario>-<model>` when absent.
     pub out: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
@@ -193,21 +195,33 @@ fn choice_likelihoods(
     Ok((context, likelihoods))
 }
 
-/// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure
-/// is recorded against the stage where it happened; nothing here ends the run.
-fn run_sample(
+/// A sample whose prompt is built, waiting for the model.
+struct PromptedSample {
+    record: SampleRecord,
+    started: Instant,
+    prompt_time: Duration,
+    /// The prompt as the model gets it (system prompt and plain-text options applied).
+    model_prompt: Prompt,
+    choices: Vec<String>,
+}
+
+/// What asking for a sample's prompt gave: the sample waiting for the model, or its finished record when the
+/// prompt failed (the failure recorded).
+enum Prompted {
+    Ready(PromptedSample),
+    Failed(SampleRecord),
+}
+
+/// Starts a sample's record and asks the scenario for its prompt.
+fn prompt_sample(
     index: usize,
     sample: &Sample,
     examples: &[Sample],
     ready: &mut ReadyScenario,
-    engine: &mut Engine,
-    settings: &GenerationSettings,
     probes: &mut SampleProbes,
-) -> SampleRecord {
+) -> Prompted {
     let loglikelihood = ready.scoring == ScoringMode::Loglikelihood;
-    let scenario = &mut ready.scenario;
     let started = Instant::now();
-    probes.peak_scope = Some(memory::reset_peak());
     let mut record = SampleRecord {
         index,
         id: sample.id.clone(),
@@ -234,47 +248,65 @@ fn run_sample(
         gpu: None,
         error: None,
     };
-    let fail = |record: &mut SampleRecord, stage, message: String| {
-        record.error = Some(SampleError { stage, message });
-    };
-
     let prompt_started = Instant::now();
-    let request = scenario.build_prompt(sample, examples, loglikelihood);
+    let request = ready.scenario.build_prompt(sample, examples, loglikelihood);
     let prompt_ended = Instant::now();
     let prompt_time = prompt_ended - prompt_started;
     record.timings.prompt_ms = ms(prompt_time);
     if let Some(trace) = probes.trace.as_deref_mut() {
         trace.span("build-prompt", "scenario", prompt_started, prompt_ended, serde_json::Value::Null);
     }
-    let request = match request {
+    match request {
         Err(e) => {
             fail(&mut record, Stage::Prompt, e.to_string());
-            return finish(record, started, probes);
+            Prompted::Failed(finish(record, started, probes))
         }
-        Ok(request) => request,
+        Ok(request) => {
+            let model_prompt = probes.prompt.apply(request.prompt.clone());
+            record.prompt = Some(request.prompt);
+            Prompted::Ready(PromptedSample { record, started, prompt_time, model_prompt, choices: request.choices })
+        }
+    }
+}
+
+fn fail(record: &mut SampleRecord, stage: Stage, message: String) {
+    record.error = Some(SampleError { stage, message });
+}
+
+/// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure is
+/// recorded against the stage where it happened; nothing here ends the run.
+fn run_sample(
+    index: usize,
+    sample: &Sample,
+    examples: &[Sample],
+    ready: &mut ReadyScenario,
+    engine: &mut Engine,
+    settings: &GenerationSettings,
+    probes: &mut SampleProbes,
+) -> SampleRecord {
+    probes.peak_scope = Some(memory::reset_peak());
+    let mut prompted = match prompt_sample(index, sample, examples, ready, probes) {
+        Prompted::Ready(prompted) => prompted,
+        Prompted::Failed(finished) => return finished,
     };
-    let model_prompt = probes.prompt.apply(request.prompt.clone());
-    record.prompt = Some(request.prompt);
-    let output = if loglikelihood {
+    let prompt_time = prompted.prompt_time;
+    let record = &mut prompted.record;
+    let output = if ready.scoring == ScoringMode::Loglikelihood {
         let generate_started = Instant::now();
-        let likelihoods = choice_likelihoods(engine, &model_prompt, &request.choices);
+        let likelihoods = choice_likelihoods(engine, &prompted.model_prompt, &prompted.choices);
         record.timings.generate_ms = ms(generate_started.elapsed());
         match likelihoods {
-            Err(e) => {
-                fail(&mut record, Stage::Generate, format!("{e:#}"));
-                return finish(record, started, probes);
-            }
+            Err(e) => Err(format!("{e:#}")),
             Ok((context, choices)) => {
                 record.prompt_text = Some(context);
                 record.choices = Some(
-                    request
-                        .choices
+                    std::mem::take(&mut prompted.choices)
                         .into_iter()
                         .zip(&choices)
                         .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
                         .collect(),
                 );
-                ModelOutput { text: String::new(), choices }
+                Ok(ModelOutput { text: String::new(), choices })
             }
         }
     } else {
@@ -283,55 +315,127 @@ fn run_sample(
         // alone, and this is the closest point outside it.
         let mut after_prefill: Option<(Instant, Option<u64>)> = None;
         let generation_started = Instant::now();
-        let generation = engine.generate(&model_prompt, settings, &mut |_| {
+        let generation = engine.generate(&prompted.model_prompt, settings, &mut |_| {
             if after_prefill.is_none() {
                 after_prefill = Some((Instant::now(), memory::current_rss_bytes()));
             }
         });
-        let generation_ended = Instant::now();
-        record.rss_after_generation_bytes = memory::current_rss_bytes();
         record.rss_after_prefill_bytes = after_prefill.and_then(|(_, rss)| rss);
-        match generation {
-            Err(e) => {
-                fail(&mut record, Stage::Generate, format!("{e:#}"));
-                return finish(record, started, probes);
+        if let (Some(trace), Some((at, rss))) = (probes.trace.as_deref_mut(), after_prefill) {
+            trace.memory(at, "after prefill", rss);
+        }
+        generation
+            .map_err(|e| format!("{e:#}"))
+            .map(|g| record_generation(record, g, prompt_time, generation_started, gpu_mark, engine, probes))
+    };
+    score_sample(prompted, sample, output, &mut ready.scenario, probes)
+}
+
+/// Runs samples as one batch of generations (log-likelihood runs go one at a time: they do not generate).
+/// A batch whose generation fails is retried one sample at a time, so the error lands on its sample. The
+/// samples of a batch share its prefill, decode steps, memory peak and GPU readings.
+fn run_batch(
+    samples: &[(usize, &Sample, Vec<Sample>)],
+    ready: &mut ReadyScenario,
+    engine: &mut Engine,
+    settings: &GenerationSettings,
+    probes: &mut SampleProbes,
+) -> Vec<SampleRecord> {
+    if samples.len() == 1 || ready.scoring == ScoringMode::Loglikelihood {
+        return samples
+            .iter()
+            .map(|(index, sample, examples)| run_sample(*index, sample, examples, ready, engine, settings, probes))
+            .collect();
+    }
+    probes.peak_scope = Some(memory::reset_peak());
+    let mut finished: Vec<SampleRecord> = Vec::new();
+    let mut waiting: Vec<(PromptedSample, &Sample)> = Vec::new();
+    for (index, sample, examples) in samples {
+        match prompt_sample(*index, sample, examples, ready, probes) {
+            Prompted::Ready(prompted) => waiting.push((prompted, sample)),
+            Prompted::Failed(record) => finished.push(record),
+        }
+    }
+    let prompts: Vec<Prompt> = waiting.iter().map(|(p, _)| p.model_prompt.clone()).collect();
+    let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
+    let generation_started = Instant::now();
+    let generations: Vec<Result<Generation, String>> = match engine.generate_batch(&prompts, settings) {
+        Ok(generations) => generations.into_iter().map(Ok).collect(),
+        Err(_) => {
+            prompts.iter().map(|p| engine.generate(p, settings, &mut |_| {}).map_err(|e| format!("{e:#}"))).collect()
+        }
+    };
+    for ((mut prompted, sample), generation) in waiting.into_iter().zip(generations) {
+        let output = generation.map(|g| {
+            let prompt_time = prompted.prompt_time;
+            record_generation(&mut prompted.record, g, prompt_time, generation_started, gpu_mark, engine, probes)
+        });
+        finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
+    }
+    finished.sort_by_key(|r| r.index);
+    finished
+}
+
+/// Records a generation in the sample's record (timings, tokens, trace, GPU, the reasoning split) and
+/// returns what the scenario scores: the answer after any thinking.
+fn record_generation(
+    record: &mut SampleRecord,
+    g: Generation,
+    prompt_time: Duration,
+    generation_started: Instant,
+    gpu_mark: Option<GpuMark>,
+    engine: &Engine,
+    probes: &mut SampleProbes,
+) -> ModelOutput {
+    let generation_ended = Instant::now();
+    record.rss_after_generation_bytes = memory::current_rss_bytes();
+    if let Some(trace) = probes.trace.as_deref_mut() {
+        let args = serde_json::json!({
+            "sample": record.index, "id": record.id, "prompt_tokens": g.prompt_tokens,
+            "output_tokens": g.output_tokens, "finish": g.finish, "batch_size": g.timings.batch_size,
+        });
+        trace.generation(generation_started, &g.timings, args);
+        trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
+    }
+    if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
+        record.gpu = gpu.generation(mark, g.output_tokens);
+    }
+    record.timings = sample_timings(prompt_time, &g);
+    record.prompt_tokens = Some(g.prompt_tokens);
+    record.output_tokens = Some(g.output_tokens);
+    record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
+    let answer = match probes.think {
+        None => g.output,
+        Some((markers, source)) => {
+            let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
+            if split.thinking.is_some() || *source != MarkerSource::Default {
+                let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
+                record.thinking_tokens = Some(thinking_tokens);
+                record.answer_tokens = Some(g.output_tokens - thinking_tokens);
             }
-            Ok(g) => {
-                if let Some(trace) = probes.trace.as_deref_mut() {
-                    let args = serde_json::json!({
-                        "sample": index, "id": sample.id, "prompt_tokens": g.prompt_tokens,
-                        "output_tokens": g.output_tokens, "finish": g.finish,
-                    });
-                    trace.generation(generation_started, &g.timings, args);
-                    if let Some((at, rss)) = after_prefill {
-                        trace.memory(at, "after prefill", rss);
-                    }
-                    trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
-                }
-                if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
-                    record.gpu = gpu.generation(mark, g.output_tokens);
-                }
-                record.timings = sample_timings(prompt_time, &g);
-                record.prompt_tokens = Some(g.prompt_tokens);
-                record.output_tokens = Some(g.output_tokens);
-                record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
-                let answer = match probes.think {
-                    None => g.output,
-                    Some((markers, source)) => {
-                        let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
-                        if split.thinking.is_some() || *source != MarkerSource::Default {
-                            let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
-                            record.thinking_tokens = Some(thinking_tokens);
-                            record.answer_tokens = Some(g.output_tokens - thinking_tokens);
-                        }
-                        record.thinking = split.thinking;
-                        record.thinking_unclosed = split.unclosed;
-                        split.answer
-                    }
-                };
-                record.prompt_text = Some(g.prompt_text);
-                ModelOutput { text: answer, choices: Vec::new() }
-            }
+            record.thinking = split.thinking;
+            record.thinking_unclosed = split.unclosed;
+            split.answer
+        }
+    };
+    record.prompt_text = Some(g.prompt_text);
+    ModelOutput { text: answer, choices: Vec::new() }
+}
+
+/// Scores the model's output (or records why there is none) and closes the sample's record.
+fn score_sample(
+    prompted: PromptedSample,
+    sample: &Sample,
+    output: Result<ModelOutput, String>,
+    scenario: &mut Scenario,
+    probes: &mut SampleProbes,
+) -> SampleRecord {
+    let PromptedSample { mut record, started, .. } = prompted;
+    let output = match output {
+        Ok(output) => output,
+        Err(message) => {
+            fail(&mut record, Stage::Generate, message);
+            return finish(record, started, probes);
         }
     };
     let score_started = Instant::now();
@@ -341,7 +445,7 @@ fn run_sample(
     if let Some(trace) = probes.trace.as_deref_mut() {
         trace.span("score", "scenario", score_started, score_ended, serde_json::Value::Null);
     }
-    if !loglikelihood {
+    if record.choices.is_none() {
         record.output = Some(output.text);
     }
     match score {
@@ -570,7 +674,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             seed: settings.seed,
             repetition_penalty: settings.repetition_penalty,
             ignore_eos: settings.ignore_eos,
-            batch_size: 1,
+            batch_size: opts.batch_size.max(1),
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
             system_prompt: opts.prompt.system_prompt.clone(),
@@ -602,12 +706,19 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut records = Vec::with_capacity(selection.len());
     let mut consecutive_failures = 0;
     let mut correct_so_far = (0.0, 0usize);
-    for (index, &sample_index) in selection.iter().enumerate() {
-        let sample = &dataset.samples[sample_index];
-        let examples: Vec<Sample> = few_shot
-            .examples(&dataset.samples, sample_index, ready.few_shot)
-            .into_iter()
-            .map(|i| dataset.samples[i].clone())
+    let batch_size = opts.batch_size.max(1);
+    let order: Vec<(usize, usize)> = selection.iter().copied().enumerate().collect();
+    'batches: for chunk in order.chunks(batch_size) {
+        let batch: Vec<(usize, &Sample, Vec<Sample>)> = chunk
+            .iter()
+            .map(|&(index, sample_index)| {
+                let examples: Vec<Sample> = few_shot
+                    .examples(&dataset.samples, sample_index, ready.few_shot)
+                    .into_iter()
+                    .map(|i| dataset.samples[i].clone())
+                    .collect();
+                (index, &dataset.samples[sample_index], examples)
+            })
             .collect();
         let mut probes = SampleProbes {
             prompt: &opts.prompt,
@@ -616,38 +727,43 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             gpu: gpu.as_mut(),
             peak_scope: None,
         };
-        let record = run_sample(index, sample, &examples, &mut ready, &mut engine, &settings, &mut probes);
+        let batch_records = run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
         // One sample the kernel refused the reset makes the run's peaks cumulative.
         if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
             summary.memory.peak_scope = probes.peak_scope;
         }
-        writer.append(&record)?;
-        if let Some(error) = &record.error {
-            consecutive_failures += 1;
-            bar.suspend(|| {
-                eprintln!("Sample {} ({}) failed during {:?}: {}", index, record.id, error.stage, error.message)
-            });
-        } else {
-            consecutive_failures = 0;
-        }
-        if let Some(first) = meta.metrics.first().and_then(|m| record.metrics.get(&m.name)) {
-            correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
-        }
-        let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
-        if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
-            bar.set_message(format!("{} {:.3}{tps}", first.name, correct_so_far.0 / correct_so_far.1 as f64));
-        }
-        bar.inc(1);
-        records.push(record);
-        if consecutive_failures >= opts.max_consecutive_failures {
-            summary.status = RunStatus::Aborted;
-            summary.abort_reason = Some(format!(
-                "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
-                 the last error: {}",
-                opts.max_consecutive_failures,
-                records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
-            ));
-            break;
+        for record in batch_records {
+            writer.append(&record)?;
+            if let Some(error) = &record.error {
+                consecutive_failures += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "Sample {} ({}) failed during {:?}: {}",
+                        record.index, record.id, error.stage, error.message
+                    )
+                });
+            } else {
+                consecutive_failures = 0;
+            }
+            if let Some(first) = meta.metrics.first().and_then(|m| record.metrics.get(&m.name)) {
+                correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
+            }
+            let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
+            if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
+                bar.set_message(format!("{} {:.3}{tps}", first.name, correct_so_far.0 / correct_so_far.1 as f64));
+            }
+            bar.inc(1);
+            records.push(record);
+            if consecutive_failures >= opts.max_consecutive_failures {
+                summary.status = RunStatus::Aborted;
+                summary.abort_reason = Some(format!(
+                    "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
+                     the last error: {}",
+                    opts.max_consecutive_failures,
+                    records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
+                ));
+                break 'batches;
+            }
         }
     }
     bar.finish_and_clear();

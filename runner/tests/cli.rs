@@ -160,6 +160,9 @@ fn bad_flags_are_named() {
     let (out, _, stderr) = run(runner().args(["exec", "x.wasm", "--scenario-timeout", "0"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--scenario-timeout"), "{stderr}");
+    let (out, _, stderr) = run(runner().args(["exec", "x.wasm", "--batch-size", "0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--batch-size must be at least 1"), "{stderr}");
     // Sampling settings out of range fail before anything loads, naming the flag and the value.
     for (flag, value) in [("--top-p", "1.5"), ("--temperature", "-0.5"), ("--repetition-penalty", "0")] {
         let (out, _, stderr) = run(runner().args(["exec", "x.wasm", &format!("{flag}={value}")]));
@@ -393,6 +396,66 @@ fn lora_import_adapter_init_info_and_exec_with_adapter() {
         .args(["--lora-targets", "q_proj,qkv_proj"]));
     assert!(!out.status.success());
     assert!(stderr.contains("--lora-targets") && stderr.contains("qkv_proj"), "{stderr}");
+}
+
+/// `--batch-size 4` gives every sample the output it gets alone, one line per sample in dataset order.
+#[test]
+fn batched_exec_keeps_per_sample_results_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    runner::testing::write_tiny_llama_gguf(&gguf, 7);
+    // Accuracy level 0: float activations, so batched and single-row kernels round alike.
+    let model = dir.path().join("model");
+    let (out, _, stderr) =
+        run(runner().arg("import").arg(&gguf).arg("--out").arg(&model).args(["--accuracy-level", "0"]));
+    assert!(out.status.success(), "{stderr}");
+    let data = dir.path().join("questions.jsonl");
+    let rows: Vec<String> = (1..=6)
+        .map(|i| {
+            format!("{{\"question\": \"What is {i} plus {}{}?\", \"answer\": \"#### {}\"}}", i * 7, "0".repeat(i), i)
+        })
+        .collect();
+    std::fs::write(&data, rows.join("\n")).unwrap();
+    let mut samples = Vec::new();
+    for batch in ["1", "4"] {
+        let results = dir.path().join(format!("run-{batch}"));
+        let (out, stdout, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model)
+            .arg("--data")
+            .arg(&data)
+            .args(["--max-new-tokens", "10", "--batch-size", batch, "--out"])
+            .arg(&results));
+        assert!(out.status.success(), "batch {batch}:\n{stdout}\n{stderr}");
+        assert_eq!(read_summary(&results).settings.batch_size, batch.parse::<usize>().unwrap());
+        samples.push(read_samples(&results).unwrap());
+    }
+    assert_eq!(samples[1].len(), 6);
+    for (one, four) in samples[0].iter().zip(&samples[1]) {
+        assert_eq!((one.index, &one.id), (four.index, &four.id));
+        assert_eq!(one.output, four.output, "sample {}", one.index);
+        assert_eq!(one.prompt_tokens, four.prompt_tokens);
+        assert_eq!(four.status, SampleStatus::Ok);
+    }
+}
+
+/// A scenario fault inside a batch fails that sample only.
+#[test]
+fn faults_inside_a_batch_fail_their_sample_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("commands.txt");
+    std::fs::write(&data, "hello\ntrap\nhello again\nfail\nhello\n").unwrap();
+    let results = dir.path().join("run");
+    let (out, stdout, stderr) = run(exec_on_tiny(scenario_artifacts::FAULTY)
+        .arg("--data")
+        .arg(&data)
+        .args(["--batch-size", "3", "--out"])
+        .arg(&results));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let samples = read_samples(&results).unwrap();
+    let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    let statuses: Vec<SampleStatus> = samples.iter().map(|s| s.status).collect();
+    use SampleStatus::{Failed, Ok};
+    assert_eq!(statuses, [Ok, Failed, Ok, Failed, Ok]);
 }
 
 /// `--model hf:OWNER/REPO/SUBFOLDER` resolves from the standard HF cache offline; an uncached one says

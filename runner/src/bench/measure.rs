@@ -10,9 +10,6 @@ use super::plan::Configuration;
 use crate::engine::{Engine, Generation, GenerationSettings, Sampling};
 use crate::memory;
 
-/// The largest batch size [`generate`] can run; raise it with the match arm that runs larger batches.
-pub const MAX_BATCH_SIZE: usize = 1;
-
 /// What one measured run gave.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Repetition {
@@ -61,7 +58,7 @@ fn generate(
 ) -> Result<Vec<Generation>, BenchError> {
     match batch_size {
         1 => Ok(vec![engine.generate_from_tokens(prompt, settings)?]),
-        _ => Err(BenchError::BatchNotYet { batch_size }),
+        _ => Ok(engine.generate_batch_from_tokens(&vec![prompt.to_vec(); batch_size], settings)?),
     }
 }
 

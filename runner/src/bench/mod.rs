@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub use measure::{MAX_BATCH_SIZE, Repetition};
+pub use measure::Repetition;
 pub use options::{
     BenchOptions, DEFAULT_GEN_TOKENS, DEFAULT_PROMPT_TOKENS, DEFAULT_REPETITIONS, DEFAULT_WARMUP, Ep, PromptPreset,
 };
@@ -40,11 +40,6 @@ pub enum BenchError {
     EmptyList { flag: &'static str },
     #[error("{flag} must be at least 1")]
     Zero { flag: &'static str },
-    #[error(
-        "-b/--batch-size {batch_size}: batch sizes above {MAX_BATCH_SIZE} are not supported by runner bench yet \
-         (batched generation is not in the engine yet); use -b 1"
-    )]
-    BatchNotYet { batch_size: usize },
     #[error(
         "-p/--prompt-tokens {prompt} with -n/--gen-tokens {generated} needs {total} positions, but {model} has a \
          context of {context} tokens; lower -p (or --prompt-preset) or -n",

@@ -225,6 +225,31 @@ impl Engine {
     ) -> Result<Vec<Generation>, EngineError> {
         let start = Instant::now();
         let rows = prompts.iter().map(|p| self.prepare(p)).collect::<Result<Vec<_>, _>>()?;
+        self.generate_rows(rows, settings, start)
+    }
+
+    /// [`Engine::generate_batch`] for prompts given as token ids (the batched runs of `runner bench`).
+    pub fn generate_batch_from_tokens(
+        &mut self,
+        prompts: &[Vec<u32>],
+        settings: &GenerationSettings,
+    ) -> Result<Vec<Generation>, EngineError> {
+        let start = Instant::now();
+        let rows = prompts
+            .iter()
+            .map(|ids| self.check_prompt(String::new(), ids.clone(), Duration::ZERO, Duration::ZERO))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.generate_rows(rows, settings, start)
+    }
+
+    /// Runs prepared rows as batches the model can pad exactly, and returns their generations in row order.
+    fn generate_rows(
+        &mut self,
+        rows: Vec<PreparedPrompt>,
+        settings: &GenerationSettings,
+        start: Instant,
+    ) -> Result<Vec<Generation>, EngineError> {
+        let count = rows.len();
         let exact_padding = self.session.layout == KvLayout::SharedBuffer || self.session.feeds_position_ids();
         let groups: Vec<Vec<usize>> = if exact_padding {
             vec![(0..rows.len()).collect()]
@@ -239,7 +264,7 @@ impl Engine {
             groups
         };
         let mut slots: Vec<Option<PreparedPrompt>> = rows.into_iter().map(Some).collect();
-        let mut results: Vec<Option<Generation>> = (0..prompts.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Generation>> = (0..count).map(|_| None).collect();
         for group in groups {
             let batch: Vec<PreparedPrompt> = group.iter().filter_map(|&i| slots[i].take()).collect();
             if batch.is_empty() {
