@@ -149,6 +149,25 @@ pub struct ExecArgs {
     /// (`runner import --lora-targets`).
     #[arg(long, value_name = "FILE")]
     pub adapter: Option<PathBuf>,
+    /// Continue the run in --out DIR after it was interrupted (killed, power loss, full disk): its finished
+    /// samples are kept and never run twice, a half-written last line is dropped (and reported), the rest
+    /// run. Refused, naming what differs, when the configuration is not the one the folder was started
+    /// with. A folder that does not exist or holds no samples starts the run.
+    #[arg(long, help_heading = "Results")]
+    pub resume: bool,
+    /// Run this many samples first (the selection's first ones) through the whole pipeline and discard
+    /// them, so caches and the allocator are warm when measuring starts.
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Results")]
+    pub warmup: usize,
+    /// Run the selection R times; each sample line records its `repetition` (0..R). Quality metrics are
+    /// computed over repetition 0 only (each sample counts once); timing, token and memory distributions use
+    /// every repetition.
+    #[arg(long, value_name = "R", default_value_t = 1, value_parser = positive(), help_heading = "Results")]
+    pub repeat: usize,
+    /// Also put each sample's prompt (as the model saw it), output, reference and extracted answer in
+    /// samples.csv (by default it holds metrics, token counts, timings and errors only).
+    #[arg(long, help_heading = "Results")]
+    pub csv_text: bool,
 }
 
 /// Execution provider and session flags, shared by the commands that run a model.
@@ -545,6 +564,10 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
         gpu_device,
         adapter: args.adapter,
+        resume: args.resume,
+        warmup: args.warmup,
+        repeat: args.repeat,
+        csv_text: args.csv_text,
     };
     let outcome = exec(&opts)?;
     print!("{}", render_terminal(&outcome.summary));

@@ -133,6 +133,7 @@ fn score_one(scenario: &mut crate::scenario::Scenario, index: usize, sample: &Sa
     let score = scenario.score_text(sample, output);
     let mut record = SampleRecord {
         index,
+        repetition: 0,
         id: sample.id.clone(),
         subset: sample.subset.clone(),
         status: SampleStatus::Failed,

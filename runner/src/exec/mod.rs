@@ -6,9 +6,10 @@
 //! This module owns the run: its options, setup (scenario, dataset, model, adapter, GPU monitor, trace),
 //! the loop over batches with its progress bar and failure limit, and the closing summary.
 
+pub mod resume;
 mod sample;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,9 +25,11 @@ use crate::paths;
 use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
+use crate::results::csv;
 use crate::results::summary::{
     DatasetRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
 };
+use crate::results::writer::{SAMPLES_FILE, WriterError, scan_samples};
 use crate::results::{Aggregates, RunStatus, RunSummary, RunWriter, SampleRecord, SampleStatus};
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::FewShot;
@@ -85,6 +88,15 @@ pub struct ExecOptions {
     pub gpu_device: u32,
     /// A LoRA adapter file applied to every sample.
     pub adapter: Option<PathBuf>,
+    /// Continue the run in `out`: keep its finished samples, run the rest (same configuration only). A folder
+    /// that does not exist or holds no samples starts the run fresh.
+    pub resume: bool,
+    /// Samples run first through the whole pipeline and discarded (caches, allocator and CPU warm up).
+    pub warmup: usize,
+    /// Passes over the selection (at least 1); records carry their `repetition`.
+    pub repeat: usize,
+    /// Put prompts, outputs, references and extracted answers in `samples.csv` too.
+    pub csv_text: bool,
 }
 
 /// A finished (or aborted) run.
@@ -227,6 +239,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         };
         bail!("model folder {} does not exist: {hint}", model_dir.display());
     }
+    let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
+    if opts.resume && opts.out.is_none() {
+        bail!("--resume needs --out DIR: the results folder of the run to continue");
+    }
+    if !opts.resume && out_dir.join(SAMPLES_FILE).exists() {
+        // Refused before the model loads; `RunWriter::create` checks again.
+        return Err(WriterError::Exists(out_dir).into());
+    }
     let mut memory_record = MemoryRecord { before_load_bytes: memory::current_rss_bytes(), ..Default::default() };
     let model_load_started = Instant::now();
     let mut engine = Engine::load(&EngineOptions {
@@ -288,9 +308,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         ignore_eos: opts.ignore_eos,
     };
 
-    let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
-    let mut writer = RunWriter::create(&out_dir)?;
     let specs = metric_specs(&meta.metrics);
+    let repeat = opts.repeat.max(1);
 
     let mut summary = RunSummary {
         status: RunStatus::Running,
@@ -353,39 +372,83 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
                 ScoringMode::Loglikelihood => "loglikelihood".to_string(),
             },
             scenario_args: opts.choices.args.clone(),
+            warmup: opts.warmup,
+            repeat,
         },
         adapter: adapter.as_ref().map(|a| a.info.clone()),
         host: HostInfo::detect(),
+        fingerprint: String::new(),
+        resumed_at: Vec::new(),
         load_average_start,
         load_average_end: None,
         memory: memory_record,
         gpu: None,
         results: Aggregates::default(),
     };
-    let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
+    summary.fingerprint = resume::fingerprint(&summary);
+    let (mut writer, mut records) = open_results(opts, &out_dir, &mut summary, repeat)?;
+    let done: BTreeSet<(usize, usize)> = records.iter().map(|r| (r.repetition, r.index)).collect();
+    if !records.is_empty() {
+        summary.results = aggregate(&records, &specs, &mut ready);
+    }
     writer.write_summary(&summary)?;
+    if opts.resume {
+        // The kept samples' table, before anything else is written.
+        csv::write(&out_dir, &sorted(&records), opts.csv_text)?;
+    }
+    let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
     if dataset.source == "embedded" {
         eprintln!("Using the scenario's {}; pass --data FILE for a real dataset.", dataset.label);
     }
 
-    let bar = progress_bar(selection.len(), opts.progress);
-    let mut records = Vec::with_capacity(selection.len());
-    let mut consecutive_failures = 0;
-    let mut correct_so_far = (0.0, 0usize);
     let batch_size = opts.batch_size.max(1);
-    let order: Vec<(usize, usize)> = selection.iter().copied().enumerate().collect();
-    'batches: for chunk in order.chunks(batch_size) {
-        let batch: Vec<(usize, &Sample, Vec<Sample>)> = chunk
+    let few_shot_count = ready.few_shot;
+    let prepare_batch = |chunk: &[(usize, usize)]| -> Vec<(usize, &Sample, Vec<Sample>)> {
+        chunk
             .iter()
             .map(|&(index, sample_index)| {
                 let examples: Vec<Sample> = few_shot
-                    .examples(&dataset.samples, sample_index, ready.few_shot)
+                    .examples(&dataset.samples, sample_index, few_shot_count)
                     .into_iter()
                     .map(|i| dataset.samples[i].clone())
                     .collect();
                 (index, &dataset.samples[sample_index], examples)
             })
-            .collect();
+            .collect()
+    };
+    let bar = progress_bar(selection.len() * repeat, opts.progress);
+    bar.set_position(records.len() as u64);
+    if opts.warmup > 0 && !selection.is_empty() {
+        bar.set_message(format!("warming up on {} samples (not recorded)", opts.warmup));
+        // The selection's first samples, round again when it is shorter than the warm-up.
+        let warmup: Vec<(usize, usize)> = selection.iter().copied().enumerate().cycle().take(opts.warmup).collect();
+        for chunk in warmup.chunks(batch_size) {
+            let batch = prepare_batch(chunk);
+            // No trace and no GPU readings: warm-up is not part of the measurement.
+            let mut probes =
+                SampleProbes { prompt: &opts.prompt, think: think.as_ref(), trace: None, gpu: None, peak_scope: None };
+            run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
+        }
+        bar.set_message("");
+    }
+    let mut consecutive_failures = 0;
+    let first_metric = meta.metrics.first().map(|m| m.name.as_str());
+    let mut correct_so_far = records
+        .iter()
+        .filter(|r| r.repetition == 0)
+        .filter_map(|r| first_metric.and_then(|m| r.metrics.get(m)))
+        .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+    // Batches never span two repetitions, so each repetition is batched as an uninterrupted run batches it
+    // (a resumed run only differs where its interruption split a batch).
+    let work: Vec<Vec<(usize, usize)>> = (0..repeat)
+        .map(|repetition| {
+            selection.iter().copied().enumerate().filter(|(index, _)| !done.contains(&(repetition, *index))).collect()
+        })
+        .collect();
+    'batches: for (repetition, chunk) in
+        work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)))
+    {
+        let batch = prepare_batch(chunk);
         let mut probes = SampleProbes {
             prompt: &opts.prompt,
             think: think.as_ref(),
@@ -393,13 +456,25 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             gpu: gpu.as_mut(),
             peak_scope: None,
         };
-        let batch_records = run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
+        let mut batch_records = run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
+        batch_records.iter_mut().for_each(|r| r.repetition = repetition);
         // One sample the kernel refused the reset makes the run's peaks cumulative.
         if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
             summary.memory.peak_scope = probes.peak_scope;
         }
         for record in batch_records {
-            writer.append(&record)?;
+            if let Err(e) = writer.append(&record) {
+                // Stop at once, with a summary of exactly what the file holds.
+                bar.finish_and_clear();
+                summary.status = RunStatus::Aborted;
+                summary.abort_reason = Some(e.to_string());
+                let closed = close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, started);
+                let error = anyhow::Error::new(e);
+                return Err(match closed {
+                    Ok(()) => error,
+                    Err(also) => error.context(format!("the summary could not be written either: {also:#}")),
+                });
+            }
             if let Some(error) = &record.error {
                 consecutive_failures += 1;
                 bar.suspend(|| {
@@ -411,7 +486,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             } else {
                 consecutive_failures = 0;
             }
-            if let Some(first) = meta.metrics.first().and_then(|m| record.metrics.get(&m.name)) {
+            if let Some(first) = first_metric.and_then(|m| record.metrics.get(m)).filter(|_| record.repetition == 0) {
                 correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
             }
             let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
@@ -437,27 +512,95 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     if summary.status == RunStatus::Running {
         summary.status = RunStatus::Complete;
     }
-    summary.results = Aggregates::from_records(&records, &specs);
-    match scenario_aggregate(&mut ready, &records) {
-        Ok(metrics) => summary.results.scenario_metrics = metrics,
-        Err(e) => {
-            eprintln!("The scenario's own aggregate failed: {e}");
-            summary.results.warnings.push(format!("the scenario's `aggregate` failed: {e}"));
-        }
-    }
-    // The run's peak includes loading the model, which can briefly need more than any sample.
-    summary.results.peak_rss_bytes = summary.results.peak_rss_bytes.max(summary.memory.peak_after_load_bytes);
     summary.gpu = gpu.and_then(GpuMonitor::finish);
-    summary.finished_at = Some(timestamp(SystemTime::now()));
-    summary.wall_seconds = started.elapsed().as_secs_f64();
-    summary.load_average_end = provenance::load_average();
-    writer.write_summary(&summary)?;
-    writer.write_markdown(&crate::results::table::render_markdown(&summary)?)?;
+    close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, started)?;
     let trace = match trace {
         Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
         None => None,
     };
     Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary, trace })
+}
+
+/// Opens the results folder: a new one, or with `--resume` the run already there, checked against this
+/// run's configuration (refused when it differs), its torn last line cut away and reported. Returns the
+/// writer and the samples kept.
+fn open_results(
+    opts: &ExecOptions,
+    out_dir: &Path,
+    summary: &mut RunSummary,
+    repeat: usize,
+) -> Result<(RunWriter, Vec<SampleRecord>)> {
+    if !opts.resume {
+        return Ok((RunWriter::create(out_dir)?, Vec::new()));
+    }
+    // Checked before anything in the folder changes: a refused resume leaves it as it was.
+    let scan = scan_samples(out_dir)?;
+    if !scan.records.is_empty() {
+        let stored = resume::check_configuration(out_dir, summary)?;
+        resume::finished_samples(out_dir, &scan.records, &summary.dataset.selected_ids, repeat)?;
+        summary.resumed_at = stored.resumed_at;
+        summary.resumed_at.push(std::mem::replace(&mut summary.started_at, stored.started_at));
+    }
+    let (writer, existing) = RunWriter::resume(out_dir)?;
+    if let Some(torn) = &existing.torn_tail {
+        eprintln!("Warning: {torn}");
+    }
+    if !existing.records.is_empty() {
+        let total = summary.dataset.selected * repeat;
+        eprintln!(
+            "Resuming {}: {} finished samples kept, {} to run.",
+            out_dir.display(),
+            existing.records.len(),
+            total.saturating_sub(existing.records.len())
+        );
+    }
+    Ok((writer, existing.records))
+}
+
+/// The host's aggregates over `records` (quality over the first repetition, timings over all) and the
+/// scenario's own; a failing scenario aggregate becomes a warning.
+fn aggregate(records: &[SampleRecord], specs: &BTreeMap<String, MetricSpec>, ready: &mut ReadyScenario) -> Aggregates {
+    let mut results = Aggregates::from_records(records, specs);
+    let first_pass: Vec<SampleRecord> = records.iter().filter(|r| r.repetition == 0).cloned().collect();
+    match scenario_aggregate(ready, &first_pass) {
+        Ok(metrics) => results.scenario_metrics = metrics,
+        Err(e) => results.warnings.push(format!("the scenario's `aggregate` failed: {e}")),
+    }
+    results
+}
+
+/// Records in (repetition, index) order.
+fn sorted(records: &[SampleRecord]) -> Vec<SampleRecord> {
+    let mut sorted = records.to_vec();
+    sorted.sort_by_key(|r| (r.repetition, r.index));
+    sorted
+}
+
+/// Writes the run's closing summary (JSON and Markdown) over `records`, which are exactly what
+/// `samples.jsonl` holds, and rebuilds `samples.csv` from `samples.jsonl`.
+fn close_run(
+    opts: &ExecOptions,
+    writer: &RunWriter,
+    summary: &mut RunSummary,
+    records: &[SampleRecord],
+    specs: &BTreeMap<String, MetricSpec>,
+    ready: &mut ReadyScenario,
+    started: Instant,
+) -> Result<()> {
+    summary.results = aggregate(records, specs, ready);
+    if let Some(warning) = summary.results.warnings.iter().find(|w| w.starts_with("the scenario's `aggregate`")) {
+        eprintln!("Warning: {warning}");
+    }
+    // The run's peak includes loading the model, which can briefly need more than any sample.
+    summary.results.peak_rss_bytes = summary.results.peak_rss_bytes.max(summary.memory.peak_after_load_bytes);
+    summary.finished_at = Some(timestamp(SystemTime::now()));
+    summary.wall_seconds = started.elapsed().as_secs_f64();
+    summary.load_average_end = provenance::load_average();
+    writer.write_summary(summary)?;
+    writer.write_markdown(&crate::results::table::render_markdown(summary)?)?;
+    let written = scan_samples(writer.dir())?;
+    csv::write(writer.dir(), &sorted(&written.records), opts.csv_text)?;
+    Ok(())
 }
 
 /// Where ONNX Runtime writes its profile for `--trace FILE`: beside FILE, merged into it and removed at the end.

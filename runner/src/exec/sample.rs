@@ -105,6 +105,7 @@ fn prompt_sample(
     let started = Instant::now();
     let mut record = SampleRecord {
         index,
+        repetition: 0,
         id: sample.id.clone(),
         subset: sample.subset.clone(),
         status: SampleStatus::Failed,

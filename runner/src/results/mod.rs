@@ -1,7 +1,8 @@
 //! What a run measured, written so nothing finished is ever lost: per-sample records appended to
 //! `samples.jsonl` as samples finish, a `summary.json` with provenance and aggregates, a Markdown summary,
-//! and the terminal table.
+//! `samples.csv` for spreadsheets, and the terminal table.
 
+pub mod csv;
 pub mod record;
 pub mod stats;
 pub mod summary;

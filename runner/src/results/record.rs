@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::gpu_monitor::GenerationGpu;
 use crate::prompt::Prompt;
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SampleStatus {
@@ -76,8 +80,11 @@ pub struct ChoiceRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
-    /// Position in the run, from 0.
+    /// Position in the run's selection, from 0.
     pub index: usize,
+    /// Which pass over the selection this is (`--repeat`), from 0; absent in the file for the first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repetition: usize,
     pub id: String,
     /// The sample's subset (MMLU subject, LongBench task...), when the dataset has subsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]

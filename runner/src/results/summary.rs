@@ -120,6 +120,24 @@ pub struct SettingsRecord {
     /// `--scenario-arg` settings, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenario_args: Vec<(String, String)>,
+    /// Samples run through the whole pipeline before the measured ones and discarded (`--warmup`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup: usize,
+    /// Passes over the selection (`--repeat`): quality metrics are over the first, timings over all.
+    #[serde(default = "one_repetition", skip_serializing_if = "is_one")]
+    pub repeat: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn one_repetition() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn generate_scoring() -> String {
@@ -300,9 +318,13 @@ fn summarise_metrics<'a>(
 }
 
 impl Aggregates {
-    /// `specs` tells, per metric name, how the scenario declared it.
+    /// `specs` tells, per metric name, how the scenario declared it. Quality (metrics, subsets) is over the
+    /// first repetition only, so a sample counts once however often `--repeat` ran it; timings, tokens and
+    /// memory are over every repetition.
     pub fn from_records(records: &[SampleRecord], specs: &BTreeMap<String, MetricSpec>) -> Self {
-        let ok: Vec<&SampleRecord> = records.iter().filter(|r| r.status == SampleStatus::Ok).collect();
+        let ok: Vec<&SampleRecord> =
+            records.iter().filter(|r| r.status == SampleStatus::Ok && r.repetition == 0).collect();
+        let ok_all = records.iter().filter(|r| r.status == SampleStatus::Ok).count();
         let generated: Vec<&SampleRecord> = records.iter().filter(|r| r.output_tokens.is_some()).collect();
         let collect =
             |f: &dyn Fn(&SampleRecord) -> Option<f64>| -> Vec<f64> { generated.iter().filter_map(|r| f(r)).collect() };
@@ -343,8 +365,8 @@ impl Aggregates {
 
         Self {
             samples: records.len(),
-            succeeded: ok.len(),
-            failed: records.len() - ok.len(),
+            succeeded: ok_all,
+            failed: records.len() - ok_all,
             metrics,
             e2e_ms: Distribution::of(&e2e),
             ttft_ms: Distribution::of(&ttft),
@@ -392,6 +414,13 @@ pub struct RunSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<crate::lora::AdapterInfo>,
     pub host: HostInfo,
+    /// sha256 over what defines the run (scenario, model, dataset selection, settings, runtime, adapter): a
+    /// run is only resumed under the same fingerprint. Empty in summaries written before fingerprints.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// When the run was continued with `--resume` (`started_at` stays the first start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_at: Vec<String>,
     /// Load average (1 minute) when the run started and ended: a busy machine explains slow numbers.
     pub load_average_start: Option<f64>,
     pub load_average_end: Option<f64>,
@@ -425,6 +454,7 @@ mod tests {
     fn record(index: usize, accuracy: Option<f64>, itl: Vec<f64>) -> SampleRecord {
         SampleRecord {
             index,
+            repetition: 0,
             id: format!("s{index}"),
             subset: None,
             status: if accuracy.is_some() { SampleStatus::Ok } else { SampleStatus::Failed },
@@ -478,6 +508,18 @@ mod tests {
     }
 
     #[test]
+    fn quality_counts_the_first_repetition_and_timings_every_one() {
+        let mut second = record(0, Some(0.0), vec![10.0; 2]);
+        second.repetition = 1;
+        let records = [record(0, Some(1.0), vec![10.0; 3]), second];
+        let agg = Aggregates::from_records(&records, &BTreeMap::new());
+        assert_eq!((agg.samples, agg.succeeded, agg.failed), (2, 2, 0));
+        assert_eq!((agg.metrics["accuracy"].mean, agg.metrics["accuracy"].count), (1.0, 1));
+        assert_eq!(agg.e2e_ms.as_ref().unwrap().count, 2);
+        assert_eq!(agg.itl_ms.as_ref().unwrap().count, 5);
+    }
+
+    #[test]
     fn generation_settings_read_as_one_line() {
         let mut settings = SettingsRecord {
             max_new_tokens: 256,
@@ -498,6 +540,8 @@ mod tests {
             few_shot: 0,
             scoring: "generate".into(),
             scenario_args: Vec::new(),
+            warmup: 0,
+            repeat: 1,
         };
         assert_eq!(settings.describe_generation(), "greedy, at most 256 new tokens");
         settings.temperature = 0.7;
