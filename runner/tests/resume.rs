@@ -63,6 +63,10 @@ fn runner() -> Command {
 /// `runner exec gsm8k` on the tiny model and the test dataset, greedy, 3 new tokens, one thread (the same
 /// tokens on every run), writing to `out`.
 fn exec(out: &Path) -> Command {
+    exec_generating(out, 3)
+}
+
+fn exec_generating(out: &Path, max_new_tokens: usize) -> Command {
     let f = fixture();
     let mut cmd = runner();
     cmd.arg("exec")
@@ -71,7 +75,9 @@ fn exec(out: &Path) -> Command {
         .arg(&f.model)
         .arg("--data")
         .arg(&f.data)
-        .args(["--no-progress", "--max-new-tokens", "3", "--threads", "1", "--out"])
+        .args(["--no-progress", "--threads", "1", "--max-new-tokens"])
+        .arg(max_new_tokens.to_string())
+        .arg("--out")
         .arg(out);
     cmd
 }
@@ -189,13 +195,13 @@ fn a_changed_configuration_is_refused_by_name_and_the_folder_is_left_alone() {
     fs::write(out.join(SAMPLES_FILE), format!("{}\n{}\n{{\"index\"", lines[0], lines[1])).unwrap();
     let before = fs::read(out.join(SAMPLES_FILE)).unwrap();
 
-    let (status, text) = run(exec(&out).args(["--max-samples", "4", "--resume", "--max-new-tokens", "2"]));
+    let (status, text) = run(exec_generating(&out, 2).args(["--max-samples", "4", "--resume"]));
     assert!(!status.status.success());
     assert!(text.contains("settings.max_new_tokens: 3 → 2"), "the changed setting is named:\n{text}");
     assert!(text.contains("resume would mix two configurations, use another --out"), "{text}");
     let (status, text) = run(exec(&out).args(["--max-samples", "5", "--resume"]));
     assert!(!status.status.success());
-    assert!(text.contains("dataset.max_samples: 4 → 5") && text.contains("dataset.selected_ids"), "{text}");
+    assert!(text.contains("dataset.selected_ids: 4 → 5 items"), "{text}");
     assert_eq!(fs::read(out.join(SAMPLES_FILE)).unwrap(), before, "a refused resume changes nothing");
 
     // Without --resume the folder is refused, with a pointer to it.
@@ -218,39 +224,60 @@ fn a_changed_configuration_is_refused_by_name_and_the_folder_is_left_alone() {
     assert_complete_without_duplicates(&read_samples(&out).unwrap(), 4, 1);
 }
 
-/// Issue 8: SIGKILL after a seeded random delay, then `--resume`, round after round (at least 20 kills),
-/// until the run completes; it ends with exactly the results of an uninterrupted run.
+/// Lines in `samples.jsonl` so far (complete or not).
+fn lines_written(out: &Path) -> usize {
+    fs::read(out.join(SAMPLES_FILE)).map_or(0, |bytes| bytes.iter().filter(|b| **b == b'\n').count())
+}
+
+/// Issue 8: SIGKILL at a seeded random moment, then `--resume`, round after round (at least 20 kills), until
+/// the run completes; it ends with exactly the results of an uninterrupted run.
 #[test]
 fn sigkill_at_random_moments_and_resume_gives_the_uninterrupted_results() {
     let reference = reference();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    // Calibrated on the uninterrupted run: the process's startup, then the time per sample. Kills land
-    // from mid-startup to a few samples in, so most rounds finish a sample or two and some die mid-write.
+    // Calibrated on the uninterrupted run: the process's startup, and the time per sample.
     let sampling: Duration = reference.records.iter().map(|r| Duration::from_secs_f64(r.timings.e2e_ms / 1e3)).sum();
     let startup = reference.wall.saturating_sub(sampling);
     let per_sample = sampling / SAMPLES as u32;
-    let (low, span) = (startup / 2, startup / 2 + per_sample * 3);
     let mut rng = SplitMix64::new(8);
-    let (mut kills, mut torn_reports, mut rounds) = (0usize, 0usize, 0usize);
+    let mut fraction = || (rng.next_u64() % 1000) as f64 / 1000.0;
+    let (mut kills, mut torn_reports, mut rounds, mut kills_in_startup) = (0usize, 0usize, 0usize, 0usize);
     let log = dir.path().join("round.log");
     loop {
         rounds += 1;
         assert!(rounds < 300, "no completion after {rounds} rounds");
+        let before = lines_written(&out);
+        // A round is killed after 0, 1 or 2 new lines plus a random part of a sample (so the kill lands
+        // anywhere in one: prompt, generation, scoring, the write), or, with 0, at a random moment of startup.
+        // It never lets the run finish before the 20th kill.
+        let killing = kills < 20;
+        let room = SAMPLES.saturating_sub(before).saturating_sub(20 - kills.min(20) + 2);
+        let new_lines = ((fraction() * 3.0) as usize).min(room);
+        let (deadline, extra) = if new_lines == 0 {
+            (startup.mul_f64(1.5 * fraction()), Duration::ZERO)
+        } else {
+            (Duration::MAX, per_sample.mul_f64(fraction()))
+        };
         let mut cmd = exec(&out);
         cmd.arg("--resume").stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
-        let killing = kills < 20;
-        let delay = low + span.mul_f64((rng.next_u64() % 1000) as f64 / 1000.0);
         let mut child = cmd.spawn().unwrap();
         let started = Instant::now();
+        let mut reached: Option<Instant> = None;
         let exited = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
             }
-            if killing && started.elapsed() >= delay {
-                break None;
+            if killing {
+                let written = lines_written(&out).saturating_sub(before);
+                if reached.is_none() && written >= new_lines.max(1) {
+                    reached = Some(Instant::now());
+                }
+                if started.elapsed() >= deadline || reached.is_some_and(|at| at.elapsed() >= extra) {
+                    break None;
+                }
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         };
         let stderr = fs::read_to_string(&log).unwrap();
         assert!(!stderr.contains("panicked"), "runner panicked:\n{stderr}");
@@ -258,22 +285,24 @@ fn sigkill_at_random_moments_and_resume_gives_the_uninterrupted_results() {
         match exited {
             Some(status) => {
                 assert!(status.success(), "round {rounds} failed:\n{stderr}");
-                if read_summary(&out).status == RunStatus::Complete {
-                    break;
-                }
+                assert!(!killing, "the run finished before 20 kills (round {rounds})");
+                assert_eq!(read_summary(&out).status, RunStatus::Complete);
+                break;
             }
             None => {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 kills += 1;
-                // Whatever moment it died at, the folder holds only complete lines or one torn last line.
-                if out.join(SAMPLES_FILE).exists() {
-                    runner::results::writer::scan_samples(&out).unwrap();
-                }
+                kills_in_startup += usize::from(lines_written(&out) == before);
+                // Whatever moment it died at, the folder holds complete lines and at most one torn last line.
+                runner::results::writer::scan_samples(&out).unwrap();
             }
         }
     }
-    eprintln!("{rounds} rounds, {kills} SIGKILLs, {torn_reports} torn last lines reported and dropped");
+    eprintln!(
+        "{rounds} rounds, {kills} SIGKILLs ({kills_in_startup} before a new line was written), {torn_reports} torn \
+         last lines reported and dropped"
+    );
     assert!(kills >= 20, "only {kills} kills");
 
     let records = read_samples(&out).unwrap();
@@ -294,6 +323,7 @@ fn sigkill_at_random_moments_and_resume_gives_the_uninterrupted_results() {
 /// complete lines left, a summary of exactly what was written, and `--resume` completes the run.
 #[test]
 fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_it() {
+    const REPEAT: usize = 4;
     let reference = reference();
     let jsonl = fs::metadata(reference.out.join(SAMPLES_FILE)).unwrap().len();
     let largest_other = [SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, SAMPLES_CSV_FILE]
@@ -301,16 +331,17 @@ fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_i
         .map(|f| fs::metadata(reference.out.join(f)).unwrap().len())
         .max()
         .unwrap();
-    // Room for the summary and the CSV, not for all the samples.
-    let limit = jsonl / 2;
-    assert!(
-        largest_other < limit,
-        "the fixture's samples.jsonl ({jsonl} B) must outgrow its summary ({largest_other} B)"
-    );
+    // Room for the summary, the CSV and what wasmtime writes to instantiate a component (its memory image
+    // goes to a memfd, which the limit covers too), not for all the samples.
+    let limit = (96u64 << 10).max(2 * REPEAT as u64 * largest_other);
+    let expected = REPEAT as u64 * jsonl;
+    assert!(expected > limit + limit / 2, "the run's samples.jsonl ({expected} B) must outgrow the limit ({limit} B)");
+    let repeat = REPEAT.to_string();
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let mut cmd = exec(&out);
+    cmd.args(["--repeat", &repeat]);
     // Compiled, not cached: the component cache must not hit the limit first.
     cmd.arg("--no-scenario-cache");
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -328,18 +359,23 @@ fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_i
     assert!(!status.status.success(), "the run must fail when its results cannot be written:\n{text}");
     assert!(text.contains("samples.jsonl") && text.contains("File too large"), "the error names the file:\n{text}");
     let kept = assert_only_complete_lines(&out);
-    assert!(kept > 0 && kept < SAMPLES, "{kept} samples kept");
+    assert!(kept > 0 && kept < SAMPLES * REPEAT, "{kept} samples kept");
     assert!(fs::metadata(out.join(SAMPLES_FILE)).unwrap().len() <= limit);
     let summary = read_summary(&out);
     assert_eq!(summary.status, RunStatus::Aborted);
     assert!(summary.abort_reason.as_deref().is_some_and(|r| r.contains("samples.jsonl")), "{summary:?}");
     assert_eq!(summary.results.samples, kept, "the summary counts exactly the samples written");
 
-    let (status, text) = run(exec(&out).arg("--resume"));
+    let (status, text) = run(exec(&out).args(["--resume", "--repeat", &repeat]));
     assert!(status.status.success(), "{text}");
     let records = read_samples(&out).unwrap();
-    assert_complete_without_duplicates(&records, SAMPLES, 1);
-    assert_eq!(results_of(&records), results_of(&reference.records));
+    assert_complete_without_duplicates(&records, SAMPLES, REPEAT);
+    let first: Vec<SampleRecord> = records.iter().filter(|r| r.repetition == 0).cloned().collect();
+    assert_eq!(results_of(&first), results_of(&reference.records));
+    for record in &records {
+        let same = &first[record.index];
+        assert_eq!((&record.id, &record.output, &record.metrics), (&same.id, &same.output, &same.metrics));
+    }
     assert_eq!(read_summary(&out).status, RunStatus::Complete);
 }
 
