@@ -86,8 +86,13 @@ fn runner_home() -> PathBuf {
     var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".local/share/runner")
 }
 
+/// The Python that runs the peers: `RUNNER_PEERS_PYTHON` (an environment that already has them), else the
+/// virtual environment `--install-peers` makes under the target folder.
 fn peers_python() -> PathBuf {
-    target_dir().join("peers-venv/bin/python")
+    std::env::var_os("RUNNER_PEERS_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("peers-venv/bin/python"))
 }
 
 fn install_peers() -> Result<()> {
@@ -348,10 +353,11 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&page)? + "\n")?;
     let template = std::fs::read_to_string(root.join(TEMPLATE)).with_context(|| format!("reading {TEMPLATE}"))?;
     let mut env = minijinja::Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
     env.add_template("speed", &template)?;
-    let text = env.get_template("speed")?.render(&page).context("rendering the speed report")?;
+    let text = env
+        .get_template("speed")?
+        .render(minijinja::Value::from(minijinja::value::Serde(&page)))
+        .context("rendering the speed report")?;
     std::fs::write(out_dir.join("README.md"), text)?;
     eprintln!("wrote {} and results.json", out_dir.join("README.md").display());
     Ok(())
@@ -605,7 +611,8 @@ mod tests {
             "machine": machine(2), "bandwidth": [], "engines": [], "batch": [], "exec": null, "notes": ["a note"],
             "targets": targets(&median, &Value::Null),
         });
-        let text = env.get_template("speed").unwrap().render(&page).unwrap();
+        let text =
+            env.get_template("speed").unwrap().render(minijinja::Value::from(minijinja::value::Serde(&page))).unwrap();
         assert!(text.contains("1.18 ×"), "{text}");
         assert!(text.contains("cold start") && text.contains("a note"), "{text}");
     }
