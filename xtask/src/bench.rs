@@ -35,16 +35,19 @@ pub struct BenchOptions {
     pub install_peers: bool,
     pub quick: bool,
     pub rounds: Option<usize>,
+    /// Only render the page again from `reports/speed/results.json` (after editing `findings.md`).
+    pub render_only: bool,
 }
 
 impl BenchOptions {
     pub fn parse(flags: &[&str]) -> Result<Self> {
-        let mut options = BenchOptions { install_peers: false, quick: false, rounds: None };
+        let mut options = BenchOptions { install_peers: false, quick: false, rounds: None, render_only: false };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
             match *flag {
                 "--install-peers" => options.install_peers = true,
                 "--quick" => options.quick = true,
+                "--render-only" => options.render_only = true,
                 "--rounds" => {
                     let value = flags.next().context("--rounds needs a number")?;
                     let rounds: usize = value
@@ -54,7 +57,9 @@ impl BenchOptions {
                         .with_context(|| format!("--rounds {value}: not a count of at least 1"))?;
                     options.rounds = Some(rounds);
                 }
-                other => bail!("unknown flag `{other}` for `cargo xtask bench` (--install-peers, --quick, --rounds R)"),
+                other => bail!(
+                    "unknown flag `{other}` for `cargo xtask bench` (--install-peers, --quick, --rounds R, --render-only)"
+                ),
             }
         }
         Ok(options)
@@ -230,6 +235,14 @@ const ENGINES: [(&str, &str); 4] = [
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     let root = repo_root();
+    if options.render_only {
+        let path = root.join("reports/speed/results.json");
+        let mut page: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+        )?;
+        page["findings"] = json!(std::fs::read_to_string(root.join("reports/speed/findings.md")).ok());
+        return write_page(&root, &page);
+    }
     if options.install_peers {
         step("install peers", install_peers)?;
     }
@@ -348,15 +361,20 @@ pub fn run(options: &BenchOptions) -> Result<()> {
         // The analysis written by hand beside the page (what the figures mean, what was changed).
         "findings": std::fs::read_to_string(root.join("reports/speed/findings.md")).ok(),
     });
+    write_page(&root, &page)
+}
+
+/// Writes `results.json` and renders `README.md` from it through the template.
+fn write_page(root: &Path, page: &Value) -> Result<()> {
     let out_dir = root.join("reports/speed");
     std::fs::create_dir_all(&out_dir)?;
-    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(&page)? + "\n")?;
+    std::fs::write(out_dir.join("results.json"), serde_json::to_string_pretty(page)? + "\n")?;
     let template = std::fs::read_to_string(root.join(TEMPLATE)).with_context(|| format!("reading {TEMPLATE}"))?;
     let mut env = minijinja::Environment::new();
     env.add_template("speed", &template)?;
     let text = env
         .get_template("speed")?
-        .render(minijinja::Value::from(minijinja::value::Serde(&page)))
+        .render(minijinja::Value::from(minijinja::value::Serde(page)))
         .context("rendering the speed report")?;
     std::fs::write(out_dir.join("README.md"), text)?;
     eprintln!("wrote {} and results.json", out_dir.join("README.md").display());

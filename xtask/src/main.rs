@@ -18,7 +18,7 @@ tasks:
   setup [--gpu]   install what runner needs: the wasm32-wasip2 target, the ONNX Runtime library
                   (onnxruntime-gpu too with --gpu), the scenario components and the default model
   ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
-  bench [--install-peers] [--quick] [--rounds R]
+  bench [--install-peers] [--quick] [--rounds R] [--render-only]
                   runner against onnxruntime-genai and llama.cpp (installed from PyPI into the target
                   folder with --install-peers), interleaved; writes reports/speed/README.md";
 
