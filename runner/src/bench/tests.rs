@@ -456,6 +456,7 @@ fn repetition(prefill_tokens_per_s: f64, decode_tokens_per_s: f64) -> Repetition
         ttft_ms: 1.0,
         decode_tokens_per_s: Some(decode_tokens_per_s),
         itl_ms: vec![1.0; 3],
+        harness_overhead_pct: Some(0.5),
         e2e_ms: 4.0,
         peak_rss_bytes: Some(1),
     }
