@@ -218,6 +218,10 @@ pub struct ProviderArgs {
     /// Keep TensorRT's kernel timing cache in DIR (--ep tensorrt).
     #[arg(long, value_name = "DIR")]
     pub trt_timing_cache: Option<PathBuf>,
+    /// Idle ONNX Runtime threads sleep instead of spinning between operators: faster when other processes
+    /// keep the cores busy, slower on a quiet machine (default: ONNX Runtime's, which spins).
+    #[arg(long)]
+    pub no_spin: bool,
 }
 
 impl ProviderArgs {
@@ -236,6 +240,7 @@ impl ProviderArgs {
             graph_opt: self.graph_opt.unwrap_or_default(),
             inter_threads: self.inter_threads,
             optimized_model_cache: self.optimized_model_cache.clone(),
+            intra_op_spinning: self.no_spin.then_some(false),
         };
         if let Some(mode) = self.mode {
             options.apply_mode(mode, self.graph_opt.is_some())?;
@@ -405,6 +410,10 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Idle ONNX Runtime threads sleep instead of spinning between operators: faster when other processes
+    /// keep the cores busy, slower on a quiet machine (default: ONNX Runtime's, which spins).
+    #[arg(long)]
+    pub no_spin: bool,
 }
 
 /// Counts of at least 1; clap names the flag when a value is not one.
@@ -433,6 +442,7 @@ impl BenchArgs {
             warmup: self.warmup,
             interleave: self.interleave,
             ort_lib: self.ort_lib.clone(),
+            intra_op_spinning: self.no_spin.then_some(false),
         }
     }
 }

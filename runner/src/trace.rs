@@ -232,6 +232,8 @@ impl TraceRecorder {
         let other = json!({
             "generator": format!("runner {}", env!("CARGO_PKG_VERSION")),
             "clock": "µs since the run started",
+            // When the trace's clock started, on the wall clock: places the spans against the process's start.
+            "epoch_unix_us": self.epoch_realtime_ns / 1000,
             "onnxruntime_alignment": summary.ort_alignment,
             "onnxruntime_args_dropped": DROPPED_ORT_ARGS,
         });
@@ -352,6 +354,7 @@ mod tests {
                 TokenTiming { at: ms(19), sampling: ms(1) },
                 TokenTiming { at: ms(25), sampling: ms(1) },
             ],
+            ..Default::default()
         }
     }
 

@@ -2,7 +2,10 @@
 //!
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
+//! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
 
+mod bandwidth;
+mod bench;
 mod ci;
 mod setup;
 mod shell;
@@ -14,7 +17,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   setup [--gpu]   install what runner needs: the wasm32-wasip2 target, the ONNX Runtime library
                   (onnxruntime-gpu too with --gpu), the scenario components and the default model
-  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite";
+  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
+  bench [--install-peers] [--quick] [--rounds R] [--render-only]
+                  runner against onnxruntime-genai and llama.cpp (installed from PyPI into the target
+                  folder with --install-peers), interleaved; writes reports/speed/README.md";
 
 fn main() {
     if let Err(err) = run() {
@@ -29,6 +35,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -28,6 +28,9 @@ pub struct Repetition {
     pub decode_tokens_per_s: Option<f64>,
     /// Every decode step (the inter-token latencies), N - 1 of them.
     pub itl_ms: Vec<f64>,
+    /// Share of the decode steps' time spent outside ONNX Runtime's `run` (binding, reading logits, sampling,
+    /// detokenizing), in percent: the harness's own overhead.
+    pub harness_overhead_pct: Option<f64>,
     /// The whole generation.
     pub e2e_ms: f64,
     /// Peak resident memory of the process during this run (Linux VmHWM, reset before it); with
@@ -37,6 +40,14 @@ pub struct Repetition {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Percent of the decode steps' time spent outside ONNX Runtime's `run`.
+pub fn harness_overhead_pct(steps: &[Duration], runs: &[Duration]) -> Option<f64> {
+    let total: Duration = steps.iter().sum();
+    let inside: Duration = runs.iter().sum();
+    (steps.len() == runs.len() && !total.is_zero())
+        .then(|| 100.0 * total.saturating_sub(inside).as_secs_f64() / total.as_secs_f64())
 }
 
 /// Fixed-length greedy generation: exactly `gen_tokens`, EOS or not.
@@ -96,6 +107,7 @@ pub fn run_once(engine: &mut Engine, configuration: &Configuration, prompt: &[u3
         decode_tokens_per_s: (!t.decode_steps.is_empty() && !decode_total.is_zero())
             .then(|| sequences * t.decode_steps.len() as f64 / decode_total.as_secs_f64()),
         itl_ms: t.decode_steps.iter().map(|&d| ms(d)).collect(),
+        harness_overhead_pct: harness_overhead_pct(&t.decode_steps, &t.decode_runs),
         e2e_ms: ms(t.e2e),
         peak_rss_bytes,
     })

@@ -155,10 +155,16 @@ struct LoadedEngine {
 }
 
 impl LoadedEngine {
-    fn load(model: &BenchModel, configuration: &Configuration, ort_lib: Option<&Path>) -> Result<Self, BenchError> {
+    fn load(
+        model: &BenchModel,
+        configuration: &Configuration,
+        ort_lib: Option<&Path>,
+        spinning: Option<bool>,
+    ) -> Result<Self, BenchError> {
         memory::reset_peak();
         let started = Instant::now();
-        let options = engine_options(&model.dir, configuration.ep, configuration.threads, ort_lib);
+        let mut options = engine_options(&model.dir, configuration.ep, configuration.threads, ort_lib);
+        options.providers.intra_op_spinning = spinning;
         let engine = Engine::load(&options)
             .map_err(|source| BenchError::Load { dir: model.dir.clone(), source: Box::new(source) })?;
         Ok(LoadedEngine {
@@ -251,7 +257,8 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
                     engines.clear();
                 }
                 bar.set_message(format!("loading {}", model.facts.name));
-                let loaded = LoadedEngine::load(model, configuration, options.ort_lib.as_deref())?;
+                let loaded =
+                    LoadedEngine::load(model, configuration, options.ort_lib.as_deref(), options.intra_op_spinning)?;
                 onnxruntime.get_or_insert_with(|| loaded.engine.runtime().clone());
                 engines.push(loaded);
                 engines.len() - 1
@@ -315,6 +322,7 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
             repetitions: options.repetitions,
             warmup: options.warmup,
             interleave: options.interleave,
+            intra_op_spinning: options.intra_op_spinning,
             sampling: "greedy",
             ignore_eos: true,
             prompt_seed: PROMPT_SEED,

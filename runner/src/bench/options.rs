@@ -77,6 +77,8 @@ pub struct BenchOptions {
     /// Run repetition i of every configuration before repetition i + 1 of any (all models stay loaded).
     pub interleave: bool,
     pub ort_lib: Option<PathBuf>,
+    /// Idle ONNX Runtime threads spin (`Some(true)`), sleep (`Some(false)`), or do ONNX Runtime's default.
+    pub intra_op_spinning: Option<bool>,
 }
 
 impl BenchOptions {

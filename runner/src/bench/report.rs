@@ -42,6 +42,8 @@ pub struct BenchSettings {
     pub warmup: usize,
     /// Repetitions ran round-robin over the configurations (`--interleave`).
     pub interleave: bool,
+    /// `--no-spin`: false; null is ONNX Runtime's default (idle threads spin).
+    pub intra_op_spinning: Option<bool>,
     /// Always greedy with EOS ignored: exactly N tokens per run.
     pub sampling: &'static str,
     pub ignore_eos: bool,
@@ -72,6 +74,8 @@ pub struct ConfigurationSummary {
     pub ttft_ms: Option<Distribution>,
     /// Every decode step of every repetition, pooled.
     pub itl_ms: Option<Distribution>,
+    /// Percent of decode time spent outside ONNX Runtime's `run`, per repetition.
+    pub harness_overhead_pct: Option<Distribution>,
     pub e2e_ms: Option<Distribution>,
     pub peak_rss_bytes: Option<Distribution>,
 }
@@ -86,6 +90,7 @@ impl ConfigurationSummary {
             decode_tokens_per_s: Distribution::of(&collect(&|r| r.decode_tokens_per_s)),
             ttft_ms: Distribution::of(&collect(&|r| Some(r.ttft_ms))),
             itl_ms: Distribution::of(&itl),
+            harness_overhead_pct: Distribution::of(&collect(&|r| r.harness_overhead_pct)),
             e2e_ms: Distribution::of(&collect(&|r| Some(r.e2e_ms))),
             peak_rss_bytes: Distribution::of(&collect(&|r| r.peak_rss_bytes.map(|b| b as f64))),
         }

@@ -38,6 +38,7 @@ fn options(models: Vec<PathBuf>) -> BenchOptions {
         warmup: 1,
         interleave: false,
         ort_lib: None,
+        intra_op_spinning: None,
     }
 }
 
@@ -68,6 +69,10 @@ fn every_repetition_has_exactly_p_prompt_and_n_generated_tokens() {
             assert!(rep.prefill_ms > 0.0 && rep.ttft_ms >= rep.prefill_ms && rep.e2e_ms >= rep.ttft_ms);
             assert_eq!(rep.decode_tokens_per_s.is_some(), result.gen_tokens > 1);
             assert!(rep.peak_rss_bytes.unwrap() > 0);
+            // Percent of decode time outside ONNX Runtime's run: measured whenever there are decode steps.
+            let overhead = rep.harness_overhead_pct;
+            assert_eq!(overhead.is_some(), result.gen_tokens > 1);
+            assert!(overhead.is_none_or(|o| (0.0..100.0).contains(&o)), "{overhead:?}");
         }
         let s = &result.summary;
         assert_eq!(s.prefill_tokens_per_s.as_ref().unwrap().count, 3);
@@ -262,6 +267,7 @@ const SNAPSHOT_KEYS: &str = "
 .results[].repetitions[].decode_tokens_per_s
 .results[].repetitions[].e2e_ms
 .results[].repetitions[].generated_tokens
+.results[].repetitions[].harness_overhead_pct
 .results[].repetitions[].itl_ms
 .results[].repetitions[].peak_rss_bytes
 .results[].repetitions[].prefill_ms
@@ -289,6 +295,16 @@ const SNAPSHOT_KEYS: &str = "
 .results[].summary.e2e_ms.p95
 .results[].summary.e2e_ms.p99
 .results[].summary.e2e_ms.std
+.results[].summary.harness_overhead_pct
+.results[].summary.harness_overhead_pct.count
+.results[].summary.harness_overhead_pct.max
+.results[].summary.harness_overhead_pct.mean
+.results[].summary.harness_overhead_pct.median
+.results[].summary.harness_overhead_pct.min
+.results[].summary.harness_overhead_pct.p90
+.results[].summary.harness_overhead_pct.p95
+.results[].summary.harness_overhead_pct.p99
+.results[].summary.harness_overhead_pct.std
 .results[].summary.itl_ms
 .results[].summary.itl_ms.count
 .results[].summary.itl_ms.max
@@ -339,6 +355,7 @@ const SNAPSHOT_KEYS: &str = "
 .settings
 .settings.ignore_eos
 .settings.interleave
+.settings.intra_op_spinning
 .settings.prompt_seed
 .settings.repetitions
 .settings.sampling
@@ -439,6 +456,7 @@ fn repetition(prefill_tokens_per_s: f64, decode_tokens_per_s: f64) -> Repetition
         ttft_ms: 1.0,
         decode_tokens_per_s: Some(decode_tokens_per_s),
         itl_ms: vec![1.0; 3],
+        harness_overhead_pct: Some(0.5),
         e2e_ms: 4.0,
         peak_rss_bytes: Some(1),
     }

@@ -74,6 +74,10 @@ pub struct Timings {
     pub ttft: Duration,
     /// Each decode step (forward pass and sampling of one token): the inter-token latencies.
     pub decode_steps: Vec<Duration>,
+    /// The part of each decode step spent inside ONNX Runtime's `run`, in the same order: the rest of a step
+    /// (binding inputs, reading logits, sampling) is the harness's overhead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decode_runs: Vec<Duration>,
     /// Turning tokens into text, over the whole generation.
     pub detokenize: Duration,
     pub e2e: Duration,
@@ -388,6 +392,7 @@ impl Engine {
                     state.timings.ttft = start.elapsed();
                 } else {
                     state.timings.decode_steps.push(step_start.elapsed());
+                    state.timings.decode_runs.push(self.session.last_run());
                 }
                 if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
                     state.finish = Some(FinishReason::Eos);

@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use half::f16;
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
@@ -178,6 +179,8 @@ pub struct DecoderSession {
     /// The active LoRA adapter's tensors, bound as inputs (empty: the model's rank-0 defaults, the base model).
     /// Bound, not put on RunOptions: ONNX Runtime ignores RunOptions adapters when it runs an IO binding.
     adapter: AdapterInputs,
+    /// How long the last forward pass spent inside ONNX Runtime's `run`: the rest of a step is the harness's.
+    last_run: Duration,
 }
 
 /// LoRA adapter tensors by graph input name, shared by every session that applies the adapter.
@@ -309,6 +312,7 @@ impl DecoderSession {
             past: Vec::new(),
             cpu,
             adapter: AdapterInputs::default(),
+            last_run: Duration::ZERO,
             record,
         })
     }
@@ -507,7 +511,9 @@ impl DecoderSession {
         // Rebound every run: a bound logits buffer would be reused, and its shape changes with the chunk.
         self.binding.bind_output_to_device(self.io.logits.as_str(), &self.cpu).map_err(run_error(phase))?;
 
+        let run_start = Instant::now();
         let mut outputs = self.session.run_binding(&self.binding).map_err(run_error(phase))?;
+        self.last_run = run_start.elapsed();
         let logits = outputs
             .remove(self.io.logits.as_str())
             .ok_or_else(|| SessionError::Run { phase, message: format!("no `{}` output", self.io.logits) })?;
@@ -569,6 +575,11 @@ impl DecoderSession {
         self.cache = cache;
         self.capacity = capacity;
         self.bind_inputs(phase)
+    }
+
+    /// Time the last forward pass spent inside ONNX Runtime's `run` (binding and reading outputs excluded).
+    pub fn last_run(&self) -> Duration {
+        self.last_run
     }
 
     /// The model file this session runs.

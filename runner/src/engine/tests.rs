@@ -75,6 +75,11 @@ fn tiny_generation_stops_at_max_tokens_with_timings() {
     assert_eq!(t.decode_steps.len(), budget - 1);
     assert!(t.decode_steps.iter().all(|d| *d > std::time::Duration::ZERO));
     assert!(t.e2e >= t.decode_steps.iter().sum::<std::time::Duration>());
+    // Each step's time inside ONNX Runtime's run is part of that step: the rest is the harness's overhead.
+    assert_eq!(t.decode_runs.len(), t.decode_steps.len());
+    assert!(
+        t.decode_runs.iter().zip(&t.decode_steps).all(|(run, step)| *run > std::time::Duration::ZERO && run <= step)
+    );
 }
 
 #[test]
