@@ -23,6 +23,7 @@ pub mod tasks;
 
 use std::cell::RefCell;
 
+use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::metrics::{ScoreBuilder, macro_average, mean};
 use runner_scenario_sdk::records::{self, Row, field};
 use runner_scenario_sdk::{
@@ -114,11 +115,7 @@ impl Guest for LongBench {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
