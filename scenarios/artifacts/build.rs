@@ -40,6 +40,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", workspace_dir.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", workspace_dir.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", scenarios_dir.join("fixtures").display());
+    // Every guest links the SDK, which builds no component of its own: a change there alone rebuilds them all.
+    println!("cargo:rerun-if-changed={}", scenarios_dir.join("sdk").display());
     println!("cargo:rerun-if-env-changed=RUNNER_GUEST_TARGET_DIR");
 
     let guests = find_guests(&scenarios_dir);

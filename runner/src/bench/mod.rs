@@ -29,6 +29,7 @@ pub use prompt::{PROMPT_SEED, synthetic_prompt, token_pool};
 pub use report::{BenchReport, BenchSettings, ConfigurationResult, ConfigurationSummary, ModelFacts, SCHEMA};
 pub use table::render;
 
+use crate::engine::inspect::inspect_model;
 use crate::engine::{Engine, EngineError, EngineOptions, ModelError, ModelFolder, ProviderOptions};
 use crate::memory;
 use crate::provenance::{self, HostInfo, RunnerInfo};
@@ -88,6 +89,8 @@ struct BenchModel {
     dir: PathBuf,
     facts: ModelFacts,
     pool: Vec<u32>,
+    /// Why the precision is the folder's label rather than the graph's, when the graph could not be read.
+    warning: Option<String>,
 }
 
 /// The ONNX graph and its external data files (`model.onnx.data`, `model.onnx_data`): names that extend its own.
@@ -115,16 +118,29 @@ fn open_model(dir: &Path) -> Result<BenchModel, BenchError> {
     if pool.is_empty() {
         return Err(BenchError::NoOrdinaryTokens);
     }
+    // Precision and parameters come from the graph, as `runner exec` records them (`model.graph`), so the two
+    // commands agree whatever label the folder carries.
+    let (params, precision, warning) = match inspect_model(&folder.model_path) {
+        Ok(graph) => (Some(graph.weights), graph.weight_precision, None),
+        Err(e) => (
+            None,
+            info.precision.clone(),
+            Some(format!(
+                "{}: the precision could not be read from the graph ({e}); reporting the folder's label",
+                info.name
+            )),
+        ),
+    };
     let facts = ModelFacts {
         name: info.name.clone(),
         dir: dir.display().to_string(),
         size_bytes: model_size_bytes(&folder.model_path),
-        params: None,
-        precision: info.precision.clone(),
+        params,
+        precision,
         context_length: info.context_length,
         prompt_pool_size: pool.len(),
     };
-    Ok(BenchModel { dir: dir.to_path_buf(), facts, pool })
+    Ok(BenchModel { dir: dir.to_path_buf(), facts, pool, warning })
 }
 
 /// Checks every model and length before the first run: a sweep must not fail after minutes of measuring.
@@ -306,8 +322,8 @@ pub fn run(options: &BenchOptions, progress: bool) -> Result<BenchReport, BenchE
 
     let host = HostInfo::detect();
     let load_average_end = provenance::load_average();
-    let mut warnings: Vec<String> =
-        report::load_warning(load_average_start, load_average_end, host.logical_cores).into_iter().collect();
+    let mut warnings: Vec<String> = models.iter().filter_map(|m| m.warning.clone()).collect();
+    warnings.extend(report::load_warning(load_average_start, load_average_end, host.logical_cores));
     warnings.extend(results.iter().flat_map(|r| r.warnings.iter().cloned()));
     Ok(BenchReport {
         schema: SCHEMA,

@@ -58,8 +58,10 @@ pub struct ModelFacts {
     pub dir: String,
     /// The ONNX graph and its external data on disk.
     pub size_bytes: u64,
-    /// Parameters counted from the graph; absent until the graph inspector reports them.
+    /// Logical weights counted from the graph (`GraphReport::weights`); null when it could not be read.
     pub params: Option<u64>,
+    /// The dominant weight format read from the graph (`GraphReport::weight_precision`, what `runner exec`
+    /// records); the folder's own label when the graph could not be read (the report then warns).
     pub precision: String,
     pub context_length: usize,
     /// Ordinary (non-special) token ids the synthetic prompt is drawn from.

@@ -82,9 +82,35 @@ fn every_repetition_has_exactly_p_prompt_and_n_generated_tokens() {
         assert!(result.load_ms > 0.0);
         assert_eq!(result.model.context_length, tiny::CONTEXT);
         assert_eq!(result.model.precision, "int4");
+        assert!(result.model.params.is_some_and(|p| p > 0));
         assert!(result.model.size_bytes > 0);
     }
     assert_eq!(report.onnxruntime.as_ref().unwrap().version, crate::paths::ORT_VERSION);
+}
+
+/// Precision and parameter counts are read from the graph the way `runner exec` records them
+/// (`model.graph`), not taken from the folder's label; an unreadable graph falls back to the label and warns.
+#[test]
+fn precision_and_params_come_from_the_graph_like_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let fp16 = write_tiny_model_folder(dir.path(), 9, Precision::Fp16);
+    for model_dir in [tiny_model(), fp16.as_path()] {
+        let folder = ModelFolder::open(model_dir).unwrap();
+        let graph = inspect_model(&folder.model_path).unwrap();
+        let model = open_model(model_dir).unwrap();
+        assert_eq!(model.facts.precision, graph.weight_precision, "{}", model_dir.display());
+        assert_eq!(model.facts.params, Some(graph.weights));
+        assert!(graph.weights > 0 && model.warning.is_none());
+    }
+    assert_eq!(open_model(&fp16).unwrap().facts.precision, "fp16");
+    assert_eq!(open_model(tiny_model()).unwrap().facts.precision, "int4");
+
+    // The folder claims fp16 but its graph is not ONNX: the claim is reported with a warning, params unknown.
+    std::fs::write(fp16.join(crate::engine::model::MODEL_FILE), b"not an onnx graph").unwrap();
+    let broken = open_model(&fp16).unwrap();
+    assert_eq!((broken.facts.precision.as_str(), broken.facts.params), ("fp16", None));
+    let warning = broken.warning.unwrap();
+    assert!(warning.contains("could not be read from the graph") && warning.contains("folder's label"), "{warning}");
 }
 
 /// Batched configurations run every sequence of the batch to exactly N tokens.

@@ -14,16 +14,16 @@
 use std::cell::RefCell;
 
 use runner_scenario_sdk::choice::{choice_letter, letter};
-use runner_scenario_sdk::metrics::{ScoreBuilder, binary, macro_average};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    Choices, check_likelihoods, labeled_choices, lettered, most_likely, most_likely_per_char, nested_question,
-    question_and_choices, sample_fields,
+    ChoiceScoring, Likelihoods, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
+    reference_text, sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, GenerationDefaults, Guest, HfDataset,
-    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
-    SubsetInfo, config, export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's ARC format, written for runner (not taken from ARC).
@@ -31,6 +31,8 @@ pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions written for runner, not ARC)";
 
 const INSTRUCTION: &str = "Answer with the letter of the correct option.";
+/// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
+const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
 const SUBSETS: &[(&str, &str, &str)] = &[
     ("easy", "ARC-Easy", "ARC-Easy: questions simple retrieval and co-occurrence methods answer"),
     ("challenge", "ARC-Challenge", "ARC-Challenge: questions both simple baselines got wrong"),
@@ -54,54 +56,28 @@ struct Arc;
 
 impl Guest for Arc {
     fn describe() -> Metadata {
-        Metadata {
-            name: "arc".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "AI2 Reasoning Challenge science questions (ARC-Easy, ARC-Challenge): accuracy by \
-                          letter generation, or accuracy and length-normalised accuracy by log-likelihood"
-                .to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 32, stop: vec!["\n\n".to_string()], temperature: None },
-            metrics: vec![
-                binary("accuracy", "1 when the chosen answer is the reference, else 0"),
-                binary(
-                    "accuracy_norm",
-                    "1 when the answer most likely per character is the reference, else 0 (log-likelihood runs)",
-                ),
-                binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"),
-            ],
-            subsets: SUBSETS
-                .iter()
-                .map(|(name, _, description)| SubsetInfo {
-                    name: name.to_string(),
-                    description: description.to_string(),
-                })
-                .collect(),
-            default_source: Some(HfDataset {
-                repo: "allenai/ai2_arc".to_string(),
-                config: Some("ARC-Challenge".to_string()),
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "arc",
+            env!("CARGO_PKG_VERSION"),
+            "AI2 Reasoning Challenge science questions (ARC-Easy, ARC-Challenge): accuracy by letter generation, or \
+             accuracy and length-normalised accuracy by log-likelihood",
+        )
+        .generation(32, &["\n\n"])
+        .metrics(LIKELIHOODS.metrics())
+        .subsets(SUBSETS.iter().map(|(name, _, description)| (*name, *description)))
+        .hub("allenai/ai2_arc", Some("ARC-Challenge"), "test")
+        .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
-        let names: Vec<&str> = SUBSETS.iter().map(|(name, _, _)| *name).collect();
-        config::check_subsets(&options.subsets, &names)?;
-        config::args(&options, &[])?;
+        config::check(&options, &Self::describe(), &[])?;
         CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
         Ok(())
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "ARC-sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "ARC-sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -144,42 +120,17 @@ impl Guest for Arc {
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
         if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            let mut text = String::new();
-            for example in &examples {
-                let (question, choices) = question_and_choices(example)?;
-                let gold = choices.get(gold_index(example)?).copied().unwrap_or_default();
-                text.push_str(&format!("Question: {question}\nAnswer: {gold}\n\n"));
-            }
-            text.push_str(&format!("Question: {}\nAnswer:", question_and_choices(&sample)?.0));
-            return Ok(Request { prompt: Prompt::Text(text), choices: continuations(&choices) });
+            let text = few_shot_prompt(&sample, &examples, question_only, |e| reference_text(e).map(String::from))?;
+            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
         }
-        let mut text = format!("{INSTRUCTION}\n\n");
-        for example in &examples {
-            text.push_str(&format!("{} {}\n\n", lettered_block(example)?, example.reference));
-        }
-        text.push_str(&lettered_block(&sample)?);
+        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
+        let text = format!("{INSTRUCTION}\n\n{shots}");
         Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            check_likelihoods(&output.choices, choices.len()).map_err(|e| format!("sample {}: {e}", sample.id))?;
-            let raw = most_likely(&output.choices).map(letter);
-            let normalized = most_likely_per_char(&output.choices, &continuations(&choices)).map(letter);
-            let gold = sample.reference.chars().next();
-            return Ok(ScoreBuilder::new()
-                .flag("accuracy", raw.is_some() && raw == gold)
-                .flag("accuracy_norm", normalized.is_some() && normalized == gold)
-                .extracted(raw.map(String::from))
-                .build());
-        }
-        let chosen = choice_letter(&output.text, choices.len()).map(String::from);
-        Ok(ScoreBuilder::new()
-            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-            .flag("answered", chosen.is_some())
-            .extracted(chosen)
-            .build())
+        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        score_choices(&sample, &output, &scoring)
     }
 
     fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
@@ -210,37 +161,23 @@ fn subset_of_file(info: &DatasetInfo, selected: &[String]) -> Option<&'static st
 }
 
 fn sample_of(row: &Row<'_>, subset: &str) -> Result<Sample, DatasetError> {
-    let (question, choices): (String, Choices) = match nested_question(row, "question")? {
-        Some(nested) => nested,
-        None => (row.str("question")?.to_string(), labeled_choices(row, "choices")?),
-    };
-    let key = row.str("answerKey")?;
-    let answer = choices.index_of(key).ok_or_else(|| {
-        row.error("answerKey", format!("`{key}` is not one of the choice labels {}", choices.labels.join(", ")))
-    })?;
+    let keyed = keyed_question(row, "question")?;
     Ok(Sample {
         id: row.id("id")?,
         subset: Some(subset.to_string()),
-        fields: sample_fields(&question, &choices.texts),
-        reference: letter(answer).to_string(),
+        fields: sample_fields(&keyed.question, &keyed.choices.texts),
+        reference: letter(keyed.answer).to_string(),
     })
 }
 
-fn gold_index(sample: &Sample) -> Result<usize, String> {
-    match sample.reference.as_bytes() {
-        [c @ b'A'..=b'Z'] => Ok((c - b'A') as usize),
-        _ => Err(format!("sample {} has reference {:?}, not a letter", sample.id, sample.reference)),
-    }
-}
-
-/// " {choice}" for each choice: the continuations whose likelihood is compared.
-fn continuations(choices: &[&str]) -> Vec<String> {
-    choices.iter().map(|text| format!(" {text}")).collect()
+/// The log-likelihood prompt of a question, "Question: {question}\nAnswer:", answered by the choice's text.
+fn question_only(sample: &Sample) -> Result<String, String> {
+    Ok(format!("Question: {}\nAnswer:", question_and_choices(sample)?.0))
 }
 
 fn lettered_block(sample: &Sample) -> Result<String, String> {
     let (question, choices) = question_and_choices(sample)?;
-    Ok(format!("Question: {question}\n{}\nAnswer:", lettered(&choices)))
+    Ok(lettered_question("Question: ", question, &choices))
 }
 
 export_scenario!(Arc);

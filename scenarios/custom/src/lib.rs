@@ -12,6 +12,7 @@ pub mod task;
 
 use std::cell::RefCell;
 
+use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
     Guest, Message, Metadata, Metric, MetricInfo, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
@@ -114,11 +115,7 @@ impl Guest for Custom {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {

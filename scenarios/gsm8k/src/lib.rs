@@ -3,10 +3,12 @@
 //! answer is N.", reads the final number out of the output and scores exact numeric match. Few-shot
 //! examples are earlier problems with their worked solutions as the assistant's turns.
 
+use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::records::field;
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, metrics, numbers, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, metrics, numbers, records,
 };
 
 /// Ten problems in GSM8K's format, written for runner (not taken from GSM8K), used without --data.
@@ -16,6 +18,8 @@ const EMBEDDED_LABEL: &str = "embedded sample (10 problems written for runner, n
 const INSTRUCTION: &str = "Solve the math word problem. Think step by step, then give the final answer on its own \
                            line as \"The answer is N.\" where N is a number.";
 
+const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Question", field: "question" };
+
 /// GSM8K separates the worked solution from the final number with this marker.
 const MARKER: &str = "####";
 
@@ -23,46 +27,26 @@ pub struct Gsm8k;
 
 impl Guest for Gsm8k {
     fn describe() -> Metadata {
-        Metadata {
-            name: "gsm8k".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "GSM8K grade-school math word problems: chain-of-thought prompt, exact match on the \
-                          final number"
-                .to_string(),
-            defaults: GenerationDefaults {
-                max_new_tokens: 256,
-                stop: vec!["\n\nQuestion:".to_string(), "\n\n\n".to_string()],
-                temperature: None,
-            },
-            metrics: vec![
-                metrics::binary("accuracy", "1 when the final number in the output equals the reference, else 0"),
-                metrics::binary("answered", "1 when a number could be read from the output, else 0"),
-            ],
-            subsets: Vec::new(),
-            default_source: Some(HfDataset {
-                repo: "openai/gsm8k".to_string(),
-                config: Some("main".to_string()),
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "gsm8k",
+            env!("CARGO_PKG_VERSION"),
+            "GSM8K grade-school math word problems: chain-of-thought prompt, exact match on the final number",
+        )
+        .generation(256, &["\n\nQuestion:", "\n\n\n"])
+        .metrics([
+            metrics::binary("accuracy", "1 when the final number in the output equals the reference, else 0"),
+            metrics::binary("answered", "1 when a number could be read from the output, else 0"),
+        ])
+        .hub("openai/gsm8k", Some("main"), "test")
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        sdk::config::check_subsets(&options.subsets, &[])?;
-        sdk::config::args(&options, &[])?;
-        Ok(())
+        sdk::config::check(&options, &Self::describe(), &[]).map(drop)
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -92,14 +76,10 @@ impl Guest for Gsm8k {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let mut messages = Vec::new();
-        for example in &examples {
-            messages.push(user(messages.is_empty(), field(example, "question")?));
+        let messages = few_shot_chat(&TURNS, &sample, &examples, |example| {
             let solution = field(example, "solution")?;
-            let content = format!("{solution}\nThe answer is {}.", example.reference).trim_start().to_string();
-            messages.push(Message { role: Role::Assistant, content });
-        }
-        messages.push(user(messages.is_empty(), field(&sample, "question")?));
+            Ok(format!("{solution}\nThe answer is {}.", example.reference).trim_start().to_string())
+        })?;
         Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
     }
 
@@ -115,13 +95,6 @@ impl Guest for Gsm8k {
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
         Ok(Vec::new())
     }
-}
-
-/// A question as the user's turn; the first turn carries the instruction.
-fn user(first: bool, question: &str) -> Message {
-    let content =
-        if first { format!("{INSTRUCTION}\n\nQuestion: {question}") } else { format!("Question: {question}") };
-    Message { role: Role::User, content }
 }
 
 /// GSM8K's solution text without its calculator annotations (`<<6*14=84>>`).
@@ -142,20 +115,12 @@ fn worked_solution(text: &str) -> String {
     out.trim().to_string()
 }
 
-fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
-}
-
 sdk::export_scenario!(Gsm8k);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdk::ScoringModes;
     use sdk::harness::{Harness, metric};
 
     #[test]

@@ -23,8 +23,9 @@ pub mod tasks;
 
 use std::cell::RefCell;
 
+use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::metrics::{ScoreBuilder, macro_average, mean};
-use runner_scenario_sdk::records::{self, Row};
+use runner_scenario_sdk::records::{self, Row, field};
 use runner_scenario_sdk::{
     ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults, Guest, HfDataset,
     Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
@@ -114,11 +115,7 @@ impl Guest for LongBench {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -218,15 +215,6 @@ fn sample_of(row: &Row<'_>, task: &Task) -> Result<Sample, DatasetError> {
         ],
         reference: if answers.len() == 1 { answers[0].clone() } else { json(&answers) },
     })
-}
-
-fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
 }
 
 fn json_list(sample: &Sample, name: &str) -> Result<Vec<String>, String> {

@@ -27,7 +27,7 @@ pub fn score(task: &Task, prediction: &str, answers: &[String], all_classes: &[S
 fn score_one(metric: MetricKind, prediction: &str, answer: &str, all_classes: &[String]) -> f64 {
     match metric {
         MetricKind::QaF1 => qa_f1(prediction, answer),
-        MetricKind::QaF1Zh => f1(&chinese_tokens(prediction), &chinese_tokens(answer)),
+        MetricKind::QaF1Zh => text::tokens_f1(&chinese_tokens(prediction), &chinese_tokens(answer)),
         MetricKind::RougeL => rouge::rouge(prediction, answer).rouge_l.fmeasure,
         MetricKind::RougeLZh => rouge::rouge_l(&chinese_tokens(prediction), &chinese_tokens(answer)).fmeasure,
         MetricKind::Classification => classification(prediction, answer, all_classes),
@@ -45,23 +45,6 @@ pub fn qa_f1(prediction: &str, answer: &str) -> f64 {
         return 0.0;
     }
     text::token_f1(prediction, answer)
-}
-
-fn f1(predicted: &[String], expected: &[String]) -> f64 {
-    let mut remaining: Vec<&String> = expected.iter().collect();
-    let mut shared = 0usize;
-    for token in predicted {
-        if let Some(at) = remaining.iter().position(|t| *t == token) {
-            remaining.swap_remove(at);
-            shared += 1;
-        }
-    }
-    if shared == 0 {
-        return 0.0;
-    }
-    let precision = shared as f64 / predicted.len() as f64;
-    let recall = shared as f64 / expected.len() as f64;
-    2.0 * precision * recall / (precision + recall)
 }
 
 /// Lower case; each Han (or other non-ASCII) letter or digit is a token, runs of ASCII letters and digits

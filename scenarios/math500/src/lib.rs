@@ -7,10 +7,12 @@
 
 use std::cell::RefCell;
 
+use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::records::field;
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, SubsetInfo, latex, metrics, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, latex, metrics, records,
 };
 
 /// Ten problems in MATH-500's format, written for runner (not taken from MATH), used without --data.
@@ -19,6 +21,8 @@ const EMBEDDED_LABEL: &str = "embedded sample (10 problems written for runner, n
 
 const INSTRUCTION: &str = "Solve the following math problem. Reason step by step, and put your final answer \
                            within \\boxed{}.";
+
+const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Problem", field: "problem" };
 
 /// MATH's subjects as they appear in the `subject` column.
 const SUBJECTS: &[&str] = &[
@@ -45,50 +49,29 @@ pub struct Math500;
 
 impl Guest for Math500 {
     fn describe() -> Metadata {
-        Metadata {
-            name: "math500".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "MATH-500 competition problems: boxed final answer, compared after LaTeX normalisation"
-                .to_string(),
-            defaults: GenerationDefaults {
-                max_new_tokens: 1024,
-                stop: vec!["\n\nProblem:".to_string()],
-                temperature: None,
-            },
-            metrics: vec![
-                metrics::binary("accuracy", "1 when the boxed answer equals the reference after normalisation"),
-                metrics::binary("answered", "1 when a final answer could be read from the output"),
-            ],
-            subsets: SUBJECTS
-                .iter()
-                .map(|subject| SubsetInfo { name: subset_name(subject), description: subject.to_string() })
-                .collect(),
-            default_source: Some(HfDataset {
-                repo: "HuggingFaceH4/MATH-500".to_string(),
-                config: None,
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "math500",
+            env!("CARGO_PKG_VERSION"),
+            "MATH-500 competition problems: boxed final answer, compared after LaTeX normalisation",
+        )
+        .generation(1024, &["\n\nProblem:"])
+        .metrics([
+            metrics::binary("accuracy", "1 when the boxed answer equals the reference after normalisation"),
+            metrics::binary("answered", "1 when a final answer could be read from the output"),
+        ])
+        .subsets(SUBJECTS.iter().map(|subject| (subset_name(subject), *subject)))
+        .hub("HuggingFaceH4/MATH-500", None, "test")
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        let names: Vec<String> = SUBJECTS.iter().map(|s| subset_name(s)).collect();
-        sdk::config::check_subsets(&options.subsets, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
-        sdk::config::args(&options, &[])?;
+        sdk::config::check(&options, &Self::describe(), &[])?;
         SELECTED.with(|selected| *selected.borrow_mut() = options.subsets);
         Ok(())
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -128,18 +111,14 @@ impl Guest for Math500 {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let mut messages = Vec::new();
-        for example in &examples {
-            messages.push(user(messages.is_empty(), field(example, "problem")?));
+        let messages = few_shot_chat(&TURNS, &sample, &examples, |example| {
             let solution = field(example, "solution")?;
-            let solution = if solution.contains("\\boxed") {
+            Ok(if solution.contains("\\boxed") {
                 solution.to_string()
             } else {
                 format!("{solution}\nThe final answer is $\\boxed{{{}}}$.", example.reference).trim().to_string()
-            };
-            messages.push(Message { role: Role::Assistant, content: solution });
-        }
-        messages.push(user(messages.is_empty(), field(&sample, "problem")?));
+            })
+        })?;
         Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
     }
 
@@ -170,20 +149,6 @@ pub fn extract_answer(output: &str) -> Option<String> {
     let answer = line.trim().trim_start_matches(':').trim().trim_matches('$').trim().trim_end_matches('.');
     let answer = answer.trim_end_matches('$').trim();
     (!answer.is_empty()).then(|| answer.to_string())
-}
-
-fn user(first: bool, problem: &str) -> Message {
-    let content = if first { format!("{INSTRUCTION}\n\nProblem: {problem}") } else { format!("Problem: {problem}") };
-    Message { role: Role::User, content }
-}
-
-fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
 }
 
 sdk::export_scenario!(Math500);

@@ -21,20 +21,24 @@ pub mod answer;
 use std::cell::RefCell;
 
 use runner_scenario_sdk::choice::letter;
-use runner_scenario_sdk::metrics::{ScoreBuilder, binary, macro_average};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    answer_index, check_likelihoods, letter_continuations, lettered, most_likely, question_and_choices, sample_fields,
+    ChoiceScoring, Likelihoods, answer_index, few_shot_prompt, lettered, question_and_choices, sample_fields,
+    score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults, Guest, HfDataset,
-    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
-    SubsetInfo, config, export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in MMLU-Pro's format, written for runner (not taken from MMLU-Pro).
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 questions in 2 categories written for runner, not MMLU-Pro)";
+
+/// Log-likelihood runs compare " A".." J" after "Answer:".
+const LIKELIHOODS: Likelihoods = Likelihoods::Letters;
 
 /// MMLU-Pro's 14 categories as they appear in its `category` column.
 pub const CATEGORIES: &[&str] = &[
@@ -77,52 +81,29 @@ struct MmluPro;
 
 impl Guest for MmluPro {
     fn describe() -> Metadata {
-        Metadata {
-            name: "mmlu-pro".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "MMLU-Pro ten-option reasoning questions in 14 categories, 5-shot chain of thought with \
-                          the reference's answer extraction; accuracy overall and per category"
-                .to_string(),
-            defaults: GenerationDefaults {
-                max_new_tokens: 2048,
-                stop: vec!["Question:".to_string()],
-                temperature: None,
-            },
-            metrics: vec![
-                binary("accuracy", "1 when the extracted letter is the reference's, else 0"),
-                binary("answered", "1 when a letter could be read from the output, else 0 (generation runs)"),
-            ],
-            subsets: CATEGORIES
-                .iter()
-                .map(|category| SubsetInfo { name: subset_name(category), description: format!("MMLU-Pro {category}") })
-                .collect(),
-            default_source: Some(HfDataset {
-                repo: "TIGER-Lab/MMLU-Pro".to_string(),
-                config: Some("default".to_string()),
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
-            default_few_shot: 5,
-        }
+        MetadataBuilder::new(
+            "mmlu-pro",
+            env!("CARGO_PKG_VERSION"),
+            "MMLU-Pro ten-option reasoning questions in 14 categories, 5-shot chain of thought with the reference's \
+             answer extraction; accuracy overall and per category",
+        )
+        .generation(2048, &["Question:"])
+        .metrics(LIKELIHOODS.metrics())
+        .subsets(CATEGORIES.iter().map(|category| (subset_name(category), format!("MMLU-Pro {category}"))))
+        .hub("TIGER-Lab/MMLU-Pro", Some("default"), "test")
+        .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
+        .few_shot(5)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
-        let names: Vec<String> = CATEGORIES.iter().map(|c| subset_name(c)).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        config::check_subsets(&options.subsets, &names)?;
-        config::args(&options, &[])?;
+        config::check(&options, &Self::describe(), &[])?;
         CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
         Ok(())
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -152,14 +133,12 @@ impl Guest for MmluPro {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let category = sample.subset.as_deref().unwrap_or("other").replace('_', " ");
-        let count = question_and_choices(&sample)?.1.len();
+        let (_, choices) = question_and_choices(&sample)?;
         if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
             let mut text = format!("The following are multiple choice questions (with answers) about {category}.\n\n");
-            for example in &examples {
-                text.push_str(&format!("{}Answer: {}\n\n", question_block(example)?, example.reference));
-            }
-            text.push_str(&format!("{}Answer:", question_block(&sample)?));
-            return Ok(Request { prompt: Prompt::Text(text), choices: letter_continuations(count) });
+            let block = |s: &Sample| Ok(format!("{}Answer:", question_block(s)?));
+            text.push_str(&few_shot_prompt(&sample, &examples, block, |e| Ok(e.reference.clone()))?);
+            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
         }
         let mut text = format!(
             "The following are multiple choice questions (with answers) about {category}. Think step by step and \
@@ -181,21 +160,8 @@ impl Guest for MmluPro {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let count = question_and_choices(&sample)?.1.len();
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            check_likelihoods(&output.choices, count).map_err(|e| format!("sample {}: {e}", sample.id))?;
-            let chosen = most_likely(&output.choices).map(|i| letter(i).to_string());
-            return Ok(ScoreBuilder::new()
-                .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-                .extracted(chosen)
-                .build());
-        }
-        let chosen = answer::extract(&output.text, count).map(String::from);
-        Ok(ScoreBuilder::new()
-            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-            .flag("answered", chosen.is_some())
-            .extracted(chosen)
-            .build())
+        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: answer::extract };
+        score_choices(&sample, &output, &scoring)
     }
 
     fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {

@@ -20,15 +20,17 @@ pub mod subjects;
 use std::cell::RefCell;
 
 use runner_scenario_sdk::choice::{choice_letter, letter};
-use runner_scenario_sdk::metrics::{ScoreBuilder, binary, macro_average};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    answer_index, check_likelihoods, letter_continuations, lettered, most_likely, question_and_choices, sample_fields,
+    ChoiceScoring, Likelihoods, answer_index, few_shot_prompt, lettered_question, question_and_choices, sample_fields,
+    score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, GenerationDefaults, Guest, HfDataset,
-    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
-    SubsetInfo, config, export_scenario, log,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
+    log,
 };
 
 /// Twelve questions in MMLU's format, written for runner (not taken from MMLU), in three subjects.
@@ -37,6 +39,8 @@ const EMBEDDED_LABEL: &str = "embedded sample (12 questions in 3 subjects writte
 
 const ARGS: &[&str] = &["variant", "redux_rows"];
 const INSTRUCTION: &str = "Answer with the letter of the correct option.";
+/// Log-likelihood runs compare " A".." D", as published MMLU figures do.
+const LIKELIHOODS: Likelihoods = Likelihoods::Letters;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -67,40 +71,27 @@ struct Mmlu;
 
 impl Guest for Mmlu {
     fn describe() -> Metadata {
-        Metadata {
-            name: "mmlu".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "MMLU multiple-choice questions in 57 subjects (MMLU-Redux with --scenario-arg \
-                          variant=redux), 5-shot in the original prompt format; accuracy macro-averaged over \
-                          subjects"
-                .to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 32, stop: vec!["\n\n".to_string()], temperature: None },
-            metrics: vec![
-                binary("accuracy", "1 when the chosen letter is the reference's, else 0"),
-                binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"),
-            ],
-            subsets: subjects::SUBJECTS
+        MetadataBuilder::new(
+            "mmlu",
+            env!("CARGO_PKG_VERSION"),
+            "MMLU multiple-choice questions in 57 subjects (MMLU-Redux with --scenario-arg variant=redux), 5-shot \
+             in the original prompt format; accuracy macro-averaged over subjects",
+        )
+        .generation(32, &["\n\n"])
+        .metrics(LIKELIHOODS.metrics())
+        .subsets(
+            subjects::SUBJECTS
                 .iter()
-                .map(|(name, category)| SubsetInfo {
-                    name: name.to_string(),
-                    description: format!("{} ({category})", subjects::display(name)),
-                })
-                .collect(),
-            default_source: Some(HfDataset {
-                repo: "cais/mmlu".to_string(),
-                config: Some("all".to_string()),
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
-            default_few_shot: 5,
-        }
+                .map(|(name, category)| (*name, format!("{} ({category})", subjects::display(name)))),
+        )
+        .hub("cais/mmlu", Some("all"), "test")
+        .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
+        .few_shot(5)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
-        config::check_subsets(&options.subsets, &subjects::names())?;
-        let args = config::args(&options, ARGS)?;
+        let args = config::check(&options, &Self::describe(), ARGS)?;
         let variant = match args.get("variant").map(String::as_str) {
             None | Some("mmlu") => Variant::Mmlu,
             Some("redux") => Variant::Redux,
@@ -125,11 +116,7 @@ impl Guest for Mmlu {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -173,35 +160,18 @@ impl Guest for Mmlu {
             "The following are multiple choice questions (with answers) about {}.\n\n",
             subjects::display(&subject)
         );
-        for example in &examples {
-            text.push_str(&question_block(example)?);
-            text.push_str(&format!(" {}\n\n", example.reference));
-        }
-        text.push_str(&question_block(&sample)?);
-        let count = question_and_choices(&sample)?.1.len();
+        text.push_str(&few_shot_prompt(&sample, &examples, question_block, |e| Ok(e.reference.clone()))?);
         if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            return Ok(Request { prompt: Prompt::Text(text), choices: letter_continuations(count) });
+            let (_, choices) = question_and_choices(&sample)?;
+            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
         }
         let content = format!("{INSTRUCTION}\n\n{text}");
         Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content }]), choices: Vec::new() })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let count = question_and_choices(&sample)?.1.len();
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            check_likelihoods(&output.choices, count).map_err(|e| format!("sample {}: {e}", sample.id))?;
-            let chosen = most_likely(&output.choices).map(|i| letter(i).to_string());
-            return Ok(ScoreBuilder::new()
-                .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-                .extracted(chosen)
-                .build());
-        }
-        let chosen = choice_letter(&output.text, count).map(String::from);
-        Ok(ScoreBuilder::new()
-            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-            .flag("answered", chosen.is_some())
-            .extracted(chosen)
-            .build())
+        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        score_choices(&sample, &output, &scoring)
     }
 
     fn aggregate(samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
@@ -253,7 +223,7 @@ fn sample_of(row: &Row<'_>, subject: &str) -> Result<Sample, DatasetError> {
 /// "Question\nA. ..\nB. ..\nAnswer:" as the original MMLU code writes it.
 fn question_block(sample: &Sample) -> Result<String, String> {
     let (question, choices) = question_and_choices(sample)?;
-    Ok(format!("{question}\n{}\nAnswer:", lettered(&choices)))
+    Ok(lettered_question("", question, &choices))
 }
 
 export_scenario!(Mmlu);

@@ -13,16 +13,15 @@
 use std::cell::RefCell;
 
 use runner_scenario_sdk::choice::{choice_letter, letter};
-use runner_scenario_sdk::metrics::{ScoreBuilder, binary};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::{
-    Choices, check_likelihoods, labeled_choices, lettered, most_likely, most_likely_per_char, nested_question,
-    question_and_choices, sample_fields,
+    ChoiceScoring, Likelihoods, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
+    reference_text, sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults, Guest, HfDataset,
-    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
-    config, export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's `additional` layout (with facts), written for runner (not OpenBookQA).
@@ -30,6 +29,8 @@ pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions with facts written for runner, not OpenBookQA)";
 
 const INSTRUCTION: &str = "Answer with the letter of the correct option.";
+/// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
+const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -49,38 +50,22 @@ struct OpenBookQa;
 
 impl Guest for OpenBookQa {
     fn describe() -> Metadata {
-        Metadata {
-            name: "openbookqa".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "OpenBookQA elementary science questions: accuracy by letter generation, or accuracy \
-                          and length-normalised accuracy by log-likelihood; --scenario-arg fact=include adds \
-                          each question's book fact"
-                .to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 32, stop: vec!["\n\n".to_string()], temperature: None },
-            metrics: vec![
-                binary("accuracy", "1 when the chosen answer is the reference, else 0"),
-                binary(
-                    "accuracy_norm",
-                    "1 when the answer most likely per character is the reference, else 0 (log-likelihood runs)",
-                ),
-                binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"),
-            ],
-            subsets: Vec::new(),
-            default_source: Some(HfDataset {
-                repo: "allenai/openbookqa".to_string(),
-                config: Some("main".to_string()),
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "openbookqa",
+            env!("CARGO_PKG_VERSION"),
+            "OpenBookQA elementary science questions: accuracy by letter generation, or accuracy and \
+             length-normalised accuracy by log-likelihood; --scenario-arg fact=include adds each question's book \
+             fact",
+        )
+        .generation(32, &["\n\n"])
+        .metrics(LIKELIHOODS.metrics())
+        .hub("allenai/openbookqa", Some("main"), "test")
+        .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
-        config::check_subsets(&options.subsets, &[])?;
-        let args = config::args(&options, &["fact"])?;
+        let args = config::check(&options, &Self::describe(), &["fact"])?;
         let with_fact = match args.get("fact").map(String::as_str) {
             None | Some("omit") => false,
             Some("include") => true,
@@ -91,11 +76,7 @@ impl Guest for OpenBookQa {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -107,42 +88,17 @@ impl Guest for OpenBookQa {
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
         if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            let mut text = String::new();
-            for example in &examples {
-                let (_, example_choices) = question_and_choices(example)?;
-                let gold = example_choices.get(gold_index(example)?).copied().unwrap_or_default();
-                text.push_str(&format!("{} {gold}\n\n", stem_with_fact(example)?));
-            }
-            text.push_str(&stem_with_fact(&sample)?);
-            return Ok(Request { prompt: Prompt::Text(text), choices: continuations(&choices) });
+            let text = few_shot_prompt(&sample, &examples, stem_with_fact, |e| reference_text(e).map(String::from))?;
+            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
         }
-        let mut text = format!("{INSTRUCTION}\n\n");
-        for example in &examples {
-            text.push_str(&format!("{} {}\n\n", lettered_block(example)?, example.reference));
-        }
-        text.push_str(&lettered_block(&sample)?);
+        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
+        let text = format!("{INSTRUCTION}\n\n{shots}");
         Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
-            check_likelihoods(&output.choices, choices.len()).map_err(|e| format!("sample {}: {e}", sample.id))?;
-            let raw = most_likely(&output.choices).map(letter);
-            let normalized = most_likely_per_char(&output.choices, &continuations(&choices)).map(letter);
-            let gold = sample.reference.chars().next();
-            return Ok(ScoreBuilder::new()
-                .flag("accuracy", raw.is_some() && raw == gold)
-                .flag("accuracy_norm", normalized.is_some() && normalized == gold)
-                .extracted(raw.map(String::from))
-                .build());
-        }
-        let chosen = choice_letter(&output.text, choices.len()).map(String::from);
-        Ok(ScoreBuilder::new()
-            .flag("accuracy", chosen.as_deref() == Some(sample.reference.as_str()))
-            .flag("answered", chosen.is_some())
-            .extracted(chosen)
-            .build())
+        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        score_choices(&sample, &output, &scoring)
     }
 
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
@@ -151,15 +107,8 @@ impl Guest for OpenBookQa {
 }
 
 fn sample_of(row: &Row<'_>, with_fact: bool) -> Result<Sample, DatasetError> {
-    let (question, choices): (String, Choices) = match nested_question(row, "question")? {
-        Some(nested) => nested,
-        None => (row.str("question_stem")?.to_string(), labeled_choices(row, "choices")?),
-    };
-    let key = row.str("answerKey")?;
-    let answer = choices.index_of(key).ok_or_else(|| {
-        row.error("answerKey", format!("`{key}` is not one of the choice labels {}", choices.labels.join(", ")))
-    })?;
-    let mut fields = sample_fields(&question, &choices.texts);
+    let keyed = keyed_question(row, "question_stem")?;
+    let mut fields = sample_fields(&keyed.question, &keyed.choices.texts);
     if with_fact {
         let fact = row.str("fact1").map_err(|mut e| {
             e.message.push_str(" (fact=include needs each row's `fact1`: use the `additional` config)");
@@ -167,14 +116,7 @@ fn sample_of(row: &Row<'_>, with_fact: bool) -> Result<Sample, DatasetError> {
         })?;
         fields.push(Field { name: "fact".to_string(), value: fact.trim().to_string() });
     }
-    Ok(Sample { id: row.id("id")?, subset: None, fields, reference: letter(answer).to_string() })
-}
-
-fn gold_index(sample: &Sample) -> Result<usize, String> {
-    match sample.reference.as_bytes() {
-        [c @ b'A'..=b'Z'] => Ok((c - b'A') as usize),
-        _ => Err(format!("sample {} has reference {:?}, not a letter", sample.id, sample.reference)),
-    }
+    Ok(Sample { id: row.id("id")?, subset: None, fields, reference: letter(keyed.answer).to_string() })
 }
 
 fn fact_of(sample: &Sample) -> Option<&str> {
@@ -190,15 +132,10 @@ fn stem_with_fact(sample: &Sample) -> Result<String, String> {
     })
 }
 
-/// " {choice}" for each choice: the continuations whose likelihood is compared.
-fn continuations(choices: &[&str]) -> Vec<String> {
-    choices.iter().map(|text| format!(" {text}")).collect()
-}
-
 fn lettered_block(sample: &Sample) -> Result<String, String> {
     let (question, choices) = question_and_choices(sample)?;
     let fact = fact_of(sample).map(|fact| format!("Fact: {fact}\n")).unwrap_or_default();
-    Ok(format!("{fact}Question: {question}\n{}\nAnswer:", lettered(&choices)))
+    Ok(lettered_question(&format!("{fact}Question: "), question, &choices))
 }
 
 export_scenario!(OpenBookQa);

@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 
+use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
     Guest, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample,
@@ -74,11 +75,7 @@ impl Guest for Prompts {
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "prompts.jsonl".to_string(),
-            data: EMBEDDED_PROMPTS.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "prompts.jsonl", EMBEDDED_PROMPTS)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {

@@ -1,9 +1,23 @@
 //! Checking a run's options in `configure`: the scoring mode is one the scenario supports, selected
-//! subsets exist, `--scenario-arg` keys are known. Errors are `config-error`s naming the option.
+//! subsets exist, `--scenario-arg` keys are known ([`check`] does all three against the scenario's own
+//! metadata). Errors are `config-error`s naming the option.
 
 use std::collections::BTreeMap;
 
-use crate::{ConfigError, Options, ScoringModes};
+use crate::{ConfigError, Metadata, Options, ScoringModes};
+
+/// Checks options against what `metadata` declares (scoring modes, subsets) and the `--scenario-arg` keys
+/// in `known_args`, in that order; returns the arguments as a map.
+pub fn check(
+    options: &Options,
+    metadata: &Metadata,
+    known_args: &[&str],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    check_scoring_mode(options, metadata.scoring_modes)?;
+    let subsets: Vec<&str> = metadata.subsets.iter().map(|s| s.name.as_str()).collect();
+    check_subsets(&options.subsets, &subsets)?;
+    args(options, known_args)
+}
 
 /// A `config-error` for `option`.
 pub fn error(option: &str, message: impl Into<String>) -> ConfigError {
@@ -78,5 +92,18 @@ mod tests {
         assert!(error.message.contains("c") && error.message.contains("a, b"), "{}", error.message);
         assert_eq!(args(&options(ScoringModes::GENERATE, &[("k", "v")]), &["k"]).unwrap()["k"], "v");
         assert!(args(&options(ScoringModes::GENERATE, &[("x", "v")]), &["k"]).unwrap_err().message.contains("`x`"));
+    }
+
+    #[test]
+    fn check_refuses_what_the_metadata_does_not_declare() {
+        let metadata = crate::metadata::MetadataBuilder::new("s", "1", "d").subsets([("a", "A"), ("b", "B")]).build();
+        assert_eq!(check(&options(ScoringModes::GENERATE, &[("k", "v")]), &metadata, &["k"]).unwrap()["k"], "v");
+        let error = check(&options(ScoringModes::LOGLIKELIHOOD, &[]), &metadata, &[]).unwrap_err();
+        assert_eq!(error.option, "scoring-mode");
+        let mut unknown = options(ScoringModes::GENERATE, &[]);
+        unknown.subsets = vec!["c".into()];
+        let error = check(&unknown, &metadata, &[]).unwrap_err();
+        assert!(error.option == "subsets" && error.message.contains("a, b"), "{error:?}");
+        assert_eq!(check(&options(ScoringModes::GENERATE, &[("k", "v")]), &metadata, &[]).unwrap_err().option, "args");
     }
 }

@@ -191,12 +191,7 @@ pub fn prompt_text(prompt: &Prompt) -> String {
 
 /// The value of field `name` of a sample; panics when absent.
 pub fn field<'a>(sample: &'a Sample, name: &str) -> &'a str {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.value.as_str())
-        .unwrap_or_else(|| panic!("sample {} has no field {name}", sample.id))
+    crate::records::field(sample, name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Sample ids must be unique and non-empty: the host keys results by them.

@@ -1,6 +1,8 @@
 //! The scenario SDK: everything a Rust scenario needs so that the scenario itself is one short file.
 //! It generates the bindings for `wit/scenario.wit` once and re-exports their types, exports a scenario
-//! with [`export_scenario!`], and offers the pieces benchmarks share: reading records ([`records`]),
+//! with [`export_scenario!`], and offers the pieces benchmarks share: describing the scenario ([`metadata`]),
+//! reading records ([`records`]), few-shot chats ([`chat`]), multiple-choice prompts and scoring
+//! ([`multiple_choice`]),
 //! answer extraction ([`numbers`], [`choice`], [`latex`], [`label`]), metrics ([`text`], [`rouge`],
 //! [`metrics`]), option checks ([`config`]), logging ([`log`]) and, natively, a test harness ([`harness`])
 //! that runs a scenario's `Guest` implementation in unit tests without a host. See scenarios/README.md.
@@ -17,6 +19,7 @@ pub mod bindings {
     });
 }
 
+pub mod chat;
 pub mod choice;
 pub mod config;
 pub mod decode;
@@ -25,6 +28,7 @@ pub mod harness;
 pub mod label;
 pub mod latex;
 pub mod log;
+pub mod metadata;
 pub mod metrics;
 pub mod multiple_choice;
 pub mod numbers;

@@ -4,10 +4,14 @@
 //! into the index of a choice, laying choices out as lettered options, and picking the model's choice from
 //! the log-likelihoods the host computed: the most likely continuation (`acc`) or the most likely per
 //! character (`acc_norm`, the length normalisation the lm-evaluation-harness reports for ARC and OpenBookQA).
+//! Prompts are built from the same pieces ([`lettered_question`], [`few_shot_prompt`], [`Likelihoods`]'
+//! continuations) and one [`score_choices`] scores every multiple-choice scenario's outputs, so what a
+//! prompt asks and what the score compares cannot drift apart between benchmarks.
 
 use crate::choice::letter;
+use crate::metrics::{ScoreBuilder, binary};
 use crate::records::Row;
-use crate::{ChoiceLikelihood, DatasetError, Field, Sample, Value};
+use crate::{ChoiceLikelihood, DatasetError, Field, MetricInfo, ModelOutput, Sample, Score, ScoringModes, Value};
 
 /// A question's choices: their texts and the labels the dataset gives them ("A".."E" or "1".."5").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,28 @@ pub fn nested_question(row: &Row<'_>, field: &str) -> Result<Option<(String, Cho
     Ok(Some((stem.trim().to_string(), choices)))
 }
 
+/// A question as AI2 publishes ARC and OpenBookQA: its text, its choices and the index of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedQuestion {
+    pub question: String,
+    pub choices: Choices,
+    pub answer: usize,
+}
+
+/// Reads an AI2 row: the nested `question` {`stem`, `choices`} of the original JSON Lines, else the Hub's flat
+/// `question_field` and `choices`; then `answerKey`, a label among the choices. Errors name the row and field.
+pub fn keyed_question(row: &Row<'_>, question_field: &str) -> Result<KeyedQuestion, DatasetError> {
+    let (question, choices) = match nested_question(row, "question")? {
+        Some(nested) => nested,
+        None => (row.str(question_field)?.to_string(), labeled_choices(row, "choices")?),
+    };
+    let key = row.str("answerKey")?;
+    let answer = choices.index_of(key).ok_or_else(|| {
+        row.error("answerKey", format!("`{key}` is not one of the choice labels {}", choices.labels.join(", ")))
+    })?;
+    Ok(KeyedQuestion { question, choices, answer })
+}
+
 /// A multiple-choice sample's fields: `question`, then one field per choice named by its letter ("A", "B"...).
 pub fn sample_fields(question: &str, choices: &[String]) -> Vec<Field> {
     let mut fields = vec![Field { name: "question".to_string(), value: question.trim().to_string() }];
@@ -146,6 +172,45 @@ pub fn answer_index(row: &Row<'_>, field: &str, count: usize) -> Result<usize, D
     }
 }
 
+/// The index of the choice a sample's reference letter names ("C" -> 2).
+pub fn reference_index(sample: &Sample) -> Result<usize, String> {
+    match sample.reference.as_bytes() {
+        [c @ b'A'..=b'Z'] => Ok((c - b'A') as usize),
+        _ => Err(format!("sample {} has reference {:?}, not a letter", sample.id, sample.reference)),
+    }
+}
+
+/// The text of the choice a sample's reference names: what a log-likelihood few-shot example answers with.
+pub fn reference_text(sample: &Sample) -> Result<&str, String> {
+    let index = reference_index(sample)?;
+    let (_, choices) = question_and_choices(sample)?;
+    choices.get(index).copied().ok_or_else(|| {
+        format!("sample {} has reference {}, beyond its {} choices", sample.id, sample.reference, choices.len())
+    })
+}
+
+/// "{head}{question}\nA. ..\nB. ..\nAnswer:": a question with lettered options, as ARC and OpenBookQA
+/// (`head` "Question: ") and MMLU (no head) ask it.
+pub fn lettered_question<S: AsRef<str>>(head: &str, question: &str, choices: &[S]) -> String {
+    format!("{head}{question}\n{}\nAnswer:", lettered(choices))
+}
+
+/// Few-shot examples, each its `block` then " {answer}" and a blank line, followed by the sample's `block`:
+/// the shape every multiple-choice prompt here shares, answered by letter or by the answer's text.
+pub fn few_shot_prompt(
+    sample: &Sample,
+    examples: &[Sample],
+    block: impl Fn(&Sample) -> Result<String, String>,
+    answer: impl Fn(&Sample) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut text = String::new();
+    for example in examples {
+        text.push_str(&format!("{} {}\n\n", block(example)?, answer(example)?));
+    }
+    text.push_str(&block(sample)?);
+    Ok(text)
+}
+
 /// The choices as lettered lines: "A. first\nB. second".
 pub fn lettered<S: AsRef<str>>(choices: &[S]) -> String {
     choices
@@ -159,6 +224,81 @@ pub fn lettered<S: AsRef<str>>(choices: &[S]) -> String {
 /// The continuations " A", " B", ... that log-likelihood scoring compares after "Answer:".
 pub fn letter_continuations(count: usize) -> Vec<String> {
     (0..count).map(|i| format!(" {}", letter(i))).collect()
+}
+
+/// The continuations " {choice}" for each choice text: comparing the answers themselves (lm-evaluation-harness).
+pub fn text_continuations<S: AsRef<str>>(choices: &[S]) -> Vec<String> {
+    choices.iter().map(|text| format!(" {}", text.as_ref())).collect()
+}
+
+/// What a log-likelihood prompt compares after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Likelihoods {
+    /// The letters " A", " B"...: `accuracy` of the most likely letter (MMLU, MMLU-Pro).
+    Letters,
+    /// The choice texts " {choice}": `accuracy` of the most likely and `accuracy_norm` of the most likely per
+    /// character (ARC, OpenBookQA as the lm-evaluation-harness scores them).
+    Texts,
+}
+
+impl Likelihoods {
+    /// The continuations a request for these choices asks the host to score.
+    pub fn continuations<S: AsRef<str>>(self, choices: &[S]) -> Vec<String> {
+        match self {
+            Likelihoods::Letters => letter_continuations(choices.len()),
+            Likelihoods::Texts => text_continuations(choices),
+        }
+    }
+
+    /// The metrics [`score_choices`] reports, for the scenario's metadata.
+    pub fn metrics(self) -> Vec<MetricInfo> {
+        let mut metrics = vec![binary("accuracy", "1 when the chosen answer is the reference, else 0")];
+        if self == Likelihoods::Texts {
+            metrics.push(binary(
+                "accuracy_norm",
+                "1 when the answer most likely per character is the reference, else 0 (log-likelihood runs)",
+            ));
+        }
+        metrics
+            .push(binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"));
+        metrics
+    }
+}
+
+/// How a multiple-choice scenario scores an output.
+#[derive(Debug, Clone, Copy)]
+pub struct ChoiceScoring {
+    /// The run's scoring mode: log-likelihood compares `likelihoods`, generation reads a letter.
+    pub mode: ScoringModes,
+    pub likelihoods: Likelihoods,
+    /// Reads the stated letter out of a generated output among the first `n` letters
+    /// ([`crate::choice::choice_letter`], or a benchmark's own extraction).
+    pub read_letter: fn(&str, usize) -> Option<char>,
+}
+
+/// Scores a multiple-choice output against the sample's reference letter. Log-likelihood runs: `accuracy`
+/// (the most likely choice), plus `accuracy_norm` for [`Likelihoods::Texts`], and the most likely letter as
+/// the extracted answer; a likelihood count other than the choice count is an error naming the sample.
+/// Generation runs: `accuracy` and `answered` of the letter `read_letter` finds.
+pub fn score_choices(sample: &Sample, output: &ModelOutput, scoring: &ChoiceScoring) -> Result<Score, String> {
+    let (_, choices) = question_and_choices(sample)?;
+    let is_reference = |chosen: Option<char>| chosen.is_some_and(|c| sample.reference.chars().eq([c]));
+    if !scoring.mode.contains(ScoringModes::LOGLIKELIHOOD) {
+        let chosen = (scoring.read_letter)(&output.text, choices.len());
+        return Ok(ScoreBuilder::new()
+            .flag("accuracy", is_reference(chosen))
+            .flag("answered", chosen.is_some())
+            .extracted(chosen.map(String::from))
+            .build());
+    }
+    check_likelihoods(&output.choices, choices.len()).map_err(|e| format!("sample {}: {e}", sample.id))?;
+    let raw = most_likely(&output.choices).map(letter);
+    let mut score = ScoreBuilder::new().flag("accuracy", is_reference(raw));
+    if scoring.likelihoods == Likelihoods::Texts {
+        let normalized = most_likely_per_char(&output.choices, &text_continuations(&choices)).map(letter);
+        score = score.flag("accuracy_norm", is_reference(normalized));
+    }
+    Ok(score.extracted(raw.map(String::from)).build())
 }
 
 /// The index of the most likely choice; the first on ties, like `argmax`. None when there are no choices.
@@ -269,5 +409,95 @@ mod tests {
         assert_eq!(most_likely_per_char(&values, &continuations), Some(0));
         assert_eq!(lettered(&["x", "y"]), "A. x\nB. y");
         assert_eq!(letter_continuations(3), [" A", " B", " C"]);
+    }
+
+    fn sample(reference: &str) -> Sample {
+        let choices = ["a very long answer".to_string(), "no".to_string(), "maybe".to_string()];
+        Sample { id: "q1".into(), subset: None, fields: sample_fields("Why?", &choices), reference: reference.into() }
+    }
+
+    fn output(text: &str, logprobs: &[f64]) -> ModelOutput {
+        ModelOutput { text: text.into(), choices: likelihoods(logprobs) }
+    }
+
+    const GENERATE: ChoiceScoring = ChoiceScoring {
+        mode: ScoringModes::GENERATE,
+        likelihoods: Likelihoods::Texts,
+        read_letter: crate::choice::choice_letter,
+    };
+
+    fn names(score: &Score) -> Vec<(&str, f64)> {
+        score.metrics.iter().map(|m| (m.name.as_str(), m.value)).collect()
+    }
+
+    #[test]
+    fn scores_generated_letters_with_the_scenarios_reader() {
+        let score = score_choices(&sample("B"), &output("The answer is (B).", &[]), &GENERATE).unwrap();
+        assert_eq!(
+            (names(&score), score.extracted.as_deref()),
+            (vec![("accuracy", 1.0), ("answered", 1.0)], Some("B"))
+        );
+        let score = score_choices(&sample("B"), &output("The answer is D.", &[]), &GENERATE).unwrap();
+        assert_eq!((names(&score), score.extracted.as_deref()), (vec![("accuracy", 0.0), ("answered", 0.0)], None));
+        let always_c = ChoiceScoring { read_letter: |_, _| Some('C'), ..GENERATE };
+        let score = score_choices(&sample("C"), &output("B", &[]), &always_c).unwrap();
+        assert_eq!(names(&score), [("accuracy", 1.0), ("answered", 1.0)]);
+    }
+
+    #[test]
+    fn scores_likelihoods_raw_and_per_character_and_refuses_a_wrong_count() {
+        let texts = ChoiceScoring { mode: ScoringModes::LOGLIKELIHOOD, ..GENERATE };
+        // Raw: "no" (B) is likeliest; per character: the long answer (A).
+        let likely = output("", &[-4.0, -2.0, -5.0]);
+        let score = score_choices(&sample("A"), &likely, &texts).unwrap();
+        assert_eq!(
+            (names(&score), score.extracted.as_deref()),
+            (vec![("accuracy", 0.0), ("accuracy_norm", 1.0)], Some("B"))
+        );
+        let letters = ChoiceScoring { likelihoods: Likelihoods::Letters, ..texts };
+        let score = score_choices(&sample("B"), &likely, &letters).unwrap();
+        assert_eq!(names(&score), [("accuracy", 1.0)]);
+        let error = score_choices(&sample("B"), &output("", &[-1.0, -2.0]), &letters).unwrap_err();
+        assert!(error.contains("sample q1") && error.contains("expected 3"), "{error}");
+    }
+
+    #[test]
+    fn builds_prompt_pieces() {
+        let (a, b) = (sample("C"), sample("A"));
+        assert_eq!((reference_index(&a), reference_text(&a)), (Ok(2), Ok("maybe")));
+        assert!(reference_index(&sample("3")).unwrap_err().contains("not a letter"));
+        assert!(reference_text(&sample("E")).unwrap_err().contains("beyond its 3 choices"));
+        assert_eq!(lettered_question("Q: ", "Why?", &["x", "y"]), "Q: Why?\nA. x\nB. y\nAnswer:");
+        let block = |s: &Sample| Ok(format!("[{}]", s.reference));
+        let prompt = few_shot_prompt(&a, &[b.clone(), b], block, |s| Ok(s.reference.to_lowercase())).unwrap();
+        assert_eq!(prompt, "[A] a\n\n[A] a\n\n[C]");
+        assert_eq!(Likelihoods::Texts.continuations(&["x", "y z"]), [" x", " y z"]);
+        assert_eq!(Likelihoods::Letters.continuations(&["x", "y z"]), [" A", " B"]);
+        let declared = |l: Likelihoods| l.metrics().into_iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(declared(Likelihoods::Texts), ["accuracy", "accuracy_norm", "answered"]);
+        assert_eq!(declared(Likelihoods::Letters), ["accuracy", "answered"]);
+    }
+
+    #[test]
+    fn reads_ai2_questions_flat_and_nested_with_their_answer_key() {
+        let flat = record(vec![
+            ("question_stem", Value::Text("Why?".into())),
+            ("choices", Value::Json(r#"{"text": ["x", "y"], "label": ["1", "2"]}"#.into())),
+            ("answerKey", Value::Text("2".into())),
+        ]);
+        let question = keyed_question(&Row::new(1, &flat), "question_stem").unwrap();
+        assert_eq!((question.question.as_str(), question.answer), ("Why?", 1));
+        let nested = record(vec![
+            (
+                "question",
+                Value::Json(
+                    r#"{"stem": "How?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}"#.into(),
+                ),
+            ),
+            ("answerKey", Value::Text("C".into())),
+        ]);
+        let error = keyed_question(&Row::new(4, &nested), "question_stem").unwrap_err();
+        assert_eq!((error.row, error.field.as_deref()), (Some(4), Some("answerKey")));
+        assert!(error.message.contains("A, B"), "{}", error.message);
     }
 }

@@ -1,8 +1,9 @@
 //! Reading a dataset's records: [`records`] turns whatever the host passed (decoded records, or raw bytes
 //! of a file it does not know) into records, and [`Row`] reads one record's columns as text, integers or
-//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects.
+//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects. Later, in
+//! `build-prompt` and `score`, [`field`] reads back a field the scenario put in a sample.
 
-use crate::{DatasetError, DatasetInfo, DatasetInput, Record, Value, decode};
+use crate::{DatasetError, DatasetInfo, DatasetInput, Record, Sample, Value, decode};
 
 /// The records of a dataset: as the host decoded them, or decoded here from raw bytes (JSON Lines unless
 /// the file name says JSON, CSV or TSV). An empty dataset is an error naming the file.
@@ -20,6 +21,16 @@ pub fn records(info: &DatasetInfo, input: DatasetInput) -> Result<Vec<Record>, D
 /// Each record with its 1-based row number.
 pub fn rows(records: &[Record]) -> impl Iterator<Item = Row<'_>> {
     records.iter().enumerate().map(|(index, record)| Row::new(index as u32 + 1, record))
+}
+
+/// The value of a sample's field `name`; an error names the sample and the field.
+pub fn field<'a>(sample: &'a Sample, name: &str) -> Result<&'a str, String> {
+    sample
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.value.as_str())
+        .ok_or_else(|| format!("sample {} has no `{name}` field", sample.id))
 }
 
 /// A `dataset-error` at a row and column.

@@ -45,13 +45,19 @@ pub fn token_f1(prediction: &str, reference: &str) -> f64 {
     if predicted.is_empty() || expected.is_empty() {
         return if predicted.is_empty() && expected.is_empty() { 1.0 } else { 0.0 };
     }
+    tokens_f1(&predicted, &expected)
+}
+
+/// The F1 of two token lists: the harmonic mean of precision and recall of the tokens they share (with
+/// multiplicity); 0 when they share none, an empty list included.
+pub fn tokens_f1<S: AsRef<str>>(predicted: &[S], expected: &[S]) -> f64 {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for word in &expected {
-        *counts.entry(word).or_default() += 1;
+    for token in expected {
+        *counts.entry(token.as_ref()).or_default() += 1;
     }
     let mut shared = 0usize;
-    for word in &predicted {
-        if let Some(count) = counts.get_mut(word.as_str())
+    for token in predicted {
+        if let Some(count) = counts.get_mut(token.as_ref())
             && *count > 0
         {
             *count -= 1;
@@ -97,5 +103,9 @@ mod tests {
         assert_eq!(token_f1("", ""), 1.0);
         assert_eq!(token_f1("x", ""), 0.0);
         assert_eq!(token_f1("dog", "cat"), 0.0);
+        // Token lists as they are (no normalisation); empty lists share nothing, unlike two empty texts.
+        assert!((tokens_f1(&["北", "京", "市"], &["北", "京"]) - 0.8).abs() < 1e-12);
+        assert_eq!(tokens_f1(&["The"], &["the"]), 0.0);
+        assert_eq!(tokens_f1::<&str>(&[], &[]), 0.0);
     }
 }

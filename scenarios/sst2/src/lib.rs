@@ -3,10 +3,11 @@
 //! `label`). Scored by generation, where a verbose answer ("The sentiment is positive.") is mapped to its
 //! label through synonyms, or by the log-likelihood of the continuations " positive" and " negative".
 
+use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, label::Labels, metrics, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, ScoringModes, label::Labels, metrics, records,
 };
 
 /// Ten sentences in SST-2's format, written for runner (not taken from SST-2), used without --data.
@@ -15,6 +16,8 @@ const EMBEDDED_LABEL: &str = "embedded sample (10 review sentences written for r
 
 const INSTRUCTION: &str = "Is the sentiment of the following movie review sentence positive or negative? \
                            Answer with one word: positive or negative.";
+
+const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Sentence", field: "sentence" };
 
 /// The labels in the dataset's order (label 0, label 1) and the continuations compared by log-likelihood.
 const LABELS: [&str; 2] = ["negative", "positive"];
@@ -31,42 +34,28 @@ pub struct Sst2;
 
 impl Guest for Sst2 {
     fn describe() -> Metadata {
-        Metadata {
-            name: "sst2".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "SST-2 binary sentiment of movie-review sentences, by generation or log-likelihood"
-                .to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 16, stop: vec!["\n".to_string()], temperature: None },
-            metrics: vec![
-                metrics::binary("accuracy", "1 when the stated (or most likely) label is the reference, else 0"),
-                metrics::binary("answered", "1 when the output states one of the labels, else 0"),
-            ],
-            subsets: Vec::new(),
-            default_source: Some(HfDataset {
-                repo: "stanfordnlp/sst2".to_string(),
-                config: None,
-                // The test split's labels are hidden (-1); published figures use validation.
-                split: "validation".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "sst2",
+            env!("CARGO_PKG_VERSION"),
+            "SST-2 binary sentiment of movie-review sentences, by generation or log-likelihood",
+        )
+        .generation(16, &["\n"])
+        .metrics([
+            metrics::binary("accuracy", "1 when the stated (or most likely) label is the reference, else 0"),
+            metrics::binary("answered", "1 when the output states one of the labels, else 0"),
+        ])
+        // The test split's labels are hidden (-1); published figures use validation.
+        .hub("stanfordnlp/sst2", None, "validation")
+        .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)?;
-        sdk::config::check_subsets(&options.subsets, &[])?;
-        sdk::config::args(&options, &[])?;
-        Ok(())
+        sdk::config::check(&options, &Self::describe(), &[]).map(drop)
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -98,12 +87,7 @@ impl Guest for Sst2 {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let mut messages = Vec::new();
-        for example in &examples {
-            messages.push(user(messages.is_empty(), sentence(example)?));
-            messages.push(Message { role: Role::Assistant, content: example.reference.clone() });
-        }
-        messages.push(user(messages.is_empty(), sentence(&sample)?));
+        let messages = few_shot_chat(&TURNS, &sample, &examples, |example| Ok(example.reference.clone()))?;
         Ok(Request { prompt: Prompt::Chat(messages), choices: CHOICES.iter().map(|c| c.to_string()).collect() })
     }
 
@@ -127,21 +111,6 @@ impl Guest for Sst2 {
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
         Ok(Vec::new())
     }
-}
-
-fn user(first: bool, sentence: &str) -> Message {
-    let content =
-        if first { format!("{INSTRUCTION}\n\nSentence: {sentence}") } else { format!("Sentence: {sentence}") };
-    Message { role: Role::User, content }
-}
-
-fn sentence(sample: &Sample) -> Result<&str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == "sentence")
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `sentence` field", sample.id))
 }
 
 sdk::export_scenario!(Sst2);

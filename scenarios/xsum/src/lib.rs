@@ -3,10 +3,11 @@
 //! anything after the first blank line dropped) is scored against the reference with ROUGE-1, ROUGE-2 and
 //! ROUGE-L F-measures as Google's `rouge-score` computes them without stemming (see the SDK's `rouge`).
 
+use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, HfDataset, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, metrics, records, rouge,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, metrics, records, rouge,
 };
 
 /// Six short articles in XSum's format, written for runner (not BBC articles), used without --data.
@@ -14,46 +15,33 @@ pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (6 news-style articles written for runner, not XSum)";
 
 const INSTRUCTION: &str = "Summarize the following news article in one sentence.";
+const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Article", field: "document" };
 
 pub struct Xsum;
 
 impl Guest for Xsum {
     fn describe() -> Metadata {
-        Metadata {
-            name: "xsum".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "XSum extreme summarisation: one-sentence summary of a news article, ROUGE-1/2/L".to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 64, stop: vec!["\n\n".to_string()], temperature: None },
-            metrics: vec![
-                metrics::mean("rouge1", "ROUGE-1 F-measure against the reference summary (rouge-score, no stemming)"),
-                metrics::mean("rouge2", "ROUGE-2 F-measure against the reference summary (rouge-score, no stemming)"),
-                metrics::mean("rougeL", "ROUGE-L F-measure against the reference summary (rouge-score, no stemming)"),
-            ],
-            subsets: Vec::new(),
-            default_source: Some(HfDataset {
-                repo: "EdinburghNLP/xsum".to_string(),
-                config: None,
-                split: "test".to_string(),
-                revision: None,
-            }),
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-        }
+        MetadataBuilder::new(
+            "xsum",
+            env!("CARGO_PKG_VERSION"),
+            "XSum extreme summarisation: one-sentence summary of a news article, ROUGE-1/2/L",
+        )
+        .generation(64, &["\n\n"])
+        .metrics([
+            metrics::mean("rouge1", "ROUGE-1 F-measure against the reference summary (rouge-score, no stemming)"),
+            metrics::mean("rouge2", "ROUGE-2 F-measure against the reference summary (rouge-score, no stemming)"),
+            metrics::mean("rougeL", "ROUGE-L F-measure against the reference summary (rouge-score, no stemming)"),
+        ])
+        .hub("EdinburghNLP/xsum", None, "test")
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        sdk::config::check_subsets(&options.subsets, &[])?;
-        sdk::config::args(&options, &[])?;
-        Ok(())
+        sdk::config::check(&options, &Self::describe(), &[]).map(drop)
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
-        Some(EmbeddedDataset {
-            label: EMBEDDED_LABEL.to_string(),
-            file_name: "sample.jsonl".to_string(),
-            data: EMBEDDED_SAMPLE.to_vec(),
-        })
+        embedded(EMBEDDED_LABEL, "sample.jsonl", EMBEDDED_SAMPLE)
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
@@ -74,12 +62,7 @@ impl Guest for Xsum {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let mut messages = Vec::new();
-        for example in &examples {
-            messages.push(user(messages.is_empty(), document(example)?));
-            messages.push(Message { role: Role::Assistant, content: example.reference.clone() });
-        }
-        messages.push(user(messages.is_empty(), document(&sample)?));
+        let messages = few_shot_chat(&TURNS, &sample, &examples, |example| Ok(example.reference.clone()))?;
         Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
     }
 
@@ -105,20 +88,6 @@ pub fn summary_of(output: &str) -> String {
     let lower = paragraph.to_ascii_lowercase();
     let unlabelled = if lower.starts_with("summary:") { &paragraph["summary:".len()..] } else { paragraph };
     unlabelled.trim().to_string()
-}
-
-fn user(first: bool, document: &str) -> Message {
-    let content = if first { format!("{INSTRUCTION}\n\nArticle: {document}") } else { format!("Article: {document}") };
-    Message { role: Role::User, content }
-}
-
-fn document(sample: &Sample) -> Result<&str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == "document")
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `document` field", sample.id))
 }
 
 sdk::export_scenario!(Xsum);
