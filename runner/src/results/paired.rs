@@ -171,9 +171,9 @@ fn metric_differences(
     values
         .into_iter()
         .filter_map(|(metric, values)| {
-            let declared = |run: &RunFolder| run.summary.results.metrics.get(metric);
-            let higher_is_better = declared(a).or(declared(b)).is_none_or(|m| m.higher_is_better);
-            let declared_binary = declared(a).or(declared(b)).is_some_and(|m| m.binary);
+            let declared = a.summary.results.metrics.get(metric).or(b.summary.results.metrics.get(metric));
+            let higher_is_better = declared.is_none_or(|m| m.higher_is_better);
+            let declared_binary = declared.is_some_and(|m| m.binary);
             let binary = declared_binary && values.iter().all(|(x, y)| is_zero_or_one(*x) && is_zero_or_one(*y));
             difference(metric, &values, binary, higher_is_better, label_a, label_b)
         })
@@ -400,4 +400,86 @@ fn precision(summary: &RunSummary) -> String {
 
 fn file_stem(path: &std::path::Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (a, b) pairs: `both` right in both runs, `a_only` right in a only, `b_only` in b only, `neither`.
+    fn binary_pairs(both: usize, a_only: usize, b_only: usize, neither: usize) -> Vec<(f64, f64)> {
+        let mut pairs = vec![(1.0, 1.0); both];
+        pairs.extend(std::iter::repeat_n((1.0, 0.0), a_only));
+        pairs.extend(std::iter::repeat_n((0.0, 1.0), b_only));
+        pairs.extend(std::iter::repeat_n((0.0, 0.0), neither));
+        pairs
+    }
+
+    #[test]
+    fn binary_metric_uses_exact_mcnemar_and_reads_in_points() {
+        // The textbook case: 2 pairs favour a, 9 favour b; exact p = 134/2048.
+        let pairs = binary_pairs(40, 2, 9, 49);
+        let d = difference("accuracy", &pairs, true, true, "fp32", "int4").unwrap();
+        assert_eq!(d.test, PairedTest::McnemarExact { a_only: 2, b_only: 9 });
+        assert!((d.p_value - 134.0 / 2048.0).abs() < 1e-12);
+        assert!(!d.significant);
+        assert!((d.difference - 0.07).abs() < 1e-12 && (d.mean_a - 0.42).abs() < 1e-12);
+        assert!(d.ci95_low < 0.07 && 0.07 < d.ci95_high, "{d:?}");
+        assert!(
+            d.verdict.starts_with("int4 is 7.0 points better than fp32 on accuracy (n = 100, 95% CI +"),
+            "{}",
+            d.verdict
+        );
+        assert!(d.verdict.ends_with("McNemar p = 0.07): not significant"), "{}", d.verdict);
+
+        let worse = difference("accuracy", &binary_pairs(40, 20, 2, 38), true, true, "fp32", "int4").unwrap();
+        assert!(worse.significant && worse.difference < 0.0);
+        assert!(worse.verdict.starts_with("int4 is 18.0 points worse than fp32"), "{}", worse.verdict);
+        assert!(worse.verdict.contains("95% CI −") && worse.verdict.ends_with(": significant"), "{}", worse.verdict);
+    }
+
+    #[test]
+    fn continuous_metric_uses_the_paired_bootstrap() {
+        // b is a's value minus 0.1 plus small per-sample noise: a real, paired difference of −0.1 that an
+        // unpaired test would miss under the large spread between samples.
+        let mut rng = crate::rng::SplitMix64::new(9);
+        let pairs: Vec<(f64, f64)> = (0..60)
+            .map(|i| {
+                let a = (i % 10) as f64;
+                (a, a - 0.1 + (rng.next_f64() - 0.5) * 0.05)
+            })
+            .collect();
+        let d = difference("rouge", &pairs, false, true, "a", "b").unwrap();
+        assert_eq!(d.test, PairedTest::PairedBootstrap { resamples: bootstrap::RESAMPLES });
+        assert!(d.ci95_low < -0.1 + 0.01 && d.ci95_high > -0.1 - 0.01 && d.ci95_high < 0.0, "{d:?}");
+        assert!(d.significant && d.p_value < 0.001, "{d:?}");
+        assert!(d.verdict.starts_with("b is 0.0") || d.verdict.starts_with("b is 0.1"), "{}", d.verdict);
+        assert!(d.verdict.contains("worse than a on rouge") && d.verdict.contains("paired bootstrap p < 0.001"));
+    }
+
+    #[test]
+    fn speed_ratio_propagates_standard_errors() {
+        // a: mean 10 ms, b: mean 5 ms; each with standard error 0.1 (std 1, n 100).
+        let spread = |mean: f64| (0..100).map(|i| mean + if i % 2 == 0 { 1.0 } else { -1.0 }).collect::<Vec<_>>();
+        let (xs, ys) = (spread(10.0), spread(5.0));
+        let r = speed_ratio("TTFT", "ms", false, &xs, &ys, "fp32", "int4").unwrap();
+        assert!(r.b_faster);
+        assert!((r.ratio - 2.0).abs() < 1e-12);
+        let se = 1.0050378 / 10.0;
+        let expected = 2.0 * ((se / 10.0f64).powi(2) + (se / 5.0f64).powi(2)).sqrt();
+        assert!((r.ratio_std_err - expected).abs() < 1e-6, "{r:?}");
+        assert_eq!(r.verdict, "int4 is 2.00 ± 0.04 times faster than fp32 by TTFT (5.00 vs 10.0 ms)");
+
+        // Throughput: higher is faster.
+        let r = speed_ratio("decode tokens/s", "tokens/s", true, &spread(50.0), &spread(40.0), "a", "b").unwrap();
+        assert!(!r.b_faster && (r.ratio - 1.25).abs() < 1e-12);
+        assert!(speed_ratio("TTFT", "ms", false, &[], &ys, "a", "b").is_none());
+    }
+
+    #[test]
+    fn p_values_read_like_papers_write_them() {
+        assert_eq!(format_p(0.3149), "p = 0.31");
+        assert_eq!(format_p(0.0042), "p = 0.004");
+        assert_eq!(format_p(0.0001), "p < 0.001");
+    }
 }
