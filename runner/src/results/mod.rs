@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod folder;
 pub mod mcnemar;
+pub mod overhead;
 pub mod paired;
 pub mod paired_table;
 pub mod record;
