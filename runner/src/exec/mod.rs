@@ -200,6 +200,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let load_average_start = provenance::load_average();
+    let cpu_start = provenance::CpuTimes::now();
     let mut trace = opts.trace.as_ref().map(|path| (path, TraceRecorder::new()));
     if let Some((path, _)) = &trace {
         // Fail before the run, not after it, when the trace cannot be written.
@@ -383,6 +384,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         load_average_end: None,
         memory: memory_record,
         gpu: None,
+        background_cpu: None,
+        adapter_comparison: None,
         results: Aggregates::default(),
     };
     summary.fingerprint = resume::fingerprint(&summary);
@@ -513,7 +516,9 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         summary.status = RunStatus::Complete;
     }
     summary.gpu = gpu.and_then(GpuMonitor::finish);
+    summary.background_cpu = cpu_start.zip(provenance::CpuTimes::now()).and_then(|(s, e)| e.background_share_since(&s));
     close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, started)?;
+    crate::baseline::register_finished_run(writer.dir(), &summary);
     let trace = match trace {
         Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
         None => None,

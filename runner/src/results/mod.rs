@@ -3,6 +3,12 @@
 //! `samples.csv` for spreadsheets, and the terminal table.
 
 pub mod csv;
+pub mod bootstrap;
+pub mod folder;
+pub mod mcnemar;
+pub mod overhead;
+pub mod paired;
+pub mod paired_table;
 pub mod record;
 pub mod stats;
 pub mod summary;

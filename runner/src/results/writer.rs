@@ -195,7 +195,7 @@ impl RunWriter {
 
 /// Writes `path` through a temporary file beside it and a rename, so readers see the old or the new file,
 /// never a part; a failed write removes the temporary file.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
