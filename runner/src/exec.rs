@@ -91,6 +91,10 @@ pub struct ExecOptions {
     pub gpu_device: u32,
     /// A LoRA adapter file applied to every sample.
     pub adapter: Option<PathBuf>,
+    /// The run's effective configuration (`experiment::RunConfig` as JSON), recorded as `config`.
+    pub run_config: Option<serde_json::Value>,
+    /// The run's name in a sweep, recorded as `run_name`.
+    pub run_name: Option<String>,
 }
 
 /// A finished (or aborted) run.
@@ -695,6 +699,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         memory: memory_record,
         gpu: None,
         results: Aggregates::default(),
+        config: opts.run_config.clone(),
+        run_name: opts.run_name.clone(),
     };
     let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
     writer.write_summary(&summary)?;

@@ -5,7 +5,8 @@
 //! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
 //! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
 //! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
-//! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `bench` measures
+//! measured, `exec` ties them into a benchmark run, `experiment` reads experiment folders and plans
+//! sweeps, `sweep` runs a plan run by run (sweep.json, shards, merge), `score` scores outputs made elsewhere, `bench` measures
 //! fixed-length generation speed like llama-bench, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
 //! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod datasets;
 pub mod engine;
 pub mod exec;
+pub mod experiment;
 pub mod gguf;
 pub mod gpu_monitor;
 pub mod hub;
@@ -30,6 +32,7 @@ pub mod results;
 pub mod rng;
 pub mod scenario;
 pub mod score;
+pub mod sweep;
 #[doc(hidden)]
 pub mod testing;
 pub mod trace;
