@@ -1,12 +1,12 @@
 //! `runner exec`: one benchmark run. Loads the scenario component and the model, selects the dataset's
-//! samples, and for each one asks the scenario for a prompt, generates with the engine, asks the scenario
-//! for a score, and records the sample at once. Aggregates and provenance go to `summary.json` at the
-//! start (status "running") and at the end, so a run that dies keeps everything it finished.
+//! samples, runs each through the per-sample pipeline (`exec::sample`: prompt, generate, score) and records it
+//! at once. Aggregates and provenance go to `summary.json` at the start (status "running") and at the end,
+//! so a run that dies keeps everything it finished.
 //!
-//! Around each sample it measures what the engine cannot see: resident memory at each stage, the GPU
-//! (NVML) over each generation, and, with `--trace`, the instants that place the engine's timings and the
-//! scenario calls on one timeline. It applies the run's prompt options before generation and splits a
-//! reasoning model's thinking from the answer the scenario scores.
+//! This module owns the run: its options, setup (scenario, dataset, model, adapter, GPU monitor, trace),
+//! the loop over batches with its progress bar and failure limit, and the closing summary.
+
+mod sample;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,29 +16,23 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::datasets::DataSource;
-use crate::engine::{
-    Engine, EngineOptions, Generation, GenerationSettings, MarkerSource, PromptOptions, ProviderOptions, Sampling,
-    ThinkMarkers, ThinkSplit, split_reasoning,
-};
-use crate::gpu_monitor::{GpuMark, GpuMonitor};
+use crate::engine::{Engine, EngineOptions, GenerationSettings, PromptOptions, ProviderOptions, Sampling, ThinkSplit};
+use crate::gpu_monitor::GpuMonitor;
 use crate::hub::{Hub, HubRef, RepoType};
 use crate::memory;
 use crate::paths;
 use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
-use crate::prompt::Prompt;
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
 use crate::results::summary::{
     DatasetRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
 };
-use crate::results::{
-    Aggregates, ChoiceRecord, RunStatus, RunSummary, RunWriter, SampleError, SampleRecord, SampleStatus, SampleTimings,
-    Stage,
-};
+use crate::results::{Aggregates, RunStatus, RunSummary, RunWriter, SampleRecord, SampleStatus};
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::FewShot;
-use crate::scenario::{ChoiceLikelihood, ComponentCache, ModelOutput, Sample, Scenario, ScenarioLimits, ScoredSample};
+use crate::scenario::{ComponentCache, Sample, ScenarioLimits, ScoredSample};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
+use sample::{SampleProbes, run_batch};
 
 /// Everything `runner exec` can be told.
 #[derive(Debug, Clone)]
@@ -145,334 +139,6 @@ fn default_out_dir(started: SystemTime, scenario: &str, model_dir: &Path) -> Pat
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     PathBuf::from("results").join(safe)
-}
-
-fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
-    let t = &g.timings;
-    let decode_total: Duration = t.decode_steps.iter().sum();
-    SampleTimings {
-        prompt_ms: ms(prompt_time),
-        render_ms: ms(t.render),
-        tokenize_ms: ms(t.tokenize),
-        prefill_ms: ms(t.prefill),
-        ttft_ms: ms(t.ttft),
-        itl_ms: t.decode_steps.iter().map(|d| ms(*d)).collect(),
-        sampling_ms: t.sampled.iter().map(|s| ms(s.sampling)).sum(),
-        detokenize_ms: ms(t.detokenize),
-        score_ms: 0.0,
-        generate_ms: ms(t.e2e),
-        e2e_ms: 0.0,
-        decode_tokens_per_s: (!t.decode_steps.is_empty() && !decode_total.is_zero())
-            .then(|| t.decode_steps.len() as f64 / decode_total.as_secs_f64()),
-        prefill_tokens_per_s: (!t.prefill.is_zero()).then(|| g.prompt_tokens as f64 / t.prefill.as_secs_f64()),
-    }
-}
-
-/// What a run measures around its samples, beyond the engine's own timings.
-struct SampleProbes<'a> {
-    prompt: &'a PromptOptions,
-    /// The markers thinking is split at, and where they came from; `None` when splitting is off.
-    think: Option<&'a (ThinkMarkers, MarkerSource)>,
-    trace: Option<&'a mut TraceRecorder>,
-    gpu: Option<&'a mut GpuMonitor>,
-    /// Set by the sample: whether its peak memory is its own or the run's so far.
-    peak_scope: Option<memory::PeakScope>,
-}
-
-/// The log-likelihood of each choice after the prompt (as the model sees it, chat template applied),
-/// for log-likelihood scoring; also returns the rendered prompt.
-fn choice_likelihoods(
-    engine: &mut Engine,
-    prompt: &Prompt,
-    choices: &[String],
-) -> Result<(String, Vec<ChoiceLikelihood>)> {
-    let context = engine.render(prompt)?;
-    let scores = engine.continuation_logprobs(&context, choices)?;
-    let likelihoods = scores
-        .into_iter()
-        .map(|s| ChoiceLikelihood {
-            logprob: s.logprob_sum,
-            tokens: u32::try_from(s.token_count).unwrap_or(u32::MAX),
-            greedy: s.greedy_match,
-        })
-        .collect();
-    Ok((context, likelihoods))
-}
-
-/// A sample whose prompt is built, waiting for the model.
-struct PromptedSample {
-    record: SampleRecord,
-    started: Instant,
-    prompt_time: Duration,
-    /// The prompt as the model gets it (system prompt and plain-text options applied).
-    model_prompt: Prompt,
-    choices: Vec<String>,
-}
-
-/// What asking for a sample's prompt gave: the sample waiting for the model, or its finished record when the
-/// prompt failed (the failure recorded).
-enum Prompted {
-    Ready(PromptedSample),
-    Failed(SampleRecord),
-}
-
-/// Starts a sample's record and asks the scenario for its prompt.
-fn prompt_sample(
-    index: usize,
-    sample: &Sample,
-    examples: &[Sample],
-    ready: &mut ReadyScenario,
-    probes: &mut SampleProbes,
-) -> Prompted {
-    let loglikelihood = ready.scoring == ScoringMode::Loglikelihood;
-    let started = Instant::now();
-    let mut record = SampleRecord {
-        index,
-        id: sample.id.clone(),
-        subset: sample.subset.clone(),
-        status: SampleStatus::Failed,
-        reference: sample.reference.clone(),
-        prompt: None,
-        prompt_text: None,
-        output: None,
-        thinking: None,
-        thinking_tokens: None,
-        answer_tokens: None,
-        thinking_unclosed: false,
-        choices: None,
-        extracted: None,
-        metrics: BTreeMap::new(),
-        finish: None,
-        prompt_tokens: None,
-        output_tokens: None,
-        timings: SampleTimings::default(),
-        peak_rss_bytes: None,
-        rss_after_prefill_bytes: None,
-        rss_after_generation_bytes: None,
-        gpu: None,
-        error: None,
-    };
-    let prompt_started = Instant::now();
-    let request = ready.scenario.build_prompt(sample, examples, loglikelihood);
-    let prompt_ended = Instant::now();
-    let prompt_time = prompt_ended - prompt_started;
-    record.timings.prompt_ms = ms(prompt_time);
-    if let Some(trace) = probes.trace.as_deref_mut() {
-        trace.span("build-prompt", "scenario", prompt_started, prompt_ended, serde_json::Value::Null);
-    }
-    match request {
-        Err(e) => {
-            fail(&mut record, Stage::Prompt, e.to_string());
-            Prompted::Failed(finish(record, started, probes))
-        }
-        Ok(request) => {
-            let model_prompt = probes.prompt.apply(request.prompt.clone());
-            record.prompt = Some(request.prompt);
-            Prompted::Ready(PromptedSample { record, started, prompt_time, model_prompt, choices: request.choices })
-        }
-    }
-}
-
-fn fail(record: &mut SampleRecord, stage: Stage, message: String) {
-    record.error = Some(SampleError { stage, message });
-}
-
-/// Runs one sample through prompt, generation (or choice log-likelihoods) and scoring. Every failure is
-/// recorded against the stage where it happened; nothing here ends the run.
-fn run_sample(
-    index: usize,
-    sample: &Sample,
-    examples: &[Sample],
-    ready: &mut ReadyScenario,
-    engine: &mut Engine,
-    settings: &GenerationSettings,
-    probes: &mut SampleProbes,
-) -> SampleRecord {
-    probes.peak_scope = Some(memory::reset_peak());
-    let mut prompted = match prompt_sample(index, sample, examples, ready, probes) {
-        Prompted::Ready(prompted) => prompted,
-        Prompted::Failed(finished) => return finished,
-    };
-    let prompt_time = prompted.prompt_time;
-    let record = &mut prompted.record;
-    let output = if ready.scoring == ScoringMode::Loglikelihood {
-        let generate_started = Instant::now();
-        let likelihoods = choice_likelihoods(engine, &prompted.model_prompt, &prompted.choices);
-        record.timings.generate_ms = ms(generate_started.elapsed());
-        match likelihoods {
-            Err(e) => Err(format!("{e:#}")),
-            Ok((context, choices)) => {
-                record.prompt_text = Some(context);
-                record.choices = Some(
-                    std::mem::take(&mut prompted.choices)
-                        .into_iter()
-                        .zip(&choices)
-                        .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
-                        .collect(),
-                );
-                Ok(ModelOutput { text: String::new(), choices })
-            }
-        }
-    } else {
-        let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
-        // The first streamed text comes right after prefill and the first token: the engine's loop is left
-        // alone, and this is the closest point outside it.
-        let mut after_prefill: Option<(Instant, Option<u64>)> = None;
-        let generation_started = Instant::now();
-        let generation = engine.generate(&prompted.model_prompt, settings, &mut |_| {
-            if after_prefill.is_none() {
-                after_prefill = Some((Instant::now(), memory::current_rss_bytes()));
-            }
-        });
-        record.rss_after_prefill_bytes = after_prefill.and_then(|(_, rss)| rss);
-        if let (Some(trace), Some((at, rss))) = (probes.trace.as_deref_mut(), after_prefill) {
-            trace.memory(at, "after prefill", rss);
-        }
-        generation
-            .map_err(|e| format!("{e:#}"))
-            .map(|g| record_generation(record, g, prompt_time, generation_started, gpu_mark, engine, probes))
-    };
-    score_sample(prompted, sample, output, &mut ready.scenario, probes)
-}
-
-/// Runs samples as one batch of generations (log-likelihood runs go one at a time: they do not generate).
-/// A batch whose generation fails is retried one sample at a time, so the error lands on its sample. The
-/// samples of a batch share its prefill, decode steps, memory peak and GPU readings.
-fn run_batch(
-    samples: &[(usize, &Sample, Vec<Sample>)],
-    ready: &mut ReadyScenario,
-    engine: &mut Engine,
-    settings: &GenerationSettings,
-    probes: &mut SampleProbes,
-) -> Vec<SampleRecord> {
-    if samples.len() == 1 || ready.scoring == ScoringMode::Loglikelihood {
-        return samples
-            .iter()
-            .map(|(index, sample, examples)| run_sample(*index, sample, examples, ready, engine, settings, probes))
-            .collect();
-    }
-    probes.peak_scope = Some(memory::reset_peak());
-    let mut finished: Vec<SampleRecord> = Vec::new();
-    let mut waiting: Vec<(PromptedSample, &Sample)> = Vec::new();
-    for (index, sample, examples) in samples {
-        match prompt_sample(*index, sample, examples, ready, probes) {
-            Prompted::Ready(prompted) => waiting.push((prompted, sample)),
-            Prompted::Failed(record) => finished.push(record),
-        }
-    }
-    let prompts: Vec<Prompt> = waiting.iter().map(|(p, _)| p.model_prompt.clone()).collect();
-    let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
-    let generation_started = Instant::now();
-    let generations: Vec<Result<Generation, String>> = match engine.generate_batch(&prompts, settings) {
-        Ok(generations) => generations.into_iter().map(Ok).collect(),
-        Err(_) => {
-            prompts.iter().map(|p| engine.generate(p, settings, &mut |_| {}).map_err(|e| format!("{e:#}"))).collect()
-        }
-    };
-    for ((mut prompted, sample), generation) in waiting.into_iter().zip(generations) {
-        let output = generation.map(|g| {
-            let prompt_time = prompted.prompt_time;
-            record_generation(&mut prompted.record, g, prompt_time, generation_started, gpu_mark, engine, probes)
-        });
-        finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
-    }
-    finished.sort_by_key(|r| r.index);
-    finished
-}
-
-/// Records a generation in the sample's record (timings, tokens, trace, GPU, the reasoning split) and
-/// returns what the scenario scores: the answer after any thinking.
-fn record_generation(
-    record: &mut SampleRecord,
-    g: Generation,
-    prompt_time: Duration,
-    generation_started: Instant,
-    gpu_mark: Option<GpuMark>,
-    engine: &Engine,
-    probes: &mut SampleProbes,
-) -> ModelOutput {
-    let generation_ended = Instant::now();
-    record.rss_after_generation_bytes = memory::current_rss_bytes();
-    if let Some(trace) = probes.trace.as_deref_mut() {
-        let args = serde_json::json!({
-            "sample": record.index, "id": record.id, "prompt_tokens": g.prompt_tokens,
-            "output_tokens": g.output_tokens, "finish": g.finish, "batch_size": g.timings.batch_size,
-        });
-        trace.generation(generation_started, &g.timings, args);
-        trace.memory(generation_ended, "after generation", record.rss_after_generation_bytes);
-    }
-    if let (Some(gpu), Some(mark)) = (probes.gpu.as_deref_mut(), gpu_mark) {
-        record.gpu = gpu.generation(mark, g.output_tokens);
-    }
-    record.timings = sample_timings(prompt_time, &g);
-    record.prompt_tokens = Some(g.prompt_tokens);
-    record.output_tokens = Some(g.output_tokens);
-    record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
-    let answer = match probes.think {
-        None => g.output,
-        Some((markers, source)) => {
-            let split = split_reasoning(&g.output, markers, markers.opened_by(&g.prompt_text));
-            if split.thinking.is_some() || *source != MarkerSource::Default {
-                let thinking_tokens = split.thinking_tokens(engine.tokenizer()).min(g.output_tokens);
-                record.thinking_tokens = Some(thinking_tokens);
-                record.answer_tokens = Some(g.output_tokens - thinking_tokens);
-            }
-            record.thinking = split.thinking;
-            record.thinking_unclosed = split.unclosed;
-            split.answer
-        }
-    };
-    record.prompt_text = Some(g.prompt_text);
-    ModelOutput { text: answer, choices: Vec::new() }
-}
-
-/// Scores the model's output (or records why there is none) and closes the sample's record.
-fn score_sample(
-    prompted: PromptedSample,
-    sample: &Sample,
-    output: Result<ModelOutput, String>,
-    scenario: &mut Scenario,
-    probes: &mut SampleProbes,
-) -> SampleRecord {
-    let PromptedSample { mut record, started, .. } = prompted;
-    let output = match output {
-        Ok(output) => output,
-        Err(message) => {
-            fail(&mut record, Stage::Generate, message);
-            return finish(record, started, probes);
-        }
-    };
-    let score_started = Instant::now();
-    let score = scenario.score(sample, &output);
-    let score_ended = Instant::now();
-    record.timings.score_ms = ms(score_ended - score_started);
-    if let Some(trace) = probes.trace.as_deref_mut() {
-        trace.span("score", "scenario", score_started, score_ended, serde_json::Value::Null);
-    }
-    if record.choices.is_none() {
-        record.output = Some(output.text);
-    }
-    match score {
-        Err(e) => fail(&mut record, Stage::Score, e.to_string()),
-        Ok(score) => {
-            record.status = SampleStatus::Ok;
-            record.extracted = score.extracted;
-            record.metrics = score.metrics.into_iter().map(|m| (m.name, m.value)).collect();
-        }
-    }
-    finish(record, started, probes)
-}
-
-/// Closes a sample's record: its end-to-end time, its memory peak and its span in the trace.
-fn finish(mut record: SampleRecord, started: Instant, probes: &mut SampleProbes) -> SampleRecord {
-    let ended = Instant::now();
-    record.timings.e2e_ms = ms(ended - started);
-    record.peak_rss_bytes = memory::peak_rss_bytes();
-    if let Some(trace) = probes.trace.as_deref_mut() {
-        let args = serde_json::json!({"sample": record.index, "id": record.id, "status": record.status});
-        trace.span("sample", "sample", started, ended, args);
-    }
-    record
 }
 
 /// How each declared metric adds up, for the host's aggregates.
