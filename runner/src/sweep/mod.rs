@@ -321,8 +321,10 @@ fn run_one(mut options: ExecOptions, run: &PlannedRun, dir: &Path, resume: bool)
     if resume {
         prepare_resume(dir)?;
     }
-    // TODO(lead): exec_with_baseline for adapter runs (base_out = <sweep>/<run-name>-base) once `stats` is merged.
-    crate::exec::exec(&options)
+    match options.adapter {
+        Some(_) => crate::baseline::exec_with_baseline(&options, crate::baseline::base_out_beside(dir)),
+        None => crate::exec::exec(&options),
+    }
 }
 
 /// A run left incomplete is continued by `exec` itself once it can resume (`ExecOptions.resume`, from the
