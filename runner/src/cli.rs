@@ -16,11 +16,15 @@ use crate::engine::{
     check_repetition_penalty,
 };
 use crate::exec::{ExecOptions, exec};
+use crate::experiment::file::Experiment;
+use crate::experiment::model::resolve_model;
+use crate::experiment::{PlanInput, RunConfig, Selection, Shard, plan};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
 use crate::prepare::{ScenarioChoices, ScoringMode};
 use crate::results::table::render_terminal;
 use crate::scenario::ScenarioLimits;
+use crate::sweep::{RunState, SweepOptions, run_sweep};
 
 #[derive(Debug, Parser)]
 #[command(name = "runner", version, about = "Benchmark LLM inference: speed and quality in one run")]
@@ -48,6 +52,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Make, inspect and convert LoRA adapters (ONNX Runtime .onnx_adapter files).
     Adapter(crate::lora::command::AdapterArgs),
+    /// Merge sweep folders (shards run with `exec --shard I/N`, possibly on other machines) into one sweep.
+    Merge(MergeArgs),
     /// Compare two runs sample by sample: metric differences with paired tests, speed ratios.
     Compare(crate::compare::CompareArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
@@ -58,16 +64,41 @@ pub enum Command {
     },
 }
 
+/// `runner exec`'s flags. The scenario, --model, --precision, --ep and --batch-size take several values: every
+/// combination runs (a sweep, in its own folder per run); `--experiment DIR` reads the runs from files.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The scenario component, e.g. scenarios/gsm8k.wasm.
-    pub scenario: PathBuf,
+    /// The scenario components, e.g. scenarios/gsm8k.wasm; several make a sweep (optional with --experiment).
+    pub scenario: Vec<PathBuf>,
     /// Model folder (`runner import` output, an onnxruntime-genai builder folder or an Optimum
-    /// text-generation-with-past export), or a Hugging Face Hub reference
-    /// hf:OWNER/REPO[/SUBFOLDER][@REVISION], fetched into the HF cache (HF_HUB_OFFLINE=1: cache only);
-    /// the default model when absent.
-    #[arg(long, value_name = "DIR|hf:REPO")]
-    pub model: Option<PathBuf>,
+    /// text-generation-with-past export), a folder of precision subfolders (int4/, fp32/...), a .gguf file
+    /// (imported on demand), or a Hugging Face Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION], fetched
+    /// into the HF cache (HF_HUB_OFFLINE=1: cache only); the default model when absent. Repeat to compare models.
+    #[arg(long, value_name = "DIR|FILE.gguf|hf:REPO")]
+    pub model: Vec<PathBuf>,
+    /// The model's precision, comma list or repeated (int4,int8,fp16,fp32): the default model and .gguf files use
+    /// their import of that precision (imported on demand), a folder of precision subfolders the subfolder,
+    /// and a plain model folder must hold a graph of that precision.
+    #[arg(long, value_enum, value_name = "P,...", value_delimiter = ',')]
+    pub precision: Vec<Precision>,
+    /// An experiment folder: experiment.yaml|yml|json (`defaults:`, `matrix:`, `runs:`, `include:`,
+    /// `exclude:`) and runs/*.yaml|json; flags given on the command line override its values
+    /// (docs/experiments.md).
+    #[arg(long, value_name = "DIR")]
+    pub experiment: Option<PathBuf>,
+    /// Run only the runs whose name matches this glob (e.g. 'gsm8k-*'); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip the runs whose name matches this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Run one slice of the sweep: the runs whose index in the sorted plan is I modulo N (0-based I < N).
+    /// Shards may share the sweep folder or run apart and be joined with `runner merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Print the runs the flags and experiment describe (names and effective configurations) and stop.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub scenario_options: ScenarioArgs,
     /// Run at most this many samples.
@@ -88,21 +119,24 @@ pub struct ExecArgs {
     /// Sample only from the fewest most likely tokens whose probability reaches P, in (0, 1].
     #[arg(long, value_name = "P")]
     pub top_p: Option<f32>,
-    /// Seed of the sampler: the same seed draws the same tokens from the same logits on every machine.
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the sampler: the same seed draws the same tokens from the same logits on every machine
+    /// [default: 0].
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
     /// Divide the logits of tokens already in the prompt or output by this when positive, multiply when
-    /// negative (transformers' semantics); 1 is off.
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
-    pub repetition_penalty: f32,
+    /// negative (transformers' semantics); 1 is off [default: 1].
+    #[arg(long, value_name = "X")]
+    pub repetition_penalty: Option<f32>,
     /// Keep generating past EOS tokens, up to --max-new-tokens (fixed-length timing runs).
     #[arg(long)]
     pub ignore_eos: bool,
     /// Generate this many samples together as one batch (left/right padding as the model needs, each
-    /// sample stopping on its own); results stay one line per sample, in dataset order.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub batch_size: usize,
-    /// Results folder (default: results/<time>-<scenario>-<model>).
+    /// sample stopping on its own); results stay one line per sample, in dataset order. A comma list sweeps
+    /// batch sizes [default: 1].
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = positive())]
+    pub batch_size: Vec<usize>,
+    /// Results folder (default: results/<time>-<scenario>-<model>); for a sweep (several runs, --experiment or
+    /// --shard) the sweep folder, one results folder per run inside (default: results/<time>-sweep).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The ONNX Runtime shared library (default: ORT_DYLIB_PATH, then the one `cargo xtask setup` installs).
@@ -154,21 +188,23 @@ pub struct ExecArgs {
     /// settings is reused, else one is made in OUT-base.
     #[arg(long, value_name = "FILE")]
     pub adapter: Option<PathBuf>,
-    /// Continue the run in --out DIR after it was interrupted (killed, power loss, full disk): its finished
-    /// samples are kept and never run twice, a half-written last line is dropped (and reported), the rest
-    /// run. Refused, naming what differs, when the configuration is not the one the folder was started
+    /// Continue the run or sweep in --out DIR after it was interrupted (killed, power loss, full disk): its
+    /// finished samples (and a sweep's complete runs) are kept and never run twice, a half-written last line
+    /// is dropped (and reported), the rest run. Refused, naming what differs, when the configuration is not the one the folder was started
     /// with. A folder that does not exist or holds no samples starts the run.
     #[arg(long, help_heading = "Results")]
     pub resume: bool,
     /// Run this many samples first (the selection's first ones) through the whole pipeline and discard
     /// them, so caches and the allocator are warm when measuring starts.
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Results")]
-    pub warmup: usize,
+    /// (default 0; also the `warmup` run key)
+    #[arg(long, value_name = "N", help_heading = "Results")]
+    pub warmup: Option<usize>,
     /// Run the selection R times; each sample line records its `repetition` (0..R). Quality metrics are
     /// computed over repetition 0 only (each sample counts once); timing, token and memory distributions use
     /// every repetition.
-    #[arg(long, value_name = "R", default_value_t = 1, value_parser = positive(), help_heading = "Results")]
-    pub repeat: usize,
+    /// (default 1; also the `repeat` run key)
+    #[arg(long, value_name = "R", value_parser = positive(), help_heading = "Results")]
+    pub repeat: Option<usize>,
     /// Also put each sample's prompt (as the model saw it), output, reference and extracted answer in
     /// samples.csv (by default it holds metrics, token counts, timings and errors only).
     #[arg(long, help_heading = "Results")]
@@ -179,10 +215,11 @@ pub struct ExecArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Execution provider and mode")]
 pub struct ProviderArgs {
-    /// Execution provider. cuda and tensorrt need the GPU build of ONNX Runtime (`cargo xtask setup --gpu`);
-    /// a provider that cannot register is an error, never a silent fallback to the CPU.
-    #[arg(long, value_enum, default_value_t = ExecutionProvider::Cpu)]
-    pub ep: ExecutionProvider,
+    /// Execution provider; a comma list sweeps providers [default: cpu]. cuda and tensorrt need the GPU build
+    /// of ONNX Runtime (`cargo xtask setup --gpu`); a provider that cannot register is an error, never a silent
+    /// fallback to the CPU.
+    #[arg(long, value_enum, value_name = "EP,...", value_delimiter = ',')]
+    pub ep: Vec<ExecutionProvider>,
     /// Execution mode, as eager/compiled frameworks name them: eager = --graph-opt disable (nodes run as
     /// written), compiled = --graph-opt all (fused, optimized graph; the default), kernelized = compiled plus
     /// CUDA graphs (--ep cuda, sets --cuda-graph) or TensorRT engines (--ep tensorrt).
@@ -230,10 +267,10 @@ pub struct ProviderArgs {
 }
 
 impl ProviderArgs {
-    /// The session settings these flags ask for, checked; errors name the flag.
-    pub fn to_options(&self) -> Result<ProviderOptions> {
+    /// The session settings these flags ask for on provider `ep`, checked; errors name the flag.
+    pub fn to_options(&self, ep: ExecutionProvider) -> Result<ProviderOptions> {
         let mut options = ProviderOptions {
-            ep: self.ep,
+            ep,
             device_id: self.device_id,
             cuda_graph: self.cuda_graph,
             tf32: self.tf32,
@@ -337,6 +374,16 @@ pub struct ScoreArgs {
     /// Time one scenario call may take, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub scenario_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The sweep folders to merge (shards of one sweep: the same plan).
+    #[arg(required = true, value_name = "SWEEP_DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// The merged sweep folder (may be one of the inputs); runs from the others are copied into it.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +519,7 @@ pub fn run() -> Result<()> {
         Command::Import(args) => run_import(args),
         Command::Bench(args) => run_bench(args),
         Command::Adapter(args) => crate::lora::command::run(args),
+        Command::Merge(args) => run_merge(args),
         Command::Compare(args) => crate::compare::run(args),
         Command::Paths { json } => {
             let entries = [
@@ -530,73 +578,235 @@ fn run_score(args: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_exec(args: ExecArgs) -> Result<()> {
+/// The run keys the command line sets explicitly: scalars layered over every run, lists multiplied in.
+fn command_line_layers(args: &ExecArgs) -> (RunConfig, Vec<(&'static str, Vec<serde_json::Value>)>) {
+    let scenario = &args.scenario_options;
+    let config = RunConfig {
+        adapter: args.adapter.clone(),
+        chat_template: args.no_chat_template.then_some(false),
+        system_prompt: args.system_prompt.clone(),
+        data: scenario.data.clone(),
+        split: scenario.split.clone(),
+        subsets: (!scenario.subsets.is_empty()).then(|| scenario.subsets.clone()),
+        few_shot: scenario.few_shot,
+        scoring: scenario.scoring.map(|s| scoring_name(s).to_string()),
+        max_samples: args.max_samples,
+        shuffle_seed: args.shuffle_seed,
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+        repetition_penalty: args.repetition_penalty,
+        ignore_eos: args.ignore_eos.then_some(true),
+        threads: args.threads,
+        warmup: args.warmup,
+        repeat: args.repeat,
+        ..Default::default()
+    };
+    let paths = |paths: &[PathBuf]| paths.iter().map(|p| serde_json::Value::String(p.display().to_string())).collect();
+    let lists = vec![
+        ("scenario", paths(&args.scenario)),
+        ("model", paths(&args.model)),
+        ("precision", args.precision.iter().map(|p| serde_json::json!(p)).collect()),
+        ("ep", args.providers.ep.iter().map(|e| serde_json::json!(e)).collect()),
+        ("batch_size", args.batch_size.iter().map(|b| serde_json::json!(b)).collect()),
+    ];
+    (config, lists)
+}
+
+fn scoring_name(mode: ScoringMode) -> &'static str {
+    match mode {
+        ScoringMode::Generate => "generate",
+        ScoringMode::Loglikelihood => "loglikelihood",
+    }
+}
+
+/// The exec options of one run: its effective configuration plus the flags that are not run keys.
+fn exec_options(args: &ExecArgs, config: &RunConfig) -> Result<ExecOptions> {
     let limits = scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
+    // The engine's messages start with the setting's flag name.
+    let sampling =
+        Sampling::new(config.temperature, config.top_k, config.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let repetition_penalty =
+        check_repetition_penalty(config.repetition_penalty.unwrap_or(1.0)).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let think = ThinkSplit::parse(&args.think_markers).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    if config.system_prompt.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        anyhow::bail!("--system-prompt is empty; leave it out for no system prompt");
+    }
+    let providers = args.providers.to_options(config.ep.unwrap_or_default())?;
+    let gpu_device = providers.device_id;
+    let seed = config.seed.unwrap_or(0);
+    let scoring = match config.scoring.as_deref() {
+        None => None,
+        Some(name) => Some(
+            <ScoringMode as clap::ValueEnum>::from_str(name, true)
+                .map_err(|_| anyhow::anyhow!("--scoring: expected generate or loglikelihood, got {name:?}"))?,
+        ),
+    };
+    let scenario = config.scenario.clone().context("no scenario given")?;
+    let model = resolve_model(config.model.as_deref(), config.precision)?;
+    let data = config.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("--data: {e}"))?;
+    let choices = ScenarioChoices {
+        subsets: config.subsets.clone().unwrap_or_default(),
+        few_shot: config.few_shot,
+        scoring,
+        task_file: args.scenario_options.task.clone(),
+        args: args.scenario_options.scenario_args.clone(),
+        seed,
+    };
+    Ok(ExecOptions {
+        scenario,
+        model,
+        data,
+        split: config.split.clone(),
+        choices,
+        scenario_cache: !args.scenario_options.no_scenario_cache,
+        max_samples: config.max_samples,
+        shuffle_seed: config.shuffle_seed,
+        max_new_tokens: config.max_new_tokens,
+        sampling,
+        seed,
+        repetition_penalty,
+        ignore_eos: config.ignore_eos.unwrap_or(false),
+        batch_size: config.batch_size.unwrap_or(1),
+        out: args.out.clone(),
+        ort_lib: args.ort_lib.clone(),
+        threads: config.threads,
+        providers,
+        limits,
+        max_consecutive_failures: args.max_consecutive_failures,
+        progress: !args.no_progress,
+        prompt: PromptOptions {
+            system_prompt: config.system_prompt.clone(),
+            no_chat_template: config.chat_template == Some(false),
+        },
+        think,
+        trace: args.trace.clone(),
+        gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
+        gpu_device,
+        adapter: config.adapter.clone(),
+        run_config: Some(config.to_json()),
+        run_name: None,
+        resume: args.resume,
+        warmup: config.warmup.unwrap_or(0),
+        repeat: config.repeat.unwrap_or(1),
+        csv_text: args.csv_text,
+    })
+}
+
+fn run_exec(args: ExecArgs) -> Result<()> {
+    scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
     if args.max_consecutive_failures == 0 {
         anyhow::bail!("--max-consecutive-failures must be at least 1");
-    }
-    if args.batch_size == 0 {
-        anyhow::bail!("--batch-size must be at least 1");
-    }
-    // The engine's messages start with the setting's flag name.
-    let sampling = Sampling::new(args.temperature, args.top_k, args.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let repetition_penalty = check_repetition_penalty(args.repetition_penalty).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let think = ThinkSplit::parse(&args.think_markers).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    if args.system_prompt.as_deref().is_some_and(|s| s.trim().is_empty()) {
-        anyhow::bail!("--system-prompt is empty; leave it out for no system prompt");
     }
     if let Some(trace) = &args.trace
         && trace.is_dir()
     {
         anyhow::bail!("--trace {} is a folder; give a file name such as trace.json", trace.display());
     }
-    let providers = args.providers.to_options()?;
-    let gpu_device = providers.device_id;
-    let opts = ExecOptions {
-        scenario: args.scenario,
-        model: args.model,
-        data: args.scenario_options.data_source()?,
-        split: args.scenario_options.split.clone(),
-        choices: args.scenario_options.choices(args.seed),
-        scenario_cache: !args.scenario_options.no_scenario_cache,
-        max_samples: args.max_samples,
-        shuffle_seed: args.shuffle_seed,
-        max_new_tokens: args.max_new_tokens,
-        sampling,
-        seed: args.seed,
-        repetition_penalty,
-        ignore_eos: args.ignore_eos,
-        batch_size: args.batch_size,
-        out: args.out,
-        ort_lib: args.ort_lib,
-        threads: args.threads,
-        providers,
-        limits,
-        max_consecutive_failures: args.max_consecutive_failures,
-        progress: !args.no_progress,
-        prompt: PromptOptions { system_prompt: args.system_prompt, no_chat_template: args.no_chat_template },
-        think,
-        trace: args.trace,
-        gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
-        gpu_device,
-        adapter: args.adapter,
-        resume: args.resume,
-        warmup: args.warmup,
-        repeat: args.repeat,
-        csv_text: args.csv_text,
-    };
-    let outcome = match opts.adapter {
-        // An adapter run is compared with its base run: a cached one, or one made beside it.
-        Some(_) => baseline::exec_with_baseline_in(&baseline::Registry::from_env(), &opts, baseline::base_out_beside)?,
-        None => exec(&opts)?,
-    };
-    print!("{}", render_terminal(&outcome.summary));
-    println!("Results: {}", outcome.dir.display());
-    if let Some((path, trace)) = &outcome.trace {
-        println!("{}", crate::results::table::describe_trace(path, trace));
+    if args.scenario.is_empty() && args.experiment.is_none() {
+        anyhow::bail!("give a scenario component (e.g. scenarios/gsm8k.wasm) or --experiment DIR");
     }
-    if let Some(reason) = &outcome.summary.abort_reason {
-        anyhow::bail!("the run stopped early: {reason}");
+    let experiment = match &args.experiment {
+        Some(dir) => Some(Experiment::load(dir)?),
+        None => None,
+    };
+    let (command_line, command_line_lists) = command_line_layers(&args);
+    let input = PlanInput {
+        experiment: experiment.clone(),
+        command_line,
+        command_line_lists,
+        selection: Selection { include: args.include.clone(), exclude: args.exclude.clone() },
+    };
+    let plan = plan(&input)?;
+    if plan.is_empty() {
+        anyhow::bail!("no run is left after --include/--exclude and the experiment's include/exclude");
+    }
+    if args.dry_run {
+        for (i, run) in plan.iter().enumerate() {
+            let shard =
+                args.shard.map_or(String::new(), |s| if s.owns(i) { " (this shard)".into() } else { String::new() });
+            println!("{}{shard}\t{}", run.name, run.config.to_json());
+        }
+        return Ok(());
+    }
+    let is_sweep = experiment.is_some() || plan.len() > 1 || args.shard.is_some();
+    if !is_sweep {
+        let mut config = plan[0].config.clone();
+        config.name = None;
+        let opts = exec_options(&args, &config)?;
+        if args.resume && opts.out.is_none() {
+            anyhow::bail!("--resume needs --out DIR: the results folder to continue");
+        }
+        let outcome = match opts.adapter {
+            // An adapter run is compared with its base run: a cached one, or one made beside it.
+            Some(_) => {
+                baseline::exec_with_baseline_in(&baseline::Registry::from_env(), &opts, baseline::base_out_beside)?
+            }
+            None => exec(&opts)?,
+        };
+        print!("{}", render_terminal(&outcome.summary));
+        println!("Results: {}", outcome.dir.display());
+        if let Some((path, trace)) = &outcome.trace {
+            println!("{}", crate::results::table::describe_trace(path, trace));
+        }
+        if let Some(reason) = &outcome.summary.abort_reason {
+            anyhow::bail!("the run stopped early: {reason}");
+        }
+        return Ok(());
+    }
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None if args.resume => anyhow::bail!("--resume needs --out DIR: the sweep folder to continue"),
+        None => {
+            let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let what = args
+                .experiment
+                .as_deref()
+                .and_then(|e| e.file_name())
+                .map_or("sweep".to_string(), |n| crate::experiment::sanitize_name(&n.to_string_lossy()));
+            PathBuf::from("results").join(format!("{stamp}-{what}"))
+        }
+    };
+    let sweep_options = SweepOptions {
+        out: out.clone(),
+        experiment: args.experiment.clone(),
+        description: experiment.as_ref().and_then(|e| e.description.clone()),
+        shard: args.shard,
+        resume: args.resume,
+    };
+    let options_for = |run: &crate::experiment::PlannedRun| -> Result<ExecOptions> {
+        let mut options = exec_options(&args, &run.config)?;
+        // One trace per run, in the run's folder.
+        if let Some(trace) = &args.trace {
+            let dir = out.join(&run.name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            options.trace = Some(dir.join(trace.file_name().unwrap_or(std::ffi::OsStr::new("trace.json"))));
+        }
+        Ok(options)
+    };
+    let report = run_sweep(&plan, &sweep_options, &options_for)?;
+    print!("{}", crate::sweep::render_table(&report.sweep));
+    println!("Sweep: {} ({} and {})", report.dir.display(), crate::sweep::SWEEP_FILE, crate::sweep::SWEEP_CSV);
+    if !report.failed.is_empty() {
+        anyhow::bail!("{} of the runs failed or stopped early: {}", report.failed.len(), report.failed.join(", "));
+    }
+    Ok(())
+}
+
+fn run_merge(args: MergeArgs) -> Result<()> {
+    let merged = crate::sweep::merge::merge(&args.dirs, &args.out)?;
+    print!("{}", crate::sweep::render_table(&merged));
+    let missing: Vec<&str> =
+        merged.runs.iter().filter(|r| r.status != RunState::Complete).map(|r| r.name.as_str()).collect();
+    println!("Merged {} sweep folders into {}", args.dirs.len(), args.out.display());
+    if !missing.is_empty() {
+        anyhow::bail!("{} runs are not complete in any input: {}", missing.len(), missing.join(", "));
     }
     Ok(())
 }

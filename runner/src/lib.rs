@@ -5,9 +5,10 @@
 //! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
 //! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
 //! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
-//! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `bench` measures
-//! fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample, `baseline`
-//! caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
+//! measured, `exec` ties them into a benchmark run, `experiment` reads experiment folders and plans sweeps,
+//! `sweep` runs a plan run by run (sweep.json, shards, merge), `score` scores outputs made elsewhere, `bench`
+//! measures fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample,
+//! `baseline` caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
 //! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
 
@@ -18,6 +19,7 @@ pub mod compare;
 pub mod datasets;
 pub mod engine;
 pub mod exec;
+pub mod experiment;
 pub mod gguf;
 pub mod gpu_monitor;
 pub mod hub;
@@ -33,6 +35,7 @@ pub mod results;
 pub mod rng;
 pub mod scenario;
 pub mod score;
+pub mod sweep;
 #[doc(hidden)]
 pub mod testing;
 pub mod trace;

@@ -97,6 +97,10 @@ pub struct ExecOptions {
     pub repeat: usize,
     /// Put prompts, outputs, references and extracted answers in `samples.csv` too.
     pub csv_text: bool,
+    /// The run's effective configuration (`experiment::RunConfig` as JSON), recorded as `config`.
+    pub run_config: Option<serde_json::Value>,
+    /// The run's name in a sweep, recorded as `run_name`.
+    pub run_name: Option<String>,
 }
 
 /// A finished (or aborted) run.
@@ -387,6 +391,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         background_cpu: None,
         adapter_comparison: None,
         results: Aggregates::default(),
+        config: opts.run_config.clone(),
+        run_name: opts.run_name.clone(),
     };
     summary.fingerprint = resume::fingerprint(&summary);
     let (mut writer, mut records) = open_results(opts, &out_dir, &mut summary, repeat)?;

@@ -466,6 +466,12 @@ pub struct RunSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter_comparison: Option<super::overhead::AdapterComparison>,
     pub results: Aggregates,
+    /// The run's effective configuration (experiment layers and flags applied), as the sweep planned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// The run's name in its sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_name: Option<String>,
 }
 
 /// Resident memory of the process around model loading.

@@ -1,0 +1,144 @@
+//! `precision` -> model folder. The default model and a `.gguf` given as the model use the import at
+//! `import::default_output_dir(gguf, precision)` (`models/NAME/PRECISION` under runner's home), importing it
+//! on demand; a folder of precision subfolders picks the subfolder; a plain model folder must hold a graph of
+//! that precision, as `engine::inspect` reads it.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::inspect::inspect_model;
+use crate::engine::model::MODEL_FILE;
+use crate::import::{ImportOptions, Precision, default_output_dir, import_gguf};
+use crate::paths;
+
+/// Why a model could not be found at the precision asked for. Messages name the flag (`--precision`) and the
+/// folder.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelChoiceError {
+    #[error(
+        "--precision {precision}: {model} holds a {found} model ({label}); give the folder of the {precision} import \
+         or leave --precision out"
+    )]
+    Mismatch { precision: Precision, model: String, found: String, label: String },
+    #[error("--precision {precision}: cannot read the precision of {model}: {message}")]
+    Unreadable { precision: Precision, model: String, message: String },
+    #[error(
+        "--precision {precision}: {model} has no `{precision}` subfolder (it has: {available}); import one with \
+         `runner import MODEL.gguf --precision {precision} --out {model}/{precision}`"
+    )]
+    NoSubfolder { precision: Precision, model: String, available: String },
+    #[error(
+        "--precision {precision}: cannot choose a precision of the Hub model {model}; name the repository's \
+         subfolder of that precision instead (hf:OWNER/REPO/SUBFOLDER)"
+    )]
+    Hub { precision: Precision, model: String },
+    #[error("--precision {precision}: the default model's GGUF {gguf} is not installed (run `cargo xtask setup`)")]
+    NoDefaultGguf { precision: Precision, gguf: String },
+    #[error("--precision {precision}: importing {gguf} into {out} failed: {message}")]
+    Import { precision: Precision, gguf: String, out: String, message: String },
+    #[error("--model {model}: no such file or folder")]
+    Missing { model: String },
+}
+
+/// The model folder a run uses: `model` as given when no precision is asked for (the default model when
+/// absent), else the folder of that precision. `.gguf` files are imported on demand (said on stderr).
+pub fn resolve_model(model: Option<&Path>, precision: Option<Precision>) -> Result<Option<PathBuf>, ModelChoiceError> {
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let Some(precision) = precision else {
+        return match model {
+            Some(gguf) if is_gguf(gguf) => import_on_demand(gguf, Precision::Int4).map(Some),
+            other => Ok(other.map(Path::to_path_buf)),
+        };
+    };
+    let Some(model) = model else {
+        let gguf = paths::default_gguf();
+        let out = default_output_dir(&gguf, precision);
+        if out.join(MODEL_FILE).is_file() {
+            return Ok(Some(out));
+        }
+        if !gguf.is_file() {
+            return Err(ModelChoiceError::NoDefaultGguf { precision, gguf: gguf.display().to_string() });
+        }
+        return import_on_demand(&gguf, precision).map(Some);
+    };
+    let shown = model.display().to_string();
+    if shown.starts_with("hf:") {
+        return Err(ModelChoiceError::Hub { precision, model: shown });
+    }
+    if is_gguf(model) {
+        if !model.is_file() {
+            return Err(ModelChoiceError::Missing { model: shown });
+        }
+        return import_on_demand(model, precision).map(Some);
+    }
+    if !model.is_dir() {
+        return Err(ModelChoiceError::Missing { model: shown });
+    }
+    if model.join(MODEL_FILE).is_file() {
+        let report = inspect_model(&model.join(MODEL_FILE)).map_err(|e| ModelChoiceError::Unreadable {
+            precision,
+            model: shown.clone(),
+            message: e.to_string(),
+        })?;
+        if report.weight_precision != precision.to_string() {
+            return Err(ModelChoiceError::Mismatch {
+                precision,
+                model: shown,
+                found: report.weight_precision,
+                label: report.label,
+            });
+        }
+        return Ok(Some(model.to_path_buf()));
+    }
+    let sub = model.join(precision.to_string());
+    if sub.join(MODEL_FILE).is_file() {
+        return Ok(Some(sub));
+    }
+    // `models/NAME/` as setup lays it out: the GGUF beside its imports.
+    let ggufs: Vec<PathBuf> = std::fs::read_dir(model)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p) && p.is_file()).collect())
+        .unwrap_or_default();
+    if let [gguf] = ggufs.as_slice() {
+        return import_into(gguf, &sub, precision).map(Some);
+    }
+    let available: Vec<String> =
+        Precision::ALL.iter().map(|p| p.to_string()).filter(|p| model.join(p).join(MODEL_FILE).is_file()).collect();
+    Err(ModelChoiceError::NoSubfolder {
+        precision,
+        model: shown,
+        available: if available.is_empty() { "none".into() } else { available.join(", ") },
+    })
+}
+
+/// The import of `gguf` at `precision` in runner's home, made when missing.
+fn import_on_demand(gguf: &Path, precision: Precision) -> Result<PathBuf, ModelChoiceError> {
+    let out = default_output_dir(gguf, precision);
+    if out.join(MODEL_FILE).is_file() {
+        return Ok(out);
+    }
+    import_into(gguf, &out, precision)
+}
+
+/// Imports into a fresh sibling folder and renames it into place, so a killed import is never taken for a
+/// model and two processes importing at once (shards on one machine) both end with a complete folder.
+fn import_into(gguf: &Path, out: &Path, precision: Precision) -> Result<PathBuf, ModelChoiceError> {
+    let error = |message: String| ModelChoiceError::Import {
+        precision,
+        gguf: gguf.display().to_string(),
+        out: out.display().to_string(),
+        message,
+    };
+    eprintln!("The {precision} import of {} is missing: importing it into {} ...", gguf.display(), out.display());
+    let name = out.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let partial = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let options = ImportOptions { precision, force: true, ..Default::default() };
+    import_gguf(gguf, &partial, &options).map_err(|e| error(e.to_string()))?;
+    if let Err(e) = std::fs::rename(&partial, out) {
+        let _ = std::fs::remove_dir_all(&partial);
+        if !out.join(MODEL_FILE).is_file() {
+            return Err(error(e.to_string()));
+        }
+    }
+    eprintln!("Imported {}", out.display());
+    Ok(out.to_path_buf())
+}
