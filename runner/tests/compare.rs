@@ -77,8 +77,10 @@ fn compares_two_precisions_sample_by_sample() {
     assert!(out.status.success(), "compare failed:\n{stdout}\n{stderr}");
     let comparison: PairedComparison = serde_json::from_str(&stdout).unwrap();
     assert_eq!((comparison.shared_samples, comparison.only_in_a, comparison.only_in_b), (3, 0, 0));
-    // The runs differ in precision only, so that is what labels them.
-    assert_eq!((comparison.a.label.as_str(), comparison.b.label.as_str()), ("int4", "int8"));
+    // The runs differ in model folder and precision; the folder names already say the precision.
+    assert_eq!((comparison.a.label.as_str(), comparison.b.label.as_str()), ("tiny-int4", "tiny-int8"));
+    let summary: RunSummary = read_summary(&r.int4);
+    assert!(summary.background_cpu.is_some_and(|share| (0.0..=1.0).contains(&share)), "{:?}", summary.background_cpu);
     let accuracy = comparison.metrics.iter().find(|m| m.metric == "accuracy").expect("GSM8K scores accuracy");
     assert_eq!(accuracy.n, 3);
     assert!(accuracy.binary);

@@ -378,8 +378,14 @@ fn labels(a: &RunFolder, b: &RunFolder) -> (String, String) {
         |s| s.settings.describe_generation(),
     ];
     let differing: Vec<_> = attributes.iter().filter(|f| f(&a.summary) != f(&b.summary)).collect();
-    let label = |run: &RunFolder| differing.iter().map(|f| f(&run.summary)).collect::<Vec<_>>().join(", ");
-    let (label_a, label_b) = (label(a), label(b));
+    let values = |run: &RunFolder| differing.iter().map(|f| f(&run.summary)).collect::<Vec<_>>();
+    let (values_a, values_b) = (values(a), values(b));
+    // A model folder named after its precision ("tiny-int4") already says "int4": say it once.
+    let said_before = |values: &[String], j: usize| values[..j].iter().any(|earlier| earlier.contains(&values[j]));
+    let keep: Vec<usize> =
+        (0..differing.len()).filter(|&j| !(said_before(&values_a, j) && said_before(&values_b, j))).collect();
+    let label = |values: &[String]| keep.iter().map(|&j| values[j].as_str()).collect::<Vec<_>>().join(", ");
+    let (label_a, label_b) = (label(&values_a), label(&values_b));
     if !differing.is_empty() && label_a.len() <= 60 {
         return (label_a, label_b);
     }
