@@ -2,8 +2,10 @@
 //!
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 
 mod ci;
+mod fuzz;
 mod setup;
 mod shell;
 
@@ -14,7 +16,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   setup [--gpu]   install what runner needs: the wasm32-wasip2 target, the ONNX Runtime library
                   (onnxruntime-gpu too with --gpu), the scenario components and the default model
-  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite";
+  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
+  fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
+                  run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
+                  each (default 600) with nightly and cargo-fuzz; prints executions and crashes";
 
 fn main() {
     if let Err(err) = run() {
@@ -29,6 +34,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
+        Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
