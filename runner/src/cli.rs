@@ -232,7 +232,7 @@ pub struct ScenarioArgs {
     /// The dataset: a file (.jsonl, .json, .csv, .tsv, .parquet, or any format the scenario reads),
     /// hf:OWNER/NAME[:CONFIG][@REVISION] for a Hugging Face dataset, or `hf` for the scenario's default
     /// source. Default: the scenario's embedded sample.
-    #[arg(long, value_name = "FILE|hf:REPO")]
+    #[arg(long, value_name = "FILE|hf:REPO", value_parser = DataSpecParser)]
     pub data: Option<String>,
     /// The split of a Hugging Face dataset (default: the scenario's, else `test`).
     #[arg(long, value_name = "SPLIT")]
@@ -268,7 +268,7 @@ fn parse_scenario_arg(text: &str) -> Result<(String, String), String> {
 
 impl ScenarioArgs {
     fn data_source(&self) -> Result<Option<DataSource>> {
-        self.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))
+        self.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("--data: {e}"))
     }
 
     fn choices(&self, seed: u64) -> ScenarioChoices {
@@ -429,8 +429,44 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// `--data`: refuses an empty value and names the flag for one that is not UTF-8 (clap's own message for
+/// that does not say which argument it was).
+#[derive(Clone)]
+struct DataSpecParser;
+
+impl clap::builder::TypedValueParser for DataSpecParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let problem = match value.to_str() {
+            Some(text) if !text.trim().is_empty() => return Ok(text.to_string()),
+            Some(_) => "is empty; give a file, hf:OWNER/NAME[:CONFIG][@REVISION] or hf",
+            None => "is not valid UTF-8; rename the file or link it under a UTF-8 name",
+        };
+        let message = format!("--data {} {problem}\n", value.to_string_lossy());
+        Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd))
+    }
+}
+
+/// The command line as clap parses it, with negative numbers accepted as values everywhere, so `--seed -1`
+/// is refused by the flag's own parser with the flag named, not taken for an unknown flag `-1`.
+fn parse_command_line() -> Cli {
+    fn negative_numbers_are_values(command: clap::Command) -> clap::Command {
+        #[allow(deprecated)]
+        command.allow_negative_numbers(true).mut_subcommands(negative_numbers_are_values)
+    }
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = negative_numbers_are_values(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     init_logging(cli.verbose);
     match cli.command {
         Command::Exec(args) => run_exec(*args),
