@@ -2,8 +2,10 @@
 //!
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
+//! - `report`: renders the published reports under `reports/` from `reports/data/`.
 
 mod ci;
+mod report;
 mod setup;
 mod shell;
 
@@ -14,7 +16,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   setup [--gpu]   install what runner needs: the wasm32-wasip2 target, the ONNX Runtime library
                   (onnxruntime-gpu too with --gpu), the scenario components and the default model
-  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite";
+  ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
+  report [PATH..] render reports/README.md and a .md and .html page per comparison from the results
+                  folders under reports/data/ (or PATHs) with the templates in templates/";
 
 fn main() {
     if let Err(err) = run() {
@@ -29,6 +33,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
+        Some("report") => report::run(flags),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
