@@ -47,6 +47,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Make, inspect and convert LoRA adapters (ONNX Runtime .onnx_adapter files).
     Adapter(crate::lora::command::AdapterArgs),
+    /// Compare results folders side by side: tables on the terminal, or Markdown, HTML, JSON or CSV.
+    Report(crate::report::cli::ReportArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -474,6 +476,7 @@ pub fn run() -> Result<()> {
         Command::Import(args) => run_import(args),
         Command::Bench(args) => run_bench(args),
         Command::Adapter(args) => crate::lora::command::run(args),
+        Command::Report(args) => crate::report::cli::run(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),

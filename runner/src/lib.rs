@@ -8,7 +8,8 @@
 //! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `bench` measures
 //! fixed-length generation speed like llama-bench, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
-//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
+//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces, and `report` compares runs side by side
+//! (terminal, Markdown, HTML, JSON, CSV).
 
 pub mod bench;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod paths;
 pub mod prepare;
 pub mod prompt;
 pub mod provenance;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod scenario;

@@ -3,9 +3,11 @@
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
+//! - `report`: renders the published reports under `reports/` from `reports/data/`.
 
 mod ci;
 mod fuzz;
+mod report;
 mod setup;
 mod shell;
 
@@ -19,7 +21,9 @@ tasks:
   ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
-                  each (default 600) with nightly and cargo-fuzz; prints executions and crashes";
+                  each (default 600) with nightly and cargo-fuzz; prints executions and crashes
+  report [PATH..] render reports/README.md and a .md and .html page per comparison from the results
+                  folders under reports/data/ (or PATHs) with the templates in templates/";
 
 fn main() {
     if let Err(err) = run() {
@@ -35,6 +39,7 @@ fn run() -> Result<()> {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
+        Some("report") => report::run(flags),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
