@@ -76,9 +76,12 @@ fn truncate(path: &Path, keep: f64) {
     std::fs::write(path, &bytes[..(bytes.len() as f64 * keep) as usize]).unwrap();
 }
 
+/// A file of the model folder and what breaks it.
+type Corruption = (&'static str, fn(&Path));
+
 #[test]
 fn a_truncated_or_overwritten_model_file_is_an_error_naming_it() {
-    let cases: [(&str, fn(&Path)); 5] = [
+    let cases: [Corruption; 5] = [
         ("model.onnx", |p| truncate(p, 0.5)),
         ("model.onnx", |p| {
             let mut bytes = std::fs::read(p).unwrap();
@@ -494,4 +497,45 @@ fn inputs_that_once_crashed_the_fuzzers_are_read_or_refused() {
         let _ = serde_json::from_slice::<runner::results::RunSummary>(data);
         eprintln!("replayed {}", path.display());
     }
+}
+
+/// Markup from models (an output), datasets (the label), scenarios (name, description) and the machine
+/// (host names, warnings) reaches the HTML report escaped: a `<script>` in any of them never runs.
+#[test]
+fn the_html_report_escapes_markup_from_models_datasets_and_scenarios() {
+    const SCRIPT: &str = "<script>alert(1)</script>";
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run");
+    let (out, stderr) = run(runner()
+        .args(["exec", scenario_artifacts::GSM8K, "--no-progress", "--max-samples", "2", "--max-new-tokens", "2"])
+        .arg("--model")
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&results));
+    assert!(out.status.success(), "{stderr}");
+    // As if the model had written it, and the scenario, dataset and machine had named themselves so.
+    let samples = std::fs::read_to_string(results.join("samples.jsonl")).unwrap();
+    let hostile: Vec<String> = samples
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["output"] = format!("The answer is {SCRIPT}").into();
+            record["extracted"] = SCRIPT.into();
+            record.to_string()
+        })
+        .collect();
+    std::fs::write(results.join("samples.jsonl"), hostile.join("\n") + "\n").unwrap();
+    let summary_path = results.join("summary.json");
+    let mut summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    for pointer in ["/scenario/name", "/scenario/description", "/model/info/name", "/dataset/label", "/host/hostname"] {
+        *summary.pointer_mut(pointer).unwrap_or_else(|| panic!("summary.json has {pointer}")) =
+            format!("x{SCRIPT}").into();
+    }
+    std::fs::write(&summary_path, serde_json::to_vec(&summary).unwrap()).unwrap();
+    let html = dir.path().join("report.html");
+    let (out, stderr) = run(runner().arg("report").arg(&results).args(["--format", "html", "--out"]).arg(&html));
+    assert!(out.status.success(), "{stderr}");
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(!html.to_lowercase().contains("<script"), "unescaped <script> in the HTML report");
+    assert!(html.contains("&lt;script&gt;"), "the hostile names should be shown, escaped");
 }
