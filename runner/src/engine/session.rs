@@ -52,7 +52,7 @@ pub enum SessionError {
 }
 
 /// ONNX Runtime names only the graph when an external weights file is short; name the file that is.
-fn external_data_hint(model: &Path, message: &str) -> String {
+pub(crate) fn external_data_hint(model: &Path, message: &str) -> String {
     if !message.contains("External") && !message.contains("external data") {
         return String::new();
     }
