@@ -56,6 +56,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Compare two runs sample by sample: metric differences with paired tests, speed ratios.
     Compare(crate::compare::CompareArgs),
+    /// Compare results folders side by side: tables on the terminal, or Markdown, HTML, JSON or CSV.
+    Report(crate::report::cli::ReportArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -298,7 +300,7 @@ pub struct ScenarioArgs {
     /// The dataset: a file (.jsonl, .json, .csv, .tsv, .parquet, or any format the scenario reads),
     /// hf:OWNER/NAME[:CONFIG][@REVISION] for a Hugging Face dataset, or `hf` for the scenario's default
     /// source. Default: the scenario's embedded sample.
-    #[arg(long, value_name = "FILE|hf:REPO")]
+    #[arg(long, value_name = "FILE|hf:REPO", value_parser = DataSpecParser)]
     pub data: Option<String>,
     /// The split of a Hugging Face dataset (default: the scenario's, else `test`).
     #[arg(long, value_name = "SPLIT")]
@@ -334,7 +336,7 @@ fn parse_scenario_arg(text: &str) -> Result<(String, String), String> {
 
 impl ScenarioArgs {
     fn data_source(&self) -> Result<Option<DataSource>> {
-        self.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("{e}"))
+        self.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("--data: {e}"))
     }
 
     fn choices(&self, seed: u64) -> ScenarioChoices {
@@ -510,8 +512,44 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// `--data`: refuses an empty value and names the flag for one that is not UTF-8 (clap's own message for
+/// that does not say which argument it was).
+#[derive(Clone)]
+struct DataSpecParser;
+
+impl clap::builder::TypedValueParser for DataSpecParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let problem = match value.to_str() {
+            Some(text) if !text.trim().is_empty() => return Ok(text.to_string()),
+            Some(_) => "is empty; give a file, hf:OWNER/NAME[:CONFIG][@REVISION] or hf",
+            None => "is not valid UTF-8; rename the file or link it under a UTF-8 name",
+        };
+        let message = format!("--data {} {problem}\n", value.to_string_lossy());
+        Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd))
+    }
+}
+
+/// The command line as clap parses it, with negative numbers accepted as values everywhere, so `--seed -1`
+/// is refused by the flag's own parser with the flag named, not taken for an unknown flag `-1`.
+fn parse_command_line() -> Cli {
+    fn negative_numbers_are_values(command: clap::Command) -> clap::Command {
+        #[allow(deprecated)]
+        command.allow_negative_numbers(true).mut_subcommands(negative_numbers_are_values)
+    }
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = negative_numbers_are_values(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     init_logging(cli.verbose);
     match cli.command {
         Command::Exec(args) => run_exec(*args),
@@ -521,6 +559,7 @@ pub fn run() -> Result<()> {
         Command::Adapter(args) => crate::lora::command::run(args),
         Command::Merge(args) => run_merge(args),
         Command::Compare(args) => crate::compare::run(args),
+        Command::Report(args) => crate::report::cli::run(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),

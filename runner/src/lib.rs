@@ -10,7 +10,8 @@
 //! measures fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample,
 //! `baseline` caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
-//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces.
+//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces, and `report` compares runs side by side
+//! (terminal, Markdown, HTML, JSON, CSV).
 
 pub mod baseline;
 pub mod bench;
@@ -31,6 +32,7 @@ pub mod paths;
 pub mod prepare;
 pub mod prompt;
 pub mod provenance;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod scenario;

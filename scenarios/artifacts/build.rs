@@ -84,7 +84,9 @@ fn main() {
                 let path = path.to_str().expect("component paths are UTF-8");
                 writeln!(code, "pub const {constant}: Option<&str> = Some({path:?});").unwrap();
                 writeln!(all, "    ({:?}, {path:?}),", guest.name).unwrap();
-                writeln!(scenarios, "    ({:?}, {path:?}),", guest.name).unwrap();
+                if !guest.fixture {
+                    writeln!(scenarios, "    ({:?}, {path:?}),", guest.name).unwrap();
+                }
             }
             None => writeln!(code, "pub const {constant}: Option<&str> = None;").unwrap(),
         }

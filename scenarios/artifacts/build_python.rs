@@ -15,6 +15,8 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub struct PythonGuest {
     pub name: String,
     pub dir: PathBuf,
+    /// Test fixtures (`scenarios/python/fixtures/NAME`) are built but never installed as scenarios.
+    pub fixture: bool,
     pub component: Option<PathBuf>,
 }
 
@@ -53,18 +55,20 @@ pub fn build_all(python_dir: &Path, wit_dir: &Path, out_dir: &Path) -> PythonBui
     PythonBuild { guests, missing_tool: None }
 }
 
-/// Every folder under `scenarios/python/` with an `app.py` is a scenario named after the folder.
+/// Every folder under `scenarios/python/` with an `app.py` is a scenario named after the folder; those under
+/// `scenarios/python/fixtures/` are test fixtures.
 fn find(python_dir: &Path) -> Vec<PythonGuest> {
-    let Ok(entries) = fs::read_dir(python_dir) else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    dirs.sort();
-    dirs.into_iter()
-        .filter(|dir| dir.join("app.py").is_file())
-        .map(|dir| {
+    let mut guests = Vec::new();
+    for (dir, fixture) in [(python_dir.to_path_buf(), false), (python_dir.join("fixtures"), true)] {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        dirs.sort();
+        for dir in dirs.into_iter().filter(|dir| dir.join("app.py").is_file()) {
             let name = dir.file_name().and_then(|n| n.to_str()).expect("scenario folder names are UTF-8").to_string();
-            PythonGuest { name, dir, component: None }
-        })
-        .collect()
+            guests.push(PythonGuest { name, dir, fixture, component: None });
+        }
+    }
+    guests
 }
 
 /// `RUNNER_COMPONENTIZE_PY`, else `<target>/py-tools/componentize-py-VERSION` where `<target>` is the

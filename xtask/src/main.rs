@@ -3,10 +3,14 @@
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
+//! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
+//! - `report`: renders the published reports under `reports/` from `reports/data/`.
 
 mod bandwidth;
 mod bench;
 mod ci;
+mod fuzz;
+mod report;
 mod setup;
 mod shell;
 
@@ -20,7 +24,12 @@ tasks:
   ci              setup, then cargo fmt --check, clippy -D warnings and the whole test suite
   bench [--install-peers] [--quick] [--rounds R] [--render-only]
                   runner against onnxruntime-genai and llama.cpp (installed from PyPI into the target
-                  folder with --install-peers), interleaved; writes reports/speed/README.md";
+                  folder with --install-peers), interleaved; writes reports/speed/README.md
+  fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
+                  run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
+                  each (default 600) with nightly and cargo-fuzz; prints executions and crashes
+  report [PATH..] render reports/README.md and a .md and .html page per comparison from the results
+                  folders under reports/data/ (or PATHs) with the templates in templates/";
 
 fn main() {
     if let Err(err) = run() {
@@ -36,6 +45,8 @@ fn run() -> Result<()> {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
+        Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
+        Some("report") => report::run(flags),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

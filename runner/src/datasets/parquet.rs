@@ -13,6 +13,7 @@ use crate::scenario::Value;
 pub(super) fn decode(file: &str, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let reader = SerializedFileReader::new(Bytes::copy_from_slice(bytes))
         .map_err(|e| DecodeError::new(file, format!("not a readable Parquet file: {e}")))?;
+    check_column_chunks(file, &reader, bytes.len())?;
     let rows = reader.get_row_iter(None).map_err(|e| DecodeError::new(file, format!("cannot read its rows: {e}")))?;
     let mut decoded = Decoded::default();
     for (index, row) in rows.enumerate() {
@@ -21,6 +22,34 @@ pub(super) fn decode(file: &str, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         decoded.push(number, row.into_columns().into_iter().map(|(name, field)| (name, value_of(field))).collect());
     }
     Ok(decoded)
+}
+
+/// The parquet crate asserts (panics) on a column chunk with a negative offset or size; refuse those, and
+/// chunks that point past the end of the file, before reading rows. Found by the `datasets` fuzz target.
+fn check_column_chunks(file: &str, reader: &SerializedFileReader<Bytes>, file_len: usize) -> Result<(), DecodeError> {
+    for (group, row_group) in reader.metadata().row_groups().iter().enumerate() {
+        for column in row_group.columns() {
+            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(start, len)| start.checked_add(len))
+                .is_some_and(|end| end <= file_len as u64);
+            if !inside {
+                return Err(DecodeError::new(
+                    file,
+                    format!(
+                        "not a readable Parquet file: column `{}` of row group {} claims bytes {start}..+{len}, \
+                         outside the file's {file_len} bytes",
+                        column.column_path(),
+                        group + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn value_of(field: Field) -> Value {

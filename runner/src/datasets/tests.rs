@@ -341,3 +341,12 @@ fn a_dataset_not_in_the_cache_says_what_to_run() {
     let error = source::load_hub_with(&hub, &gsm8k_hub()).unwrap_err().to_string();
     assert!(error.contains("main/test-*.parquet"), "{error}");
 }
+
+/// Found by the `datasets` fuzz target: a column chunk with a negative offset made the parquet crate
+/// assert (panic) while reading rows. It is refused naming the file.
+#[test]
+fn a_parquet_column_chunk_outside_the_file_is_refused() {
+    let input = include_bytes!("../../../fuzz/regressions/datasets/crash-85bba2a78351cb9bf14c62d7214887b34550c2ca");
+    let error = decode("x.parquet", &input[1..]).unwrap_err();
+    assert!(error.to_string().contains("x.parquet") && error.to_string().contains("outside the file"), "{error}");
+}

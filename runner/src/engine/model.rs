@@ -179,6 +179,17 @@ impl ModelFolder {
         if info.vocab == 0 {
             info.vocab = tokenizer_vocab;
         }
+        // Fewer tokens than the model is normal (vocabularies are padded); more means the tokenizer belongs to
+        // another model, whose ids would index past the embedding table.
+        if tokenizer_vocab > info.vocab {
+            return Err(ModelError::Tokenizer {
+                path: tokenizer_path,
+                reason: format!(
+                    "it has {tokenizer_vocab} tokens but the model's vocabulary has {}: it belongs to another model",
+                    info.vocab
+                ),
+            });
+        }
 
         let tokenizer_config_path = dir.join(TOKENIZER_CONFIG_FILE);
         let tokenizer_config =

@@ -86,6 +86,7 @@ pub(crate) fn load(explicit: Option<&Path>, gpu: bool) -> Result<&'static Loaded
         return Ok(loaded);
     }
     let library = locate(explicit, gpu)?;
+    preflight(&library)?;
     let builder =
         ort::init_from(&library).map_err(|err| load_error(&library, err))?.with_name("runner").with_telemetry(false);
     let version = runtime_version(&library);
@@ -113,6 +114,54 @@ fn locate(explicit: Option<&Path>, gpu: bool) -> Result<PathBuf, OrtLibError> {
         Some(found) => Ok(found.clone()),
         None => Err(OrtLibError::NotFound { tried: candidates }),
     }
+}
+
+/// Opens the library and asks it for the API runner is built for, before `ort` does: `ort` asserts that
+/// `OrtGetApiBase` returns a base and `expect`s the API, so a library that exports the symbol but is not a
+/// usable ONNX Runtime (a newer release without this API version, a stub) would otherwise panic.
+fn preflight(library: &Path) -> Result<(), OrtLibError> {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+
+    let refused = |reason: String| OrtLibError::Load { path: library.to_path_buf(), reason };
+    let c_path =
+        CString::new(library.as_os_str().as_bytes()).map_err(|_| refused("the path holds a NUL byte".into()))?;
+    // SAFETY: loading a library runs its initialisers; that is what loading ONNX Runtime means, and `ort`
+    // opens the same file right after. The handle stays open, so the functions called below stay mapped.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        // SAFETY: dlerror returns a NUL-terminated message owned by libc, or null.
+        let message = unsafe { libc::dlerror() };
+        let reason = if message.is_null() {
+            "dlopen failed".to_string()
+        } else {
+            unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
+        };
+        return Err(refused(reason));
+    }
+    // SAFETY: a plain symbol lookup in the handle just opened.
+    let symbol = unsafe { libc::dlsym(handle, c"OrtGetApiBase".as_ptr()) };
+    if symbol.is_null() {
+        return Err(refused("it does not export `OrtGetApiBase`, so it is not ONNX Runtime".into()));
+    }
+    // SAFETY: `OrtGetApiBase` has this signature in every ONNX Runtime release (the C API's stable entry).
+    let get_base: unsafe extern "system" fn() -> *const ort::sys::OrtApiBase = unsafe { std::mem::transmute(symbol) };
+    let base = unsafe { get_base() };
+    if base.is_null() {
+        return Err(refused("its `OrtGetApiBase` returned nothing".into()));
+    }
+    // SAFETY: a non-null base points at the two function pointers of the stable C API.
+    let version = unsafe { ((*base).GetVersionString)() };
+    let version = if version.is_null() {
+        "unknown".into()
+    } else {
+        unsafe { CStr::from_ptr(version) }.to_string_lossy().into_owned()
+    };
+    let api = unsafe { ((*base).GetApi)(ort::sys::ORT_API_VERSION) };
+    if api.is_null() {
+        return Err(OrtLibError::WrongVersion { path: library.to_path_buf(), found: version });
+    }
+    Ok(())
 }
 
 fn load_error(path: &Path, err: ort::LoadDynamicError) -> OrtLibError {

@@ -459,7 +459,7 @@ pub enum ProviderError {
     OrtLib(#[from] OrtLibError),
     #[error("ONNX Runtime rejected the session option {option}: {message}")]
     Option { option: &'static str, message: String },
-    #[error("ONNX Runtime could not load {path}: {message}", path = .path.display())]
+    #[error("ONNX Runtime could not load {path}: {message}{}", crate::engine::session::external_data_hint(path, message), path = .path.display())]
     Load { path: PathBuf, message: String },
     #[error("optimized-model cache {path}: {message}", path = .path.display())]
     Cache { path: PathBuf, message: String },

@@ -36,7 +36,7 @@ const SHARED_BUFFER_OP: &str = "com.microsoft:GroupQueryAttention";
 pub enum SessionError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
-    #[error("ONNX Runtime could not load {path}: {message}", path = .path.display())]
+    #[error("ONNX Runtime could not load {path}: {message}{}", external_data_hint(path, message), path = .path.display())]
     Load { path: PathBuf, message: String },
     #[error("{path} has no {kind} named `{name}` (named by {source_of_name}; the graph's {kind}s: {found})", path = .path.display())]
     MissingTensor { path: PathBuf, kind: &'static str, name: String, source_of_name: String, found: String },
@@ -50,6 +50,29 @@ pub enum SessionError {
     ContextFull { context_length: usize },
     #[error("internal: {0}")]
     Usage(&'static str),
+}
+
+/// ONNX Runtime names only the graph when an external weights file is short; name the file that is.
+pub(crate) fn external_data_hint(model: &Path, message: &str) -> String {
+    if !message.contains("External") && !message.contains("external data") {
+        return String::new();
+    }
+    let Some(dir) = model.parent() else { return String::new() };
+    let mut data_files: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".data") || name.ends_with("_data"))
+        .collect();
+    data_files.sort();
+    if data_files.is_empty() {
+        return " (the graph's external weights file is missing)".to_string();
+    }
+    format!(
+        " ({} in {} is shorter than the graph says: truncated, or from another export)",
+        data_files.join(", "),
+        dir.display()
+    )
 }
 
 fn run_error(phase: &'static str) -> impl Fn(ort::Error) -> SessionError {

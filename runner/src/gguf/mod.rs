@@ -120,8 +120,13 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Saturates at `u64::MAX`: `GgufFile::open` refuses a shape whose product overflows.
     pub fn element_count(&self) -> u64 {
-        self.dims.iter().product()
+        self.checked_element_count().unwrap_or(u64::MAX)
+    }
+
+    fn checked_element_count(&self) -> Option<u64> {
+        self.dims.iter().try_fold(1u64, |count, &dim| count.checked_mul(dim))
     }
 
     /// Bytes the tensor occupies, or `None` when its innermost dimension is not a whole number of blocks.
@@ -131,7 +136,7 @@ impl TensorInfo {
         if !inner.is_multiple_of(block.elements) {
             return None;
         }
-        Some(self.element_count() / block.elements * block.bytes)
+        (self.checked_element_count()? / block.elements).checked_mul(block.bytes)
     }
 }
 
@@ -205,6 +210,15 @@ impl GgufFile {
         let data_start = (cur.pos as u64).div_ceil(alignment) * alignment;
         let file_len = map.len() as u64;
         for t in &tensors {
+            if t.checked_element_count().is_none() {
+                return Err(GgufError::Corrupt {
+                    path: path.clone(),
+                    what: format!(
+                        "tensor `{}` has shape {:?}, more elements than a 64-bit count holds",
+                        t.name, t.dims
+                    ),
+                });
+            }
             // Unknown types cannot be sized; they are rejected by whoever wants their bytes.
             let Some(len) = t.byte_len() else {
                 if t.ggml_type.block_size().is_some() {
@@ -226,7 +240,7 @@ impl GgufFile {
                         "the data of tensor `{}` ({} bytes at offset {})",
                         t.name,
                         len,
-                        data_start + t.offset
+                        data_start.saturating_add(t.offset)
                     ),
                     len: file_len,
                 });

@@ -87,3 +87,19 @@ fn keeps_unknown_tensor_types_for_the_importer_to_name() {
     let err = f.tensor_bytes(odd).unwrap_err().to_string();
     assert!(err.contains("`odd`") && err.contains("type #99"), "{err}");
 }
+
+/// Found by the `gguf` fuzz target (fuzz/regressions/gguf/crash-e106…): a shape whose element count
+/// overflows 64 bits panicked with overflow checks and, without them, wrapped to a tiny size that passed
+/// the bounds check. It is refused naming the tensor.
+#[test]
+fn a_shape_whose_element_count_overflows_is_refused() {
+    let mut w = GgufWriter::new();
+    // 2^33 * 2^33 wraps to 0 elements in 64 bits.
+    w.tensor("huge", &[1 << 33, 1 << 33], GgmlType::F32, Vec::new());
+    let (_dir, path) = write(&w);
+    let error = GgufFile::open(&path).unwrap_err().to_string();
+    assert!(error.contains("`huge`") && error.contains("more elements than"), "{error}");
+    let info = TensorInfo { name: "t".into(), dims: vec![u64::MAX, 2], ggml_type: GgmlType::F32, offset: 0 };
+    assert_eq!(info.element_count(), u64::MAX);
+    assert_eq!(info.byte_len(), None);
+}

@@ -143,6 +143,9 @@ fn info(args: InfoArgs) -> Result<()> {
 }
 
 fn convert(args: ConvertArgs) -> Result<()> {
+    if !args.peft.exists() {
+        anyhow::bail!("{}: no such PEFT adapter folder or adapter_model.safetensors file", args.peft.display());
+    }
     let (weights, config) = peft::peft_files(&args.peft);
     let config = peft::PeftConfig::read(&config)?;
     let tensors = peft::read_safetensors(&weights)?;

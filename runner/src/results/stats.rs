@@ -70,7 +70,7 @@ impl Distribution {
 }
 
 /// Linear interpolation between closest ranks (the definition numpy uses by default).
-fn percentile(sorted: &[f64], pct: f64) -> f64 {
+pub fn percentile(sorted: &[f64], pct: f64) -> f64 {
     let rank = pct / 100.0 * (sorted.len() - 1) as f64;
     let lo = rank.floor() as usize;
     let hi = rank.ceil() as usize;

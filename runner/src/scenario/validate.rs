@@ -11,6 +11,9 @@ use super::{Metadata, Metric, Request, Sample, Score, ScoringModes, WitPrompt};
 pub const MAX_PROMPT_BYTES: usize = 16 << 20;
 /// Names (metrics, subsets) and sample ids longer than this are refused.
 pub const MAX_NAME_BYTES: usize = 1024;
+/// More metrics than this from one `score` or `aggregate` call are refused: no report can show them, and
+/// each would be a column of every results file.
+pub const MAX_METRICS: usize = 1024;
 
 pub(super) fn metadata(metadata: &Metadata) -> Result<(), String> {
     if metadata.name.trim().is_empty() {
@@ -94,6 +97,7 @@ pub(super) fn request(request: &Request, loglikelihood: bool) -> Result<(), Stri
 }
 
 pub(super) fn score(metadata: &Metadata, score: &Score) -> Result<(), String> {
+    check_count(score.metrics.len())?;
     let mut seen = HashSet::new();
     for metric in &score.metrics {
         check_name("metric name", &metric.name)?;
@@ -121,6 +125,7 @@ pub(super) fn score(metadata: &Metadata, score: &Score) -> Result<(), String> {
 }
 
 pub(super) fn aggregate(metrics: &[Metric]) -> Result<(), String> {
+    check_count(metrics.len())?;
     let mut seen = HashSet::new();
     for metric in metrics {
         check_name("metric name", &metric.name)?;
@@ -133,6 +138,13 @@ pub(super) fn aggregate(metrics: &[Metric]) -> Result<(), String> {
         if !seen.insert(metric.name.as_str()) {
             return Err(format!("metric `{}` is given twice", metric.name));
         }
+    }
+    Ok(())
+}
+
+fn check_count(metrics: usize) -> Result<(), String> {
+    if metrics > MAX_METRICS {
+        return Err(format!("it returned {metrics} metrics (at most {MAX_METRICS})"));
     }
     Ok(())
 }

@@ -1,0 +1,113 @@
+//! Publishing: a reports folder with an index (`README.md`) and, per comparison, a Markdown page and a
+//! self-contained HTML page; and the results layout that lets one repository hold runs from many
+//! machines, `data/<YYYY-MM-DD>/<run folder>-<host>/`, into which `--archive` copies run folders.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use minijinja::Value;
+
+use super::model::{Comparison, Report, ReportError};
+use super::render::{Templates, page_context, relative_to};
+use crate::results::RunSummary;
+
+fn write(path: &Path, text: &str) -> Result<(), ReportError> {
+    fs::write(path, text)
+        .map_err(|err| ReportError::Write { path: path.display().to_string(), message: err.to_string() })
+}
+
+/// Run folders inside `out` are shown relative to it, so published pages link to `data/...` and do not
+/// depend on where the repository was checked out.
+fn relativize(report: &mut Report, out: &Path) {
+    for c in &mut report.comparisons {
+        for row in &mut c.rows {
+            if let Some(rel) = relative_to(Path::new(&row.provenance.dir), out) {
+                row.provenance.dir = rel.to_string_lossy().replace('\\', "/");
+            }
+        }
+    }
+    for d in &mut report.duplicates {
+        for path in [&mut d.dir, &mut d.same_as] {
+            if let Some(rel) = relative_to(Path::new(path.as_str()), out) {
+                *path = rel.to_string_lossy().replace('\\', "/");
+            }
+        }
+    }
+}
+
+/// Writes `README.md`, `<comparison>.md` and `<comparison>.html` into `out`; returns the files written.
+/// The pages hold no "generated at" time, so the same data gives byte-identical pages.
+pub fn publish(mut report: Report, out: &Path, templates: &Templates) -> Result<Vec<PathBuf>, ReportError> {
+    fs::create_dir_all(out)
+        .map_err(|err| ReportError::Write { path: out.display().to_string(), message: err.to_string() })?;
+    relativize(&mut report, out);
+    let mut written = Vec::new();
+    for c in &report.comparisons {
+        let one: Vec<&Comparison> = vec![c];
+        for (template, ext) in [("report.md.jinja", "md"), ("report.html.jinja", "html")] {
+            let text = templates.render(template, page_context(&one, &report))?;
+            let path = out.join(format!("{}.{ext}", c.id));
+            write(&path, &text)?;
+            written.push(path);
+        }
+    }
+    let index = templates.render(
+        "index.md.jinja",
+        minijinja::context! {
+            comparisons => Value::from(minijinja::value::Serde(&report.comparisons)),
+            duplicates => Value::from(minijinja::value::Serde(&report.duplicates)),
+        },
+    )?;
+    let path = out.join("README.md");
+    write(&path, &index)?;
+    written.push(path);
+    Ok(written)
+}
+
+/// The folder a run gets in the publishing layout: `<YYYY-MM-DD>/<folder name>-<host>` (the date the run
+/// started, UTC, and its host name), so runs from many machines and days never collide.
+pub fn archive_path(summary: &RunSummary, run_dir: &Path) -> PathBuf {
+    let date = summary.started_at.get(..10).filter(|d| d.len() == 10).unwrap_or("unknown-date").to_string();
+    let name = run_dir.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
+    let host: String = summary
+        .host
+        .hostname
+        .split('.')
+        .next()
+        .unwrap_or("host")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    let id = if name.ends_with(&format!("-{host}")) { name } else { format!("{name}-{host}") };
+    PathBuf::from(date).join(id)
+}
+
+/// Copies each run folder's files (not subfolders) into `data_dir` in the publishing layout; a run already
+/// there is left as is. Returns where each run went.
+pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ReportError> {
+    let mut placed = BTreeMap::new();
+    for (dir, summary) in runs {
+        let target = data_dir.join(archive_path(summary, dir));
+        if target.join("summary.json").exists() {
+            placed.insert(dir.clone(), target);
+            continue;
+        }
+        let io = |path: &Path, err: std::io::Error| ReportError::Write {
+            path: path.display().to_string(),
+            message: err.to_string(),
+        };
+        fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+        let entries = fs::read_dir(dir)
+            .map_err(|err| ReportError::Read { path: dir.display().to_string(), message: err.to_string() })?;
+        let mut files: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        files.sort();
+        for file in files {
+            let to = target.join(file.file_name().unwrap_or_default());
+            fs::copy(&file, &to).map_err(|e| io(&to, e))?;
+        }
+        placed.insert(dir.clone(), target);
+    }
+    Ok(placed)
+}

@@ -1,0 +1,694 @@
+//! Report generation: the comparison model on runs this test writes itself (summaries computed from
+//! deterministic sample records with runner's own aggregation), Markdown snapshots, the HTML's structure,
+//! escaping and charts, strict templates, the CLI, publishing twice byte-identically, the committed reports
+//! against `reports/data/`, and a headless Chromium rendering of the HTML checked for a non-blank picture.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use runner::report::render::{CsvExporter, HtmlExporter, JsonExporter, MarkdownExporter};
+use runner::report::{BaselineChoice, Exporter, Report, RunInput, Templates, TerminalExporter, build, publish};
+use runner::results::summary::RunSummary;
+use runner::results::{Aggregates, MetricSpec, SampleRecord, SampleStatus, SampleTimings};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// One configuration of a synthetic run: its name parts and how fast and accurate it is.
+struct Config<'a> {
+    scenario: &'a str,
+    precision: &'a str,
+    /// Milliseconds per decode step.
+    itl: f64,
+    /// Which samples it answers correctly: sample i is right when i % modulus == 0.
+    modulus: usize,
+    peak_mib: u64,
+}
+
+fn records(c: &Config) -> Vec<SampleRecord> {
+    (0..12)
+        .map(|i| {
+            let itl: Vec<f64> = (0..10).map(|k| c.itl + (k % 3) as f64 * 0.5 + (i % 4) as f64 * 0.25).collect();
+            let decode_ms: f64 = itl.iter().sum();
+            let ttft = 8.0 * c.itl + i as f64 * 1.5;
+            let correct = if i % c.modulus == 0 { 1.0 } else { 0.0 };
+            SampleRecord {
+                index: i,
+                id: format!("q{i:02}"),
+                subset: None,
+                status: SampleStatus::Ok,
+                reference: "42".into(),
+                prompt: None,
+                prompt_text: None,
+                output: Some("The answer is 42.".into()),
+                thinking: None,
+                thinking_tokens: None,
+                answer_tokens: None,
+                thinking_unclosed: false,
+                choices: None,
+                extracted: Some("42".into()),
+                metrics: BTreeMap::from([("accuracy".to_string(), correct), ("answered".to_string(), 1.0)]),
+                finish: Some("eos".into()),
+                prompt_tokens: Some(40 + i),
+                output_tokens: Some(11),
+                timings: SampleTimings {
+                    prompt_ms: 0.05,
+                    render_ms: 0.1,
+                    tokenize_ms: 0.4,
+                    prefill_ms: ttft - 0.5,
+                    ttft_ms: ttft,
+                    itl_ms: itl,
+                    sampling_ms: 0.2,
+                    detokenize_ms: 0.1,
+                    score_ms: 0.05,
+                    generate_ms: ttft + decode_ms,
+                    e2e_ms: ttft + decode_ms + 0.3,
+                    decode_tokens_per_s: Some(10.0 / (decode_ms / 1000.0)),
+                    prefill_tokens_per_s: Some((40 + i) as f64 / (ttft / 1000.0)),
+                },
+                peak_rss_bytes: Some(c.peak_mib * 1024 * 1024 + i as u64 * 4096),
+                rss_after_prefill_bytes: None,
+                rss_after_generation_bytes: None,
+                gpu: None,
+                error: None,
+            }
+        })
+        .collect()
+}
+
+fn summary(c: &Config, records: &[SampleRecord], hostname: &str) -> RunSummary {
+    let binary = MetricSpec { higher_is_better: true, binary: true, sum: false };
+    let specs = BTreeMap::from([("accuracy".to_string(), binary), ("answered".to_string(), binary)]);
+    let results = Aggregates::from_records(records, &specs);
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    serde_json::from_value(serde_json::json!({
+        "status": "complete",
+        "abort_reason": null,
+        "runner": {"version": "0.1.0", "git_commit": "abc1234"},
+        "started_at": format!("2026-11-22T10:00:0{}Z", c.itl as u64 % 10),
+        "finished_at": "2026-11-22T10:05:00Z",
+        "wall_seconds": 300.0,
+        "setup_seconds": 1.0,
+        "scenario": {"name": c.scenario, "version": "0.2.0", "description": format!("{} test scenario", c.scenario),
+                     "path": format!("scenarios/{}.wasm", c.scenario), "hash": "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+        "dataset": {"source": "file", "label": "data/test.jsonl", "hash": "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+                    "total": 100, "selected": 12, "shuffle_seed": 1, "max_samples": 12, "selected_ids": ids},
+        "model": {"dir": format!("models/Tiny/{}", c.precision), "hash": "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+                  "info": {"name": "Tiny", "precision": c.precision}},
+        "runtime": {"onnxruntime_library": "libonnxruntime.so", "onnxruntime_version": "1.31.1", "execution_provider": "cpu", "intra_threads": 1},
+        "settings": {"max_new_tokens": 64, "stop": [], "scenario_memory_bytes": 1024, "scenario_call_timeout_ms": 1000},
+        "host": {"hostname": hostname, "os": "Debian", "kernel": "6", "cpu_model": "Test CPU", "logical_cores": 2,
+                 "memory_bytes": 8_589_934_592u64, "gpus": []},
+        "load_average_start": 0.5,
+        "load_average_end": 0.75,
+        "results": results,
+    }))
+    .unwrap()
+}
+
+fn run(c: Config, hostname: &str) -> RunInput {
+    let samples = records(&c);
+    let summary = summary(&c, &samples, hostname);
+    RunInput { dir: PathBuf::from(format!("runs/{}-{}", c.scenario, c.precision)), summary, samples }
+}
+
+/// fp32, int8 and int4 of one scenario (int4 fastest and least accurate), plus one run of another scenario.
+fn runs() -> Vec<RunInput> {
+    vec![
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "vm"),
+        run(Config { scenario: "gsm8k", precision: "fp32", itl: 20.0, modulus: 2, peak_mib: 700 }, "vm"),
+        run(Config { scenario: "gsm8k", precision: "int8", itl: 14.0, modulus: 3, peak_mib: 400 }, "vm"),
+        run(Config { scenario: "arc", precision: "int4", itl: 10.0, modulus: 2, peak_mib: 300 }, "vm"),
+    ]
+}
+
+fn report() -> Report {
+    build(runs(), &BaselineChoice::Auto).unwrap()
+}
+
+fn write_run(dir: &Path, input: &RunInput) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&input.summary).unwrap()).unwrap();
+    let lines: String = input.samples.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    fs::write(dir.join("samples.jsonl"), lines).unwrap();
+}
+
+#[test]
+fn runs_group_by_scenario_and_compare_against_fp32() {
+    let report = report();
+    let ids: Vec<&str> = report.comparisons.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let gsm8k = report.comparisons.iter().find(|c| c.scenario == "gsm8k").unwrap();
+    let precisions: Vec<&str> = gsm8k.rows.iter().map(|r| r.precision.as_str()).collect();
+    assert_eq!(precisions, ["fp32", "int8", "int4"], "rows sorted with the reference precision first");
+    assert_eq!(gsm8k.baseline, 0);
+    assert!(gsm8k.baseline_rule.contains("fp32"));
+    let int4 = &gsm8k.rows[2];
+    let relative = int4.relative.as_ref().unwrap();
+    assert!(relative.ratio > 1.8 && relative.ratio < 2.0, "{relative:?}");
+    assert!(relative.text.ends_with("× faster"), "{}", relative.text);
+    assert_eq!(gsm8k.rows[0].relative.as_ref().unwrap().text, "baseline");
+    assert_eq!(gsm8k.headline.as_deref(), Some("accuracy"));
+    assert_eq!(gsm8k.metric_names, ["accuracy", "answered"]);
+    // fp32 answers every other sample, int4 every fourth.
+    assert!((gsm8k.rows[0].headline.as_ref().unwrap().mean - 0.5).abs() < 1e-12);
+    assert!((int4.headline.as_ref().unwrap().mean - 0.25).abs() < 1e-12);
+    // Pareto: fp32 is most accurate, int4 fastest; int8 is beaten by neither on both axes.
+    let front: Vec<bool> = gsm8k.charts.scatter.points.iter().map(|p| p.on_front).collect();
+    assert_eq!(front, [true, true, true]);
+    assert!(int4.command.starts_with("runner exec scenarios/gsm8k.wasm --model models/Tiny/int4"), "{}", int4.command);
+    assert!(int4.command.contains("--data data/test.jsonl --max-samples 12 --shuffle-seed 1"), "{}", int4.command);
+}
+
+#[test]
+fn baseline_can_be_chosen_by_name_or_index_and_bad_choices_name_the_rows() {
+    // Each comparison has exactly one int4 row.
+    assert!(build(runs(), &BaselineChoice::parse("int4")).is_ok());
+    let gsm8k_only: Vec<RunInput> = runs().into_iter().filter(|r| r.summary.scenario.name == "gsm8k").collect();
+    let report = build(gsm8k_only.clone(), &BaselineChoice::parse("tiny int4")).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.rows[c.baseline].precision, "int4");
+    let fp32 = &c.rows[0];
+    assert!(fp32.relative.as_ref().unwrap().text.ends_with("× slower"), "{:?}", fp32.relative);
+    let report = build(gsm8k_only.clone(), &BaselineChoice::parse("1")).unwrap();
+    assert_eq!(report.comparisons[0].baseline, 1);
+    let err = build(gsm8k_only.clone(), &BaselineChoice::parse("7")).unwrap_err().to_string();
+    assert!(err.contains("--baseline 7") && err.contains("Tiny int8 cpu"), "{err}");
+    let err = build(gsm8k_only, &BaselineChoice::parse("bf16")).unwrap_err().to_string();
+    assert!(err.contains("--baseline bf16") && err.contains("no row"), "{err}");
+}
+
+#[test]
+fn without_fp32_the_slowest_row_is_the_baseline() {
+    let inputs: Vec<RunInput> =
+        runs().into_iter().filter(|r| r.dir.ends_with("gsm8k-int4") || r.dir.ends_with("gsm8k-int8")).collect();
+    let report = build(inputs, &BaselineChoice::Auto).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.rows[c.baseline].precision, "int8");
+    assert!(c.baseline_rule.contains("slowest"));
+}
+
+#[test]
+fn identical_runs_are_read_once() {
+    let mut inputs = runs();
+    let mut copy = inputs[0].clone();
+    copy.dir = PathBuf::from("elsewhere/gsm8k-int4");
+    inputs.push(copy);
+    let report = build(inputs, &BaselineChoice::Auto).unwrap();
+    assert_eq!(report.comparisons.iter().map(|c| c.rows.len()).sum::<usize>(), 4);
+    assert_eq!(report.duplicates.len(), 1);
+    assert_eq!(report.duplicates[0].dir, "runs/gsm8k-int4");
+}
+
+#[test]
+fn runs_from_two_hosts_are_named_by_host() {
+    let inputs = vec![
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "laptop"),
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 12.0, modulus: 4, peak_mib: 300 }, "server"),
+    ];
+    let report = build(inputs, &BaselineChoice::Auto).unwrap();
+    let names: Vec<&str> = report.comparisons[0].rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Tiny int4 cpu @laptop", "Tiny int4 cpu @server"]);
+}
+
+#[test]
+fn markdown_report_snapshot() {
+    let text = MarkdownExporter { templates: Templates::default() }.render(&report()).unwrap();
+    insta::assert_snapshot!("markdown_report", text);
+}
+
+#[test]
+fn terminal_csv_and_json_show_every_row() {
+    let report = report();
+    let terminal = TerminalExporter.render(&report).unwrap();
+    for needle in ["Tiny fp32 cpu", "Tiny int8 cpu", "Tiny int4 cpu", "× faster", "baseline: Tiny fp32 cpu"] {
+        assert!(terminal.contains(needle), "{needle} missing from\n{terminal}");
+    }
+    let csv = CsvExporter.render(&report).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(lines[0].starts_with("comparison,row,model,precision,ep,batch_size"), "{}", lines[0]);
+    assert!(lines[0].contains("accuracy,accuracy_ci95_low,accuracy_ci95_high"));
+    let json: serde_json::Value = serde_json::from_str(&JsonExporter.render(&report).unwrap()).unwrap();
+    assert_eq!(json["comparisons"].as_array().unwrap().len(), 2);
+}
+
+/// Tags open and close in order (void elements and self-closing tags aside); returns the tag counts.
+fn check_balanced(html: &str) -> BTreeMap<String, usize> {
+    const VOID: [&str; 6] = ["meta", "br", "hr", "img", "input", "link"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut counts = BTreeMap::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let end = rest.find('>').expect("unterminated tag");
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(open, name.trim(), "</{name}> closes <{open}>");
+            continue;
+        }
+        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        *counts.entry(name.clone()).or_default() += 1;
+        if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    counts
+}
+
+#[test]
+fn html_is_balanced_and_holds_every_run_and_chart() {
+    let report = report();
+    let html = HtmlExporter { templates: Templates::default() }.render(&report).unwrap();
+    let counts = check_balanced(&html);
+    // Seven charts per comparison: decode, memory, TTFT, ITL, scatter, phases, prefill.
+    assert_eq!(counts["svg"], 7 * report.comparisons.len(), "{counts:?}");
+    for class in ["class=\"decode\"", "class=\"memory\"", "class=\"box\"", "class=\"scatter\"", "class=\"phases\""] {
+        assert!(html.contains(class), "{class} chart missing");
+    }
+    assert!(html.contains("class=\"front-line\""), "Pareto front not drawn");
+    for c in &report.comparisons {
+        for r in &c.rows {
+            assert!(html.contains(&r.name), "{} missing", r.name);
+            assert!(html.contains(&r.command), "command of {} missing", r.name);
+        }
+    }
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "not self-contained");
+    assert!(html.contains("@media print"));
+}
+
+#[test]
+fn names_from_results_are_escaped_in_html_and_markdown() {
+    let mut input = run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "vm");
+    input.summary.model.info["name"] = serde_json::json!("<script>alert(1)</script>|x");
+    input.summary.host.cpu_model = "<b>cpu</b>".into();
+    let report = build(vec![input], &BaselineChoice::Auto).unwrap();
+    let html = HtmlExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(!html.contains("<script>") && !html.contains("<b>cpu"), "unescaped markup in HTML");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;|x"));
+    check_balanced(&html);
+    let md = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(!md.contains("<script>"), "unescaped markup in Markdown");
+    assert!(md.contains("&lt;script&gt;alert(1)&lt;/script&gt;\\|x"));
+}
+
+#[test]
+fn a_template_naming_a_missing_variable_fails_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in runner::report::render::BUILTIN_TEMPLATES {
+        fs::write(dir.path().join(name), text).unwrap();
+    }
+    fs::write(dir.path().join("report.md.jinja"), "{% for c in comparisons %}{{ c.titel }}{% endfor %}").unwrap();
+    let templates = Templates::from_dir(dir.path());
+    let err = MarkdownExporter { templates: templates.clone() }.render(&report()).unwrap_err().to_string();
+    assert!(err.contains("report.md.jinja") && err.contains("undefined"), "{err}");
+    assert!(err.contains("titel") || err.contains("line 1"), "{err}");
+    // A restyled copy that renders is used instead of the built-in one.
+    fs::write(dir.path().join("report.md.jinja"), "{% for c in comparisons %}{{ c.title }}\n{% endfor %}").unwrap();
+    let text = MarkdownExporter { templates }.render(&report()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    let missing = Templates::from_dir(dir.path().join("nope"));
+    let err = MarkdownExporter { templates: missing }.render(&report()).unwrap_err().to_string();
+    assert!(err.contains("report.md.jinja"), "{err}");
+}
+
+#[test]
+fn published_folder_renders_byte_identically_from_results_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("reports/data/2026-11-22");
+    for input in runs() {
+        write_run(&data.join(input.dir.file_name().unwrap()), &input);
+    }
+    // A copy in another date folder is the same run: merged, not doubled.
+    write_run(&dir.path().join("reports/data/2026-11-23/gsm8k-int4-copy"), &runs()[0]);
+    let out = dir.path().join("reports");
+    let render = || {
+        let inputs = runner::report::load_runs(&[out.join("data")]).unwrap();
+        let written = publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &Templates::default()).unwrap();
+        written.iter().map(|p| (p.clone(), fs::read(p).unwrap())).collect::<Vec<_>>()
+    };
+    let first = render();
+    let second = render();
+    assert_eq!(first, second);
+    let names: Vec<String> = first.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names.contains(&"README.md".to_string()));
+    let index = fs::read_to_string(out.join("README.md")).unwrap();
+    for c in ["arc-test-n12-", "gsm8k-test-n12-"] {
+        assert!(index.contains(c), "{c} missing from the index:\n{index}");
+    }
+    let page = fs::read_to_string(
+        first
+            .iter()
+            .find(|(p, _)| p.to_string_lossy().contains("gsm8k") && p.extension().unwrap() == "md")
+            .unwrap()
+            .0
+            .clone(),
+    )
+    .unwrap();
+    assert!(page.contains("`data/2026-11-22/gsm8k-int4`"), "run folders are shown relative to the reports folder");
+    assert!(page.contains("Left out as identical"), "{page}");
+}
+
+#[test]
+fn archive_lays_runs_out_by_date_and_host() {
+    let input = &runs()[0];
+    let path = runner::report::archive_path(&input.summary, Path::new("results/20261122T100000Z-gsm8k-int4"));
+    assert_eq!(path, Path::new("2026-11-22/20261122T100000Z-gsm8k-int4-vm"));
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("results/run1");
+    write_run(&source, input);
+    let placed = runner::report::archive(&[(source.clone(), input.summary.clone())], &dir.path().join("data")).unwrap();
+    let target = &placed[&source];
+    assert!(target.ends_with("2026-11-22/run1-vm"));
+    assert!(target.join("summary.json").is_file() && target.join("samples.jsonl").is_file());
+}
+
+#[test]
+fn cli_prints_tables_and_writes_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    for input in runs() {
+        write_run(&dir.path().join(input.dir.file_name().unwrap()), &input);
+    }
+    let runner = env!("CARGO_BIN_EXE_runner");
+    let out = Command::new(runner).args(["report"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Tiny int4 cpu") && text.contains("× faster"), "{text}");
+    let out = Command::new(runner).args(["report", "--format", "csv", "--out", "-"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 5);
+    let html = dir.path().join("r.html");
+    let out =
+        Command::new(runner).args(["report", "--format", "html", "--out"]).arg(&html).arg(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    check_balanced(&fs::read_to_string(&html).unwrap());
+    let out = Command::new(runner).args(["report", "--baseline", "nope"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--baseline nope"), "{err}");
+    let out = Command::new(runner).args(["report"]).arg(dir.path().join("missing")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() { copy_tree(&path, &target) } else { fs::copy(&path, &target).map(|_| ()).unwrap() }
+    }
+}
+
+/// The committed pages are what `cargo xtask report` makes from the committed data and templates.
+#[test]
+fn committed_reports_match_what_the_templates_produce() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports");
+    copy_tree(&root.join("reports/data"), &out.join("data"));
+    let inputs = runner::report::load_runs(&[out.join("data")]).unwrap();
+    let templates = Templates::from_dir(root.join("templates"));
+    let written = publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &templates).unwrap();
+    for path in written {
+        let name = path.file_name().unwrap();
+        let committed = fs::read_to_string(root.join("reports").join(name)).unwrap_or_else(|_| {
+            panic!("reports/{} is not committed: run `cargo xtask report`", name.to_string_lossy())
+        });
+        assert!(
+            committed == fs::read_to_string(&path).unwrap(),
+            "reports/{} differs from what the templates render: run `cargo xtask report`",
+            name.to_string_lossy()
+        );
+    }
+}
+
+/// A minimal inflate (RFC 1951) for the screenshot check: stored, fixed and dynamic Huffman blocks.
+mod inflate {
+    struct Bits<'a> {
+        data: &'a [u8],
+        pos: usize,
+        bit: u32,
+    }
+
+    impl Bits<'_> {
+        fn get(&mut self, n: u32) -> u32 {
+            let mut v = 0;
+            for i in 0..n {
+                let byte = self.data[self.pos];
+                v |= (((byte >> self.bit) & 1) as u32) << i;
+                self.bit += 1;
+                if self.bit == 8 {
+                    self.bit = 0;
+                    self.pos += 1;
+                }
+            }
+            v
+        }
+    }
+
+    struct Huffman {
+        counts: [u16; 16],
+        symbols: Vec<u16>,
+    }
+
+    impl Huffman {
+        fn new(lengths: &[u8]) -> Self {
+            let mut counts = [0u16; 16];
+            for &l in lengths {
+                counts[l as usize] += 1;
+            }
+            counts[0] = 0;
+            let mut offsets = [0u16; 16];
+            for i in 1..16 {
+                offsets[i] = offsets[i - 1] + counts[i - 1];
+            }
+            let mut symbols = vec![0; lengths.len()];
+            for (s, &l) in lengths.iter().enumerate() {
+                if l != 0 {
+                    symbols[offsets[l as usize] as usize] = s as u16;
+                    offsets[l as usize] += 1;
+                }
+            }
+            Huffman { counts, symbols }
+        }
+
+        fn decode(&self, bits: &mut Bits) -> u16 {
+            let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
+            for len in 1..16 {
+                code |= bits.get(1) as i32;
+                let count = self.counts[len] as i32;
+                if code - count < first {
+                    return self.symbols[(index + (code - first)) as usize];
+                }
+                index += count;
+                first += count;
+                first <<= 1;
+                code <<= 1;
+            }
+            panic!("bad Huffman code");
+        }
+    }
+
+    const LEN_BASE: [u16; 29] = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227,
+        258,
+    ];
+    const LEN_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+    const DIST_BASE: [u16; 30] = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
+        6145, 8193, 12289, 16385, 24577,
+    ];
+    const DIST_EXTRA: [u8; 30] =
+        [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
+
+    /// Decompresses a zlib stream (2-byte header, no dictionary).
+    pub fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut bits = Bits { data: &data[2..], pos: 0, bit: 0 };
+        let mut out = Vec::new();
+        loop {
+            let last = bits.get(1);
+            match bits.get(2) {
+                0 => {
+                    if bits.bit != 0 {
+                        bits.bit = 0;
+                        bits.pos += 1;
+                    }
+                    let len = u16::from_le_bytes([bits.data[bits.pos], bits.data[bits.pos + 1]]) as usize;
+                    bits.pos += 4;
+                    out.extend_from_slice(&bits.data[bits.pos..bits.pos + len]);
+                    bits.pos += len;
+                }
+                1 => {
+                    let mut lengths = [0u8; 288];
+                    lengths[..144].fill(8);
+                    lengths[144..256].fill(9);
+                    lengths[256..280].fill(7);
+                    lengths[280..].fill(8);
+                    codes(&mut bits, &mut out, &Huffman::new(&lengths), &Huffman::new(&[5; 30]));
+                }
+                2 => {
+                    let hlit = bits.get(5) as usize + 257;
+                    let hdist = bits.get(5) as usize + 1;
+                    let hclen = bits.get(4) as usize + 4;
+                    const ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+                    let mut cl = [0u8; 19];
+                    for &i in ORDER.iter().take(hclen) {
+                        cl[i] = bits.get(3) as u8;
+                    }
+                    let cl = Huffman::new(&cl);
+                    let mut lengths = Vec::new();
+                    while lengths.len() < hlit + hdist {
+                        match cl.decode(&mut bits) {
+                            s @ 0..=15 => lengths.push(s as u8),
+                            16 => {
+                                let prev = *lengths.last().unwrap();
+                                let n = 3 + bits.get(2);
+                                lengths.extend((0..n).map(|_| prev));
+                            }
+                            17 => lengths.extend((0..3 + bits.get(3)).map(|_| 0)),
+                            _ => lengths.extend((0..11 + bits.get(7)).map(|_| 0)),
+                        }
+                    }
+                    codes(&mut bits, &mut out, &Huffman::new(&lengths[..hlit]), &Huffman::new(&lengths[hlit..]));
+                }
+                _ => panic!("bad block type"),
+            }
+            if last == 1 {
+                return out;
+            }
+        }
+    }
+
+    fn codes(bits: &mut Bits, out: &mut Vec<u8>, lit: &Huffman, dist: &Huffman) {
+        loop {
+            let s = lit.decode(bits) as usize;
+            if s < 256 {
+                out.push(s as u8);
+            } else if s == 256 {
+                return;
+            } else {
+                let s = s - 257;
+                let len = LEN_BASE[s] as usize + bits.get(LEN_EXTRA[s] as u32) as usize;
+                let d = dist.decode(bits) as usize;
+                let distance = DIST_BASE[d] as usize + bits.get(DIST_EXTRA[d] as u32) as usize;
+                let start = out.len() - distance;
+                for i in 0..len {
+                    out.push(out[start + i]);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes an 8-bit RGB or RGBA PNG: (width, height, channels, pixels).
+fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (mut pos, mut idat, mut header) = (8, Vec::new(), None);
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let body = &bytes[pos + 8..pos + 8 + len];
+        match kind {
+            b"IHDR" => header = Some(body.to_vec()),
+            b"IDAT" => idat.extend_from_slice(body),
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let h = header.expect("no IHDR");
+    let width = u32::from_be_bytes(h[0..4].try_into().unwrap()) as usize;
+    let height = u32::from_be_bytes(h[4..8].try_into().unwrap()) as usize;
+    assert_eq!(h[8], 8, "bit depth");
+    let channels = match h[9] {
+        2 => 3,
+        6 => 4,
+        other => panic!("colour type {other}"),
+    };
+    let raw = inflate::zlib(&idat);
+    let stride = width * channels;
+    let mut pixels = vec![0u8; stride * height];
+    for y in 0..height {
+        let filter = raw[y * (stride + 1)];
+        let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
+        for x in 0..stride {
+            let a = if x >= channels { pixels[y * stride + x - channels] as i32 } else { 0 };
+            let b = if y > 0 { pixels[(y - 1) * stride + x] as i32 } else { 0 };
+            let c = if y > 0 && x >= channels { pixels[(y - 1) * stride + x - channels] as i32 } else { 0 };
+            let predicted = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => (a + b) / 2,
+                4 => {
+                    let p = a + b - c;
+                    let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("filter {other}"),
+            };
+            pixels[y * stride + x] = (line[x] as i32 + predicted) as u8;
+        }
+    }
+    (width, height, channels, pixels)
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success()))
+}
+
+#[test]
+fn html_renders_in_headless_chromium_to_a_picture_with_charts() {
+    let Some(browser) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "chromium is not installed although CI installs it (cargo xtask ci)");
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    fs::write(&html, HtmlExporter { templates: Templates::default() }.render(&report()).unwrap()).unwrap();
+    let png = dir.path().join("out.png");
+    let out = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,2000"])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(png.is_file(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let (width, height, channels, pixels) = decode_png(&fs::read(&png).unwrap());
+    assert_eq!((width, height), (1280, 2000));
+    let mut colours = std::collections::BTreeSet::new();
+    let mut ink = 0usize;
+    for p in pixels.chunks(channels) {
+        colours.insert((p[0], p[1], p[2]));
+        if p[0] < 200 || p[1] < 200 || p[2] < 200 {
+            ink += 1;
+        }
+    }
+    let share = ink as f64 / (width * height) as f64;
+    // Text, table rules and filled bars: a blank or error page has a handful of colours and no ink.
+    assert!(colours.len() > 50, "only {} colours", colours.len());
+    assert!(share > 0.01, "only {:.2}% of pixels are not white-ish", share * 100.0);
+    // The bar colour of the charts is on the page.
+    assert!(colours.iter().any(|&(r, g, b)| (r, g, b) == (0x3b, 0x6f, 0xb6)), "no chart bars rendered");
+}

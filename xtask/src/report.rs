@@ -1,0 +1,24 @@
+//! `cargo xtask report [PATHS...]`: renders the published reports — `reports/README.md` and a Markdown and
+//! an HTML page per comparison — from the results folders under `reports/data/` (or the given paths) with
+//! the templates in `templates/`. It runs `runner report --publish` so xtask stays free of runner's heavy
+//! dependencies; the rendering code is runner's (`runner/src/report/`).
+
+use anyhow::Result;
+
+use crate::shell::{cargo, repo_root, run_command};
+
+pub fn run(paths: &[&str]) -> Result<()> {
+    let root = repo_root();
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "runner", "--", "report"]);
+    if paths.is_empty() {
+        cmd.arg(root.join("reports/data"));
+    } else {
+        // Relative paths are the caller's, not the repository root's.
+        let here = std::env::current_dir()?;
+        cmd.args(paths.iter().map(|p| here.join(p)));
+    }
+    cmd.arg("--publish").arg(root.join("reports"));
+    cmd.arg("--templates").arg(root.join("templates"));
+    run_command(&mut cmd)
+}
