@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::baseline;
 use crate::bench::{self, BenchOptions, Ep, PromptPreset};
 use crate::datasets::DataSource;
 use crate::engine::providers::parse_bytes;
@@ -49,6 +50,8 @@ pub enum Command {
     Adapter(crate::lora::command::AdapterArgs),
     /// Compare results folders side by side: tables on the terminal, or Markdown, HTML, JSON or CSV.
     Report(crate::report::cli::ReportArgs),
+    /// Compare two runs sample by sample: metric differences with paired tests, speed ratios.
+    Compare(crate::compare::CompareArgs),
     /// Show where runner looks for the ONNX Runtime library and the default model.
     Paths {
         /// Print JSON instead of text.
@@ -148,7 +151,9 @@ pub struct ExecArgs {
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub gpu_sample_ms: u64,
     /// A LoRA adapter (.onnx_adapter) applied at run time; the model must be LoRA-capable
-    /// (`runner import --lora-targets`).
+    /// (`runner import --lora-targets`). The run is compared with the same run without the adapter (per-token,
+    /// end-to-end and TTFT overhead, accuracy delta with a paired test): a cached base run with the same
+    /// settings is reused, else one is made in OUT-base.
     #[arg(long, value_name = "FILE")]
     pub adapter: Option<PathBuf>,
 }
@@ -441,6 +446,7 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => run_bench(args),
         Command::Adapter(args) => crate::lora::command::run(args),
         Command::Report(args) => crate::report::cli::run(args),
+        Command::Compare(args) => crate::compare::run(args),
         Command::Paths { json } => {
             let entries = [
                 ("runner_home", paths::runner_home()),
@@ -549,7 +555,11 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         gpu_device,
         adapter: args.adapter,
     };
-    let outcome = exec(&opts)?;
+    let outcome = match opts.adapter {
+        // An adapter run is compared with its base run: a cached one, or one made beside it.
+        Some(_) => baseline::exec_with_baseline_in(&baseline::Registry::from_env(), &opts, baseline::base_out_beside)?,
+        None => exec(&opts)?,
+    };
     print!("{}", render_terminal(&outcome.summary));
     println!("Results: {}", outcome.dir.display());
     if let Some((path, trace)) = &outcome.trace {

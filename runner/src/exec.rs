@@ -522,6 +522,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let load_average_start = provenance::load_average();
+    let cpu_start = provenance::CpuTimes::now();
     let mut trace = opts.trace.as_ref().map(|path| (path, TraceRecorder::new()));
     if let Some((path, _)) = &trace {
         // Fail before the run, not after it, when the trace cannot be written.
@@ -694,6 +695,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         load_average_end: None,
         memory: memory_record,
         gpu: None,
+        background_cpu: None,
+        adapter_comparison: None,
         results: Aggregates::default(),
     };
     let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
@@ -785,8 +788,10 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     summary.finished_at = Some(timestamp(SystemTime::now()));
     summary.wall_seconds = started.elapsed().as_secs_f64();
     summary.load_average_end = provenance::load_average();
+    summary.background_cpu = cpu_start.zip(provenance::CpuTimes::now()).and_then(|(s, e)| e.background_share_since(&s));
     writer.write_summary(&summary)?;
     writer.write_markdown(&crate::results::table::render_markdown(&summary)?)?;
+    crate::baseline::register_finished_run(writer.dir(), &summary);
     let trace = match trace {
         Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
         None => None,

@@ -6,13 +6,16 @@
 //! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
 //! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
 //! measured, `exec` ties them into a benchmark run, `score` scores outputs made elsewhere, `bench` measures
-//! fixed-length generation speed like llama-bench, `lora` makes and reads LoRA adapters, `rng` is the
+//! fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample, `baseline`
+//! caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
 //! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces, and `report` compares runs side by side
 //! (terminal, Markdown, HTML, JSON, CSV).
 
+pub mod baseline;
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod datasets;
 pub mod engine;
 pub mod exec;

@@ -1,9 +1,19 @@
-//! Where runner keeps what setup installs: the ONNX Runtime library and the default model.
+//! Where runner keeps what setup installs (the ONNX Runtime library and the default model) and its cache.
 //!
 //! Everything lives under one folder, `$RUNNER_HOME`, defaulting to `$XDG_DATA_HOME/runner` (or
 //! `~/.local/share/runner`), so setup and `runner` agree on locations without the user setting variables.
 
 use std::path::PathBuf;
+
+/// runner's cache (compiled scenario components, the baseline registry): `$RUNNER_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/runner`, else `~/.cache/runner`. Everything in it is safe to delete.
+pub fn cache_dir() -> PathBuf {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("RUNNER_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("runner")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/runner")))
+        .unwrap_or_else(|| PathBuf::from(".cache/runner"))
+}
 
 /// The ONNX Runtime release runner is built against (ort's `api-31`).
 pub const ORT_VERSION: &str = "1.31.1";

@@ -90,6 +90,57 @@ fn detect_gpus() -> Vec<GpuInfo> {
         .collect()
 }
 
+/// CPU time counters at one instant: the whole machine's (from /proc/stat) and this process's (from
+/// /proc/self/stat), in clock ticks. Two of them bracket a run to measure what else the machine was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Every CPU's ticks, idle included.
+    pub machine_total: u64,
+    /// Every CPU's busy ticks: user, nice, system, irq, softirq and steal (idle and I/O wait excluded).
+    pub machine_busy: u64,
+    /// This process's user + system ticks, all threads.
+    pub process: u64,
+}
+
+impl CpuTimes {
+    /// `None` where /proc is not readable (not Linux).
+    pub fn now() -> Option<Self> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let own = fs::read_to_string("/proc/self/stat").ok()?;
+        Self::parse(&stat, &own)
+    }
+
+    /// Parses the aggregate `cpu` line of /proc/stat and utime + stime of /proc/PID/stat.
+    pub fn parse(proc_stat: &str, self_stat: &str) -> Option<Self> {
+        let fields: Vec<u64> = proc_stat
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu "))?
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already counted in
+        // user and nice, so it is left out of both sums.
+        let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+        let machine_busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+        let machine_total = machine_busy + field(3) + field(4);
+        // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+        let after_name = &self_stat[self_stat.rfind(')')? + 1..];
+        let rest: Vec<&str> = after_name.split_whitespace().collect();
+        // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+        let process = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+        Some(Self { machine_total, machine_busy, process })
+    }
+
+    /// The share (0 to 1) of the machine's CPU time between `start` and `self` that other processes used:
+    /// busy ticks not spent by this process over all ticks (wall time × cores, as the kernel counted it).
+    pub fn background_share_since(&self, start: &CpuTimes) -> Option<f64> {
+        let total = self.machine_total.checked_sub(start.machine_total)?;
+        let busy = self.machine_busy.checked_sub(start.machine_busy)?;
+        let own = self.process.checked_sub(start.process)?;
+        (total > 0).then(|| (busy.saturating_sub(own) as f64 / total as f64).clamp(0.0, 1.0))
+    }
+}
+
 /// The 1-minute load average, from /proc/loadavg.
 pub fn load_average() -> Option<f64> {
     fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
@@ -171,5 +222,38 @@ mod tests {
         assert!(host.logical_cores >= 1);
         assert!(host.memory_bytes > 0);
         assert!(load_average().is_some());
+    }
+
+    const PROC_STAT: &str = "cpu  100 10 50 800 20 5 5 10 7 0\ncpu0 50 5 25 400 10 2 3 5 3 0\nintr 1 2\n";
+    const SELF_STAT: &str = "4242 (run (ner) x) R 1 4242 4242 0 -1 4194304 500 0 0 0 30 12 0 0 20 0 9 0 100 1000 200";
+
+    #[test]
+    fn reads_machine_and_process_cpu_ticks() {
+        let t = CpuTimes::parse(PROC_STAT, SELF_STAT).unwrap();
+        assert_eq!(t, CpuTimes { machine_total: 1000, machine_busy: 180, process: 42 });
+        assert!(CpuTimes::parse("intr 1", SELF_STAT).is_none());
+        assert!(CpuTimes::parse(PROC_STAT, "garbage").is_none());
+    }
+
+    #[test]
+    fn background_share_leaves_out_this_process() {
+        let start = CpuTimes { machine_total: 1000, machine_busy: 180, process: 42 };
+        // 400 ticks pass: 150 busy, of which 100 are this process's: 50 / 400 went to other processes.
+        let end = CpuTimes { machine_total: 1400, machine_busy: 330, process: 142 };
+        assert_eq!(end.background_share_since(&start), Some(0.125));
+        assert_eq!(start.background_share_since(&start), None);
+        assert_eq!(start.background_share_since(&end), None);
+    }
+
+    #[test]
+    fn this_machine_reports_cpu_times() {
+        // Linux-only files; the CI machines run Linux.
+        let start = CpuTimes::now().expect("/proc/stat and /proc/self/stat are readable");
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            std::hint::black_box(0u64);
+        }
+        let end = CpuTimes::now().unwrap();
+        assert!(end.machine_total >= start.machine_total && end.process >= start.process);
     }
 }

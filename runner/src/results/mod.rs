@@ -2,6 +2,12 @@
 //! `samples.jsonl` as samples finish, a `summary.json` with provenance and aggregates, a Markdown summary,
 //! and the terminal table.
 
+pub mod bootstrap;
+pub mod folder;
+pub mod mcnemar;
+pub mod overhead;
+pub mod paired;
+pub mod paired_table;
 pub mod record;
 pub mod stats;
 pub mod summary;

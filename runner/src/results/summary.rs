@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap;
 use super::record::{SampleRecord, SampleStatus};
 use super::stats::Distribution;
 use crate::engine::SessionRecord;
@@ -173,13 +174,26 @@ impl Default for MetricSpec {
     }
 }
 
-/// The mean of a metric with its 95% confidence interval (Wilson for binary metrics, normal otherwise),
-/// and its sum.
+/// The mean of a metric with its standard error and two 95% confidence intervals, and its sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     pub mean: f64,
+    /// The analytic 95% interval: the Wilson score interval for binary metrics, mean ± 1.96·`std_err`
+    /// (normal approximation) otherwise; `ci95_method` says which.
     pub ci95_low: f64,
     pub ci95_high: f64,
+    /// "wilson" or "normal" (summaries written before this field existed used the same rule).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ci95_method: String,
+    /// Standard error of the mean: sample standard deviation / √count (0 for one sample).
+    #[serde(default)]
+    pub std_err: f64,
+    /// Percentile bootstrap 95% interval of the mean (`results::bootstrap`: 2000 resamples, fixed seed, so
+    /// deterministic); makes no normality assumption. Absent in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_ci95_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_ci95_high: Option<f64>,
     pub count: usize,
     pub higher_is_better: bool,
     #[serde(default)]
@@ -205,15 +219,29 @@ impl MetricSummary {
         let sum = values.iter().sum::<f64>();
         let mean = sum / n as f64;
         let binary = spec.binary && values.iter().all(|v| *v == 0.0 || *v == 1.0);
-        let (low, high) = if binary {
-            wilson_interval(mean, n as f64)
+        let std_err = Distribution::of(values).map_or(0.0, |d| d.std) / (n as f64).sqrt();
+        let (low, high, method) = if binary {
+            let (low, high) = wilson_interval(mean, n as f64);
+            (low, high, "wilson")
         } else {
-            let sd = Distribution::of(values).map_or(0.0, |d| d.std);
-            let half = 1.96 * sd / (n as f64).sqrt();
-            (mean - half, mean + half)
+            (mean - 1.96 * std_err, mean + 1.96 * std_err, "normal")
         };
+        let bootstrap = bootstrap::mean_ci95(values);
         let aggregation = if spec.sum { "sum" } else { "mean" }.to_string();
-        Some(Self { mean, ci95_low: low, ci95_high: high, count: n, higher_is_better, sum, aggregation, binary })
+        Some(Self {
+            mean,
+            ci95_low: low,
+            ci95_high: high,
+            ci95_method: method.to_string(),
+            std_err,
+            bootstrap_ci95_low: bootstrap.map(|(low, _)| low),
+            bootstrap_ci95_high: bootstrap.map(|(_, high)| high),
+            count: n,
+            higher_is_better,
+            sum,
+            aggregation,
+            binary,
+        })
     }
 }
 
@@ -401,6 +429,13 @@ pub struct RunSummary {
     /// The NVIDIA GPU over the run; absent without one (never zeros).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<RunGpu>,
+    /// Share of the machine's CPU time that other processes used during the run (0 to 1): what this run
+    /// competed with, measured rather than guessed from the load average (`provenance::CpuTimes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_cpu: Option<f64>,
+    /// An adapter run against its base run: overhead, size and accuracy delta (`runner exec --adapter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_comparison: Option<super::overhead::AdapterComparison>,
     pub results: Aggregates,
 }
 
@@ -509,6 +544,23 @@ mod tests {
             settings.describe_generation(),
             "temperature 0.7, top-k 40, seed 3, repetition penalty 1.1, at most 256 new tokens, ignoring EOS"
         );
+    }
+
+    #[test]
+    fn accuracy_has_standard_error_and_a_bootstrap_interval() {
+        let binary = MetricSpec { higher_is_better: true, binary: true, sum: false };
+        let values: Vec<f64> = (0..50).map(|i| if i % 5 < 3 { 1.0 } else { 0.0 }).collect();
+        let acc = MetricSummary::of(&values, binary).unwrap();
+        assert_eq!(acc.ci95_method, "wilson");
+        // sqrt(0.6 · 0.4 · 50/49 / 50): the sample standard deviation over √n.
+        assert!((acc.std_err - (0.24f64 / 49.0).sqrt()).abs() < 1e-12, "{acc:?}");
+        let (low, high) = (acc.bootstrap_ci95_low.unwrap(), acc.bootstrap_ci95_high.unwrap());
+        assert!(low < 0.6 && high > 0.6 && (high - low - 2.0 * 1.96 * acc.std_err).abs() < 0.06, "{acc:?}");
+        assert_eq!(MetricSummary::of(&values, binary).unwrap(), acc, "the bootstrap is seeded");
+
+        let continuous = MetricSummary::of(&[0.2, 0.4, 0.9], MetricSpec::default()).unwrap();
+        assert_eq!(continuous.ci95_method, "normal");
+        assert!((continuous.ci95_high - continuous.mean - 1.96 * continuous.std_err).abs() < 1e-12);
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub fn render_terminal(summary: &RunSummary) -> String {
     if let Some(overhead) = r.scenario_overhead {
         out.push_str(&format!("scenario (WebAssembly) time: {:.3}% of generation\n", overhead * 100.0));
     }
-    for line in [gpu_line(summary), reasoning_line(summary)].into_iter().flatten() {
+    let lines = [gpu_line(summary), reasoning_line(summary), background_cpu_line(summary), adapter_line(summary)];
+    for line in lines.into_iter().flatten() {
         out.push_str(&line);
         out.push('\n');
     }
@@ -209,6 +210,25 @@ pub fn gpu_line(summary: &RunSummary) -> Option<String> {
         line.push_str(&format!("; {joules:.1} J while generating, {:.2} mJ per generated token", per_token * 1e3));
     }
     Some(line)
+}
+
+/// Above this share of the machine's CPU time used by other processes, a run's timings are suspect.
+pub const BACKGROUND_CPU_WARNING: f64 = 0.10;
+
+/// Other processes' CPU use during the run, in one line, when it was high enough to disturb timings.
+pub fn background_cpu_line(summary: &RunSummary) -> Option<String> {
+    let share = summary.background_cpu.filter(|s| *s > BACKGROUND_CPU_WARNING)?;
+    Some(format!(
+        "background CPU load: other processes used {:.0}% of the machine's CPU time during the run; timings may be \
+         slower and noisier than on a quiet machine",
+        share * 100.0
+    ))
+}
+
+/// The adapter against its base run in one line, for adapter runs compared with their base.
+pub fn adapter_line(summary: &RunSummary) -> Option<String> {
+    let comparison = summary.adapter_comparison.as_ref()?;
+    Some(format!("{} ({})", comparison.verdict, comparison.base_dir.display()))
 }
 
 /// Thinking versus answer tokens in one line, when the run split any thinking.
@@ -284,6 +304,8 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
         memory => memory_line(summary),
         gpu => gpu_line(summary),
         reasoning => reasoning_line(summary),
+        background_cpu => background_cpu_line(summary),
+        adapter => adapter_line(summary),
     })?;
     Ok(text)
 }

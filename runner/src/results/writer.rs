@@ -60,7 +60,8 @@ impl RunWriter {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Replaces `path` through a temporary file and a rename: readers see the old file or the new one, never half.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     file.write_all(bytes).and_then(|_| file.sync_data()).with_context(|| format!("cannot write {}", tmp.display()))?;

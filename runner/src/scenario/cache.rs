@@ -62,12 +62,7 @@ impl ComponentCache {
     /// `$RUNNER_CACHE_DIR/components`, else `$XDG_CACHE_HOME/runner/components`, else
     /// `~/.cache/runner/components`: a cache, safe to delete at any time.
     pub fn from_env() -> ComponentCache {
-        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let root = env("RUNNER_CACHE_DIR")
-            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("runner")))
-            .or_else(|| env("HOME").map(|h| h.join(".cache/runner")))
-            .unwrap_or_else(|| PathBuf::from(".cache/runner"));
-        ComponentCache::new(root.join("components"))
+        ComponentCache::new(crate::paths::cache_dir().join("components"))
     }
 
     pub fn dir(&self) -> &Path {

@@ -1,0 +1,260 @@
+//! Cached base-model runs. A run's key is a hash of everything that decides its results except the adapter
+//! (model, graph precision, execution provider and its options, threads, generation and prompt settings,
+//! scenario, dataset and selection); every complete run without an adapter is registered under its key in
+//! `<cache>/baselines/`, so an adapter run finds the base run it must be compared with instead of running
+//! it again. `exec_with_baseline` runs an adapter run, reuses or makes its base run, and records the
+//! adapter's overhead and accuracy delta in the adapter run's summary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{ExecOptions, RunOutcome, exec};
+use crate::provenance::hash_bytes;
+use crate::results::folder::RunFolder;
+use crate::results::overhead::AdapterComparison;
+use crate::results::summary::{RunStatus, RunSummary};
+use crate::results::table::render_markdown;
+use crate::results::writer::{SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, write_atomically};
+
+/// Bumped when the key's fields change, so older registrations stop matching instead of matching wrongly.
+const KEY_VERSION: &str = "runner-baseline-key/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot write the baseline registry entry {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot resolve the results folder {path}: {source}")]
+    Resolve { path: PathBuf, source: std::io::Error },
+}
+
+/// What decides a run's results, adapter excluded; serialized in this order and hashed.
+#[derive(Serialize)]
+struct KeyFields<'a> {
+    version: &'a str,
+    model_hash: &'a str,
+    /// The precision measured from the graph (absent in old summaries: then the folder's label).
+    precision: Option<String>,
+    execution_provider: &'a str,
+    /// Provider options, graph optimisation, execution mode and thread counts as the session was built.
+    session: serde_json::Value,
+    intra_threads: Option<usize>,
+    max_new_tokens: usize,
+    stop: &'a [String],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    seed: u64,
+    repetition_penalty: f32,
+    ignore_eos: bool,
+    batch_size: usize,
+    think_markers: serde_json::Value,
+    system_prompt: Option<&'a str>,
+    no_chat_template: bool,
+    few_shot: usize,
+    scoring: &'a str,
+    scenario_args: &'a [(String, String)],
+    scenario_hash: &'a str,
+    dataset_hash: &'a str,
+    selected_ids: &'a [String],
+    subsets: &'a [String],
+}
+
+/// The session settings that decide results; node placement and cache state are outcomes, not settings.
+const SESSION_KEYS: [&str; 7] =
+    ["ep", "providers", "ep_options", "graph_optimization", "mode", "intra_threads", "inter_threads"];
+
+/// The run's key: `sha256:…` over everything that decides its results except the adapter, so an adapter
+/// run and its base run have the same key.
+pub fn run_key(summary: &RunSummary) -> String {
+    let s = &summary.settings;
+    let session = summary
+        .runtime
+        .session
+        .as_ref()
+        .and_then(|session| serde_json::to_value(session).ok())
+        .and_then(|value| value.as_object().cloned())
+        .map(|object| {
+            SESSION_KEYS.iter().map(|k| (k.to_string(), object.get(*k).cloned().unwrap_or_default())).collect()
+        })
+        .map_or(serde_json::Value::Null, serde_json::Value::Object);
+    let precision = summary
+        .model
+        .graph
+        .as_ref()
+        .map(|g| g.weight_precision.clone())
+        .or_else(|| summary.model.info.get("precision").and_then(|p| p.as_str()).map(str::to_string));
+    let fields = KeyFields {
+        version: KEY_VERSION,
+        model_hash: &summary.model.hash,
+        precision,
+        execution_provider: &summary.runtime.execution_provider,
+        session,
+        intra_threads: summary.runtime.intra_threads,
+        max_new_tokens: s.max_new_tokens,
+        stop: &s.stop,
+        temperature: s.temperature,
+        top_k: s.top_k,
+        top_p: s.top_p,
+        seed: s.seed,
+        repetition_penalty: s.repetition_penalty,
+        ignore_eos: s.ignore_eos,
+        batch_size: s.batch_size,
+        think_markers: serde_json::to_value(&s.think_markers).unwrap_or_default(),
+        system_prompt: s.system_prompt.as_deref(),
+        no_chat_template: s.no_chat_template,
+        few_shot: s.few_shot,
+        scoring: &s.scoring,
+        scenario_args: &s.scenario_args,
+        scenario_hash: &summary.scenario.hash,
+        dataset_hash: &summary.dataset.hash,
+        selected_ids: &summary.dataset.selected_ids,
+        subsets: &summary.dataset.subsets,
+    };
+    hash_bytes(&serde_json::to_vec(&fields).expect("plain data serializes"))
+}
+
+/// One registry entry: `<registry>/<key hex>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineEntry {
+    pub key: String,
+    /// Absolute path of the results folder.
+    pub dir: PathBuf,
+    pub registered_at: String,
+}
+
+/// The baseline registry: a folder of entries, one per key (the latest complete run wins).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Registry {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// `<runner cache>/baselines`: beside the scenario component cache (`RUNNER_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/runner`, else `~/.cache/runner`).
+    pub fn from_env() -> Self {
+        Self::new(crate::paths::cache_dir().join("baselines"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", key.trim_start_matches("sha256:")))
+    }
+
+    /// Registers a complete run without adapter under its key; other runs are not baselines and are skipped
+    /// (`Ok(false)`).
+    pub fn register(&self, dir: &Path, summary: &RunSummary) -> Result<bool, BaselineError> {
+        if summary.status != RunStatus::Complete || summary.adapter.is_some() {
+            return Ok(false);
+        }
+        let dir = fs::canonicalize(dir).map_err(|source| BaselineError::Resolve { path: dir.to_path_buf(), source })?;
+        let key = run_key(summary);
+        let entry = BaselineEntry {
+            key: key.clone(),
+            dir,
+            registered_at: summary.finished_at.clone().unwrap_or_else(|| summary.started_at.clone()),
+        };
+        let path = self.entry_path(&key);
+        let write = |source| BaselineError::Write { path: path.clone(), source };
+        fs::create_dir_all(&self.dir).map_err(write)?;
+        let json = serde_json::to_vec_pretty(&entry).expect("plain data serializes");
+        write_atomically(&path, &json).map_err(|e| write(std::io::Error::other(format!("{e:#}"))))?;
+        Ok(true)
+    }
+
+    /// The registered base run for `key`, checked: the folder still exists, its run is complete, has no
+    /// adapter and still has this key. A stale entry (folder deleted, rewritten, or another run) is ignored.
+    pub fn lookup(&self, key: &str) -> Option<RunFolder> {
+        let entry: BaselineEntry = serde_json::from_slice(&fs::read(self.entry_path(key)).ok()?).ok()?;
+        let run = RunFolder::load(&entry.dir).ok()?;
+        let valid = entry.key == key
+            && run.summary.status == RunStatus::Complete
+            && run.summary.adapter.is_none()
+            && run_key(&run.summary) == key;
+        valid.then_some(run)
+    }
+}
+
+/// Registers a finished run as a baseline when it is one; a registry that cannot be written costs the
+/// cache, never the run, so it is a warning.
+pub fn register_finished_run(dir: &Path, summary: &RunSummary) {
+    if let Err(e) = Registry::from_env().register(dir, summary) {
+        eprintln!("Warning: the run could not be registered as a cached baseline: {e}");
+    }
+}
+
+/// Runs `opts`; when it applies an adapter, also finds its base run (a registered one with the same key, or
+/// a new run without the adapter into `base_out`) and records the adapter's overhead and accuracy delta as
+/// the adapter run's `adapter_comparison` (summary.json and summary.md rewritten).
+pub fn exec_with_baseline(opts: &ExecOptions, base_out: PathBuf) -> Result<RunOutcome> {
+    exec_with_baseline_in(&Registry::from_env(), opts, |_| base_out)
+}
+
+/// Where `runner exec --adapter` puts a base run it has to make: `<adapter run folder>-base`.
+pub fn base_out_beside(adapter_run: &Path) -> PathBuf {
+    let mut name = adapter_run.file_name().map_or_else(|| "run".into(), |n| n.to_os_string());
+    name.push("-base");
+    adapter_run.with_file_name(name)
+}
+
+/// `exec_with_baseline` against a given registry; `base_out` names the base run's folder from the adapter
+/// run's folder. A complete base run already in that folder with the right key is reused too.
+pub fn exec_with_baseline_in(
+    registry: &Registry,
+    opts: &ExecOptions,
+    base_out: impl FnOnce(&Path) -> PathBuf,
+) -> Result<RunOutcome> {
+    let mut outcome = exec(opts)?;
+    if opts.adapter.is_none() || outcome.summary.adapter.is_none() {
+        return Ok(outcome);
+    }
+    let key = run_key(&outcome.summary);
+    let base_out = base_out(&outcome.dir);
+    let in_base_out = || {
+        RunFolder::load(&base_out).ok().filter(|run| {
+            run.summary.status == RunStatus::Complete && run.summary.adapter.is_none() && run_key(&run.summary) == key
+        })
+    };
+    let (base, reused) = match registry.lookup(&key).or_else(in_base_out) {
+        Some(base) => (base, true),
+        None => {
+            let base_opts = ExecOptions { adapter: None, out: Some(base_out), trace: None, ..opts.clone() };
+            let base_outcome = exec(&base_opts).context("the base run (the same run without the adapter) failed")?;
+            let base = RunFolder::load(&base_outcome.dir)
+                .with_context(|| format!("cannot read the base run {}", base_outcome.dir.display()))?;
+            (base, false)
+        }
+    };
+    let adapter_run = RunFolder::load(&outcome.dir)
+        .with_context(|| format!("cannot read the adapter run {}", outcome.dir.display()))?;
+    let base_key = run_key(&base.summary);
+    if base_key != key {
+        // The base run was made with the same options; a different key means something outside them
+        // (the model folder, the scenario file) changed in between. The comparison would be meaningless.
+        anyhow::bail!(
+            "the base run {} does not match the adapter run {} (run keys {base_key} and {key}): the model or \
+             scenario changed between the two runs",
+            base.dir.display(),
+            outcome.dir.display()
+        );
+    }
+    outcome.summary.adapter_comparison = AdapterComparison::of(&base, &adapter_run, reused, key);
+    rewrite_summary(&outcome.dir, &outcome.summary)?;
+    Ok(outcome)
+}
+
+/// Replaces a finished run's summary.json and summary.md.
+fn rewrite_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
+    let json = serde_json::to_vec_pretty(summary).context("cannot serialize the run summary")?;
+    write_atomically(&dir.join(SUMMARY_FILE), &json)?;
+    write_atomically(&dir.join(SUMMARY_MARKDOWN_FILE), render_markdown(summary)?.as_bytes())
+}
