@@ -205,7 +205,10 @@ fn identical_runs_are_read_once() {
     let report = build(inputs, &BaselineChoice::Auto).unwrap();
     assert_eq!(report.comparisons.iter().map(|c| c.rows.len()).sum::<usize>(), 4);
     assert_eq!(report.duplicates.len(), 1);
-    assert_eq!(report.duplicates[0].dir, "runs/gsm8k-int4");
+    assert_eq!(
+        (report.duplicates[0].dir.as_str(), report.duplicates[0].same_as.as_str()),
+        ("elsewhere/gsm8k-int4", "runs/gsm8k-int4")
+    );
 }
 
 #[test]
