@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use runner::report::render::{CsvExporter, HtmlExporter, JsonExporter, MarkdownExporter};
-use runner::report::{BaselineChoice, Exporter, Report, RunInput, Templates, TerminalExporter, build, publish};
+use runner::report::{BaselineChoice, Exporter, Report, RunFolder, Templates, TerminalExporter, build, publish};
 use runner::results::summary::RunSummary;
 use runner::results::{Aggregates, MetricSpec, SampleRecord, SampleStatus, SampleTimings};
 
@@ -109,14 +109,19 @@ fn summary(c: &Config, records: &[SampleRecord], hostname: &str) -> RunSummary {
     .unwrap()
 }
 
-fn run(c: Config, hostname: &str) -> RunInput {
+fn run(c: Config, hostname: &str) -> RunFolder {
     let samples = records(&c);
     let summary = summary(&c, &samples, hostname);
-    RunInput { dir: PathBuf::from(format!("runs/{}-{}", c.scenario, c.precision)), summary, samples }
+    RunFolder {
+        dir: PathBuf::from(format!("runs/{}-{}", c.scenario, c.precision)),
+        summary,
+        samples,
+        warnings: Vec::new(),
+    }
 }
 
 /// fp32, int8 and int4 of one scenario (int4 fastest and least accurate), plus one run of another scenario.
-fn runs() -> Vec<RunInput> {
+fn runs() -> Vec<RunFolder> {
     vec![
         run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "vm"),
         run(Config { scenario: "gsm8k", precision: "fp32", itl: 20.0, modulus: 2, peak_mib: 700 }, "vm"),
@@ -129,7 +134,7 @@ fn report() -> Report {
     build(runs(), &BaselineChoice::Auto).unwrap()
 }
 
-fn write_run(dir: &Path, input: &RunInput) {
+fn write_run(dir: &Path, input: &RunFolder) {
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&input.summary).unwrap()).unwrap();
     let lines: String = input.samples.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
@@ -167,7 +172,7 @@ fn runs_group_by_scenario_and_compare_against_fp32() {
 fn baseline_can_be_chosen_by_name_or_index_and_bad_choices_name_the_rows() {
     // Each comparison has exactly one int4 row.
     assert!(build(runs(), &BaselineChoice::parse("int4")).is_ok());
-    let gsm8k_only: Vec<RunInput> = runs().into_iter().filter(|r| r.summary.scenario.name == "gsm8k").collect();
+    let gsm8k_only: Vec<RunFolder> = runs().into_iter().filter(|r| r.summary.scenario.name == "gsm8k").collect();
     let report = build(gsm8k_only.clone(), &BaselineChoice::parse("tiny int4")).unwrap();
     let c = &report.comparisons[0];
     assert_eq!(c.rows[c.baseline].precision, "int4");
@@ -183,7 +188,7 @@ fn baseline_can_be_chosen_by_name_or_index_and_bad_choices_name_the_rows() {
 
 #[test]
 fn without_fp32_the_slowest_row_is_the_baseline() {
-    let inputs: Vec<RunInput> =
+    let inputs: Vec<RunFolder> =
         runs().into_iter().filter(|r| r.dir.ends_with("gsm8k-int4") || r.dir.ends_with("gsm8k-int8")).collect();
     let report = build(inputs, &BaselineChoice::Auto).unwrap();
     let c = &report.comparisons[0];
@@ -200,7 +205,10 @@ fn identical_runs_are_read_once() {
     let report = build(inputs, &BaselineChoice::Auto).unwrap();
     assert_eq!(report.comparisons.iter().map(|c| c.rows.len()).sum::<usize>(), 4);
     assert_eq!(report.duplicates.len(), 1);
-    assert_eq!(report.duplicates[0].dir, "runs/gsm8k-int4");
+    assert_eq!(
+        (report.duplicates[0].dir.as_str(), report.duplicates[0].same_as.as_str()),
+        ("elsewhere/gsm8k-int4", "runs/gsm8k-int4")
+    );
 }
 
 #[test]
@@ -265,6 +273,16 @@ fn check_balanced(html: &str) -> BTreeMap<String, usize> {
     counts
 }
 
+/// minijinja's HTML escaping (it escapes `/` too).
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2f;")
+}
+
 #[test]
 fn html_is_balanced_and_holds_every_run_and_chart() {
     let report = report();
@@ -279,7 +297,7 @@ fn html_is_balanced_and_holds_every_run_and_chart() {
     for c in &report.comparisons {
         for r in &c.rows {
             assert!(html.contains(&r.name), "{} missing", r.name);
-            assert!(html.contains(&r.command), "command of {} missing", r.name);
+            assert!(html.contains(&html_escape(&r.command)), "command of {} missing", r.name);
         }
     }
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "not self-contained");
@@ -294,7 +312,7 @@ fn names_from_results_are_escaped_in_html_and_markdown() {
     let report = build(vec![input], &BaselineChoice::Auto).unwrap();
     let html = HtmlExporter { templates: Templates::default() }.render(&report).unwrap();
     assert!(!html.contains("<script>") && !html.contains("<b>cpu"), "unescaped markup in HTML");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;|x"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;|x"), "name not shown escaped");
     check_balanced(&html);
     let md = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
     assert!(!md.contains("<script>"), "unescaped markup in Markdown");

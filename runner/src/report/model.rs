@@ -4,22 +4,15 @@
 //! Everything a renderer shows is computed here, so every format shows the same numbers.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::charts::{self, Charts};
 use super::reproduce::reproduce_command;
+use crate::results::folder::RunFolder;
 use crate::results::{Distribution, MetricSummary, RunSummary, SampleRecord};
-
-/// One results folder as the report reads it.
-#[derive(Debug, Clone)]
-pub struct RunInput {
-    pub dir: PathBuf,
-    pub summary: RunSummary,
-    pub samples: Vec<SampleRecord>,
-}
 
 /// Which row the others are compared against.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,6 +50,8 @@ pub enum ReportError {
     Read { path: String, message: String },
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+    #[error(transparent)]
+    Folder(#[from] crate::results::folder::FolderError),
     #[error("CSV: {0}")]
     Csv(String),
     #[error("JSON: {0}")]
@@ -338,7 +333,7 @@ fn phases(summary: &RunSummary, samples: &[SampleRecord]) -> Phases {
     }
 }
 
-fn provenance(input: &RunInput) -> Provenance {
+fn provenance(input: &RunFolder) -> Provenance {
     let s = &input.summary;
     let session = s.runtime.session.as_ref().map_or_else(String::new, |session| {
         format!("{} mode, graph optimisation {}", session.mode, session.graph_optimization)
@@ -385,7 +380,7 @@ fn provenance(input: &RunInput) -> Provenance {
     }
 }
 
-fn row(input: &RunInput) -> Row {
+fn row(input: &RunFolder) -> Row {
     let s = &input.summary;
     let r = &s.results;
     let model = string_field(&s.model.info, "name").unwrap_or_else(|| file_stem(&s.model.dir));
@@ -529,10 +524,10 @@ fn headline_metric(metric_names: &[String]) -> Option<String> {
 /// Builds every comparison the runs make. Identical runs (same summary) are read once; rows are sorted by
 /// model, precision (fp32 first), execution provider, batch size, adapter and start time, so the output does
 /// not depend on the order folders were found in.
-pub fn build(inputs: Vec<RunInput>, baseline: &BaselineChoice) -> Result<Report, ReportError> {
+pub fn build(inputs: Vec<RunFolder>, baseline: &BaselineChoice) -> Result<Report, ReportError> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut duplicates = Vec::new();
-    let mut groups: BTreeMap<(String, String, String), Vec<RunInput>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String), Vec<RunFolder>> = BTreeMap::new();
     for input in inputs {
         let hash = summary_hash(&input.summary);
         let dir = input.dir.display().to_string();
@@ -556,7 +551,7 @@ fn comparison(
     scenario: String,
     dataset_hash: String,
     selection: String,
-    inputs: Vec<RunInput>,
+    inputs: Vec<RunFolder>,
     baseline: &BaselineChoice,
 ) -> Result<Comparison, ReportError> {
     let first = &inputs[0].summary;
@@ -572,7 +567,7 @@ fn comparison(
         .filter(|i| i.samples.is_empty())
         .map(|i| format!("{}: no samples.jsonl; distributions and phases come from its summary only", i.dir.display()))
         .collect();
-    let mut built: Vec<(Row, RunInput)> = inputs.into_iter().map(|i| (row(&i), i)).collect();
+    let mut built: Vec<(Row, RunFolder)> = inputs.into_iter().map(|i| (row(&i), i)).collect();
     built.sort_by(|(a, ai), (b, bi)| {
         let key = |r: &Row| {
             (
@@ -586,7 +581,7 @@ fn comparison(
         };
         key(a).cmp(&key(b)).then_with(|| ai.summary.started_at.cmp(&bi.summary.started_at))
     });
-    let (mut rows, inputs): (Vec<Row>, Vec<RunInput>) = built.into_iter().unzip();
+    let (mut rows, inputs): (Vec<Row>, Vec<RunFolder>) = built.into_iter().unzip();
     let hosts: Vec<String> = {
         let mut h: Vec<String> = rows.iter().map(|r| r.host.clone()).collect();
         h.sort();
