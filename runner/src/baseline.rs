@@ -56,6 +56,9 @@ struct KeyFields<'a> {
     few_shot: usize,
     scoring: &'a str,
     scenario_args: &'a [(String, String)],
+    /// Repetitions change how many timings back each statistic; warm-up changes what the first sample meets.
+    warmup: usize,
+    repeat: usize,
     scenario_hash: &'a str,
     dataset_hash: &'a str,
     selected_ids: &'a [String],
@@ -108,6 +111,8 @@ pub fn run_key(summary: &RunSummary) -> String {
         few_shot: s.few_shot,
         scoring: &s.scoring,
         scenario_args: &s.scenario_args,
+        warmup: s.warmup,
+        repeat: s.repeat,
         scenario_hash: &summary.scenario.hash,
         dataset_hash: &summary.dataset.hash,
         selected_ids: &summary.dataset.selected_ids,

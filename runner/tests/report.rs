@@ -36,6 +36,7 @@ fn records(c: &Config) -> Vec<SampleRecord> {
             let ttft = 8.0 * c.itl + i as f64 * 1.5;
             let correct = if i % c.modulus == 0 { 1.0 } else { 0.0 };
             SampleRecord {
+                repetition: 0,
                 index: i,
                 id: format!("q{i:02}"),
                 subset: None,

@@ -233,7 +233,10 @@ fn read_summary(dir: &Path) -> RunSummary {
 }
 
 /// What must not change between two runs of one configuration: per sample, its id, output and metrics.
-fn outcomes(dir: &Path) -> Vec<(usize, String, Option<String>, BTreeMap<String, f64>)> {
+/// One sample's outcome: index, id, output and metrics (timings left out: they differ between runs).
+type Outcome = (usize, String, Option<String>, BTreeMap<String, f64>);
+
+fn outcomes(dir: &Path) -> Vec<Outcome> {
     let mut samples: Vec<SampleRecord> = read_samples(dir).unwrap();
     samples.sort_by_key(|s| s.index);
     samples.into_iter().map(|s| (s.index, s.id, s.output, s.metrics)).collect()

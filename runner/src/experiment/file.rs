@@ -228,7 +228,9 @@ fn read_filters(value: &Value, origin: &str, base: &Path) -> Result<Vec<RunFilte
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(glob) => Ok(RunFilter::Name(glob.clone())),
-            Value::Object(map) => Ok(RunFilter::Keys(RunConfig::from_map(map, &format!("{origin}[{i}]"), Some(base))?)),
+            Value::Object(map) => {
+                Ok(RunFilter::Keys(Box::new(RunConfig::from_map(map, &format!("{origin}[{i}]"), Some(base))?)))
+            }
             other => Err(ExperimentError::Invalid {
                 origin: format!("{origin}[{i}]"),
                 message: format!("expected a run-name glob or a map of run keys, got {}", kind(other)),

@@ -501,7 +501,7 @@ pub fn glob_set(flag: &str, patterns: &[String]) -> Result<Option<GlobSet>, Expe
 #[derive(Debug, Clone)]
 pub enum RunFilter {
     Name(String),
-    Keys(RunConfig),
+    Keys(Box<RunConfig>),
 }
 
 impl RunFilter {

@@ -185,7 +185,7 @@ fn r1(v: f64) -> f64 {
 
 /// A "nice" axis: the maximum rounded up to 1, 2 or 5 times a power of ten, and about five ticks.
 fn nice_axis(max: f64) -> (f64, Vec<f64>) {
-    if !(max > 0.0) || !max.is_finite() {
+    if max.is_nan() || max <= 0.0 || !max.is_finite() {
         return (1.0, vec![0.0, 0.5, 1.0]);
     }
     let rough = max / 5.0;

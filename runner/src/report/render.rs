@@ -195,7 +195,7 @@ impl Exporter for CsvExporter {
                 .map(String::from)
                 .to_vec();
         for m in &metric_names {
-            header.extend([format!("{m}"), format!("{m}_ci95_low"), format!("{m}_ci95_high")]);
+            header.extend([m.to_string(), format!("{m}_ci95_low"), format!("{m}_ci95_high")]);
         }
         header.extend(
             [

@@ -2,8 +2,8 @@
 //! `samples.jsonl` as samples finish, a `summary.json` with provenance and aggregates, a Markdown summary,
 //! `samples.csv` for spreadsheets, and the terminal table.
 
-pub mod csv;
 pub mod bootstrap;
+pub mod csv;
 pub mod folder;
 pub mod mcnemar;
 pub mod overhead;

@@ -114,7 +114,8 @@ type SampleKey<'a> = (Option<&'a str>, &'a str);
 /// Each sample of a run by key, the first record of an id only (later repetitions do not pair).
 fn by_key(samples: &[SampleRecord]) -> BTreeMap<SampleKey<'_>, &SampleRecord> {
     let mut map = BTreeMap::new();
-    for record in samples {
+    // Each sample counts once: its first pass (`--repeat` adds passes that only timings use).
+    for record in samples.iter().filter(|r| r.repetition == 0) {
         map.entry((record.subset.as_deref(), record.id.as_str())).or_insert(record);
     }
     map
