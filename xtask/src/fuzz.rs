@@ -151,7 +151,9 @@ fn fuzz_one(fuzz_dir: &Path, target_dir: &Path, target: &str, options: &FuzzOpti
         .arg(format!("-max_len={}", max_len(target)))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .arg("-print_final_stats=1")
-        .arg("-timeout=10")
+        // One known Parquet input takes ~7 s of CPU in the parquet crate (kept in fuzz/regressions as
+        // slow-parquet-many-rows); on a loaded 2-core machine that passes 10 s, so only a minute is a hang.
+        .arg("-timeout=60")
         .arg("-rss_limit_mb=2048");
     eprintln!("==> fuzz {target} for {} s", options.seconds);
     let started = Instant::now();
