@@ -565,7 +565,8 @@ fn comparison(
     let warnings = inputs
         .iter()
         .filter(|i| i.samples.is_empty())
-        .map(|i| format!("{}: no samples.jsonl; distributions and phases come from its summary only", i.dir.display()))
+        // The folder's name, not its path: pages must not depend on where the data was when they were rendered.
+        .map(|i| format!("{}: no samples.jsonl; distributions and phases come from its summary only", i.name()))
         .collect();
     let mut built: Vec<(Row, RunFolder)> = inputs.into_iter().map(|i| (row(&i), i)).collect();
     built.sort_by(|(a, ai), (b, bi)| {
