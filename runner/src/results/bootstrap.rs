@@ -67,17 +67,10 @@ fn pick(rng: &mut SplitMix64, n: usize) -> usize {
     ((rng.next_u64() as u128 * n as u128) >> 64) as usize
 }
 
-/// The 2.5th and 97.5th percentiles, interpolated the way `results::stats` does.
+/// The 2.5th and 97.5th percentiles, interpolated as every other percentile runner reports.
 fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
-    (percentile(values, 2.5), percentile(values, 97.5))
-}
-
-fn percentile(sorted: &[f64], pct: f64) -> f64 {
-    let rank = pct / 100.0 * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+    (super::stats::percentile(values, 2.5), super::stats::percentile(values, 97.5))
 }
 
 #[cfg(test)]
