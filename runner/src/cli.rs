@@ -406,6 +406,10 @@ pub struct ImportArgs {
     /// Replace DIR if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Replace DIR only when it is not what this import would write (another GGUF, precision or accuracy
+    /// level, or a graph from an older runner); otherwise leave it and say so. What setup uses.
+    #[arg(long)]
+    pub if_outdated: bool,
     /// Projections that get LoRA inputs so adapters can be applied at run time, comma-separated, as PEFT names
     /// them: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or `all` (default: none, a plain graph).
     #[arg(long, value_name = "LIST")]
@@ -859,9 +863,13 @@ fn run_import(args: ImportArgs) -> Result<()> {
         anyhow::bail!("--lora-max-rank must be at least 1");
     }
     let lora = crate::lora::LoraOptions { targets, max_rank: args.lora_max_rank };
-    let options =
-        ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force: args.force, lora };
+    let force = args.force || args.if_outdated;
+    let options = ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force, lora };
     let out = args.out.unwrap_or_else(|| crate::import::default_output_dir(&args.gguf, args.precision));
+    if args.if_outdated && crate::import::is_current(&args.gguf, &out, &options)? {
+        println!("{} is up to date (made from {} by this runner's graph)", out.display(), args.gguf.display());
+        return Ok(());
+    }
     let summary = import_gguf(&args.gguf, &out, &options)?;
     println!("{summary}");
     Ok(())

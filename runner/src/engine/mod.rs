@@ -31,7 +31,9 @@ pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
 pub use reasoning::{MarkerSource, ReasoningError, ReasoningSplit, ThinkMarkers, ThinkSplit, split as split_reasoning};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
-pub use session::{AdapterInputs, DecoderSession, FloatType, KvLayout, Logits, SessionError};
+pub use session::{
+    AdapterInputs, DecoderSession, FloatType, KvLayout, LOGITS_FROM_INPUT, Logits, LogitsWanted, SessionError,
+};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
 #[derive(Debug, Clone, Default)]

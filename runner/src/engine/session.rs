@@ -14,6 +14,12 @@
 //! - **Concat** (Optimum exports, plain attention): each step's present is a new [B, kv, past+S, hd] tensor;
 //!   it is bound as the next step's past as it is (ownership moves, no copy). Prompts are **left**-padded,
 //!   the mask zeroes the pads, and `position_ids` (when the graph takes them) count only real tokens.
+//!
+//! Graphs from `runner import` also take an optional `logits_from` input (an initializer that defaults to 0):
+//! the language-model head runs only on chunk positions from it on. Generation wants the logits after each
+//! row's last token only, so a prefill of P tokens runs the head once per row instead of P times (a
+//! [P, hidden] x [hidden, vocab] product and a [P, vocab] output saved); scoring a continuation still asks
+//! for every position.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -31,6 +37,17 @@ use super::providers::{self, ProviderError, ProviderOptions, SessionRecord};
 const MIN_CAPACITY: usize = 64;
 /// The operator whose presence means the graph shares past and present buffers.
 const SHARED_BUFFER_OP: &str = "com.microsoft:GroupQueryAttention";
+/// The optional input (int64 [1], default 0) from which chunk position on the graph computes logits.
+pub const LOGITS_FROM_INPUT: &str = "logits_from";
+
+/// Which chunk positions a run needs logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsWanted {
+    /// After each row's last real token: what generation samples from.
+    Last,
+    /// After every token of the chunk: what scoring a continuation reads.
+    Every,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -141,7 +158,13 @@ impl Logits {
         self.vocab
     }
 
-    /// Logits of `row` at chunk position `position` (f16 widened to f32).
+    /// How many chunk positions per row these logits cover.
+    pub fn positions(&self) -> usize {
+        self.tokens
+    }
+
+    /// Logits of `row` at position `position` of the positions computed (all of the chunk's unless the run
+    /// asked for [`LogitsWanted::Last`] on a graph that trims; f16 widened to f32).
     pub fn at(&self, row: usize, position: usize) -> Cow<'_, [f32]> {
         let start = (row * self.tokens + position) * self.vocab;
         // Shape and type were checked when this was built.
@@ -161,11 +184,6 @@ impl Logits {
     pub fn last(&self, row: usize) -> Cow<'_, [f32]> {
         self.at(row, self.last[row])
     }
-
-    /// The chunk position of `row`'s first real token (rows are padded to the longest).
-    pub fn first_position(&self, row: usize, real_tokens: usize) -> usize {
-        self.last[row] + 1 - real_tokens
-    }
 }
 
 /// A loaded decoder with a KV cache for a batch of sequences.
@@ -176,6 +194,8 @@ pub struct DecoderSession {
     path: PathBuf,
     io: IoNames,
     feeds_position_ids: bool,
+    /// Whether the graph takes [`LOGITS_FROM_INPUT`].
+    trims_logits: bool,
     /// The past inputs (key, value per layer) and the matching present outputs.
     past_names: Vec<String>,
     present_names: Vec<String>,
@@ -254,6 +274,7 @@ impl DecoderSession {
             }
         }
         let feeds_position_ids = session.inputs().iter().any(|o| o.name() == io.position_ids);
+        let trims_logits = session.overridable_initializers().iter().any(|i| i.name() == LOGITS_FROM_INPUT);
         // An input runner would not feed makes every run fail: name it now.
         let known: Vec<&str> = [io.input_ids.as_str(), io.attention_mask.as_str(), io.position_ids.as_str()]
             .into_iter()
@@ -317,6 +338,7 @@ impl DecoderSession {
             path: model_path.to_path_buf(),
             io,
             feeds_position_ids,
+            trims_logits,
             past_names,
             present_names,
             layout,
@@ -429,15 +451,25 @@ impl DecoderSession {
         }
     }
 
-    /// Runs `tokens` after what the cache holds (one sequence), appends them and returns their logits.
+    /// Runs `tokens` after what the cache holds (one sequence), appends them and returns the logits after
+    /// the last of them.
     pub fn forward(&mut self, tokens: &[i64], phase: &'static str) -> Result<Logits, SessionError> {
-        self.extend(&[tokens], phase, true)
+        self.extend(&[tokens], phase, true, LogitsWanted::Last)
     }
 
     /// Runs `rows[b]` after row `b`'s cached tokens, one slice per sequence of the batch. Rows of unequal
     /// length are padded (right for shared buffers, which only allows it on an empty cache; left for concat).
-    /// With `keep` false the cache is left as it was (scoring continuations of a shared context).
-    pub fn extend(&mut self, rows: &[&[i64]], phase: &'static str, keep: bool) -> Result<Logits, SessionError> {
+    /// With `keep` false the cache is left as it was (scoring continuations of a shared context). The
+    /// logits returned cover at least the positions `wanted` names ([`Logits::last`] and, for
+    /// [`LogitsWanted::Every`], [`Logits::at`] every position); a graph without [`LOGITS_FROM_INPUT`] always
+    /// returns them all.
+    pub fn extend(
+        &mut self,
+        rows: &[&[i64]],
+        phase: &'static str,
+        keep: bool,
+        wanted: LogitsWanted,
+    ) -> Result<Logits, SessionError> {
         if self.batch == 0 {
             // Never reset: start an empty cache for these rows.
             self.reset_batch(rows.len(), 0)?;
@@ -531,6 +563,17 @@ impl DecoderSession {
                 self.binding.bind_output_to_device(name.as_str(), &self.cpu).map_err(run_error(phase))?;
             }
         }
+        // The head runs from the earliest position any row needs; rows' `last` count from there.
+        let from = match wanted {
+            LogitsWanted::Last if self.trims_logits => last.iter().copied().min().unwrap_or(0),
+            _ => 0,
+        };
+        if self.trims_logits {
+            let from_tensor = Tensor::from_array(([1usize], vec![from as i64])).map_err(run_error(phase))?;
+            self.binding.bind_input(LOGITS_FROM_INPUT, &from_tensor).map_err(run_error(phase))?;
+            last.iter_mut().for_each(|position| *position -= from);
+        }
+        let kept_tokens = chunk - from;
         // Rebound every run: a bound logits buffer would be reused, and its shape changes with the chunk.
         self.binding.bind_output_to_device(self.io.logits.as_str(), &self.cpu).map_err(run_error(phase))?;
 
@@ -551,8 +594,13 @@ impl DecoderSession {
             ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
             _ => Vec::new(),
         };
-        if dims.len() != 3 || dims[0] != batch as i64 || dims[1] != chunk as i64 || dims[2] <= 0 {
-            return Err(SessionError::LogitsShape { name: self.io.logits.clone(), shape: dims, batch, tokens: chunk });
+        if dims.len() != 3 || dims[0] != batch as i64 || dims[1] != kept_tokens as i64 || dims[2] <= 0 {
+            return Err(SessionError::LogitsShape {
+                name: self.io.logits.clone(),
+                shape: dims,
+                batch,
+                tokens: kept_tokens,
+            });
         }
         if keep {
             if self.layout == KvLayout::Concat {
@@ -570,7 +618,7 @@ impl DecoderSession {
             }
             self.row_lens = new_lens;
         }
-        Ok(Logits { value: logits, dtype: self.logits_type, tokens: chunk, vocab: dims[2] as usize, last })
+        Ok(Logits { value: logits, dtype: self.logits_type, tokens: kept_tokens, vocab: dims[2] as usize, last })
     }
 
     /// (Re)allocates the shared buffers with room for `capacity` positions per row, keeping what the cache

@@ -241,6 +241,35 @@ fn tiny_kv_cache_decode_matches_full_recompute() {
     }
 }
 
+/// An imported graph runs its head on the positions generation needs only, and on every position when
+/// scoring asks; both give the same logits where they overlap.
+#[test]
+fn imported_graphs_compute_logits_for_the_last_position_unless_every_position_is_wanted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path(), Precision::Fp32);
+    quiet_ort_cache();
+    let folder = ModelFolder::open(&model).unwrap();
+    let loaded = providers::load_runtime(None, &ProviderOptions::default()).unwrap();
+    let mut session =
+        DecoderSession::new(&loaded.environment, &folder.model_path, &folder.info, Some(1), &Default::default(), None)
+            .unwrap();
+    let (short, long): (Vec<i64>, Vec<i64>) = ((1..4).collect(), (1..7).collect());
+
+    session.reset_batch(1, 8).unwrap();
+    let every = session.extend(&[&long], "test", false, LogitsWanted::Every).unwrap();
+    assert_eq!(every.positions(), 6);
+    let last = session.extend(&[&long], "test", false, LogitsWanted::Last).unwrap();
+    assert_eq!(last.positions(), 1, "the head ran on every prompt position");
+    assert!(max_diff(&every.at(0, 5), &last.last(0)) < 1e-5);
+
+    // Right-padded rows of 3 and 6 tokens: the head starts at the shorter row's last token.
+    session.reset_batch(2, 8).unwrap();
+    let ragged = session.extend(&[&short, &long], "test", true, LogitsWanted::Last).unwrap();
+    assert_eq!(ragged.positions(), 4);
+    assert!(max_diff(&every.at(0, 2), &ragged.last(0)) < 1e-4, "the short row's logits");
+    assert!(max_diff(&every.at(0, 5), &ragged.last(1)) < 1e-4, "the long row's logits");
+}
+
 #[test]
 fn tiny_prompt_longer_than_context_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,6 +26,9 @@ pub struct RunnerRecord {
     pub source_sha256: String,
     pub architecture: String,
     pub runner_version: String,
+    /// [`super::GRAPH_REVISION`] when the folder was written (0: before revisions were recorded).
+    #[serde(default)]
+    pub graph_revision: u32,
 }
 
 impl RunnerRecord {

@@ -20,6 +20,7 @@ use crate::onnx::{Attr, DataType, GraphBuilder};
 
 use super::quant::{self, QK};
 use super::{Hparams, ImportError, ImportOptions, MODEL_DATA_FILE, MODEL_FILE, Precision};
+use crate::engine::LOGITS_FROM_INPUT;
 
 const MS: &str = "com.microsoft";
 const OPSETS: [(&str, i64); 2] = [("", 17), (MS, 1)];
@@ -250,7 +251,14 @@ impl<'a> Emitter<'a> {
             &[&final_h],
             vec![("epsilon", Attr::Float(hp.rms_eps as f32))],
         );
-        self.lm_head(&final_h, head)
+        // Generation needs the logits after the last token only: `logits_from` (default 0: every position)
+        // slices the positions the head runs on.
+        self.b.initializer_i64(LOGITS_FROM_INPUT, &[1], &[0])?;
+        self.b.input(LOGITS_FROM_INPUT, DataType::Int64, &[fixed(1)]);
+        let to_end = self.b.initializer_i64("logits_to_end", &[1], &[i64::MAX])?;
+        let head_input =
+            self.b.node("Slice", "", &[&final_h, LOGITS_FROM_INPUT, &to_end, &axis1], "head_input", vec![]);
+        self.lm_head(&head_input, head)
     }
 
     /// Adds the LoRA update `(input @ A) @ B` of every targeted part of a (possibly fused) projection to

@@ -181,6 +181,25 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
     move |source| ImportError::Io { path: path.to_path_buf(), source }
 }
 
+/// The revision of the graph `runner import` writes, recorded in `runner.json`; bumped when folders written
+/// before would miss something runner uses. 1: the language-model head takes `logits_from`, so generation
+/// computes logits for the last position only.
+pub const GRAPH_REVISION: u32 = 1;
+
+/// Whether `out` already holds what importing `gguf` with `options` would write: made from the same GGUF
+/// (by hash), at the same precision and accuracy level, at the current [`GRAPH_REVISION`], without LoRA
+/// inputs (the record does not keep them, so a LoRA import is never current). An unreadable record is not.
+pub fn is_current(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<bool, ImportError> {
+    if !options.lora.targets.is_empty() || !out.join(MODEL_FILE).is_file() {
+        return Ok(false);
+    }
+    let Ok(Some(record)) = files::RunnerRecord::read(out) else { return Ok(false) };
+    Ok(record.graph_revision == GRAPH_REVISION
+        && record.precision == options.precision
+        && record.accuracy_level == options.accuracy_level
+        && record.source_sha256 == sha256_file(gguf)?)
+}
+
 /// Imports `gguf` into the model folder `out`.
 pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
@@ -274,6 +293,7 @@ fn build_folder(
         source_sha256: sha256.clone(),
         architecture: hparams.arch.clone(),
         runner_version: env!("CARGO_PKG_VERSION").to_string(),
+        graph_revision: GRAPH_REVISION,
     };
     let mut metadata = record.metadata_props();
     // Adapters report their size against the base model; LoRA inputs refuse adapters above the max rank.

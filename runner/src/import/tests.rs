@@ -352,3 +352,29 @@ fn default_model_fidelity() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// `runner import --if-outdated` (what setup runs) leaves a folder this import would write again alone, and
+/// replaces one from another GGUF, precision or accuracy level, or one an older runner wrote.
+#[test]
+fn a_folder_is_current_only_for_the_same_source_options_and_graph_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let out = dir.path().join("model");
+    assert!(!is_current(&gguf, &out, &options(Precision::Int4, 4)).unwrap(), "nothing imported yet");
+    import_gguf(&gguf, &out, &options(Precision::Int4, 4)).unwrap();
+    assert!(is_current(&gguf, &out, &options(Precision::Int4, 4)).unwrap());
+    assert!(!is_current(&gguf, &out, &options(Precision::Int4, 0)).unwrap(), "another accuracy level");
+    assert!(!is_current(&gguf, &out, &options(Precision::Int8, 4)).unwrap(), "another precision");
+
+    let other = dir.path().join("other.gguf");
+    write_tiny_llama_gguf(&other, 43);
+    assert!(!is_current(&other, &out, &options(Precision::Int4, 4)).unwrap(), "another GGUF");
+
+    // A folder written before graph revisions were recorded.
+    let record_path = out.join(RUNNER_FILE);
+    let mut record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    assert_eq!(record["graph_revision"], GRAPH_REVISION);
+    record.as_object_mut().unwrap().remove("graph_revision");
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    assert!(!is_current(&gguf, &out, &options(Precision::Int4, 4)).unwrap(), "an older graph");
+}
