@@ -71,12 +71,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The scenario components, e.g. scenarios/gsm8k.wasm; several make a sweep (optional with --experiment).
+    #[arg(value_parser = text_path())]
     pub scenario: Vec<PathBuf>,
     /// Model folder (`runner import` output, an onnxruntime-genai builder folder or an Optimum
     /// text-generation-with-past export), a folder of precision subfolders (int4/, fp32/...), a .gguf file
     /// (imported on demand), or a Hugging Face Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION], fetched
     /// into the HF cache (HF_HUB_OFFLINE=1: cache only); the default model when absent. Repeat to compare models.
-    #[arg(long, value_name = "DIR|FILE.gguf|hf:REPO")]
+    #[arg(long, value_name = "DIR|FILE.gguf|hf:REPO", value_parser = text_path())]
     pub model: Vec<PathBuf>,
     /// The model's precision, comma list or repeated (int4,int8,fp16,fp32): the default model and .gguf files use
     /// their import of that precision (imported on demand), a folder of precision subfolders the subfolder,
@@ -113,13 +114,13 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<usize>,
     /// Sampling temperature; 0 is greedy decoding (default: greedy, or 1 when --top-k or --top-p is given).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = finite_f32)]
     pub temperature: Option<f32>,
     /// Sample only from the K most likely tokens (0: no limit).
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Sample only from the fewest most likely tokens whose probability reaches P, in (0, 1].
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = finite_f32)]
     pub top_p: Option<f32>,
     /// Seed of the sampler: the same seed draws the same tokens from the same logits on every machine
     /// [default: 0].
@@ -127,7 +128,7 @@ pub struct ExecArgs {
     pub seed: Option<u64>,
     /// Divide the logits of tokens already in the prompt or output by this when positive, multiply when
     /// negative (transformers' semantics); 1 is off [default: 1].
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", value_parser = finite_f32)]
     pub repetition_penalty: Option<f32>,
     /// Keep generating past EOS tokens, up to --max-new-tokens (fixed-length timing runs).
     #[arg(long)]
@@ -188,7 +189,7 @@ pub struct ExecArgs {
     /// (`runner import --lora-targets`). The run is compared with the same run without the adapter (per-token,
     /// end-to-end and TTFT overhead, accuracy delta with a paired test): a cached base run with the same
     /// settings is reused, else one is made in OUT-base.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = text_path())]
     pub adapter: Option<PathBuf>,
     /// Continue the run or sweep in --out DIR after it was interrupted (killed, power loss, full disk): its
     /// finished samples (and a sweep's complete runs) are kept and never run twice, a half-written last line
@@ -325,6 +326,27 @@ pub struct ScenarioArgs {
     /// Compile the scenario afresh instead of using the precompiled-component cache.
     #[arg(long)]
     pub no_scenario_cache: bool,
+}
+
+/// A float flag that must be a number: NaN and infinities would pass every range check and then vanish when
+/// the run's configuration is written as JSON (which has no NaN), silently running the default instead.
+fn finite_f32(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(_) => Err("not a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A path flag that becomes part of a run's configuration, which results record as JSON text: a name that is
+/// not valid UTF-8 could not be recorded, so it is refused here, naming the flag (and so is an empty one).
+fn text_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().try_map(|text| match text.into_string() {
+        Ok(path) if path.trim().is_empty() => Err("the path is empty".to_string()),
+        Ok(path) => Ok(PathBuf::from(path)),
+        Err(text) => Err(format!("{} is not valid UTF-8; results record paths as text", text.to_string_lossy())),
+    })
 }
 
 fn parse_scenario_arg(text: &str) -> Result<(String, String), String> {
@@ -749,7 +771,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         anyhow::bail!("--trace {} is a folder; give a file name such as trace.json", trace.display());
     }
     if args.scenario.is_empty() && args.experiment.is_none() {
-        anyhow::bail!("give a scenario component (e.g. scenarios/gsm8k.wasm) or --experiment DIR");
+        anyhow::bail!("no SCENARIO given: pass a scenario component (e.g. scenarios/gsm8k.wasm) or --experiment DIR");
     }
     let experiment = match &args.experiment {
         Some(dir) => Some(Experiment::load(dir)?),

@@ -443,7 +443,7 @@ fn exec_profile(runner: &Path, model: &Path, scratch: &Path) -> Result<Value> {
     if !data.is_file() {
         bail!("no GSM8K test file at {} (set RUNNER_BENCH_GSM8K to a test.jsonl)", data.display());
     }
-    let exec = |out: &Path, trace: Option<&Path>, samples: &str| -> Result<f64> {
+    let exec = |out: &Path, trace: Option<&Path>, samples: &str, new_tokens: &str| -> Result<f64> {
         let _ = std::fs::remove_dir_all(out);
         let mut cmd = Command::new(runner);
         cmd.arg("exec").arg(&component).arg("--model").arg(model).arg("--data").arg(&data);
@@ -451,7 +451,7 @@ fn exec_profile(runner: &Path, model: &Path, scratch: &Path) -> Result<Value> {
             "--max-samples",
             samples,
             "--max-new-tokens",
-            "64",
+            new_tokens,
             "--threads",
             &THREADS.to_string(),
             "--no-progress",
@@ -464,9 +464,19 @@ fn exec_profile(runner: &Path, model: &Path, scratch: &Path) -> Result<Value> {
         output(&mut cmd)?;
         Ok(spawned)
     };
-    exec(&scratch.join("exec-warm"), None, "1")?;
+    exec(&scratch.join("exec-warm"), None, "1", "64")?;
+    // Cold start without --trace (ONNX Runtime's profiler slows session creation and every operator): the
+    // whole life of a process that stops after its first generated token, so it bounds "process start to
+    // first token" from above (results written, exit included). The median of three.
+    let mut lives = Vec::new();
+    for _ in 0..3 {
+        let spawned = std::time::Instant::now();
+        exec(&scratch.join("exec-cold"), None, "1", "1")?;
+        lives.push(spawned.elapsed().as_secs_f64() * 1e3);
+    }
+    let cold_start_ms = spread(&lives)["median"].as_f64().map(|ms| round(ms, 1));
     let trace_path = scratch.join("trace.json");
-    let spawned_us = exec(&scratch.join("exec"), Some(&trace_path), "3")?;
+    let spawned_us = exec(&scratch.join("exec"), Some(&trace_path), "3", "64")?;
     let trace: Value = serde_json::from_str(&std::fs::read_to_string(&trace_path)?)?;
     let events = trace["traceEvents"].as_array().context("trace has no traceEvents")?;
     let epoch = trace["otherData"]["epoch_unix_us"].as_f64();
@@ -475,7 +485,7 @@ fn exec_profile(runner: &Path, model: &Path, scratch: &Path) -> Result<Value> {
         .filter(|e| e["pid"] == 1 && e["name"] == "sampling" && e["args"]["token"] == 0)
         .filter_map(|e| Some(e["ts"].as_f64()? + e["dur"].as_f64()?))
         .fold(f64::INFINITY, f64::min);
-    let cold_start_ms =
+    let traced_first_token_ms =
         epoch.filter(|_| first_token_us.is_finite()).map(|e| round((e + first_token_us - spawned_us) / 1e3, 1));
     let span_total = |name: &str| -> f64 {
         events.iter().filter(|e| e["pid"] == 1 && e["name"] == name).filter_map(|e| e["dur"].as_f64()).sum()
@@ -514,6 +524,7 @@ fn exec_profile(runner: &Path, model: &Path, scratch: &Path) -> Result<Value> {
     }
     Ok(json!({
         "cold_start_ms": cold_start_ms,
+        "traced_first_token_ms": traced_first_token_ms,
         "scenario_overhead_pct": spread(&overheads),
         "decode_ms": round(decode_us / 1e3, 1),
         "ort_run_ms": round(ort_run_us / 1e3, 1),
@@ -580,7 +591,7 @@ fn targets(median: &dyn Fn(&str, &str) -> Option<f64>, exec: &Value) -> Vec<Valu
     let cold = exec["cold_start_ms"].as_f64();
     row(
         "cold start",
-        "`runner exec` process start → first generated token ≤ 1.5 s",
+        "`runner exec` process start → first generated token ≤ 1.5 s (measured: a whole process that stops after it)",
         cold,
         cold.map_or("-".into(), |c| format!("{c:.0} ms")),
         cold.map(|c| c <= 1500.0),

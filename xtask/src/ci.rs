@@ -38,7 +38,10 @@ pub fn run() -> Result<()> {
         // the suite gets a cache of its own, emptied first, so it never writes to the user's.
         let cache = std::env::current_dir()?.join("target").join("test-cache");
         let _ = std::fs::remove_dir_all(&cache);
-        run_command(cargo().args(["test", "--workspace", "--release"]).env("RUNNER_CACHE_DIR", &cache))
+        // --no-fail-fast: one red test binary must not hide what the others would have said.
+        run_command(
+            cargo().args(["test", "--workspace", "--release", "--no-fail-fast"]).env("RUNNER_CACHE_DIR", &cache),
+        )
     })?;
     eprintln!("ci: all green in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     Ok(())
