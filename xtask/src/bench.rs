@@ -162,9 +162,12 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
     let fields: Vec<u64> = line.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     let machine = fields.iter().take(3).sum::<u64>() + fields.iter().skip(5).take(3).sum::<u64>();
     let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let own: Vec<u64> = own.rsplit_once(')')?.1.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-    // After the state field (not numeric): cutime and cstime are fields 16 and 17 of stat, 13 and 14 here.
-    let children = own.get(12)? + own.get(13)?;
+    // Fields after the command name, from field 3 (state) on: cutime and cstime are fields 16 and 17, so 13
+    // and 14 here. Counted by position: some fields are not numbers (state) or negative (tpgid is -1 without a
+    // terminal), and skipping them shifted the count onto the wrong fields (the engines' own CPU showed up as
+    // other processes' load).
+    let own: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    let children = own.get(13)?.parse::<u64>().ok()? + own.get(14)?.parse::<u64>().ok()?;
     Some((machine, children))
 }
 

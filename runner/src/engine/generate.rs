@@ -380,7 +380,10 @@ impl Engine {
                 }
                 break;
             };
-            let mut next = vec![pad; batch];
+            // Every row samples first; a decode step then runs from here to the next step's tokens, so it holds
+            // the harness's whole share (detokenizing, stop strings, binding the next inputs, sampling), and
+            // ONNX Runtime's `run` is the rest.
+            let mut sampled = vec![None; batch];
             for (row, state) in states.iter_mut().enumerate() {
                 if state.finish.is_some() {
                     continue;
@@ -394,6 +397,12 @@ impl Engine {
                     state.timings.decode_steps.push(step_start.elapsed());
                     state.timings.decode_runs.push(self.session.last_run());
                 }
+                sampled[row] = Some(token);
+            }
+            step_start = Instant::now();
+            let mut next = vec![pad; batch];
+            for (row, state) in states.iter_mut().enumerate() {
+                let Some(token) = sampled[row] else { continue };
                 if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
                     state.finish = Some(FinishReason::Eos);
                     continue;
@@ -422,7 +431,6 @@ impl Engine {
                 }
                 break;
             }
-            step_start = Instant::now();
             let slices: Vec<&[i64]> = next.iter().map(std::slice::from_ref).collect();
             logits = Some(self.session.extend(&slices, "decode", true, LogitsWanted::Last)?);
         }

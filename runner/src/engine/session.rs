@@ -196,6 +196,8 @@ pub struct DecoderSession {
     feeds_position_ids: bool,
     /// Whether the graph takes [`LOGITS_FROM_INPUT`].
     trims_logits: bool,
+    /// The value [`LOGITS_FROM_INPUT`] is bound to (`None` after the binding was cleared).
+    logits_from_bound: Option<usize>,
     /// The past inputs (key, value per layer) and the matching present outputs.
     past_names: Vec<String>,
     present_names: Vec<String>,
@@ -339,6 +341,7 @@ impl DecoderSession {
             io,
             feeds_position_ids,
             trims_logits,
+            logits_from_bound: None,
             past_names,
             present_names,
             layout,
@@ -386,6 +389,7 @@ impl DecoderSession {
     /// afresh. Everything else is bound per run.
     fn bind_inputs(&mut self, phase: &'static str) -> Result<(), SessionError> {
         self.binding.clear();
+        self.logits_from_bound = None;
         if self.layout == KvLayout::SharedBuffer {
             for ((past, present), buffer) in self.past_names.iter().zip(&self.present_names).zip(self.cache.iter_mut())
             {
@@ -569,8 +573,13 @@ impl DecoderSession {
             _ => 0,
         };
         if self.trims_logits {
-            let from_tensor = Tensor::from_array(([1usize], vec![from as i64])).map_err(run_error(phase))?;
-            self.binding.bind_input(LOGITS_FROM_INPUT, &from_tensor).map_err(run_error(phase))?;
+            // The binding keeps its value between runs: bound again only when it changes (after a prefill, the
+            // decode steps all start at 0).
+            if self.logits_from_bound != Some(from) {
+                let from_tensor = Tensor::from_array(([1usize], vec![from as i64])).map_err(run_error(phase))?;
+                self.binding.bind_input(LOGITS_FROM_INPUT, &from_tensor).map_err(run_error(phase))?;
+                self.logits_from_bound = Some(from);
+            }
             last.iter_mut().for_each(|position| *position -= from);
         }
         let kept_tokens = chunk - from;
