@@ -42,7 +42,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Percent of the decode steps' time spent outside ONNX Runtime's `run`.
+/// Percent of the time between tokens (`steps`) spent outside ONNX Runtime's `run`.
 pub fn harness_overhead_pct(steps: &[Duration], runs: &[Duration]) -> Option<f64> {
     let total: Duration = steps.iter().sum();
     let inside: Duration = runs.iter().sum();
@@ -96,7 +96,9 @@ pub fn run_once(engine: &mut Engine, configuration: &Configuration, prompt: &[u3
     // The sequences of a batch share their forward passes, so the first one's timings are the batch's.
     let t = &first.timings;
     let sequences = generations.len() as f64;
-    let decode_total: Duration = t.decode_steps.iter().sum();
+    // Token to token: a decode step's run, sampling, and the detokenizing and stop strings between steps.
+    let intervals: Vec<Duration> = t.sampled.windows(2).map(|pair| pair[1].at.saturating_sub(pair[0].at)).collect();
+    let decode_total: Duration = intervals.iter().sum();
     let prefill_s = t.prefill.as_secs_f64();
     Ok(Repetition {
         prompt_tokens: first.prompt_tokens,
@@ -104,10 +106,10 @@ pub fn run_once(engine: &mut Engine, configuration: &Configuration, prompt: &[u3
         prefill_ms: ms(t.prefill),
         prefill_tokens_per_s: if prefill_s > 0.0 { sequences * first.prompt_tokens as f64 / prefill_s } else { 0.0 },
         ttft_ms: ms(t.ttft),
-        decode_tokens_per_s: (!t.decode_steps.is_empty() && !decode_total.is_zero())
-            .then(|| sequences * t.decode_steps.len() as f64 / decode_total.as_secs_f64()),
-        itl_ms: t.decode_steps.iter().map(|&d| ms(d)).collect(),
-        harness_overhead_pct: harness_overhead_pct(&t.decode_steps, &t.decode_runs),
+        decode_tokens_per_s: (!intervals.is_empty() && !decode_total.is_zero())
+            .then(|| sequences * intervals.len() as f64 / decode_total.as_secs_f64()),
+        itl_ms: intervals.iter().map(|&d| ms(d)).collect(),
+        harness_overhead_pct: harness_overhead_pct(&intervals, &t.decode_runs),
         e2e_ms: ms(t.e2e),
         peak_rss_bytes,
     })

@@ -380,10 +380,7 @@ impl Engine {
                 }
                 break;
             };
-            // Every row samples first; a decode step then runs from here to the next step's tokens, so it holds
-            // the harness's whole share (detokenizing, stop strings, binding the next inputs, sampling), and
-            // ONNX Runtime's `run` is the rest.
-            let mut sampled = vec![None; batch];
+            let mut next = vec![pad; batch];
             for (row, state) in states.iter_mut().enumerate() {
                 if state.finish.is_some() {
                     continue;
@@ -397,12 +394,6 @@ impl Engine {
                     state.timings.decode_steps.push(step_start.elapsed());
                     state.timings.decode_runs.push(self.session.last_run());
                 }
-                sampled[row] = Some(token);
-            }
-            step_start = Instant::now();
-            let mut next = vec![pad; batch];
-            for (row, state) in states.iter_mut().enumerate() {
-                let Some(token) = sampled[row] else { continue };
                 if !settings.ignore_eos && self.info.eos_token_ids.contains(&token) {
                     state.finish = Some(FinishReason::Eos);
                     continue;
@@ -431,6 +422,7 @@ impl Engine {
                 }
                 break;
             }
+            step_start = Instant::now();
             let slices: Vec<&[i64]> = next.iter().map(std::slice::from_ref).collect();
             logits = Some(self.session.extend(&slices, "decode", true, LogitsWanted::Last)?);
         }
