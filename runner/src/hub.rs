@@ -411,7 +411,7 @@ impl Hub {
             if let Some(parent) = ref_file.parent() {
                 std::fs::create_dir_all(parent).map_err(io_error(parent))?;
             }
-            write_atomically(&ref_file, info.sha.as_bytes()).map_err(io_error(&ref_file))?;
+            crate::results::writer::write_atomically(&ref_file, info.sha.as_bytes()).map_err(io_error(&ref_file))?;
         }
         Ok(repo_dir.join("snapshots").join(&info.sha))
     }
@@ -485,12 +485,6 @@ pub fn store_file(
         std::fs::copy(&blob, &link).map_err(io(&link))?;
     }
     Ok(link)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let partial = path.with_extension("incomplete");
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
 }
 
 fn is_commit_hash(text: &str) -> bool {

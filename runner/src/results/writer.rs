@@ -196,8 +196,11 @@ impl RunWriter {
 /// Writes `path` through a temporary file beside it and a rename, so readers see the old or the new file,
 /// never a part; a failed write removes the temporary file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
+    // A temporary name of this process's own: processes replacing the same file (shards sharing a sweep
+    // folder, two runs filling the Hub cache) never write into each other's temporary file.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let written = File::create(&tmp).and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_data()));
     if let Err(e) = written {

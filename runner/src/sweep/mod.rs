@@ -8,7 +8,6 @@
 pub mod merge;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -234,14 +233,9 @@ fn list_or_none(names: &[&String]) -> String {
     if names.is_empty() { "none".into() } else { names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ") }
 }
 
-/// Replaces `path` through a temporary file of this process's own, so concurrent shards writing the same
-/// folder never tear or interleave a file.
+/// Replaces `path` atomically; concurrent shards writing the same folder never tear or interleave a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map_or("sweep".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes).and_then(|_| file.sync_data()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    crate::results::writer::write_atomically(path, bytes).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 fn timestamp() -> String {
