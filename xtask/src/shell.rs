@@ -11,10 +11,36 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the repository").to_path_buf()
 }
 
+/// A cargo command in the repository root, with the environment a plain `cargo` in a shell has. `cargo
+/// xtask` runs this program with the variables cargo sets for a package's binary (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`...); passed on, they reach build scripts that rerun when they change (ring reads
+/// `CARGO_MANIFEST_DIR`), so the inner build and a later `cargo run -p runner` would each rebuild ring,
+/// rustls, ureq and runner for the other. Without them both share one build.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(repo_root());
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_by_cargo_for_this_binary) {
+            cmd.env_remove(name);
+        }
+    }
     cmd
+}
+
+/// The variables cargo sets for the binary it runs (the Cargo book, "Environment variables Cargo sets for
+/// crates"), which a shell's cargo does not see. `CARGO` itself stays: it names the toolchain's cargo.
+fn is_set_by_cargo_for_this_binary(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 fn describe(cmd: &Command) -> String {
