@@ -105,6 +105,9 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Tokens sampled, not counting a final EOS token (with `ignore_eos`, EOS tokens are counted).
     pub output_tokens: usize,
+    /// The ids of those tokens, in order: what another engine's output is compared with token by token.
+    /// A stop string's tokens are included although the text ends before it.
+    pub output_ids: Vec<u32>,
     pub finish: FinishReason,
     pub timings: Timings,
 }
@@ -220,8 +223,9 @@ impl Engine {
 
     /// Generates for every prompt, as one batch where the model allows it, and returns the generations in
     /// prompt order. Greedy outputs equal those of [`Engine::generate`] one prompt at a time. Graphs that
-    /// take neither position ids nor a shared-buffer cache cannot tell a left pad from a token, so their
-    /// prompts are batched only with prompts of the same token length.
+    /// take neither position ids nor a shared-buffer cache cannot tell a left pad from a token, and graphs
+    /// with a window-sized cache refuse left pads, so their prompts are batched only with prompts of the
+    /// same token length.
     pub fn generate_batch(
         &mut self,
         prompts: &[Prompt],
@@ -254,7 +258,8 @@ impl Engine {
         start: Instant,
     ) -> Result<Vec<Generation>, EngineError> {
         let count = rows.len();
-        let exact_padding = self.session.layout == KvLayout::SharedBuffer || self.session.feeds_position_ids();
+        let exact_padding = (self.session.layout == KvLayout::SharedBuffer || self.session.feeds_position_ids())
+            && !self.session.has_window_cache();
         let groups: Vec<Vec<usize>> = if exact_padding {
             vec![(0..rows.len()).collect()]
         } else {
@@ -345,7 +350,7 @@ impl Engine {
                     processor,
                     decoder: StreamDecoder::new(&self.tokenizer, true),
                     stops: StopMatcher::new(&settings.stop),
-                    output_tokens: 0,
+                    output_ids: Vec::new(),
                     finish: None,
                     timings: Timings {
                         render: row.render,
@@ -388,7 +393,7 @@ impl Engine {
                 let sampling_start = Instant::now();
                 let token = state.processor.sample(&current.last(row)).ok_or(EngineError::NoLogits)?;
                 state.timings.sampled.push(TokenTiming { at: start.elapsed(), sampling: sampling_start.elapsed() });
-                if state.output_tokens == 0 && state.timings.ttft.is_zero() {
+                if state.output_ids.is_empty() && state.timings.ttft.is_zero() {
                     state.timings.ttft = start.elapsed();
                 } else {
                     state.timings.decode_steps.push(step_start.elapsed());
@@ -398,7 +403,7 @@ impl Engine {
                     state.finish = Some(FinishReason::Eos);
                     continue;
                 }
-                state.output_tokens += 1;
+                state.output_ids.push(token);
                 next[row] = i64::from(token);
 
                 let detok_start = Instant::now();
@@ -408,7 +413,7 @@ impl Engine {
                     && state.stops.push(&piece, &mut |text| on_text(row, text))
                 {
                     state.finish = Some(FinishReason::Stop);
-                } else if state.output_tokens >= settings.max_new_tokens {
+                } else if state.output_ids.len() >= settings.max_new_tokens {
                     state.finish = Some(FinishReason::Length);
                 }
             }
@@ -447,7 +452,8 @@ impl Engine {
                 prompt_text: prepared.text,
                 output,
                 prompt_tokens: prepared.ids.len(),
-                output_tokens: state.output_tokens,
+                output_tokens: state.output_ids.len(),
+                output_ids: state.output_ids,
                 finish,
                 timings: state.timings,
             });
@@ -563,7 +569,7 @@ struct RowState<'s> {
     processor: LogitsProcessor,
     decoder: StreamDecoder<'s>,
     stops: StopMatcher<'s>,
-    output_tokens: usize,
+    output_ids: Vec<u32>,
     finish: Option<FinishReason>,
     timings: Timings,
 }

@@ -106,7 +106,17 @@ pub struct ModelInfo {
     pub precision: String,
     /// MatMulNBits accuracy level the importer used, when it recorded one.
     pub accuracy_level: Option<i64>,
+    /// What the model is, from its configuration (`model.type` of `genai_config.json`, `model_type` of
+    /// `config.json`): `llama`, `qwen2`, `gemma3`...; None when the configuration does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
     pub layers: usize,
+    /// Width of the residual stream, when the configuration gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_size: Option<usize>,
+    /// Query heads, when the configuration gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
     pub kv_heads: usize,
     pub head_size: usize,
     pub vocab: usize,
@@ -296,7 +306,10 @@ fn base_info(dir: &Path, format: ModelFormat) -> ModelInfo {
         dir: dir.to_path_buf(),
         precision: "unknown".to_string(),
         accuracy_level: None,
+        architecture: None,
         layers: 0,
+        hidden_size: None,
+        heads: None,
         kv_heads: 0,
         head_size: 0,
         vocab: 0,
@@ -324,6 +337,9 @@ fn parse_genai_config(config: &Value, path: &Path, dir: &Path) -> Result<(ModelI
     info.layers = required(decoder, "model.decoder", "num_hidden_layers")?;
     info.kv_heads = required(decoder, "model.decoder", "num_key_value_heads")?;
     info.head_size = required(decoder, "model.decoder", "head_size")?;
+    info.hidden_size = positive(decoder, "model.decoder", "hidden_size", &problem)?;
+    info.heads = positive(decoder, "model.decoder", "num_attention_heads", &problem)?;
+    info.architecture = model.get("type").and_then(Value::as_str).map(str::to_string);
     info.context_length = required(model, "model", "context_length")?;
     info.vocab = positive(model, "model", "vocab_size", &problem)?.unwrap_or(0);
     let eos = model.get("eos_token_id").ok_or_else(|| problem("`model.eos_token_id` is missing".into()))?;
@@ -392,6 +408,9 @@ fn parse_hf_config(
     info.layers = first(&layer_keys)?.ok_or_else(|| missing(&layer_keys))?;
     let head_keys = ["num_attention_heads", "n_head"];
     let heads = first(&head_keys)?.ok_or_else(|| missing(&head_keys))?;
+    info.heads = Some(heads);
+    info.hidden_size = first(&["hidden_size", "n_embd", "d_model"])?;
+    info.architecture = config.get("model_type").and_then(Value::as_str).map(str::to_string);
     info.kv_heads = first(&["num_key_value_heads", "multi_query_group_num"])?.unwrap_or(heads);
     info.head_size = match first(&["head_dim"])? {
         Some(head_dim) => head_dim,

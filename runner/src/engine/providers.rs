@@ -490,12 +490,15 @@ pub struct BuiltSession {
 
 /// Builds the session for `model_path`: registers the provider (an error if it cannot), applies graph
 /// optimisation and threads, uses or fills the optimized-model cache, and probes the node assignment.
+/// `probe_shapes` gives the probe run the shape of inputs whose symbolic dimensions only the model's own
+/// configuration can fill (the past key/values, whose head size genai's builder leaves as `kv_cache_dim`).
 pub fn build_session(
     environment: &ort::environment::Environment,
     model_path: &Path,
     intra_threads: Option<usize>,
     options: &ProviderOptions,
     profiling: Option<&Path>,
+    probe_shapes: &BTreeMap<String, Vec<usize>>,
 ) -> Result<BuiltSession, ProviderError> {
     let load_error = |message: String| ProviderError::Load { path: model_path.to_path_buf(), message };
     let mut builder = Session::builder(environment).map_err(|e| load_error(e.to_string()))?;
@@ -563,7 +566,7 @@ pub fn build_session(
         cache = Some(OptimizedModelCache { path: cached, hit: false });
     }
 
-    let (node_assignment, node_assignment_error) = match probe_node_assignment(&mut session, options) {
+    let (node_assignment, node_assignment_error) = match probe_node_assignment(&mut session, options, probe_shapes) {
         Ok(assignment) => (Some(assignment), None),
         Err(reason) => (None, Some(reason)),
     };
@@ -653,12 +656,17 @@ fn cpu_model() -> String {
 /// Runs the session once on the smallest inputs its signature allows (batch 1, one token, empty past) with
 /// ONNX Runtime's run profiling on, and reads which provider each node ran on. The profile goes to a
 /// temporary folder that is removed afterwards. The run also warms the session up.
-fn probe_node_assignment(session: &mut Session, options: &ProviderOptions) -> Result<NodeAssignment, String> {
+fn probe_node_assignment(
+    session: &mut Session,
+    options: &ProviderOptions,
+    shapes: &BTreeMap<String, Vec<usize>>,
+) -> Result<NodeAssignment, String> {
     let mut inputs: Vec<(String, SessionInputValue<'static>)> = Vec::new();
     for input in session.inputs() {
         // A mask of ones: an all-zero mask describes no token at all.
         let fill = i64::from(input.name().contains("mask"));
-        let value = probe_input(input.dtype(), fill).map_err(|e| format!("input `{}`: {e}", input.name()))?;
+        let value = probe_input(input.dtype(), fill, shapes.get(input.name()))
+            .map_err(|e| format!("input `{}`: {e}", input.name()))?;
         inputs.push((input.name().to_string(), value.into()));
     }
     let dir = probe_dir()?;
@@ -696,24 +704,27 @@ fn probe_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// An input of the declared type filled with `fill` (0 or 1); symbolic dimensions are 1, except past lengths,
-/// which are 0.
-fn probe_input(dtype: &ValueType, fill: i64) -> Result<DynValue, String> {
+/// An input of the declared type filled with `fill` (0 or 1), of the `known` shape when the model's
+/// configuration gives one; otherwise symbolic dimensions are 1, except past lengths, which are 0.
+fn probe_input(dtype: &ValueType, fill: i64, known: Option<&Vec<usize>>) -> Result<DynValue, String> {
     let ValueType::Tensor { ty, shape, dimension_symbols } = dtype else {
         return Err("not a tensor".into());
     };
-    let dims: Vec<usize> = shape
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| {
-            if d >= 0 {
-                d as usize
-            } else {
-                let symbol = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
-                usize::from(!symbol.contains("past") || symbol.contains('+'))
-            }
-        })
-        .collect();
+    let dims: Vec<usize> = match known {
+        Some(dims) => dims.clone(),
+        None => shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                if d >= 0 {
+                    d as usize
+                } else {
+                    let symbol = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
+                    usize::from(!symbol.contains("past") || symbol.contains('+'))
+                }
+            })
+            .collect(),
+    };
     let count: usize = dims.iter().product();
     let value: DynValue = match ty {
         TensorElementType::Float32 => Tensor::from_array((dims, vec![fill as f32; count])).map(Into::into),

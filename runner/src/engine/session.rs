@@ -215,6 +215,8 @@ pub struct DecoderSession {
     width: usize,
     /// Concat: the attention mask over the cache, `batch` rows of `width`.
     mask: Vec<i64>,
+    /// The largest window of the graph's window-sized KV caches (0: none); a shared buffer is never smaller.
+    local_window: usize,
     /// Shared buffer: one [B, kv, capacity, hd] tensor per past input.
     cache: Vec<DynTensor>,
     capacity: usize,
@@ -242,11 +244,19 @@ impl DecoderSession {
     ) -> Result<DecoderSession, SessionError> {
         let load_error = |message: String| SessionError::Load { path: model_path.to_path_buf(), message };
         let graph_error = |problem: String| SessionError::Graph { path: model_path.to_path_buf(), problem };
-        let ops = crate::onnx::scan::graph_ops(model_path).map_err(|err| load_error(err.to_string()))?;
-        let providers::BuiltSession { session, record } =
-            providers::build_session(environment, model_path, intra_threads, providers, profiling)?;
-
+        let scan = crate::onnx::scan::scan_graph(model_path).map_err(|err| load_error(err.to_string()))?;
+        let ops = &scan.ops;
         let io = info.io.clone();
+        // The probe run's past key/values: one row, the configuration's heads and head size, and no past
+        // positions, or as many as a window-sized cache must hold.
+        let probe_capacity = scan.window_cache.unwrap_or(0);
+        let probe_shapes = (0..info.layers)
+            .flat_map(|i| [IoNames::layer(&io.past_key, i), IoNames::layer(&io.past_value, i)])
+            .map(|name| (name, vec![1, info.kv_heads, probe_capacity, info.head_size]))
+            .collect();
+        let providers::BuiltSession { session, record } =
+            providers::build_session(environment, model_path, intra_threads, providers, profiling, &probe_shapes)?;
+
         let source_of_name = match info.format {
             super::model::ModelFormat::Optimum => "Optimum's naming".to_string(),
             _ => format!("{}", info.dir.join(super::model::CONFIG_FILE).display()),
@@ -356,6 +366,7 @@ impl DecoderSession {
             width: 0,
             mask: Vec::new(),
             cache: Vec::new(),
+            local_window: scan.window_cache.unwrap_or(0),
             capacity: 0,
             past: Vec::new(),
             cpu,
@@ -403,6 +414,12 @@ impl DecoderSession {
         Ok(())
     }
 
+    /// Whether some attention keeps its KV in a window-sized cache: ONNX Runtime refuses left-padded rows
+    /// there ("seqlens_k[0] = 12 is too small for sequence_length 26"), so batches hold equal lengths only.
+    pub fn has_window_cache(&self) -> bool {
+        self.local_window > 0
+    }
+
     /// Whether the graph takes position ids (models without them cannot tell a left pad from a token).
     pub fn feeds_position_ids(&self) -> bool {
         self.feeds_position_ids
@@ -420,7 +437,8 @@ impl DecoderSession {
         self.mask.clear();
         match self.layout {
             KvLayout::SharedBuffer => {
-                let wanted = expected_len.max(MIN_CAPACITY).min(self.context_length);
+                // A window-sized cache needs room for its whole window, whatever the run needs.
+                let wanted = expected_len.max(MIN_CAPACITY).min(self.context_length).max(self.local_window);
                 if resized || wanted > self.capacity || self.cache.is_empty() {
                     self.allocate(wanted)?;
                 }

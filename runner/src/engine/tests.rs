@@ -411,32 +411,57 @@ fn default_models() -> Option<DefaultModels> {
     Some(DefaultModels { _dir: dir, int4, fp32 })
 }
 
+/// Logits at every position of `tokens`, each fed through the KV cache one at a time.
+fn stepwise_logits(engine: &mut Engine, tokens: &[u32]) -> Vec<Vec<f32>> {
+    engine.reset().unwrap();
+    tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect()
+}
+
+/// fp32 is an exact path and is held bit for bit: `generate` gives the tokens of a plain forward loop, and
+/// answers a plain question fluently. int4 at the default accuracy level 4 computes with int8 activations,
+/// and ONNX Runtime picks those kernels per CPU (AVX2, AVX-512 VNNI, AMX): on an AMX Xeon its greedy text
+/// parts from fp32's at token 11 of this prompt ("Rayleigh Scavding" against "Rayleigh scattering"), with
+/// the same fidelity as on an AVX2 EPYC. So int4 is held to fp32 by mean KL and top-1 agreement along
+/// fp32's own greedy path, never by identical text.
 #[test]
-fn default_model_int4_and_fp32_agree_and_fp32_answers_fluently() {
+fn default_model_int4_stays_close_to_fp32_and_fp32_answers_fluently() {
     let Some(models) = default_models() else { return };
     let question = |q: &str| Prompt::Chat(vec![ChatMessage { role: Role::User, content: q.to_string() }]);
     let prompt = question("Explain in two sentences why the sky is blue.");
-    let run = |dir: &Path, prompt: &Prompt, tokens: usize| {
-        let mut engine = load(dir);
-        let greedy_ids = {
-            let prompt_text = engine.render(prompt).unwrap();
-            greedy_tokens(&mut engine, &prompt_text, tokens)
-        };
+    let run = |engine: &mut Engine, prompt: &Prompt, tokens: usize| {
+        let prompt_text = engine.render(prompt).unwrap();
+        let greedy_ids = greedy_tokens(engine, &prompt_text, tokens);
         let generation = engine.generate(prompt, &settings(tokens, &[]), &mut |_| {}).unwrap();
-        (engine, greedy_ids, generation)
+        (prompt_text, greedy_ids, generation)
     };
-    let (int4_engine, int4_ids, int4) = run(&models.int4, &prompt, 16);
-    let (_, fp32_ids, fp32) = run(&models.fp32, &prompt, 16);
-    assert_eq!(int4_engine.model_info().precision, "int4");
-    assert_eq!(int4_ids, fp32_ids, "int4 {:?} vs fp32 {:?}", int4.output, fp32.output);
-    assert_eq!(int4.output, fp32.output);
-    assert_eq!(int4.output_tokens, 16);
-    assert_eq!(int4.output, int4_engine.tokenizer().decode(&int4_ids, true).unwrap());
-    eprintln!("int4 and fp32: {:?}", int4.output);
 
-    // fp32 is the reference: int4 at accuracy level 4 (activations in int8) may flip the first token of this
-    // prompt, where fp32's top two logits ("The" 25.33, "L" 25.24) are 0.08 apart.
-    let (_, _, france) = run(&models.fp32, &question("What is the capital of France?"), 32);
+    let mut fp32_engine = load(&models.fp32);
+    let (prompt_text, fp32_ids, fp32) = run(&mut fp32_engine, &prompt, 16);
+    assert_eq!(fp32.output_tokens, 16);
+    assert_eq!(fp32.output, fp32_engine.tokenizer().decode(&fp32_ids, true).unwrap());
+    eprintln!("fp32: {:?}", fp32.output);
+
+    let mut int4_engine = load(&models.int4);
+    assert_eq!(int4_engine.model_info().precision, "int4");
+    let (_, int4_ids, int4) = run(&mut int4_engine, &prompt, 16);
+    assert_eq!(int4.output_tokens, 16);
+    // The same model on the same machine runs the same kernels: generate is the forward loop.
+    assert_eq!(int4.output, int4_engine.tokenizer().decode(&int4_ids, true).unwrap());
+    eprintln!("int4: {:?}", int4.output);
+
+    // Teacher-forced on fp32's path: the prompt and fp32's 16 tokens (the last one's logits are not needed).
+    let mut path = fp32_engine.tokenize(&prompt_text, true).unwrap();
+    path.extend(&fp32_ids[..fp32_ids.len() - 1]);
+    let reference: Vec<Vec<f64>> = stepwise_logits(&mut fp32_engine, &path)
+        .into_iter()
+        .map(|row| row.into_iter().map(f64::from).collect())
+        .collect();
+    let (kl, top1) = compare_logits(&reference, &stepwise_logits(&mut int4_engine, &path));
+    eprintln!("int4 against fp32 over {} positions: mean KL {kl:.2e}, top-1 {top1:.3}", path.len());
+    // Measured: KL 3.4e-3 and top-1 0.98 against a float64 reference on both CPU families.
+    assert!(kl < 0.02 && top1 >= 0.9, "int4 level 4 against fp32: mean KL {kl}, top-1 {top1}");
+
+    let (_, _, france) = run(&mut fp32_engine, &question("What is the capital of France?"), 32);
     assert_eq!(france.output, "The capital of France is Paris.");
     assert_eq!(france.finish, FinishReason::Eos);
 }
@@ -444,8 +469,8 @@ fn default_model_int4_and_fp32_agree_and_fp32_answers_fluently() {
 // ---- Model folders of other exporters, batches and continuation scores ----
 
 use crate::gguf::GgufFile;
-use crate::testing::contracts::{OptimumOptions, write_genai_folder, write_optimum_folder};
-use crate::testing::reference::reference_logits;
+use crate::testing::contracts::{OptimumOptions, set_attention_window, write_genai_folder, write_optimum_folder};
+use crate::testing::reference::{compare_logits, reference_logits};
 
 /// Greedy tokens after `prompt` by the float64 reference forward pass of the tiny GGUF.
 fn reference_greedy(gguf: &GgufFile, prompt: &[u32], count: usize) -> Vec<u32> {
@@ -465,8 +490,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Logits at every position fed one token at a time through the cache, and each prefix fed whole.
 fn cached_and_full(engine: &mut Engine, tokens: &[u32]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    engine.reset().unwrap();
-    let cached: Vec<Vec<f32>> = tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect();
+    let cached = stepwise_logits(engine, tokens);
     let full = (1..=tokens.len())
         .map(|end| {
             engine.reset().unwrap();
@@ -488,6 +512,11 @@ fn optimum_exports_with_and_without_position_ids_generate_the_reference_greedy_t
         assert_eq!((info.kv_layout.as_str(), info.kv_dtype.as_str()), ("concat", "float32"));
         assert_eq!((info.layers, info.kv_heads, info.head_size), (tiny::BLOCKS, tiny::KV_HEADS, tiny::HEAD_DIM));
         assert_eq!((info.context_length, info.eos_token_ids.clone()), (tiny::CONTEXT, vec![tiny::EOS_ID]));
+        assert_eq!(
+            (info.architecture.as_deref(), info.hidden_size, info.heads),
+            (Some("llama"), Some(tiny::EMBEDDING), Some(tiny::HEADS)),
+            "what the model is, from config.json"
+        );
 
         let prompt = engine.tokenize(TINY_PROMPT, true).unwrap();
         let expected = reference_greedy(&gguf, &prompt, 10);
@@ -548,6 +577,18 @@ fn genai_builder_names_come_from_genai_config() {
         ("shared_buffer", "past_key_%d", "lm_logits")
     );
     assert_eq!(info.precision, "unknown", "no runner.json, so no recorded precision");
+    assert_eq!(
+        (info.architecture.as_deref(), info.hidden_size, info.heads),
+        (Some("llama"), Some(tiny::EMBEDDING), Some(tiny::HEADS)),
+        "what the model is, from genai_config.json"
+    );
+    // The probe that records which provider ran each node fills `kv_cache_dim` from the configuration.
+    let record = engine.session_record();
+    assert_eq!(record.node_assignment_error, None);
+    assert!(
+        record.node_assignment.as_ref().is_some_and(|n| n.nodes_per_provider.values().sum::<usize>() > 0),
+        "{record:?}"
+    );
     let fixed = GenerationSettings { ignore_eos: true, ..settings(12, &[]) };
     let renamed = engine.generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
     let original = load(&imported).generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
@@ -562,6 +603,28 @@ fn genai_builder_names_come_from_genai_config() {
     let message = Engine::load(&options).err().expect("a missing output must fail").to_string();
     assert!(message.contains("present.0.value") && message.contains("genai_config.json"), "{message}");
     assert!(message.contains("present_key_0"), "the graph's outputs are listed: {message}");
+}
+
+/// Sliding-window attention in a window-sized cache, as genai's builder writes Gemma2 (window 4096) and
+/// Gemma3 (512), here 300 on the tiny model: ONNX Runtime's GroupQueryAttention refuses a shared KV buffer
+/// smaller than the window, whatever the prompt and budget need ("KV cache capacity (64) must be at least
+/// local_window_size (512)"). Within the window the result is that of the same graph without one.
+#[test]
+fn a_sliding_window_graph_gets_a_kv_buffer_that_holds_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let genai = write_genai_folder(dir.path(), 7, Precision::Int4);
+    let fixed = GenerationSettings { ignore_eos: true, ..settings(12, &[]) };
+    let unwindowed = load(&genai).generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+    assert_eq!(set_attention_window(&genai.join("decoder.onnx"), 300), tiny::BLOCKS);
+    let scan = crate::onnx::scan::scan_graph(&genai.join("decoder.onnx")).unwrap();
+    assert_eq!(scan.window_cache, Some(300));
+    let mut engine = load(&genai);
+    assert_eq!(engine.session_record().node_assignment_error, None, "the probe run fills the window too");
+    let windowed = engine.generate(&text(TINY_PROMPT), &fixed, &mut |_| {}).unwrap();
+    assert_eq!(windowed.output, unwindowed.output);
+    // A batch allocates its buffer anew for two rows: the window holds there too.
+    let batch = engine.generate_batch(&[text(TINY_PROMPT), text("a longer prompt than the first one")], &fixed);
+    assert!(batch.unwrap().iter().all(|g| g.output_tokens == 12));
 }
 
 #[test]

@@ -40,11 +40,14 @@ pub const MAX_ACCURACY_LEVEL: u8 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits; float32 activations.
+    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits. At the default accuracy
+    /// level 4 the matrix products quantize activations to int8 (float32 between them); level 0 keeps them
+    /// float32.
     #[default]
     Int4,
     /// MatMulNBits 8-bit (block 32, asymmetric with uint8 zero points) requantized from the dequantized
-    /// weights; GGUF Q8_0 blocks are kept exactly. Float32 activations.
+    /// weights; GGUF Q8_0 blocks are kept exactly. Activations as for int4: int8 inside the matrix products
+    /// at accuracy level 4, float32 at level 0.
     Int8,
     /// Everything in float16: weights, activations, KV cache and logits (the graph's float type).
     Fp16,

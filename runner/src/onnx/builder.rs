@@ -39,7 +39,7 @@ pub enum Attr {
 }
 
 impl Attr {
-    fn into_proto(self, name: &str) -> AttributeProto {
+    pub fn into_proto(self, name: &str) -> AttributeProto {
         let mut a = AttributeProto { name: name.to_string(), ..Default::default() };
         match self {
             Attr::Int(v) => (a.r#type, a.i) = (attribute_type::INT, v),

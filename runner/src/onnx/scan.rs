@@ -25,6 +25,29 @@ struct NodeOps {
     op_type: String,
     #[prost(string, tag = "7")]
     domain: String,
+    /// Only the attributes' names and integers: tensors in attributes (a Constant's value) are skipped.
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<IntAttribute>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct IntAttribute {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, tag = "3")]
+    i: i64,
+}
+
+/// What a session needs to know of a graph before it runs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphScan {
+    /// The `domain:op_type` (`:op_type` for the default domain) of every node in the main graph.
+    pub ops: BTreeSet<String>,
+    /// The largest `local_window_size` of the GroupQueryAttention nodes whose KV buffers are window-sized
+    /// (`sliding_window_cache=1`, as onnxruntime-genai's builder writes Gemma's sliding-window layers); None
+    /// when there are none. ONNX Runtime refuses such a node's buffer when it holds fewer positions than the
+    /// window ("a cache capacity of at least local_window_size").
+    pub window_cache: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +58,23 @@ pub enum ScanError {
     Decode { path: std::path::PathBuf, source: prost::DecodeError },
 }
 
-/// The `domain:op_type` (`:op_type` for the default domain) of every node in the main graph.
-pub fn graph_ops(path: &Path) -> Result<BTreeSet<String>, ScanError> {
+/// The operators and attention windows of the main graph (see [`GraphScan`]).
+pub fn scan_graph(path: &Path) -> Result<GraphScan, ScanError> {
     let file = std::fs::File::open(path).map_err(|source| ScanError::Read { path: path.to_path_buf(), source })?;
     // SAFETY: the map is read-only and dropped before returning; a model file changing under a benchmark is
     // not a case runner defends against.
     let map =
         unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ScanError::Read { path: path.to_path_buf(), source })?;
     let model = ModelOps::decode(&map[..]).map_err(|source| ScanError::Decode { path: path.to_path_buf(), source })?;
-    Ok(model.graph.into_iter().flat_map(|g| g.node).map(|n| format!("{}:{}", n.domain, n.op_type)).collect())
+    let nodes: Vec<NodeOps> = model.graph.into_iter().flat_map(|g| g.node).collect();
+    let int = |node: &NodeOps, name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.i);
+    let window_cache = nodes
+        .iter()
+        .filter(|n| n.op_type == "GroupQueryAttention" && int(n, "sliding_window_cache") == Some(1))
+        .filter_map(|n| int(n, "local_window_size"))
+        .filter(|&window| window > 0)
+        .map(|window| window as usize)
+        .max();
+    let ops = nodes.iter().map(|n| format!("{}:{}", n.domain, n.op_type)).collect();
+    Ok(GraphScan { ops, window_cache })
 }

@@ -75,9 +75,26 @@ pub const GENAI_RENAMES: [(&str, &str); 4] = [
     ("present.%d.value", "present_value_%d"),
 ];
 
+/// Gives every GroupQueryAttention node of `model_file` a sliding window of `window` positions kept in a
+/// window-sized cache (`local_window_size` and `sliding_window_cache=1`), as onnxruntime-genai's builder
+/// writes Gemma2/Gemma3's sliding-window layers; returns how many nodes it changed.
+pub fn set_attention_window(model_file: &Path, window: i64) -> usize {
+    let mut model = ModelProto::decode(&*std::fs::read(model_file).unwrap()).unwrap();
+    let mut changed = 0;
+    for node in model.graph.as_mut().unwrap().node.iter_mut().filter(|n| n.op_type == "GroupQueryAttention") {
+        node.attribute.retain(|a| a.name != "local_window_size" && a.name != "sliding_window_cache");
+        node.attribute.push(Attr::Int(window).into_proto("local_window_size"));
+        node.attribute.push(Attr::Int(1).into_proto("sliding_window_cache"));
+        changed += 1;
+    }
+    std::fs::write(model_file, model.encode_to_vec()).unwrap();
+    changed
+}
+
 /// Writes the tiny model as onnxruntime-genai builder output in `dir/genai`: the imported graph (GQA,
 /// shared buffer) with past/present renamed per [`GENAI_RENAMES`], `logits` renamed `lm_logits`, the names
-/// recorded in `genai_config.json`, a graph file named `decoder.onnx`, and no `runner.json`.
+/// recorded in `genai_config.json`, a graph file named `decoder.onnx`, no `runner.json`, and the past
+/// key/values' head size declared as the builder declares it (`kv_cache_dim`).
 pub fn write_genai_folder(dir: &Path, seed: u64, precision: Precision) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let imported = super::write_tiny_model_folder(dir, seed, precision);
@@ -106,6 +123,14 @@ pub fn write_genai_folder(dir: &Path, seed: u64, precision: Precision) -> PathBu
     graph.output.iter_mut().for_each(|v| rename(&mut v.name));
     for node in &mut graph.node {
         node.input.iter_mut().chain(node.output.iter_mut()).for_each(&rename);
+    }
+    // genai 0.18's builder declares the past key/values' head size as the symbol `kv_cache_dim`.
+    for input in graph.input.iter_mut().filter(|v| v.name.starts_with("past_key_") || v.name.starts_with("past_value_"))
+    {
+        let shape = input.r#type.as_mut().and_then(|t| t.tensor_type.as_mut()).and_then(|t| t.shape.as_mut());
+        if let Some(head_size) = shape.and_then(|shape| shape.dim.get_mut(3)) {
+            *head_size = sym("kv_cache_dim");
+        }
     }
     std::fs::write(out.join("decoder.onnx"), model.encode_to_vec()).unwrap();
 
