@@ -1,6 +1,6 @@
-//! Cached base-model runs. A run's key is a hash of everything that decides its results except the adapter
-//! (model, graph precision, execution provider and its options, threads, generation and prompt settings,
-//! scenario, dataset and selection); every complete run without an adapter is registered under its key in
+//! Cached base-model runs. A run's key is the hash of its definition (what its resume fingerprint covers:
+//! model, ONNX Runtime version, execution provider and session options, threads, every generation, prompt
+//! and scenario setting, scenario, dataset and selection) less the adapter; every complete run without an adapter is registered under its key in
 //! `<cache>/baselines/`, so an adapter run finds the base run it must be compared with instead of running
 //! it again. `exec_with_baseline` runs an adapter run, reuses or makes its base run, and records the
 //! adapter's overhead and accuracy delta in the adapter run's summary.
@@ -20,7 +20,7 @@ use crate::results::table::render_markdown;
 use crate::results::writer::{SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, write_atomically};
 
 /// Bumped when the key's fields change, so older registrations stop matching instead of matching wrongly.
-const KEY_VERSION: &str = "runner-baseline-key/1";
+const KEY_VERSION: &str = "runner-baseline-key/2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -30,96 +30,18 @@ pub enum BaselineError {
     Resolve { path: PathBuf, source: std::io::Error },
 }
 
-/// What decides a run's results, adapter excluded; serialized in this order and hashed.
-#[derive(Serialize)]
-struct KeyFields<'a> {
-    version: &'a str,
-    model_hash: &'a str,
-    /// The precision measured from the graph (absent in old summaries: then the folder's label).
-    precision: Option<String>,
-    execution_provider: &'a str,
-    /// Provider options, graph optimisation, execution mode and thread counts as the session was built.
-    session: serde_json::Value,
-    intra_threads: Option<usize>,
-    max_new_tokens: usize,
-    stop: &'a [String],
-    temperature: f32,
-    top_k: Option<usize>,
-    top_p: Option<f32>,
-    seed: u64,
-    repetition_penalty: f32,
-    ignore_eos: bool,
-    batch_size: usize,
-    think_markers: serde_json::Value,
-    system_prompt: Option<&'a str>,
-    no_chat_template: bool,
-    few_shot: usize,
-    scoring: &'a str,
-    scenario_args: &'a [(String, String)],
-    /// Repetitions change how many timings back each statistic; warm-up changes what the first sample meets.
-    warmup: usize,
-    repeat: usize,
-    scenario_hash: &'a str,
-    dataset_hash: &'a str,
-    selected_ids: &'a [String],
-    subsets: &'a [String],
-}
-
-/// The session settings that decide results; node placement and cache state are outcomes, not settings.
-const SESSION_KEYS: [&str; 7] =
-    ["ep", "providers", "ep_options", "graph_optimization", "mode", "intra_threads", "inter_threads"];
-
-/// The run's key: `sha256:…` over everything that decides its results except the adapter, so an adapter
-/// run and its base run have the same key.
+/// The run's key: `sha256:…` over the run's definition (the fields its resume fingerprint covers, see
+/// [`crate::exec::resume::definition`]) without the adapter, so an adapter run and its base run have the
+/// same key, and a setting added later keys baselines as soon as it defines runs.
 pub fn run_key(summary: &RunSummary) -> String {
-    let s = &summary.settings;
-    let session = summary
-        .runtime
-        .session
-        .as_ref()
-        .and_then(|session| serde_json::to_value(session).ok())
-        .and_then(|value| value.as_object().cloned())
-        .map(|object| {
-            SESSION_KEYS.iter().map(|k| (k.to_string(), object.get(*k).cloned().unwrap_or_default())).collect()
-        })
-        .map_or(serde_json::Value::Null, serde_json::Value::Object);
-    let precision = summary
-        .model
-        .graph
-        .as_ref()
-        .map(|g| g.weight_precision.clone())
-        .or_else(|| summary.model.info.get("precision").and_then(|p| p.as_str()).map(str::to_string));
-    let fields = KeyFields {
-        version: KEY_VERSION,
-        model_hash: &summary.model.hash,
-        precision,
-        execution_provider: &summary.runtime.execution_provider,
-        session,
-        intra_threads: summary.runtime.intra_threads,
-        max_new_tokens: s.max_new_tokens,
-        stop: &s.stop,
-        temperature: s.temperature,
-        top_k: s.top_k,
-        top_p: s.top_p,
-        seed: s.seed,
-        repetition_penalty: s.repetition_penalty,
-        ignore_eos: s.ignore_eos,
-        batch_size: s.batch_size,
-        think_markers: serde_json::to_value(&s.think_markers).unwrap_or_default(),
-        system_prompt: s.system_prompt.as_deref(),
-        no_chat_template: s.no_chat_template,
-        few_shot: s.few_shot,
-        scoring: &s.scoring,
-        scenario_args: &s.scenario_args,
-        warmup: s.warmup,
-        repeat: s.repeat,
-        scenario_hash: &summary.scenario.hash,
-        dataset_hash: &summary.dataset.hash,
-        selected_ids: &summary.dataset.selected_ids,
-        subsets: &summary.dataset.subsets,
-    };
-    hash_bytes(&serde_json::to_vec(&fields).expect("plain data serializes"))
+    let mut definition = crate::exec::resume::definition(summary);
+    definition.remove(ADAPTER_FIELD);
+    definition.insert("key_version".to_string(), KEY_VERSION.into());
+    hash_bytes(&serde_json::to_vec(&definition).expect("plain data serializes"))
 }
+
+/// The one field of a run's definition that a base run and its adapter run do not share.
+const ADAPTER_FIELD: &str = "adapter.hash";
 
 /// One registry entry: `<registry>/<key hex>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,4 +187,71 @@ fn rewrite_summary(dir: &Path, summary: &RunSummary) -> Result<()> {
     let path = dir.join(SUMMARY_MARKDOWN_FILE);
     write_atomically(&path, render_markdown(summary)?.as_bytes())
         .with_context(|| format!("cannot replace {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> RunSummary {
+        serde_json::from_str(include_str!("results/testdata/old-summary.json")).unwrap()
+    }
+
+    /// `summary` with the JSON value at `path` (dotted) replaced.
+    fn with(summary: &RunSummary, path: &str, value: serde_json::Value) -> RunSummary {
+        let mut json = serde_json::to_value(summary).unwrap();
+        let (parents, last) = path.rsplit_once('.').unwrap();
+        let parent = parents.split('.').fold(&mut json, |node, key| &mut node[key]);
+        parent[last] = value;
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A different value of the same JSON type, or None when there is none to make simply (nulls, objects).
+    fn changed(value: &serde_json::Value) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        Some(match value {
+            Value::Bool(b) => Value::Bool(!b),
+            Value::Number(n) if n.is_u64() => (n.as_u64().unwrap() + 1).into(),
+            Value::Number(n) => (n.as_f64().unwrap() + 0.5).into(),
+            Value::String(s) => format!("{s}-changed").into(),
+            Value::Array(items) => Value::Array(items.iter().cloned().chain([Value::String("x".into())]).collect()),
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn every_setting_the_resume_fingerprint_covers_keys_the_baseline_and_the_adapter_does_not() {
+        let base = summary();
+        let key = run_key(&base);
+        assert_eq!(key, run_key(&base.clone()), "the key is stable");
+        // The ONNX Runtime version was missing from the key listed by hand.
+        assert_ne!(key, run_key(&with(&base, "runtime.onnxruntime_version", "1.99.0".into())));
+        let mut tried = 0;
+        for (name, value) in crate::exec::resume::definition(&base) {
+            let Some(other) = changed(&value) else { continue };
+            // A definition field's name is its path in the summary.
+            if name == ADAPTER_FIELD || (name.starts_with("runtime.session.") && base.runtime.session.is_none()) {
+                continue;
+            }
+            assert_ne!(key, run_key(&with(&base, &name, other)), "changing {name} must change the baseline key");
+            tried += 1;
+        }
+        assert!(tried >= 15, "only {tried} fields were tried");
+
+        let adapter = crate::lora::AdapterInfo {
+            path: "a.onnx_adapter".into(),
+            hash: "sha256:aa".into(),
+            size_bytes: 1,
+            rank: 4,
+            targets: Vec::new(),
+            layers: 1,
+            tensors: 2,
+            parameters: 10,
+            base_parameters: None,
+            parameter_share: None,
+        };
+        let adapted = RunSummary { adapter: Some(adapter), ..base.clone() };
+        assert_eq!(run_key(&adapted), key, "an adapter run and its base run share a key");
+        assert_ne!(crate::exec::resume::fingerprint(&adapted), crate::exec::resume::fingerprint(&base));
+    }
 }

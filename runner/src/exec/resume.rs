@@ -32,7 +32,13 @@ pub enum ResumeError {
     Samples { dir: std::path::PathBuf, problem: String },
 }
 
-/// The fields that define a run, by dotted name (`settings.max_new_tokens`), read from its summary.
+/// The session record's fields that are outcomes of a run, not settings: which file ONNX Runtime loaded,
+/// the optimized-model cache's state and where each node ran. Every other field is a setting.
+const SESSION_OUTCOMES: [&str; 4] = ["model_file", "optimized_model_cache", "node_assignment", "node_assignment_error"];
+
+/// The fields that define a run, by dotted name (`settings.max_new_tokens`), read from its summary. Every
+/// setting and every session option is taken as serialized, so a field added later joins the definition
+/// (and so the resume fingerprint and the baseline key) without being listed here.
 pub fn definition(summary: &RunSummary) -> BTreeMap<String, Value> {
     let mut fields = BTreeMap::new();
     let mut put = |name: &str, value: Value| {
@@ -41,19 +47,19 @@ pub fn definition(summary: &RunSummary) -> BTreeMap<String, Value> {
     put("scenario.hash", summary.scenario.hash.clone().into());
     put("dataset.hash", summary.dataset.hash.clone().into());
     put("dataset.selected_ids", summary.dataset.selected_ids.clone().into());
+    put("dataset.subsets", summary.dataset.subsets.clone().into());
     put("model.hash", summary.model.hash.clone().into());
     put("adapter.hash", summary.adapter.as_ref().map(|a| a.hash.clone()).into());
     put("runtime.onnxruntime_version", summary.runtime.onnxruntime_version.clone().into());
     put("runtime.execution_provider", summary.runtime.execution_provider.clone().into());
     put("runtime.intra_threads", summary.runtime.intra_threads.into());
-    if let Some(session) = &summary.runtime.session {
-        put("runtime.providers", session.providers.clone().into());
-        put("runtime.ep_options", serde_json::to_value(&session.ep_options).unwrap_or(Value::Null));
-        put("runtime.graph_optimization", serde_json::to_value(session.graph_optimization).unwrap_or(Value::Null));
-        put("runtime.mode", serde_json::to_value(session.mode).unwrap_or(Value::Null));
-        put("runtime.inter_threads", session.inter_threads.into());
+    if let Some(Ok(Value::Object(session))) = summary.runtime.session.as_ref().map(serde_json::to_value) {
+        for (name, value) in session {
+            if !SESSION_OUTCOMES.contains(&name.as_str()) {
+                fields.insert(format!("runtime.session.{name}"), value);
+            }
+        }
     }
-    // Every setting, including those added later: a new field is part of the definition at once.
     if let Ok(Value::Object(settings)) = serde_json::to_value(&summary.settings) {
         for (name, value) in settings {
             fields.insert(format!("settings.{name}"), value);
@@ -62,6 +68,7 @@ pub fn definition(summary: &RunSummary) -> BTreeMap<String, Value> {
     // Defaults written as absent (skip_serializing_if) must read the same as when written out.
     fields.entry("settings.warmup".into()).or_insert(0.into());
     fields.entry("settings.repeat".into()).or_insert(1.into());
+    fields.entry("runtime.session.intra_op_spinning".into()).or_insert(Value::Null);
     fields
 }
 

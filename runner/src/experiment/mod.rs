@@ -595,3 +595,61 @@ fn product(lists: &[(&'static str, Vec<serde_json::Value>)]) -> Vec<RunConfig> {
         .map(|m| serde_json::from_value(serde_json::Value::Object(m)).expect("command-line values are valid run keys"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field set. A struct literal without `..`: a field added to `RunConfig` does not compile here
+    /// until it is added, and then the assertions below hold it to `RUN_KEYS` and the documentation.
+    fn every_key_set() -> RunConfig {
+        RunConfig {
+            name: Some("n".into()),
+            scenario: Some("s.wasm".into()),
+            model: Some("m".into()),
+            precision: Some(Precision::Int4),
+            ep: Some(ExecutionProvider::Cpu),
+            batch_size: Some(2),
+            adapter: Some("a.onnx_adapter".into()),
+            chat_template: Some(false),
+            system_prompt: Some("p".into()),
+            data: Some("d.jsonl".into()),
+            split: Some("test".into()),
+            subsets: Some(vec!["x".into()]),
+            few_shot: Some(5),
+            scoring: Some("generate".into()),
+            max_samples: Some(3),
+            shuffle_seed: Some(1),
+            max_new_tokens: Some(8),
+            temperature: Some(0.5),
+            top_k: Some(4),
+            top_p: Some(0.9),
+            seed: Some(7),
+            repetition_penalty: Some(1.1),
+            ignore_eos: Some(true),
+            threads: Some(2),
+            warmup: Some(1),
+            repeat: Some(2),
+        }
+    }
+
+    #[test]
+    fn run_keys_are_exactly_the_fields_of_run_config_and_all_are_documented() {
+        let config = every_key_set().to_json();
+        let fields: Vec<&str> = config.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys = RUN_KEYS.to_vec();
+        keys.sort_unstable();
+        let mut sorted_fields = fields.clone();
+        sorted_fields.sort_unstable();
+        assert_eq!(sorted_fields, keys, "RUN_KEYS must list exactly RunConfig's fields");
+        // Each key is read back by the experiment-file reader, one at a time, to the same value.
+        for (key, value) in config.as_object().unwrap() {
+            let one = RunConfig::from_key(key, value, "test").unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(one.to_json()[key], *value, "{key}");
+        }
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/experiments.md")).unwrap();
+        for key in RUN_KEYS {
+            assert!(docs.contains(&format!("| `{key}` |")), "docs/experiments.md documents no run key `{key}`");
+        }
+    }
+}
