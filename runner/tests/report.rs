@@ -55,6 +55,7 @@ fn records(c: &Config) -> Vec<SampleRecord> {
                 finish: Some("eos".into()),
                 prompt_tokens: Some(40 + i),
                 output_tokens: Some(11),
+                output_token_ids: None,
                 timings: SampleTimings {
                     prompt_ms: 0.05,
                     render_ms: 0.1,
@@ -185,6 +186,22 @@ fn baseline_can_be_chosen_by_name_or_index_and_bad_choices_name_the_rows() {
     assert!(err.contains("--baseline 7") && err.contains("Tiny int8 cpu"), "{err}");
     let err = build(gsm8k_only, &BaselineChoice::parse("bf16")).unwrap_err().to_string();
     assert!(err.contains("--baseline bf16") && err.contains("no row"), "{err}");
+}
+
+/// A sweep's runs carry the names the sweep gave them (`RunSummary.run_name`): rows show those, and the
+/// baseline can be chosen by one. Runs made outside a sweep keep the model-precision-provider label.
+#[test]
+fn rows_of_sweep_runs_are_named_as_the_sweep_named_them() {
+    let mut inputs: Vec<RunFolder> = runs().into_iter().filter(|r| r.summary.scenario.name == "gsm8k").collect();
+    inputs[0].summary.run_name = Some("gsm8k-int4-fast".into());
+    let report = build(inputs.clone(), &BaselineChoice::Auto).unwrap();
+    let names: Vec<&str> = report.comparisons[0].rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Tiny fp32 cpu", "Tiny int8 cpu", "gsm8k-int4-fast (Tiny int4 cpu)"]);
+    let report = build(inputs, &BaselineChoice::parse("gsm8k-int4-fast")).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.rows[c.baseline].precision, "int4");
+    let markdown = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(markdown.contains("gsm8k-int4-fast"), "{markdown}");
 }
 
 #[test]

@@ -439,7 +439,9 @@ trait RunName {
 }
 
 impl RunName for RunSummary {
-    /// "SmolLM2-135M-Instruct int4 cpu", with the batch size and adapter when they are not the defaults.
+    /// "SmolLM2-135M-Instruct int4 cpu", with the batch size and adapter when they are not the defaults;
+    /// a sweep's run leads with the name the sweep gave it (`gsm8k-int4`, or the experiment's `name:`):
+    /// "gsm8k-int4 (SmolLM2-135M-Instruct int4 cpu)".
     fn run_name_or_default(&self, model: &str, precision: &str, adapter: &Option<String>) -> String {
         let mut name = format!("{model} {precision} {}", self.runtime.execution_provider);
         if self.settings.batch_size != 1 {
@@ -448,7 +450,10 @@ impl RunName for RunSummary {
         if let Some(adapter) = adapter {
             name.push_str(&format!(" +{adapter}"));
         }
-        name
+        match &self.run_name {
+            Some(run_name) => format!("{run_name} ({name})"),
+            None => name,
+        }
     }
 }
 
