@@ -39,20 +39,43 @@ impl Labels {
         self.labels.iter().map(|(name, _)| name.as_str()).collect()
     }
 
-    /// The label the output states, if any.
+    /// The label the output states, if any. Labels listed as alternatives ("positive or negative", as an
+    /// answer that repeats the question has them) are options, not an answer, and are skipped.
     pub fn classify(&self, output: &str) -> Option<&str> {
         let words = text::words(output);
-        for (at, _) in words.iter().enumerate() {
+        let mut at = 0;
+        while at < words.len() {
             if at > 0 && NEGATIONS.contains(&words[at - 1].as_str()) {
+                at += 1;
                 continue;
             }
-            for (name, phrases) in &self.labels {
-                if phrases.iter().any(|phrase| !phrase.is_empty() && words[at..].starts_with(phrase)) {
-                    return Some(name);
-                }
+            let Some((name, len)) = self.label_at(&words, at) else {
+                at += 1;
+                continue;
+            };
+            // A run of labels joined by "or": the alternatives a question offers.
+            let mut end = at + len;
+            let mut alternatives = false;
+            while words.get(end).is_some_and(|w| w == "or")
+                && let Some((_, next)) = self.label_at(&words, end + 1)
+            {
+                alternatives = true;
+                end += 1 + next;
             }
+            if !alternatives {
+                return Some(name);
+            }
+            at = end;
         }
         None
+    }
+
+    /// The label whose synonym starts at word `at`, and the synonym's length in words (the longest match).
+    fn label_at(&self, words: &[String], at: usize) -> Option<(&str, usize)> {
+        self.labels.iter().find_map(|(name, phrases)| {
+            let matched = phrases.iter().filter(|p| !p.is_empty() && words[at..].starts_with(p)).map(Vec::len).max();
+            matched.map(|len| (name.as_str(), len))
+        })
     }
 }
 
@@ -75,5 +98,10 @@ mod tests {
         assert_eq!(labels.classify("I cannot tell"), None);
         assert_eq!(labels.classify("positively"), None);
         assert_eq!(labels.names(), ["positive", "negative"]);
+        // An answer that repeats the question's alternatives first: the label it then states.
+        assert_eq!(labels.classify("Is this review positive or negative? Negative."), Some("negative"));
+        assert_eq!(labels.classify("Positive or negative: it is positive"), Some("positive"));
+        assert_eq!(labels.classify("good or bad or neutral? bad"), Some("negative"));
+        assert_eq!(labels.classify("positive or negative?"), None);
     }
 }

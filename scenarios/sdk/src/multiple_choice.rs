@@ -3,7 +3,8 @@
 //! `{"text", "label"}` objects as in the original AI2 releases), turning an answer key (`"C"`, `"3"`, `2`)
 //! into the index of a choice, laying choices out as lettered options, and picking the model's choice from
 //! the log-likelihoods the host computed: the most likely continuation (`acc`) or the most likely per
-//! character (`acc_norm`, the length normalisation the lm-evaluation-harness reports for ARC and OpenBookQA).
+//! character of the choice's text (`acc_norm`, the length normalisation the lm-evaluation-harness reports
+//! for ARC and OpenBookQA, with its divisor: the text without the leading space).
 //! Prompts are built from the same pieces ([`lettered_question`], [`few_shot_prompt`], [`Likelihoods`]'
 //! continuations) and one [`score_choices`] scores every multiple-choice scenario's outputs, so what a
 //! prompt asks and what the score compares cannot drift apart between benchmarks.
@@ -295,7 +296,7 @@ pub fn score_choices(sample: &Sample, output: &ModelOutput, scoring: &ChoiceScor
     let raw = most_likely(&output.choices).map(letter);
     let mut score = ScoreBuilder::new().flag("accuracy", is_reference(raw));
     if scoring.likelihoods == Likelihoods::Texts {
-        let normalized = most_likely_per_char(&output.choices, &text_continuations(&choices)).map(letter);
+        let normalized = most_likely_per_char(&output.choices, &choices).map(letter);
         score = score.flag("accuracy_norm", is_reference(normalized));
     }
     Ok(score.extracted(raw.map(String::from)).build())
@@ -306,13 +307,15 @@ pub fn most_likely(likelihoods: &[ChoiceLikelihood]) -> Option<usize> {
     argmax(likelihoods.iter().map(|c| c.logprob))
 }
 
-/// The index of the choice most likely per character of its continuation (lm-evaluation-harness
-/// `acc_norm`); `continuations` are the texts whose likelihoods were computed, in the same order.
-pub fn most_likely_per_char(likelihoods: &[ChoiceLikelihood], continuations: &[String]) -> Option<usize> {
-    if likelihoods.len() != continuations.len() {
+/// The index of the choice most likely per character of its text, as the lm-evaluation-harness computes
+/// `acc_norm`: each continuation's log-likelihood divided by `len(choice)`, the choice text's length in
+/// characters (code points) without the space the prompt puts before it. `texts` are the choice texts in
+/// the order the likelihoods were computed. An empty text counts as one character (lm-eval divides by zero).
+pub fn most_likely_per_char<S: AsRef<str>>(likelihoods: &[ChoiceLikelihood], texts: &[S]) -> Option<usize> {
+    if likelihoods.len() != texts.len() {
         return None;
     }
-    argmax(likelihoods.iter().zip(continuations).map(|(c, text)| c.logprob / text.chars().count().max(1) as f64))
+    argmax(likelihoods.iter().zip(texts).map(|(c, text)| c.logprob / text.as_ref().chars().count().max(1) as f64))
 }
 
 fn argmax(values: impl Iterator<Item = f64>) -> Option<usize> {
@@ -459,6 +462,18 @@ mod tests {
         assert_eq!(names(&score), [("accuracy", 1.0)]);
         let error = score_choices(&sample("B"), &output("", &[-1.0, -2.0]), &letters).unwrap_err();
         assert!(error.contains("sample q1") && error.contains("expected 3"), "{error}");
+    }
+
+    /// lm-eval's `acc_norm` divides by `len(choice)`, not by the continuation " {choice}": with choices of
+    /// 1 and 3 characters the two divisors (1 vs 2, 3 vs 4) pick different answers here.
+    #[test]
+    fn accuracy_norm_divides_by_the_choice_text_without_its_leading_space() {
+        let likelihoods = likelihoods(&[-1.9, -5.0]);
+        let texts = ["a", "bcd"];
+        // Per character of the text: -1.9 / 1 < -5.0 / 3, so "bcd"; per continuation: -0.95 > -1.25, so "a".
+        assert_eq!(most_likely_per_char(&likelihoods, &texts), Some(1));
+        assert_eq!(most_likely_per_char(&likelihoods, &text_continuations(&texts)), Some(0));
+        assert_eq!(most_likely_per_char(&likelihoods, &["é", "ü✓z"]), Some(1), "characters, not bytes");
     }
 
     #[test]

@@ -26,10 +26,23 @@ pub fn final_answer(output: &str) -> Option<String> {
         candidates.sort_unstable();
         candidates.into_iter().rev().find_map(|start| {
             let line = output[start..].split('\n').next().unwrap_or("");
-            find_numbers(line).into_iter().next().map(|n| n.value)
+            stated_number(line)
         })
     };
     after_marker(ANSWER_MARKERS).or_else(|| after_marker(&["####"])).or_else(|| last_number(output))
+}
+
+/// The number a statement after an answer marker gives: the result of a worked expression ("60 - 24 = 36"
+/// states 36) within its first sentence, else the first number of the line.
+fn stated_number(line: &str) -> Option<String> {
+    // The sentence ends at a full stop that is not a decimal point.
+    let bytes = line.as_bytes();
+    let sentence_end = (0..bytes.len())
+        .find(|&i| bytes[i] == b'.' && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        .unwrap_or(line.len());
+    let sentence = &line[..sentence_end];
+    let result = sentence.rfind('=').and_then(|eq| find_numbers(&sentence[eq + 1..]).into_iter().next());
+    result.or_else(|| find_numbers(line).into_iter().next()).map(|n| n.value)
 }
 
 /// The last number in `text`, in canonical form.
@@ -147,6 +160,11 @@ mod tests {
     #[test]
     fn prefers_the_stated_answer() {
         assert_eq!(extract("The answer is 18.").as_deref(), Some("18"));
+        // A worked expression states its result, not its first operand.
+        assert_eq!(extract("The answer is 60 - 24 = 36.").as_deref(), Some("36"));
+        assert_eq!(extract("The answer is 5 + 3 = 8 apples. Then 2 = 2.").as_deref(), Some("8"));
+        assert_eq!(extract("The answer is 1.5 * 2 = 3.0").as_deref(), Some("3"));
+        assert_eq!(extract("The answer is = .").as_deref(), None);
         assert_eq!(extract("9 * 2 = 18, plus 3 is 21. The answer is 21.\nExtra: 7").as_deref(), Some("21"));
         assert_eq!(extract("the ANSWER IS: $1,234.50.").as_deref(), Some("1234.5"));
         assert_eq!(extract("Final answer: 42").as_deref(), Some("42"));
