@@ -22,9 +22,11 @@ use crate::experiment::{PlanInput, RunConfig, Selection, Shard, plan};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
 use crate::prepare::{ScenarioChoices, ScoringMode};
+use crate::results::summary::RunVerdict;
 use crate::results::table::render_terminal;
 use crate::scenario::ScenarioLimits;
 use crate::sweep::{RunState, SweepOptions, run_sweep};
+use crate::terminal::escape_block;
 
 #[derive(Debug, Parser)]
 #[command(name = "runner", version, about = "Benchmark LLM inference: speed and quality in one run")]
@@ -638,7 +640,7 @@ fn run_score(args: ScoreArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.render_terminal());
+        print!("{}", escape_block(&report.render_terminal()));
     }
     Ok(())
 }
@@ -811,15 +813,16 @@ fn run_exec(args: ExecArgs) -> Result<()> {
             }
             None => exec(&opts)?,
         };
-        print!("{}", render_terminal(&outcome.summary));
+        print!("{}", escape_block(&render_terminal(&outcome.summary)));
         println!("Results: {}", outcome.dir.display());
         if let Some((path, trace)) = &outcome.trace {
             println!("{}", crate::results::table::describe_trace(path, trace));
         }
-        if let Some(reason) = &outcome.summary.abort_reason {
-            anyhow::bail!("the run stopped early: {reason}");
-        }
-        return Ok(());
+        return match outcome.summary.verdict() {
+            RunVerdict::Passed => Ok(()),
+            partial @ RunVerdict::SomeSamplesFailed { .. } => Err(SamplesFailed(partial.to_string()).into()),
+            failed => Err(anyhow::anyhow!("{failed}")),
+        };
     }
     let out = match &args.out {
         Some(out) => out.clone(),
@@ -856,17 +859,37 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         Ok(options)
     };
     let report = run_sweep(&plan, &sweep_options, &options_for)?;
-    print!("{}", crate::sweep::render_table(&report.sweep));
+    print!("{}", escape_block(&crate::sweep::render_table(&report.sweep)));
     println!("Sweep: {} ({} and {})", report.dir.display(), crate::sweep::SWEEP_FILE, crate::sweep::SWEEP_CSV);
     if !report.failed.is_empty() {
         anyhow::bail!("{} of the runs failed or stopped early: {}", report.failed.len(), report.failed.join(", "));
     }
+    if !report.partial.is_empty() {
+        let message = format!(
+            "{} of the runs finished with failed samples (their other samples' results stand): {}",
+            report.partial.len(),
+            report.partial.join(", ")
+        );
+        return Err(SamplesFailed(message).into());
+    }
     Ok(())
 }
 
+/// The exit status of a run or sweep that finished but in which some samples failed; `main` exits with
+/// it. runner's exit statuses (README, "Exit status"): 0 when every run and every sample succeeded; 1 on an
+/// error, a run that failed or stopped early, or a run in which no sample succeeded; 2 for a usage error;
+/// 3 when every run finished but some samples failed.
+pub const EXIT_SAMPLES_FAILED: i32 = 3;
+
+/// Returned when every run finished but some samples failed: an outcome to report with
+/// [`EXIT_SAMPLES_FAILED`], not an error, since every result was kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SamplesFailed(pub String);
+
 fn run_merge(args: MergeArgs) -> Result<()> {
     let merged = crate::sweep::merge::merge(&args.dirs, &args.out)?;
-    print!("{}", crate::sweep::render_table(&merged));
+    print!("{}", escape_block(&crate::sweep::render_table(&merged)));
     let missing: Vec<&str> =
         merged.runs.iter().filter(|r| r.status != RunState::Complete).map(|r| r.name.as_str()).collect();
     println!("Merged {} sweep folders into {}", args.dirs.len(), args.out.display());

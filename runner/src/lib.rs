@@ -10,8 +10,8 @@
 //! measures fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample,
 //! `baseline` caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
 //! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
-//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, and `trace` writes `--trace` Chrome traces, and `report` compares runs side by side
-//! (terminal, Markdown, HTML, JSON, CSV).
+//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, `trace` writes `--trace` Chrome traces, `report` compares runs side by side
+//! (terminal, Markdown, HTML, JSON, CSV), and `terminal` escapes untrusted text before it is shown.
 
 pub mod baseline;
 pub mod bench;
@@ -38,6 +38,7 @@ pub mod rng;
 pub mod scenario;
 pub mod score;
 pub mod sweep;
+pub mod terminal;
 #[doc(hidden)]
 pub mod testing;
 pub mod trace;

@@ -23,7 +23,11 @@ fn main() {
         if reader_gone {
             std::process::exit(0);
         }
-        eprintln!("Error: {err:#}");
+        if let Some(partial) = err.downcast_ref::<runner::cli::SamplesFailed>() {
+            eprintln!("Warning: {}", runner::terminal::escape_block(&partial.to_string()));
+            std::process::exit(runner::cli::EXIT_SAMPLES_FAILED);
+        }
+        eprintln!("Error: {}", runner::terminal::escape_block(&format!("{err:#}")));
         std::process::exit(1);
     }
 }

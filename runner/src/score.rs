@@ -151,6 +151,7 @@ fn score_one(scenario: &mut crate::scenario::Scenario, index: usize, sample: &Sa
         finish: None,
         prompt_tokens: None,
         output_tokens: None,
+        output_token_ids: None,
         timings: SampleTimings { score_ms: started.elapsed().as_secs_f64() * 1e3, ..SampleTimings::default() },
         peak_rss_bytes: None,
         rss_after_prefill_bytes: None,

@@ -191,6 +191,10 @@ fn sampling_flags_are_used_and_recorded() {
         if sample.finish.as_deref() == Some("length") {
             assert_eq!(sample.output_tokens, Some(5));
         }
+        // The generated ids are recorded, one per output token, for token-by-token comparisons.
+        let ids = sample.output_token_ids.as_ref().expect("samples.jsonl records the output token ids");
+        assert_eq!(Some(ids.len()), sample.output_tokens, "{sample:?}");
+        assert!(ids.iter().all(|&id| (id as usize) < runner::testing::tiny::VOCAB), "{ids:?}");
     }
 }
 
@@ -206,7 +210,9 @@ fn scenario_faults_fail_their_sample_and_the_run_goes_on() {
         .arg(&data)
         .args(["--scenario-timeout", "1", "--scenario-memory-mib", "64", "--out"])
         .arg(&results));
-    assert!(out.status.success(), "a faulty scenario must not end the run:\n{stdout}\n{stderr}");
+    // Finished, but some samples failed: exit status 3, the results kept.
+    assert_eq!(out.status.code(), Some(3), "a faulty scenario must not end the run:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("3 of 5 samples failed"), "{stderr}");
     let samples = read_samples(&results).unwrap();
     let statuses: Vec<SampleStatus> = samples.iter().map(|s| s.status).collect();
     use SampleStatus::{Failed, Ok};
@@ -220,6 +226,46 @@ fn scenario_faults_fail_their_sample_and_the_run_goes_on() {
     let summary = read_summary(&results);
     assert_eq!(summary.status, RunStatus::Complete);
     assert_eq!((summary.results.succeeded, summary.results.failed), (2, 3));
+}
+
+/// The three ends of a run, told apart by the exit status, for one run and for a sweep alike: 0 when every
+/// sample succeeded, 3 when some failed, 1 when none succeeded (the sweep records that run as failed).
+#[test]
+fn exit_status_tells_every_sample_passed_from_some_failed_from_none_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec_with = |lines: &str, out: &str, extra: &[&str]| {
+        let data = dir.path().join(format!("{out}.txt"));
+        std::fs::write(&data, lines).unwrap();
+        let results = dir.path().join(out);
+        let (status, _, stderr) = run(exec_on_tiny(scenario_artifacts::FAULTY)
+            .arg("--data")
+            .arg(&data)
+            .args(["--max-consecutive-failures", "100", "--out"])
+            .arg(&results)
+            .args(extra));
+        (status.status.code(), stderr, results)
+    };
+    let (code, stderr, _) = exec_with("hello\nhello again\n", "passed", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr, _) = exec_with("hello\ntrap\n", "partial", &[]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("Warning: 1 of 2 samples failed"), "{stderr}");
+    let (code, stderr, results) = exec_with("trap\ntrap\n", "none", &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Error: no sample succeeded: all 2 samples failed"), "{stderr}");
+    assert_eq!(read_summary(&results).results.failed, 2, "the failed samples are recorded");
+
+    // A sweep of two runs (two batch sizes) that both fail every sample: each is `failed` in sweep.json.
+    let (code, stderr, sweep) = exec_with("trap\n", "sweep-none", &["--batch-size", "1,2"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sweep.join("sweep.json")).unwrap()).unwrap();
+    let statuses: Vec<&str> = state["runs"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "failed"], "{state}");
+    assert!(state["runs"][0]["error"].as_str().unwrap().contains("no sample succeeded"), "{state}");
+    let (code, stderr, _) = exec_with("hello\ntrap\n", "sweep-partial", &["--batch-size", "1,2"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("2 of the runs finished with failed samples"), "{stderr}");
 }
 
 /// A scenario that fails every sample stops the run early, and keeps what finished.
@@ -450,7 +496,7 @@ fn faults_inside_a_batch_fail_their_sample_only() {
         .arg(&data)
         .args(["--batch-size", "3", "--out"])
         .arg(&results));
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(3), "finished with failed samples:\n{stdout}\n{stderr}");
     let samples = read_samples(&results).unwrap();
     let indices: Vec<usize> = samples.iter().map(|s| s.index).collect();
     assert_eq!(indices, [0, 1, 2, 3, 4]);

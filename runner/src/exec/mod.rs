@@ -34,6 +34,7 @@ use crate::results::{Aggregates, RunStatus, RunSummary, RunWriter, SampleRecord,
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::FewShot;
 use crate::scenario::{ComponentCache, Sample, ScenarioLimits, ScoredSample};
+use crate::terminal::{escape, escape_block};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 use sample::{SampleProbes, run_batch};
 
@@ -489,7 +490,10 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
                 bar.suspend(|| {
                     eprintln!(
                         "Sample {} ({}) failed during {:?}: {}",
-                        record.index, record.id, error.stage, error.message
+                        record.index,
+                        escape(&record.id),
+                        error.stage,
+                        escape_block(&error.message)
                     )
                 });
             } else {
@@ -500,7 +504,11 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             }
             let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
             if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
-                bar.set_message(format!("{} {:.3}{tps}", first.name, correct_so_far.0 / correct_so_far.1 as f64));
+                bar.set_message(format!(
+                    "{} {:.3}{tps}",
+                    escape(&first.name),
+                    correct_so_far.0 / correct_so_far.1 as f64
+                ));
             }
             bar.inc(1);
             records.push(record);
@@ -600,7 +608,7 @@ fn close_run(
 ) -> Result<()> {
     summary.results = aggregate(records, specs, ready);
     if let Some(warning) = summary.results.warnings.iter().find(|w| w.starts_with("the scenario's `aggregate`")) {
-        eprintln!("Warning: {warning}");
+        eprintln!("Warning: {}", escape(warning));
     }
     // The run's peak includes loading the model, which can briefly need more than any sample.
     summary.results.peak_rss_bytes = summary.results.peak_rss_bytes.max(summary.memory.peak_after_load_bytes);

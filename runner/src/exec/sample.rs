@@ -123,6 +123,7 @@ fn prompt_sample(
         finish: None,
         prompt_tokens: None,
         output_tokens: None,
+        output_token_ids: None,
         timings: SampleTimings::default(),
         peak_rss_bytes: None,
         rss_after_prefill_bytes: None,
@@ -285,6 +286,7 @@ fn record_generation(
     record.timings = sample_timings(prompt_time, &g);
     record.prompt_tokens = Some(g.prompt_tokens);
     record.output_tokens = Some(g.output_tokens);
+    record.output_token_ids = Some(g.output_ids.clone());
     record.finish = serde_json::to_value(g.finish).ok().and_then(|v| v.as_str().map(String::from));
     let answer = match probes.think {
         None => g.output,

@@ -68,7 +68,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         return Ok(());
     }
     let Some(format) = args.format else {
-        print!("{}", TerminalExporter.render(&report)?);
+        print!("{}", crate::terminal::escape_block(&TerminalExporter.render(&report)?));
         return Ok(());
     };
     let exporter: Box<dyn Exporter> = exporter(format, templates);

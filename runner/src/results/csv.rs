@@ -157,6 +157,7 @@ mod tests {
             finish: Some("eos".into()),
             prompt_tokens: Some(12),
             output_tokens: Some(3),
+            output_token_ids: None,
             timings: SampleTimings {
                 ttft_ms: 5.0,
                 itl_ms: vec![1.0, 2.0],

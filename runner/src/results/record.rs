@@ -125,6 +125,10 @@ pub struct SampleRecord {
     pub prompt_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<usize>,
+    /// The generated token ids, in order, so outputs can be compared token by token with other engines
+    /// (a stop string's tokens included although the output text ends before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_token_ids: Option<Vec<u32>>,
     pub timings: SampleTimings,
     /// Peak resident memory of the process while this sample ran (since the run started where the kernel
     /// does not allow resetting the peak: see the summary's `memory.peak_scope`).

@@ -474,6 +474,55 @@ pub struct RunSummary {
     pub run_name: Option<String>,
 }
 
+/// How a run that ran to its end went, as its exit status and its sweep entry say it: every sample
+/// succeeded, some failed (the others' results stand), or none succeeded (the run measured nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunVerdict {
+    Passed,
+    /// The run stopped early (`--max-consecutive-failures`); its finished samples are kept.
+    Aborted {
+        reason: String,
+    },
+    SomeSamplesFailed {
+        failed: usize,
+        samples: usize,
+    },
+    NoSampleSucceeded {
+        samples: usize,
+    },
+}
+
+impl RunSummary {
+    pub fn verdict(&self) -> RunVerdict {
+        let r = &self.results;
+        if self.status == RunStatus::Aborted {
+            let reason = self.abort_reason.clone().unwrap_or_else(|| "too many consecutive failures".into());
+            RunVerdict::Aborted { reason }
+        } else if r.failed > 0 && r.succeeded == 0 {
+            RunVerdict::NoSampleSucceeded { samples: r.failed }
+        } else if r.failed > 0 {
+            RunVerdict::SomeSamplesFailed { failed: r.failed, samples: r.failed + r.succeeded }
+        } else {
+            RunVerdict::Passed
+        }
+    }
+}
+
+impl std::fmt::Display for RunVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunVerdict::Passed => write!(f, "every sample succeeded"),
+            RunVerdict::Aborted { reason } => write!(f, "the run stopped early: {reason}"),
+            RunVerdict::SomeSamplesFailed { failed, samples } => {
+                write!(f, "{failed} of {samples} samples failed; the other samples' results stand")
+            }
+            RunVerdict::NoSampleSucceeded { samples } => {
+                write!(f, "no sample succeeded: all {samples} samples failed, so the run measured nothing")
+            }
+        }
+    }
+}
+
 /// Resident memory of the process around model loading.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryRecord {
@@ -513,6 +562,7 @@ mod tests {
             finish: Some("eos".into()),
             prompt_tokens: Some(10),
             output_tokens: Some(itl.len() + 1),
+            output_token_ids: None,
             timings: SampleTimings {
                 ttft_ms: 20.0,
                 e2e_ms: 100.0,

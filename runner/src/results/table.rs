@@ -37,6 +37,32 @@ fn dist_cells(d: &Option<Distribution>, digits: usize) -> [String; 4] {
     }
 }
 
+/// "llama, 30 layers, hidden 576, 9 heads (3 KV) of 64, 134.5 M parameters": what the model is, from its
+/// configuration and the weights counted in its graph; None when nothing is known.
+pub fn describe_architecture(summary: &RunSummary) -> Option<String> {
+    let info = &summary.model.info;
+    let number = |key: &str| info.get(key).and_then(serde_json::Value::as_u64).filter(|n| *n > 0);
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(architecture) = info.get("architecture").and_then(|a| a.as_str()) {
+        parts.push(architecture.to_string());
+    }
+    if let Some(layers) = number("layers") {
+        parts.push(format!("{layers} layers"));
+    }
+    if let Some(hidden) = number("hidden_size") {
+        parts.push(format!("hidden {hidden}"));
+    }
+    match (number("heads"), number("kv_heads"), number("head_size")) {
+        (Some(heads), Some(kv), Some(size)) => parts.push(format!("{heads} heads ({kv} KV) of {size}")),
+        (None, Some(kv), Some(size)) => parts.push(format!("{kv} KV heads of {size}")),
+        _ => {}
+    }
+    if let Some(weights) = summary.model.graph.as_ref().map(|g| g.weights).filter(|w| *w > 0) {
+        parts.push(format!("{:.1} M parameters", weights as f64 / 1e6));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The terminal summary: what ran, the scenario's metrics with confidence intervals, and timings.
 pub fn render_terminal(summary: &RunSummary) -> String {
     let mut out = String::new();
@@ -44,7 +70,10 @@ pub fn render_terminal(summary: &RunSummary) -> String {
 
     let mut header = Table::new();
     header.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    let precision = summary.model.info.get("precision").and_then(|p| p.as_str()).unwrap_or("?");
+    // The precision the importer recorded, else the one measured from the graph (folders of other tools).
+    let recorded = summary.model.info.get("precision").and_then(|p| p.as_str()).filter(|p| *p != "unknown");
+    let measured = summary.model.graph.as_ref().map(|g| g.weight_precision.as_str());
+    let precision = recorded.or(measured).unwrap_or("?");
     let model_name = summary.model.info.get("name").and_then(|p| p.as_str()).unwrap_or(&summary.model.dir);
     header.add_row(vec![
         "scenario",
@@ -55,6 +84,9 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         &format!("{} — {} of {} samples", summary.dataset.label, summary.dataset.selected, summary.dataset.total),
     ]);
     header.add_row(vec!["model", &format!("{model_name} [{precision}] ({})", summary.model.hash)]);
+    if let Some(shape) = describe_architecture(summary) {
+        header.add_row(vec!["architecture", &shape]);
+    }
     if let Some(graph) = &summary.model.graph {
         header.add_row(vec!["precision", &graph.label]);
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::exec::{ExecOptions, RunOutcome};
 use crate::experiment::{PlannedRun, RUN_KEYS, RunConfig, Shard};
 use crate::results::RunSummary;
+use crate::results::summary::RunVerdict;
 use crate::results::table::human_bytes;
 
 pub const SWEEP_FILE: &str = "sweep.json";
@@ -303,6 +304,8 @@ pub struct SweepReport {
     pub failed: Vec<String>,
     /// Runs skipped because they were complete (`--resume`).
     pub skipped: Vec<String>,
+    /// Runs of this process that finished with some failed samples (their other samples' results stand).
+    pub partial: Vec<String>,
 }
 
 /// Runs one run of the sweep: `options` (built by the caller from the run's configuration) with the
@@ -352,7 +355,13 @@ pub fn run_sweep(
             state.absorb(existing);
         }
     }
-    let mut report = SweepReport { dir: out.clone(), sweep: state.clone(), failed: Vec::new(), skipped: Vec::new() };
+    let mut report = SweepReport {
+        dir: out.clone(),
+        sweep: state.clone(),
+        failed: Vec::new(),
+        skipped: Vec::new(),
+        partial: Vec::new(),
+    };
     save(&state, &own_path, out, opts.shard)?;
 
     let mine: Vec<usize> = (0..plan.len()).filter(|i| opts.shard.is_none_or(|s| s.owns(*i))).collect();
@@ -382,11 +391,16 @@ pub fn run_sweep(
             Ok(outcome) => {
                 let headline = Headline::of(&outcome.summary);
                 eprintln!("{}: {}", run.name, describe(&headline));
-                entry.status = match outcome.summary.status {
-                    crate::results::RunStatus::Complete => RunState::Complete,
-                    _ => RunState::Aborted,
+                let verdict = outcome.summary.verdict();
+                entry.status = match verdict {
+                    RunVerdict::Passed | RunVerdict::SomeSamplesFailed { .. } => RunState::Complete,
+                    RunVerdict::Aborted { .. } => RunState::Aborted,
+                    RunVerdict::NoSampleSucceeded { .. } => RunState::Failed,
                 };
-                entry.error = outcome.summary.abort_reason.clone();
+                if matches!(verdict, RunVerdict::SomeSamplesFailed { .. }) {
+                    report.partial.push(run.name.clone());
+                }
+                entry.error = (verdict != RunVerdict::Passed).then(|| verdict.to_string());
                 entry.headline = Some(headline);
             }
             Err(e) => {
