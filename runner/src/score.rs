@@ -3,6 +3,7 @@
 //! JSON Lines, one object per sample: its `id` (or 0-based `index` into the dataset's samples) and its
 //! `output` text. Every line is matched to exactly one sample; an unknown id, a repeated sample or a
 //! malformed line is an error naming the file and line, and samples without an output are reported.
+//! Each output is cut at the scenario's stop strings first, as generation in `runner exec` cuts it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -13,6 +14,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 use crate::datasets::DataSource;
+use crate::engine::cut_at_stop_strings;
 use crate::exec::{metric_specs, scenario_aggregate};
 use crate::prepare::{self, ScenarioChoices};
 use crate::results::table::metrics_table;
@@ -93,7 +95,10 @@ pub fn score(opts: &ScoreOptions) -> Result<ScoreReport> {
             missing.push(sample.id.clone());
             continue;
         };
-        let record = score_one(&mut ready.scenario, index, sample, &output.text);
+        // Stopped where `runner exec` would have stopped generating: the scenario's stop strings.
+        let (text, stopped) = cut_at_stop_strings(&output.text, &metadata.defaults.stop);
+        let mut record = score_one(&mut ready.scenario, index, sample, &text);
+        record.finish = stopped.then(|| "stop".to_string());
         if let Some(error) = &record.error {
             failed.push(SampleFailure { id: sample.id.clone(), message: error.message.clone() });
         }

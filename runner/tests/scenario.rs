@@ -612,14 +612,19 @@ fn exec_scores_choices_by_loglikelihood_and_contains_faults() {
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, "hello\nscore:trap\nempty-prompt\nhello again\nscore:nan\n").unwrap();
     let results = dir.path().join("run");
-    let (ok, stdout, stderr) = run(runner_command(&dir.path().join("cache"))
+    let output = runner_command(&dir.path().join("cache"))
         .args(["exec", scenario_artifacts::FAULTY, "--no-progress", "--scoring", "loglikelihood", "--model"])
         .arg(&model)
         .arg("--data")
         .arg(&data)
         .arg("--out")
-        .arg(&results));
-    assert!(ok, "{stdout}\n{stderr}");
+        .arg(&results)
+        .output()
+        .expect("runner starts");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    // Finished with failed samples: exit status 3, every result kept.
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("3 of 5 samples failed"), "{stderr}");
     let samples = read_samples(&results).unwrap();
     let failed: Vec<bool> = samples.iter().map(|s| s.error.is_some()).collect();
     assert_eq!(failed, [false, true, true, false, true]);

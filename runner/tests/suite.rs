@@ -189,3 +189,39 @@ fn score_finds_the_reference_answers_correct() {
     let custom = ["Tokyo", "8", "Mars", "Au", "cold", "worm"];
     score_gold(scenario_artifacts::CUSTOM, &custom.map(|a| format!("It is {a}.")), "contains");
 }
+
+/// `runner score` cuts each output at the scenario's stop strings before scoring, as `runner exec` cuts
+/// what it generates: the recorded output ends before the stop string and its finish is `stop`.
+#[test]
+fn score_cuts_outputs_made_elsewhere_at_the_scenarios_stop_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("questions.csv");
+    std::fs::write(&data, "question,gold\nCapital of France?,Paris\nCapital of Japan?,Tokyo\n").unwrap();
+    let task = dir.path().join("task.yaml");
+    std::fs::write(
+        &task,
+        "template: \"Q: {question}\\nA:\"\nreference_field: gold\nmetric: exact_match\nstop: [\"\\n\"]\n",
+    )
+    .unwrap();
+    let outputs = dir.path().join("outputs.jsonl");
+    std::fs::write(&outputs, "{\"index\": 0, \"output\": \"Paris\\nQ: Capital of Spain?\\nA: Madrid\"}\n{\"index\": 1, \"output\": \"Tokyo\"}\n")
+        .unwrap();
+    let samples = dir.path().join("scored.jsonl");
+    let (out, text) = run(runner()
+        .arg("score")
+        .arg(scenario_artifacts::CUSTOM)
+        .arg("--data")
+        .arg(&data)
+        .arg("--task")
+        .arg(&task)
+        .arg("--outputs")
+        .arg(&outputs)
+        .arg("--samples-out")
+        .arg(&samples));
+    assert!(out.status.success(), "score failed:\n{text}");
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(&samples).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!((records[0]["output"].as_str(), records[0]["finish"].as_str()), (Some("Paris"), Some("stop")));
+    assert_eq!((records[1]["output"].as_str(), records[1].get("finish")), (Some("Tokyo"), None));
+    assert!(records.iter().all(|r| r["metrics"]["exact_match"] == 1.0), "{records:?}");
+}

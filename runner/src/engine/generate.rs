@@ -574,6 +574,14 @@ struct RowState<'s> {
     timings: Timings,
 }
 
+/// `text` cut before the first of `stops` in it, as generation cuts its output, and whether one was found:
+/// how `runner score` treats outputs made elsewhere, so they are scored as `runner exec` would have.
+pub fn cut_at_stop_strings(text: &str, stops: &[String]) -> (String, bool) {
+    let mut matcher = StopMatcher::new(stops);
+    let stopped = matcher.push(text, &mut |_| {});
+    (matcher.finish(&mut |_| {}), stopped)
+}
+
 /// Accumulates generated text, finds stop strings (also across token boundaries) and streams only text
 /// that cannot turn out to be the start of a stop string.
 struct StopMatcher<'s> {

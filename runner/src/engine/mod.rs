@@ -25,7 +25,9 @@ use std::path::PathBuf;
 
 pub use chat::{ChatTemplate, PromptOptions, TemplateError, plain_text, with_system_prompt};
 pub use detok::StreamDecoder;
-pub use generate::{ContinuationScore, Engine, FinishReason, Generation, GenerationSettings, Timings, TokenTiming};
+pub use generate::{
+    ContinuationScore, Engine, FinishReason, Generation, GenerationSettings, Timings, TokenTiming, cut_at_stop_strings,
+};
 pub use model::{IoNames, ModelError, ModelFolder, ModelFormat, ModelInfo};
 pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
