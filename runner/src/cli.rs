@@ -25,7 +25,7 @@ use crate::prepare::{ScenarioChoices, ScoringMode};
 use crate::results::summary::RunVerdict;
 use crate::results::table::render_terminal;
 use crate::scenario::ScenarioLimits;
-use crate::sweep::{RunState, SweepOptions, run_sweep};
+use crate::sweep::{SweepOptions, run_sweep};
 use crate::terminal::escape_block;
 
 #[derive(Debug, Parser)]
@@ -890,11 +890,14 @@ pub struct SamplesFailed(pub String);
 fn run_merge(args: MergeArgs) -> Result<()> {
     let merged = crate::sweep::merge::merge(&args.dirs, &args.out)?;
     print!("{}", escape_block(&crate::sweep::render_table(&merged)));
-    let missing: Vec<&str> =
-        merged.runs.iter().filter(|r| r.status != RunState::Complete).map(|r| r.name.as_str()).collect();
+    let missing = crate::sweep::merge::incomplete_runs(&merged);
     println!("Merged {} sweep folders into {}", args.dirs.len(), args.out.display());
     if !missing.is_empty() {
-        anyhow::bail!("{} runs are not complete in any input: {}", missing.len(), missing.join(", "));
+        anyhow::bail!(
+            "{} runs are not complete in any input: {}; rerun their shards with --resume and merge again",
+            missing.len(),
+            missing.join(", ")
+        );
     }
     Ok(())
 }

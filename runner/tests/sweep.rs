@@ -356,6 +356,15 @@ fn shards_merge_into_the_unsharded_sweep() {
     assert_eq!(half.runs.iter().filter(|r| r.status == RunState::Complete).count(), 2);
     assert!(a.join("sweep.shard-0-of-2.json").is_file());
 
+    // One shard alone: the merge names each run the other shard owes, with that shard, and fails.
+    let (out, text) = run(runner_cmd().arg("merge").arg(&a).arg("--out").arg(dir.path().join("half")));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let owed: Vec<&str> =
+        half.runs.iter().filter(|r| r.status != RunState::Complete).map(|r| r.name.as_str()).collect();
+    for name in &owed {
+        assert!(text.contains(&format!("{name} (shard 1, pending)")), "{name} is not named:\n{text}");
+    }
+
     let merged = dir.path().join("merged");
     let (out, text) = run(runner_cmd().arg("merge").arg(&a).arg(&b).arg("--out").arg(&merged));
     assert!(out.status.success(), "{text}");
@@ -474,4 +483,42 @@ fn default_model_sweep_over_precisions_and_scenarios_from_one_experiment_folder(
     let flag_names: Vec<&str> =
         flags_plan.lines().filter_map(|l| l.split('\t').next()).filter(|n| !n.is_empty()).collect();
     assert_eq!(flag_names, names);
+}
+
+fn docs(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap()
+}
+
+/// The Slurm script people copy exists once (`cargo xtask slurm` submits that file to a real cluster): the
+/// docs name it and hold no second copy, and bash parses it.
+#[test]
+fn the_documented_slurm_script_is_one_file_that_bash_parses() {
+    let guide = docs("docs/experiments.md");
+    assert!(guide.contains("(slurm/runner-sweep.sbatch)"), "docs/experiments.md must link the script");
+    assert!(!guide.contains("#SBATCH"), "docs/experiments.md holds a second copy of the Slurm script");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/slurm/runner-sweep.sbatch");
+    let text = docs("docs/slurm/runner-sweep.sbatch");
+    for needed in ["--resume", "${SLURM_ARRAY_TASK_ID}/${SLURM_ARRAY_TASK_COUNT}", "#SBATCH --array="] {
+        assert!(text.contains(needed), "the script lacks {needed}");
+    }
+    let out = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(out.status.success(), "bash -n: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The Kubernetes indexed Job in docs/experiments.md is valid YAML for an Indexed Job whose pods shard by
+/// `JOB_COMPLETION_INDEX` (the variable Kubernetes sets in Indexed mode) over as many shards as completions,
+/// with --resume so a restarted pod continues its shard.
+#[test]
+fn the_documented_kubernetes_job_shards_by_its_completion_index() {
+    let guide = docs("docs/experiments.md");
+    let start = guide.find("```yaml\napiVersion: batch/v1").expect("the Kubernetes example") + "```yaml\n".len();
+    let yaml = &guide[start..start + guide[start..].find("```").unwrap()];
+    let job: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!((job["kind"].as_str(), job["spec"]["completionMode"].as_str()), (Some("Job"), Some("Indexed")));
+    let completions = job["spec"]["completions"].as_u64().unwrap();
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"][0].as_str().unwrap();
+    assert!(args.contains(&format!("--shard \"${{JOB_COMPLETION_INDEX}}/{completions}\"")), "{args}");
+    assert!(args.contains("--resume"), "{args}");
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "OnFailure");
 }

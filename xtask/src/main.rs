@@ -5,6 +5,7 @@
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 //! - `report`: renders the published reports under `reports/` from `reports/data/`.
+//! - `slurm`: the documented Slurm array job on a one-node cluster on localhost, checked against one process.
 
 mod bandwidth;
 mod bench;
@@ -13,6 +14,7 @@ mod fuzz;
 mod report;
 mod setup;
 mod shell;
+mod slurm;
 
 use anyhow::{Result, bail};
 
@@ -29,7 +31,10 @@ tasks:
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes
   report [PATH..] render reports/README.md and a .md and .html page per comparison from the results
-                  folders under reports/data/ (or PATHs) with the templates in templates/";
+                  folders under reports/data/ (or PATHs) with the templates in templates/
+  slurm           submit docs/slurm/runner-sweep.sbatch to a one-node Slurm cluster on localhost
+                  (slurmctld, slurmd, munge from Debian when missing): requeue, a cancelled shard,
+                  concurrent imports, and the merged sweep against the same sweep in one process";
 
 fn main() {
     if let Err(err) = run() {
@@ -47,6 +52,7 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("report") => report::run(flags),
+        Some("slurm") => slurm::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -74,7 +74,7 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 /// Builds the runner binary and returns its path, as cargo reports it.
-fn build_runner() -> Result<PathBuf> {
+pub fn build_runner() -> Result<PathBuf> {
     let messages =
         output(cargo().args(["build", "--release", "-p", "runner", "--message-format=json-render-diagnostics"]))?;
     messages
@@ -85,7 +85,7 @@ fn build_runner() -> Result<PathBuf> {
         .context("cargo built runner but reported no executable")
 }
 
-fn runner_paths(runner: &Path) -> Result<Value> {
+pub fn runner_paths(runner: &Path) -> Result<Value> {
     let json = output(Command::new(runner).args(["paths", "--json"]))?;
     serde_json::from_str(&json).context("`runner paths --json` printed something that is not JSON")
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{SWEEP_CSV, SWEEP_FILE, SweepFile, load_folder, write_csv};
+use super::{RunState, SWEEP_CSV, SWEEP_FILE, SweepFile, load_folder, write_csv};
 
 /// Merges `inputs` into `out` (which may be one of the inputs) and returns the merged sweep.
 pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<SweepFile> {
@@ -61,11 +61,29 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<SweepFile> {
     merged.shard = None;
     merged.updated_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     for run in &mut merged.runs {
+        if run.status != RunState::Complete {
+            // Kept for the merged sweep's readers: which shard still owes this run.
+            continue;
+        }
         run.shard = None;
     }
     merged.write(&out.join(SWEEP_FILE))?;
     write_csv(&merged, &out.join(SWEEP_CSV))?;
     Ok(merged)
+}
+
+/// Each run of `sweep` that is not complete, as "gsm8k-int8 (shard 1, running)": the shard that owes it
+/// (when it was sharded) and how far it got, so a user knows which array task to rerun.
+pub fn incomplete_runs(sweep: &SweepFile) -> Vec<String> {
+    sweep
+        .runs
+        .iter()
+        .filter(|run| run.status != RunState::Complete)
+        .map(|run| {
+            let shard = run.shard.map_or(String::new(), |index| format!("shard {index}, "));
+            format!("{} ({shard}{})", run.name, run.status.as_str())
+        })
+        .collect()
 }
 
 fn copy_dir(src: &Path, dest: &Path) -> Result<()> {
