@@ -3,7 +3,8 @@
 //!
 //! - Data: allenai/openbookqa from the Hub, config `main` (`id`, `question_stem`, `choices` {`text`,
 //!   `label`}, `answerKey`) or `additional` (the same plus `fact1`, the book fact the question was written
-//!   from), or AI2's original JSON Lines (`question` {`stem`, `choices`}, optional `fact1`).
+//!   from), AI2's original JSON Lines (`question` {`stem`, `choices`}, optional `fact1`), or AI2's TSV
+//!   (`Data/Main/test.tsv`: `ID`, `Question Stem`, `Choices` as "(A) … (B) …", `Answer Key`).
 //! - `--scenario-arg fact=include` puts each question's `fact1` before it (the "open book" setting; every row
 //!   must then have one, as the `additional` config does); by default the question stands alone.
 //! - Log-likelihood scoring is the lm-evaluation-harness's `openbookqa` task: the question stem as a text
@@ -15,7 +16,7 @@ use std::cell::RefCell;
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
+    ChoiceScoring, Likelihoods, TSV_COLUMNS, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
     reference_text, sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
@@ -116,7 +117,8 @@ fn sample_of(row: &Row<'_>, with_fact: bool) -> Result<Sample, DatasetError> {
         })?;
         fields.push(Field { name: "fact".to_string(), value: fact.trim().to_string() });
     }
-    Ok(Sample { id: row.id("id")?, subset: None, fields, reference: letter(keyed.answer).to_string() })
+    let id = if row.get(TSV_COLUMNS.id).is_some() { row.id(TSV_COLUMNS.id)? } else { row.id("id")? };
+    Ok(Sample { id, subset: None, fields, reference: letter(keyed.answer).to_string() })
 }
 
 fn fact_of(sample: &Sample) -> Option<&str> {

@@ -69,6 +69,27 @@ fn gold_answers_score_right_and_wrong_answers_wrong_in_both_modes() {
     }
 }
 
+/// AI2's tab-separated release, in its own layout (two rows written for runner, not OpenBookQA's).
+#[test]
+fn ai2_tsv_layout() {
+    let tsv = "ID\tQuestion Stem\tChoices\tComplete Question\tAnswer Key\n\
+               9-1\tFog forms most often over:\t(A) a marsh (B) a desert (C) a dune (D) a mesa\tFog forms most often over: (A) a marsh (B) a desert (C) a dune (D) a mesa\tA\n\
+               9-2\tIce (frozen water) floats because it is\t(A) heavy (B) less dense than water (C) hot (D) blue\tx\tB\n";
+    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+    let samples = harness.parse("test.tsv", tsv.as_bytes()).unwrap();
+    let ids: Vec<(&str, &str)> = samples.iter().map(|s| (s.id.as_str(), s.reference.as_str())).collect();
+    assert_eq!(ids, [("9-1", "A"), ("9-2", "B")]);
+    let request = harness.request(&samples, 1);
+    assert!(matches!(&request.prompt, Prompt::Text(text) if text == "Ice (frozen water) floats because it is"));
+    assert_eq!(request.choices, [" heavy", " less dense than water", " hot", " blue"]);
+    let bad = "ID\tQuestion Stem\tChoices\tComplete Question\tAnswer Key\n9-3\tQ\ta, b\tx\tA\n";
+    let error = harness.parse("test.tsv", bad.as_bytes()).unwrap_err();
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("Choices")), "{error:?}");
+    let bad_key = "ID\tQuestion Stem\tChoices\tComplete Question\tAnswer Key\n9-4\tQ\t(A) a (B) b\tx\tE\n";
+    let error = harness.parse("test.tsv", bad_key.as_bytes()).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("Answer Key"), "{error:?}");
+}
+
 #[test]
 fn original_layout_and_bad_rows() {
     let harness = Harness::<OpenBookQa>::new();

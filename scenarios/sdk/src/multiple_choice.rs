@@ -105,18 +105,67 @@ pub struct KeyedQuestion {
     pub answer: usize,
 }
 
-/// Reads an AI2 row: the nested `question` {`stem`, `choices`} of the original JSON Lines, else the Hub's flat
-/// `question_field` and `choices`; then `answerKey`, a label among the choices. Errors name the row and field.
+/// Reads an AI2 row: the nested `question` {`stem`, `choices`} of the original JSON Lines, AI2's
+/// tab-separated release (see [`TSV_COLUMNS`]), else the Hub's flat `question_field` and `choices`; then the
+/// answer key, a label among the choices. Errors name the row and field.
 pub fn keyed_question(row: &Row<'_>, question_field: &str) -> Result<KeyedQuestion, DatasetError> {
+    let tsv = row.get(TSV_COLUMNS.stem).is_some();
     let (question, choices) = match nested_question(row, "question")? {
         Some(nested) => nested,
+        None if tsv => (row.str(TSV_COLUMNS.stem)?.trim().to_string(), inline_choices(row, TSV_COLUMNS.choices)?),
         None => (row.str(question_field)?.to_string(), labeled_choices(row, "choices")?),
     };
-    let key = row.str("answerKey")?;
+    let key_field = if tsv { TSV_COLUMNS.answer } else { "answerKey" };
+    let key = row.str(key_field)?;
     let answer = choices.index_of(key).ok_or_else(|| {
-        row.error("answerKey", format!("`{key}` is not one of the choice labels {}", choices.labels.join(", ")))
+        row.error(key_field, format!("`{key}` is not one of the choice labels {}", choices.labels.join(", ")))
     })?;
     Ok(KeyedQuestion { question, choices, answer })
+}
+
+/// The columns of AI2's tab-separated OpenBookQA release (`Data/Main/test.tsv`): `ID`, `Question Stem`,
+/// `Choices` written inline as "(A) … (B) … (C) … (D) …", `Complete Question`, `Answer Key`.
+pub struct TsvColumns {
+    pub id: &'static str,
+    pub stem: &'static str,
+    pub choices: &'static str,
+    pub answer: &'static str,
+}
+
+pub const TSV_COLUMNS: TsvColumns =
+    TsvColumns { id: "ID", stem: "Question Stem", choices: "Choices", answer: "Answer Key" };
+
+/// Reads choices written inline, "(A) a marsh (B) a tundra (C) the plains": each label is the next letter in
+/// parentheses, so a parenthesis inside a choice's text does not split it. Errors name the row and `field`.
+pub fn inline_choices(row: &Row<'_>, field: &str) -> Result<Choices, DatasetError> {
+    let text = row.str(field)?.trim();
+    let expected = || row.error(field, format!("`{field}` is not written as \"(A) … (B) …\": {text:?}"));
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for label in 'A'..='Z' {
+        let marker = format!("({label}) ");
+        let found = if starts.is_empty() {
+            text.starts_with(&marker).then_some(0)
+        } else {
+            text[from..].find(&format!(" {marker}")).map(|at| from + at + 1)
+        };
+        let Some(at) = found else { break };
+        starts.push((label, at, at + marker.len()));
+        from = at + marker.len();
+    }
+    if starts.len() < 2 {
+        return Err(expected());
+    }
+    let mut choices = Choices { texts: Vec::new(), labels: Vec::new() };
+    for (i, &(label, _, text_start)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(text.len(), |next| next.1);
+        choices.texts.push(text[text_start..end].trim().to_string());
+        choices.labels.push(label.to_string());
+    }
+    if choices.texts.iter().any(|t| t.is_empty()) {
+        return Err(expected());
+    }
+    Ok(choices)
 }
 
 /// A multiple-choice sample's fields: `question`, then one field per choice named by its letter ("A", "B"...).
@@ -400,6 +449,20 @@ mod tests {
             reference: "B".into(),
         };
         assert_eq!(question_and_choices(&sample).unwrap(), ("Why?", vec!["x", "y"]));
+    }
+
+    #[test]
+    fn reads_inline_choices_as_ai2_writes_them_in_tsv() {
+        let row = |text: &str| crate::Record { columns: vec![("Choices".into(), Value::Text(text.into()))] };
+        let record = row("(A) a marsh (B) a tundra (with ice) (C) the plains (D) a desert");
+        let choices = inline_choices(&Row::new(3, &record), "Choices").unwrap();
+        assert_eq!(choices.texts, ["a marsh", "a tundra (with ice)", "the plains", "a desert"]);
+        assert_eq!(choices.labels, ["A", "B", "C", "D"]);
+        for bad in ["a marsh, a tundra", "(A) only one", "(A)  (B) b"] {
+            let record = row(bad);
+            let error = inline_choices(&Row::new(3, &record), "Choices").unwrap_err();
+            assert_eq!((error.row, error.field.as_deref()), (Some(3), Some("Choices")), "{bad}");
+        }
     }
 
     #[test]
