@@ -1,9 +1,9 @@
 //! Cached base-model runs. A run's key is the hash of its definition (what its resume fingerprint covers:
 //! model, ONNX Runtime version, execution provider and session options, threads, every generation, prompt
-//! and scenario setting, scenario, dataset and selection) less the adapter; every complete run without an adapter is registered under its key in
-//! `<cache>/baselines/`, so an adapter run finds the base run it must be compared with instead of running
-//! it again. `exec_with_baseline` runs an adapter run, reuses or makes its base run, and records the
-//! adapter's overhead and accuracy delta in the adapter run's summary.
+//! and scenario setting, scenario, dataset and selection) less the adapter; every complete run without an
+//! adapter is registered under its key in `<cache>/baselines/`, so an adapter run finds the base run it must
+//! be compared with instead of running it again. `exec_with_baseline` runs an adapter run, reuses or makes
+//! its base run, and records the adapter's overhead and accuracy delta in the adapter run's summary.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -23,7 +23,8 @@ fn bench(args: &[&str]) -> (Output, String, String) {
     let cache = std::env::temp_dir().join("runner-test-cache");
     let out = Command::new(env!("CARGO_BIN_EXE_runner"))
         .env_remove("ORT_DYLIB_PATH")
-        .env("XDG_CACHE_HOME", cache)
+        .env("XDG_CACHE_HOME", &cache)
+        .env("RUNNER_CACHE_DIR", cache.join("runner"))
         .arg("bench")
         .arg("--model")
         .arg(tiny_model())

@@ -33,6 +33,7 @@ fn exec(dir: &Path, args: &[&str]) -> (Output, String, String, PathBuf) {
     let out = Command::new(env!("CARGO_BIN_EXE_runner"))
         .env_remove("ORT_DYLIB_PATH")
         .env("XDG_CACHE_HOME", tiny().dir.path().join("cache"))
+        .env("RUNNER_CACHE_DIR", tiny().dir.path().join("cache").join("runner"))
         .current_dir(dir)
         .arg("exec")
         .arg(scenario_artifacts::GSM8K)

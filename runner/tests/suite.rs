@@ -24,8 +24,12 @@ fn tiny_model() -> &'static Path {
 }
 
 fn runner() -> Command {
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
+    // Precompiled scenarios, registered baselines and ONNX Runtime's telemetry stay in the test's own folder,
+    // whatever cache the user exports.
+    cmd.env_remove("ORT_DYLIB_PATH").env("RUNNER_CACHE_DIR", cache.join("runner")).env("XDG_CACHE_HOME", cache);
     cmd
 }
 
