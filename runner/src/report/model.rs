@@ -361,14 +361,18 @@ fn provenance(input: &RunFolder) -> Provenance {
         started_at: s.started_at.clone(),
         finished_at: s.finished_at.clone().unwrap_or_default(),
         status: format!("{:?}", s.status).to_lowercase(),
-        model_dir: s.model.dir.clone(),
+        // Pages travel: no path of the machine that made them (the hashes say exactly what ran).
+        model_dir: super::reproduce::portable_path(&s.model.dir),
         model_hash: s.model.hash.clone(),
         precision_label: s.model.graph.as_ref().map_or_else(String::new, |g| g.label.clone()),
-        scenario_path: s.scenario.path.clone(),
+        scenario_path: super::reproduce::portable_path(&s.scenario.path),
         scenario_hash: s.scenario.hash.clone(),
         dataset: format!(
             "{} ({}), {} of {} samples",
-            s.dataset.label, s.dataset.source, s.dataset.selected, s.dataset.total
+            super::reproduce::portable_path(&s.dataset.label),
+            s.dataset.source,
+            s.dataset.selected,
+            s.dataset.total
         ),
         dataset_hash: s.dataset.hash.clone(),
         onnxruntime: format!("{} {} EP", s.runtime.onnxruntime_version, s.runtime.execution_provider),

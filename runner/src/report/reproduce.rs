@@ -1,6 +1,8 @@
 //! The `runner exec` command line that reproduces a run, rebuilt from what its summary recorded (scenario,
 //! model folder, dataset and selection, provider, threads and generation settings), shell-quoted so it can
-//! be pasted as is.
+//! be pasted as is. Reports travel, so inputs are named by what they are, never by a path of the machine
+//! that ran them: the default model by its precision, another model folder by its name, a dataset file by
+//! its folder and name (the page's provenance gives its sha256).
 
 use crate::results::RunSummary;
 
@@ -13,14 +15,17 @@ pub fn shell_quote(word: &str) -> String {
 /// The exec command line for the run. Flags that were at their defaults are left out, except the
 /// generation budget and the selection, which a reader compares between pages.
 pub fn reproduce_command(s: &RunSummary) -> String {
-    let mut args: Vec<String> = vec!["runner".into(), "exec".into(), s.scenario.path.clone()];
+    let mut args: Vec<String> = vec!["runner".into(), "exec".into(), portable_path(&s.scenario.path)];
     let mut flag = |name: &str, value: Option<String>| {
         args.push(format!("--{name}"));
         args.extend(value);
     };
-    flag("model", Some(s.model.dir.clone()));
+    match portable_model(&s.model.dir) {
+        PortableModel::Default { precision } => flag("precision", Some(precision)),
+        PortableModel::Folder(folder) => flag("model", Some(folder)),
+    }
     if s.dataset.source == "file" {
-        flag("data", Some(s.dataset.label.clone()));
+        flag("data", Some(portable_path(&s.dataset.label)));
     }
     for subset in &s.dataset.subsets {
         flag("subset", Some(subset.clone()));
@@ -83,14 +88,60 @@ pub fn reproduce_command(s: &RunSummary) -> String {
         }
     }
     if let Some(adapter) = &s.adapter {
-        flag("adapter", Some(adapter.path.display().to_string()));
+        flag("adapter", Some(portable_path(&adapter.path.display().to_string())));
     }
     args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+enum PortableModel {
+    /// An import of runner's default model: `--precision` picks it on any machine.
+    Default {
+        precision: String,
+    },
+    Folder(String),
+}
+
+fn portable_model(dir: &str) -> PortableModel {
+    let path = std::path::Path::new(dir);
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let parent = path.parent().and_then(name);
+    match (parent.as_deref(), name(path)) {
+        (Some(crate::paths::DEFAULT_MODEL), Some(precision))
+            if crate::import::Precision::ALL.iter().any(|p| p.to_string() == precision) =>
+        {
+            PortableModel::Default { precision }
+        }
+        _ => PortableModel::Folder(portable_path(dir)),
+    }
+}
+
+/// A relative path as it is; an absolute one as its last folder and name (`gsm8k/test.jsonl`).
+pub(crate) fn portable_path(path: &str) -> String {
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() {
+        return path.to_string();
+    }
+    let parts: Vec<String> =
+        p.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    parts.into_iter().rev().filter(|c| c != "/").collect::<Vec<_>>().join("/")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_are_named_by_what_they_are_not_by_this_machines_paths() {
+        let default = "/root/.local/share/runner/models/SmolLM2-135M-Instruct/fp32";
+        assert!(matches!(portable_model(default), PortableModel::Default { precision } if precision == "fp32"));
+        assert!(
+            matches!(portable_model("/home/me/models/phi3-genai"), PortableModel::Folder(f) if f == "models/phi3-genai")
+        );
+        assert!(matches!(portable_model("models/Tiny/int4"), PortableModel::Folder(f) if f == "models/Tiny/int4"));
+        assert_eq!(portable_path("/work/shared/datasets/gsm8k/test.jsonl"), "gsm8k/test.jsonl");
+        assert_eq!(portable_path("data/test.jsonl"), "data/test.jsonl");
+        assert_eq!(portable_path("/test.jsonl"), "test.jsonl");
+    }
 
     #[test]
     fn quotes_only_what_the_shell_would_split() {
