@@ -25,6 +25,7 @@ use crate::prepare::{ScenarioChoices, ScoringMode};
 use crate::results::summary::RunVerdict;
 use crate::results::table::render_terminal;
 use crate::scenario::ScenarioLimits;
+use crate::scenario::fewshot::FewShotOrder;
 use crate::sweep::{SweepOptions, run_sweep};
 use crate::terminal::escape_block;
 
@@ -315,6 +316,15 @@ pub struct ScenarioArgs {
     /// Few-shot examples per prompt, chosen by runner from the same subset (default: the scenario's).
     #[arg(long, value_name = "K")]
     pub few_shot: Option<u32>,
+    /// The split few-shot examples come from: a file or a folder (MMLU's dev/). Default: the `dev` folder
+    /// beside a --data folder named test, val or validation; else the evaluated dataset (never the sample).
+    #[arg(long, value_name = "FILE|DIR", value_parser = text_path())]
+    pub few_shot_data: Option<PathBuf>,
+    /// Which examples: `first` takes the subset's first K in file order (lm-eval's first_n, MMLU's own
+    /// code); `seeded` draws K by --seed and the sample's id. Default: first with a few-shot split, else
+    /// seeded.
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub few_shot_order: Option<FewShotOrder>,
     /// How answers are scored: `generate` (the model writes an answer) or `loglikelihood` (the
     /// likeliest choice); must be one the scenario supports (default: generate when it does).
     #[arg(long, value_enum, value_name = "MODE")]
@@ -367,6 +377,8 @@ impl ScenarioArgs {
         ScenarioChoices {
             subsets: self.subsets.clone(),
             few_shot: self.few_shot,
+            few_shot_data: self.few_shot_data.clone(),
+            few_shot_order: self.few_shot_order,
             scoring: self.scoring,
             task_file: self.task.clone(),
             args: self.scenario_args.clone(),
@@ -656,6 +668,8 @@ fn command_line_layers(args: &ExecArgs) -> (RunConfig, Vec<(&'static str, Vec<se
         split: scenario.split.clone(),
         subsets: (!scenario.subsets.is_empty()).then(|| scenario.subsets.clone()),
         few_shot: scenario.few_shot,
+        few_shot_data: scenario.few_shot_data.clone(),
+        few_shot_order: scenario.few_shot_order,
         scoring: scenario.scoring.map(|s| scoring_name(s).to_string()),
         max_samples: args.max_samples,
         shuffle_seed: args.shuffle_seed,
@@ -717,6 +731,8 @@ fn exec_options(args: &ExecArgs, config: &RunConfig) -> Result<ExecOptions> {
     let choices = ScenarioChoices {
         subsets: config.subsets.clone().unwrap_or_default(),
         few_shot: config.few_shot,
+        few_shot_data: config.few_shot_data.clone(),
+        few_shot_order: config.few_shot_order,
         scoring,
         task_file: args.scenario_options.task.clone(),
         args: args.scenario_options.scenario_args.clone(),

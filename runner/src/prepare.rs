@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::datasets::source::{LoadedData, hub_dataset};
-use crate::datasets::{DataSource, file_name};
+use crate::datasets::{DataSource, Layout, LoadedFiles, file_name};
+use crate::scenario::fewshot::FewShotOrder;
 use crate::scenario::{
-    ComponentCache, Metadata, NamedFile, Options, Sample, Scenario, ScenarioError, ScenarioLimits, ScoringModes,
+    ComponentCache, Metadata, NamedFile, Options, Sample, Scenario, ScenarioError, ScenarioLimits,
+    ScoringMode as WitScoringMode, ScoringModes,
 };
 
 /// How a run's outputs are scored.
@@ -31,6 +33,14 @@ impl ScoringMode {
         }
     }
 
+    /// The contract's name for the mode.
+    fn wit(self) -> WitScoringMode {
+        match self {
+            ScoringMode::Generate => WitScoringMode::Generate,
+            ScoringMode::Loglikelihood => WitScoringMode::Loglikelihood,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             ScoringMode::Generate => "generate",
@@ -46,6 +56,11 @@ pub struct ScenarioChoices {
     pub subsets: Vec<String>,
     /// `--few-shot`; the scenario's default when absent.
     pub few_shot: Option<u32>,
+    /// `--few-shot-data`: the split examples come from; a `dev` folder beside a `test` folder, else the
+    /// evaluated dataset, when absent.
+    pub few_shot_data: Option<PathBuf>,
+    /// `--few-shot-order`; `first` with a few-shot split, `seeded` without, when absent.
+    pub few_shot_order: Option<FewShotOrder>,
     /// `--scoring`; generation when the scenario supports it, else log-likelihood.
     pub scoring: Option<ScoringMode>,
     /// `--task FILE`.
@@ -96,7 +111,7 @@ pub fn configure(mut scenario: Scenario, choices: &ScenarioChoices) -> Result<Re
     let options = Options {
         subsets: choices.subsets.clone(),
         few_shot: choices.few_shot,
-        scoring_mode: scoring.flag(),
+        scoring_mode: scoring.wit(),
         seed: choices.seed,
         task_file,
         args: choices.args.clone(),
@@ -143,34 +158,62 @@ pub struct Dataset {
     pub label: String,
     pub hash: String,
     pub samples: Vec<Sample>,
+    /// The split few-shot examples come from, when it is not the evaluated dataset itself.
+    pub few_shot: Option<FewShotSplit>,
+}
+
+/// A dataset read only for its few-shot examples (MMLU's dev files).
+#[derive(Debug)]
+pub struct FewShotSplit {
+    /// The path, as given or as found beside the evaluated folder.
+    pub label: String,
+    pub hash: String,
+    pub samples: Vec<Sample>,
+    /// Whether the user named it (`--few-shot-data`) or runner found it beside the data (a sibling `dev`).
+    pub found_beside_data: bool,
 }
 
 /// Reads the dataset `data` names (the embedded sample, or the scenario's default Hub source when it has
-/// none, when `data` is absent) and parses it with the scenario. Samples outside the chosen subsets are
-/// dropped, in case the scenario kept them.
-pub fn load_dataset(ready: &mut ReadyScenario, data: Option<&DataSource>, split: Option<&str>) -> Result<Dataset> {
-    let scenario = &mut ready.scenario;
-    let metadata = scenario.metadata().clone();
-    let loaded = match data {
-        Some(DataSource::File(path)) => LoadedData::file(path).map_err(|e| anyhow!("{e}"))?,
+/// none, when `data` is absent) and parses it with the scenario, one file at a time; only the chosen
+/// subsets' samples are kept. A run with few-shot examples also reads their split: `few_shot_data`, else
+/// the `dev` folder beside a `--data` folder named `test`, `val` or `validation` (MMLU's original layout).
+pub fn load_dataset(
+    ready: &mut ReadyScenario,
+    data: Option<&DataSource>,
+    split: Option<&str>,
+    few_shot_data: Option<&Path>,
+) -> Result<Dataset> {
+    let metadata = ready.scenario.metadata().clone();
+    let layout = Layout::of(&metadata);
+    let hub = |hub: &crate::scenario::HfDataset| -> Result<LoadedFiles> {
+        let loaded = crate::datasets::source::load_hub(hub, &layout).map_err(|e| anyhow!("{e}"))?;
+        Ok(LoadedFiles::one(loaded))
+    };
+    let (source, loaded) = match data {
+        Some(DataSource::File(path)) => {
+            ("file", LoadedFiles::path(path, &layout, &ready.options.subsets).map_err(|e| anyhow!("{e}"))?)
+        }
         Some(DataSource::Hub(user)) => {
-            let hub = hub_dataset(Some(user), metadata.default_source.as_ref(), split).expect("a user dataset");
-            crate::datasets::source::load_hub(&hub).map_err(|e| anyhow!("{e}"))?
+            ("hf", hub(&hub_dataset(Some(user), metadata.default_source.as_ref(), split).expect("a user dataset"))?)
         }
         Some(DataSource::ScenarioDefault) => {
-            let hub = hub_dataset(None, metadata.default_source.as_ref(), split).ok_or_else(|| {
+            let default = hub_dataset(None, metadata.default_source.as_ref(), split).ok_or_else(|| {
                 anyhow!(
                     "--data hf: scenario {} names no default Hugging Face dataset; give hf:OWNER/NAME",
                     metadata.name
                 )
             })?;
-            crate::datasets::source::load_hub(&hub).map_err(|e| anyhow!("{e}"))?
+            ("hf", hub(&default)?)
         }
-        None => match scenario.embedded_dataset().map_err(|e| anyhow!("scenario {}: {e}", metadata.name))? {
-            Some(embedded) => LoadedData::bytes("embedded", embedded.label, &embedded.file_name, None, embedded.data)
-                .map_err(|e| anyhow!("the embedded dataset of scenario {}: {e}", metadata.name))?,
+        None => match ready.scenario.embedded_dataset().map_err(|e| anyhow!("scenario {}: {e}", metadata.name))? {
+            Some(embedded) => {
+                let file =
+                    LoadedData::bytes("embedded", embedded.label, &embedded.file_name, None, embedded.data, &layout)
+                        .map_err(|e| anyhow!("the embedded dataset of scenario {}: {e}", metadata.name))?;
+                ("embedded", LoadedFiles::one(file))
+            }
             None => match hub_dataset(None, metadata.default_source.as_ref(), split) {
-                Some(hub) => crate::datasets::source::load_hub(&hub).map_err(|e| anyhow!("{e}"))?,
+                Some(default) => ("hf", hub(&default)?),
                 None => bail!(
                     "scenario {} carries no dataset of its own and names no default source: pass one with --data FILE",
                     metadata.name
@@ -181,29 +224,74 @@ pub fn load_dataset(ready: &mut ReadyScenario, data: Option<&DataSource>, split:
     if split.is_some() && matches!(data, Some(DataSource::File(_))) {
         tracing::warn!("--split applies to Hugging Face datasets; ignored for a local file");
     }
-    let samples = scenario.parse_dataset(&loaded.info, &loaded.input).map_err(|e| match e {
-        ScenarioError::Dataset { file, row, field, message, .. } => {
-            let location = row.and_then(|r| loaded.decoded.as_ref().and_then(|d| d.locate(r)));
-            let error = ScenarioError::Dataset { file, row, location, field, message };
-            if loaded.source == "embedded" {
-                anyhow!("the embedded dataset of scenario {}: {error}", metadata.name)
-            } else {
-                anyhow!("dataset {}: {error}", loaded.label)
-            }
-        }
-        other => anyhow!("scenario {}: {other}", metadata.name),
-    })?;
-    let mut samples = samples;
-    if !ready.options.subsets.is_empty() {
-        samples.retain(|s| s.subset.as_ref().is_some_and(|subset| ready.options.subsets.contains(subset)));
-    }
+    let samples = parse_files(ready, source, &loaded)?;
     if samples.is_empty() {
-        let selection = if ready.options.subsets.is_empty() {
-            String::new()
-        } else {
-            format!(" in the chosen subsets ({})", ready.options.subsets.join(", "))
-        };
-        bail!("dataset {} holds no samples{selection}", loaded.label);
+        bail!("dataset {} holds no samples{}", loaded.label, selection_note(&ready.options.subsets));
     }
-    Ok(Dataset { source: loaded.source, label: loaded.label, hash: loaded.hash, samples })
+    let few_shot_path = match (few_shot_data, data) {
+        (Some(path), _) => Some((path.to_path_buf(), false)),
+        (None, Some(DataSource::File(path))) if ready.few_shot > 0 => dev_beside(path).map(|dev| (dev, true)),
+        _ => None,
+    };
+    let few_shot = match few_shot_path {
+        Some((path, found_beside_data)) if ready.few_shot > 0 => {
+            let files = LoadedFiles::path(&path, &layout, &ready.options.subsets)
+                .map_err(|e| anyhow!("--few-shot-data: {e}"))?;
+            let samples = parse_files(ready, "file", &files).map_err(|e| anyhow!("--few-shot-data: {e:#}"))?;
+            if samples.is_empty() {
+                bail!("--few-shot-data {}: holds no samples{}", files.label, selection_note(&ready.options.subsets));
+            }
+            Some(FewShotSplit { label: files.label, hash: files.hash, samples, found_beside_data })
+        }
+        _ => None,
+    };
+    Ok(Dataset { source, label: loaded.label, hash: loaded.hash, samples, few_shot })
+}
+
+fn selection_note(subsets: &[String]) -> String {
+    if subsets.is_empty() { String::new() } else { format!(" in the chosen subsets ({})", subsets.join(", ")) }
+}
+
+/// The `dev` folder beside a `--data` folder named `test`, `val` or `validation`: where the original MMLU
+/// release keeps its few-shot examples (`data/dev/` beside `data/test/`).
+fn dev_beside(data: &Path) -> Option<PathBuf> {
+    let name = data.file_name()?.to_str()?;
+    if !data.is_dir() || !["test", "val", "validation"].contains(&name) {
+        return None;
+    }
+    let dev = data.parent()?.join("dev");
+    dev.is_dir().then_some(dev)
+}
+
+/// Parses each file with the scenario and keeps the chosen subsets' samples. A dataset of several files
+/// names each sample `FILE_STEM/ID`, since ids need only be unique within a file.
+fn parse_files(ready: &mut ReadyScenario, source: &str, loaded: &LoadedFiles) -> Result<Vec<Sample>> {
+    let name = ready.scenario.metadata().name.clone();
+    let mut samples = Vec::new();
+    for file in &loaded.files {
+        let parsed = ready.scenario.parse_dataset(&file.info, &file.input).map_err(|e| match e {
+            ScenarioError::Dataset { file: name_in_error, row, field, message, .. } => {
+                let location = row.and_then(|r| file.decoded.as_ref().and_then(|d| d.locate(r)));
+                let error = ScenarioError::Dataset { file: name_in_error, row, location, field, message };
+                if source == "embedded" {
+                    anyhow!("the embedded dataset of scenario {name}: {error}")
+                } else {
+                    anyhow!("dataset {}: {error}", file.label)
+                }
+            }
+            other => anyhow!("scenario {name}: {other}"),
+        })?;
+        let stem = file.info.name.split_once('.').map_or(file.info.name.as_str(), |(stem, _)| stem).to_string();
+        samples.extend(parsed.into_iter().map(|mut sample| {
+            if loaded.folder {
+                sample.id = format!("{stem}/{}", sample.id);
+            }
+            sample
+        }));
+    }
+    let subsets = &ready.options.subsets;
+    if !subsets.is_empty() {
+        samples.retain(|s| s.subset.as_ref().is_some_and(|subset| subsets.contains(subset)));
+    }
+    Ok(samples)
 }

@@ -77,7 +77,8 @@ pub fn score(opts: &ScoreOptions) -> Result<ScoreReport> {
     if ready.scoring != prepare::ScoringMode::Generate {
         bail!("--scoring loglikelihood: `runner score` scores generated text; log-likelihoods need the model");
     }
-    let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
+    // Outputs made elsewhere need no prompts, so no few-shot split.
+    let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref(), None)?;
     let outputs = read_outputs(&opts.outputs, &dataset.samples)?;
     let metadata = ready.scenario.metadata().clone();
 

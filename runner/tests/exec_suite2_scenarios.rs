@@ -139,3 +139,94 @@ fn the_python_boolq_scenario_runs_through_exec() {
     };
     exec_embedded(boolq, 2, "accuracy", &[]);
 }
+
+/// MMLU's original release, laid out as it ships: one header-less `question,A,B,C,D,answer` CSV per subject
+/// in `data/test/` and `data/dev/`. Every row is a question (none is taken for a header), each file's subject
+/// comes from its name, and the few-shot examples are that subject's dev questions in file order (as the
+/// original code and lm-eval take them), never test questions.
+#[test]
+fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("test")).unwrap();
+    std::fs::create_dir_all(data.join("dev")).unwrap();
+    let write = |path: &str, text: &str| std::fs::write(data.join(path), text).unwrap();
+    write(
+        "test/astronomy_test.csv",
+        "Which planet is largest?,Mars,Jupiter,Venus,Mercury,B\n\
+         \"Which body, seen at night, has phases?\",The Moon,A comet,\"Jupiter's \"\"red spot\"\"\",None,A\n\
+         What is a light-year?,A speed,A distance,A time,A mass,B\n",
+    );
+    write(
+        "test/virology_test.csv",
+        "What carries genetic code in HIV?,RNA,DNA,Protein,Lipid,A\nIs a virus alive?,Yes,No,Debated,Never,C\n",
+    );
+    let dev = |subject: &str| (1..=5).map(|i| format!("Dev {subject} question {i}?,w,x,y,z,A\n")).collect::<String>();
+    write("dev/astronomy_dev.csv", &dev("astronomy"));
+    write("dev/virology_dev.csv", &dev("virology"));
+    std::fs::write(data.join("dev/notes.txt"), "not a dataset file").unwrap();
+
+    let run = |name: &str, flags: &[&str]| {
+        let results = dir.path().join(name);
+        let out = runner()
+            .arg("exec")
+            .arg(scenario_artifacts::MMLU)
+            .arg("--model")
+            .arg(tiny_model())
+            .arg("--data")
+            .arg(data.join("test"))
+            .args(["--no-progress", "--scoring", "loglikelihood", "--few-shot", "2", "--out"])
+            .arg(&results)
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        (read_samples(&results).unwrap(), summary, stderr)
+    };
+
+    let (records, summary, stderr) = run("all", &[]);
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["astronomy_test/1", "astronomy_test/2", "astronomy_test/3", "virology_test/1", "virology_test/2"],
+        "every row is a question, named by its file and row"
+    );
+    assert_eq!(summary.dataset.total, 5);
+    assert!(stderr.contains("Few-shot examples come from") && stderr.contains("dev"), "{stderr}");
+    let source = summary.dataset.few_shot_source.as_ref().expect("the dev split is recorded");
+    assert_eq!((source.total, summary.settings.few_shot_order.as_deref()), (10, Some("first")));
+    for record in &records {
+        let subject = record.subset.as_deref().unwrap();
+        assert_eq!(subject, if record.id.starts_with("astronomy") { "astronomy" } else { "virology" });
+        let prompt = record.prompt_text.as_deref().unwrap();
+        assert!(prompt.contains(&format!("Dev {subject} question 1?")), "{prompt}");
+        assert!(prompt.contains(&format!("Dev {subject} question 2?")), "{prompt}");
+        assert!(!prompt.contains(&format!("Dev {subject} question 3?")), "the first two, in file order: {prompt}");
+        assert_eq!(prompt.matches("Answer:").count(), 3, "two examples and the question: {prompt}");
+        assert_eq!(record.choices.as_ref().unwrap().len(), 4);
+    }
+    let quoted = records[1].prompt_text.as_deref().unwrap();
+    assert!(
+        quoted.contains("Which body, seen at night, has phases?\nA. The Moon\nB. A comet\nC. Jupiter's \"red spot\"")
+    );
+
+    // One subject: only its file is read; seeded order still draws from dev, never from test.
+    let (records, summary, _) = run("virology", &["--subset", "virology", "--few-shot-order", "seeded"]);
+    assert_eq!(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["virology_test/1", "virology_test/2"]);
+    assert_eq!(summary.settings.few_shot_order.as_deref(), Some("seeded"));
+    for record in &records {
+        let prompt = record.prompt_text.as_deref().unwrap();
+        assert_eq!(prompt.matches("Dev virology question").count(), 2, "{prompt}");
+        assert!(!prompt.contains("Is a virus alive?") || record.id == "virology_test/2", "{prompt}");
+    }
+
+    // A header row that names the release's columns is a header, not a question.
+    write(
+        "test/astronomy_test.csv",
+        "question,A,B,C,D,answer\nWhich planet is largest?,Mars,Jupiter,Venus,Mercury,B\n",
+    );
+    let (records, _, _) = run("header", &["--subset", "astronomy", "--few-shot", "0"]);
+    assert_eq!(records.len(), 1);
+}

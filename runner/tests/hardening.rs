@@ -362,8 +362,15 @@ fn every_export_survives_deep_recursion_and_exhaustion() {
         let mut scenario = configured(&format!("embedded-dataset:{action}")).unwrap();
         contained(scenario.embedded_dataset().unwrap_err(), "embedded-dataset");
         let mut scenario = configured(&format!("parse-dataset:{action}")).unwrap();
-        let loaded =
-            runner::datasets::LoadedData::bytes("file", "c.txt".into(), "c.txt", None, b"hi\n".to_vec()).unwrap();
+        let loaded = runner::datasets::LoadedData::bytes(
+            "file",
+            "c.txt".into(),
+            "c.txt",
+            None,
+            b"hi\n".to_vec(),
+            &Default::default(),
+        )
+        .unwrap();
         contained(scenario.parse_dataset(&loaded.info, &loaded.input).unwrap_err(), "parse-dataset");
         let mut scenario = configured(&format!("aggregate:{action}")).unwrap();
         contained(scenario.aggregate(&[]).unwrap_err(), "aggregate");

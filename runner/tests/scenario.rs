@@ -53,7 +53,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn parse(scenario: &mut Scenario, name: &str, data: &[u8]) -> Result<Vec<Sample>, ScenarioError> {
-    let loaded = LoadedData::bytes("file", name.to_string(), name, None, data.to_vec()).expect("decodes");
+    let loaded =
+        LoadedData::bytes("file", name.to_string(), name, None, data.to_vec(), &Default::default()).expect("decodes");
     scenario.parse_dataset(&loaded.info, &loaded.input)
 }
 

@@ -1,15 +1,39 @@
 //! CSV and TSV as RFC 4180 describes them: a header row names the columns; a field may be quoted with
 //! `"`, inside which separators, line breaks and doubled quotes (`""`) are data; CRLF or LF line ends.
 //! Every cell is text. Errors name the line where the record starts and the column.
+//!
+//! Some benchmarks ship header-less files (MMLU's original release: `question,A,B,C,D,answer`). A
+//! scenario declares such a layout's columns; a file whose first row is not exactly those names but has
+//! as many cells is then read as data from its first line on, so no question is lost to a header guess.
 
 use super::{DecodeError, Decoded, utf8};
 use crate::scenario::Value;
 
-pub(super) fn decode(file: &str, bytes: &[u8], separator: u8) -> Result<Decoded, DecodeError> {
+pub(super) fn decode(
+    file: &str,
+    bytes: &[u8],
+    separator: u8,
+    headerless_columns: &[String],
+) -> Result<Decoded, DecodeError> {
     let text = utf8(file, "line", bytes)?;
     let mut rows = Rows { text, position: 0, line: 1, separator: separator as char, file };
-    let Some((_, header)) = rows.next_row(None)? else {
+    let Some((first_line, first_row)) = rows.next_row(None)? else {
         return Err(DecodeError::new(file, "the file is empty: expected a header row naming the columns"));
+    };
+    let names_the_columns = |row: &[String]| {
+        row.len() == headerless_columns.len()
+            && row.iter().zip(headerless_columns).all(|(cell, name)| cell.trim().eq_ignore_ascii_case(name))
+    };
+    let mut decoded = Decoded::default();
+    let header = if !headerless_columns.is_empty()
+        && first_row.len() == headerless_columns.len()
+        && !names_the_columns(&first_row)
+    {
+        decoded
+            .push(first_line, headerless_columns.iter().cloned().zip(first_row.into_iter().map(Value::Text)).collect());
+        headerless_columns.to_vec()
+    } else {
+        first_row
     };
     for (index, name) in header.iter().enumerate() {
         if name.trim().is_empty() {
@@ -19,7 +43,6 @@ pub(super) fn decode(file: &str, bytes: &[u8], separator: u8) -> Result<Decoded,
             return Err(DecodeError::at(file, "line", 1, "the header names this column twice").column(name));
         }
     }
-    let mut decoded = Decoded::default();
     while let Some((line, cells)) = rows.next_row(Some(&header))? {
         if cells.len() == 1 && cells[0].is_empty() {
             continue;

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::scenario::{DatasetInput, Record, Value};
 
-pub use source::{DataSource, HubDataset, LoadedData, SourceError};
+pub use source::{DataSource, HubDataset, LoadedData, LoadedFiles, SourceError};
 
 /// A container the host decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,15 +118,52 @@ impl Decoded {
     }
 }
 
+/// What the host must know of a scenario's files to read them: the columns of its header-less CSV/TSV
+/// layout (the contract's `headerless-columns`) and its subsets, which name the files of a folder.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layout {
+    pub headerless_columns: Vec<String>,
+    pub subsets: Vec<String>,
+}
+
+impl Layout {
+    pub fn of(metadata: &crate::scenario::Metadata) -> Layout {
+        Layout {
+            headerless_columns: metadata.headerless_columns.clone(),
+            subsets: metadata.subsets.iter().map(|s| s.name.clone()).collect(),
+        }
+    }
+
+    /// The declared subset a file is named after: the longest subset name that is the file's stem or
+    /// begins it followed by `_`, `-` or `.` (`abstract_algebra_test.csv` holds `abstract_algebra`).
+    pub fn subset_of_file(&self, file_name: &str) -> Option<String> {
+        let stem = file_name.split_once('.').map_or(file_name, |(stem, _)| stem);
+        self.subsets
+            .iter()
+            .filter(|subset| {
+                stem == subset.as_str()
+                    || stem.strip_prefix(subset.as_str()).is_some_and(|rest| rest.starts_with(['_', '-', '.']))
+            })
+            .max_by_key(|subset| subset.len())
+            .cloned()
+    }
+}
+
 /// Decodes a file's bytes if its extension names a container the host knows; `Ok(None)` otherwise
 /// (the scenario then gets the raw bytes). An empty dataset is an error naming the file.
 pub fn decode(file_name: &str, bytes: &[u8]) -> Result<Option<Decoded>, DecodeError> {
+    decode_with(file_name, bytes, &Layout::default())
+}
+
+/// [`decode`] for a scenario's files: CSV/TSV rows in its header-less layout are read under its columns.
+pub fn decode_with(file_name: &str, bytes: &[u8], layout: &Layout) -> Result<Option<Decoded>, DecodeError> {
     let Some(format) = Format::of(file_name) else { return Ok(None) };
+    let columns = &layout.headerless_columns;
     let mut decoded = match format {
         Format::Jsonl => json::decode_lines(file_name, bytes)?,
         Format::Json => json::decode_document(file_name, bytes)?,
-        Format::Csv => csv::decode(file_name, bytes, b',')?,
-        Format::Tsv => csv::decode(file_name, bytes, b'\t')?,
+        Format::Csv => csv::decode(file_name, bytes, b',', columns)?,
+        Format::Tsv => csv::decode(file_name, bytes, b'\t', columns)?,
         Format::Parquet => parquet::decode(file_name, bytes)?,
     };
     if decoded.records.is_empty() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{DecodeError, Decoded, decode, file_name};
+use super::{DecodeError, Decoded, Format, Layout, decode_with, file_name};
 use crate::hub::{Hub, HubError, RepoType, glob_match};
 use crate::provenance;
 use crate::scenario::{DatasetInfo, DatasetInput, HfDataset};
@@ -85,10 +85,10 @@ pub struct LoadedData {
 
 impl LoadedData {
     /// Reads a local file.
-    pub fn file(path: &Path) -> Result<LoadedData, SourceError> {
+    pub fn file(path: &Path, layout: &Layout) -> Result<LoadedData, SourceError> {
         let bytes = std::fs::read(path).map_err(|source| SourceError::Read { path: path.to_path_buf(), source })?;
         let name = file_name(path);
-        LoadedData::bytes("file", path.display().to_string(), &name, None, bytes)
+        LoadedData::bytes("file", path.display().to_string(), &name, None, bytes, layout)
     }
 
     /// A dataset given as bytes (the scenario's embedded sample, or one file).
@@ -98,10 +98,11 @@ impl LoadedData {
         file_name: &str,
         subset: Option<String>,
         bytes: Vec<u8>,
+        layout: &Layout,
     ) -> Result<LoadedData, SourceError> {
         let hash = provenance::hash_bytes(&bytes);
         let info = DatasetInfo { name: file_name.to_string(), subset };
-        Ok(match decode(file_name, &bytes)? {
+        Ok(match decode_with(file_name, &bytes, layout)? {
             Some(mut decoded) => {
                 let input = decoded.take_input();
                 LoadedData { source, label, hash, info, input, decoded: Some(decoded) }
@@ -111,14 +112,19 @@ impl LoadedData {
     }
 
     /// Several files of one dataset (Parquet shards), decoded and concatenated in the order given.
-    pub fn shards(label: String, info: DatasetInfo, files: &[PathBuf]) -> Result<LoadedData, SourceError> {
+    pub fn shards(
+        label: String,
+        info: DatasetInfo,
+        files: &[PathBuf],
+        layout: &Layout,
+    ) -> Result<LoadedData, SourceError> {
         let mut all = Decoded::default();
         let mut hasher = Sha256::new();
         for path in files {
             let bytes = std::fs::read(path).map_err(|source| SourceError::Read { path: path.to_path_buf(), source })?;
             hasher.update(Sha256::digest(&bytes));
             let name = file_name(path);
-            let decoded = decode(&name, &bytes)?.ok_or_else(|| {
+            let decoded = decode_with(&name, &bytes, layout)?.ok_or_else(|| {
                 SourceError::Hub(format!("{}: a dataset shard must be .parquet, .jsonl, .json or .csv", path.display()))
             })?;
             all.extend(decoded);
@@ -134,6 +140,67 @@ impl LoadedData {
             DatasetInput::Records(records) => Some(records.len()),
             DatasetInput::Raw(_) => None,
         }
+    }
+}
+
+/// A local `--data` path read for the scenario: one file, or a folder whose files are one dataset.
+#[derive(Debug)]
+pub struct LoadedFiles {
+    /// The path as given.
+    pub label: String,
+    /// The file's sha256; for a folder, sha256 over each file's name and sha256, in name order (files of
+    /// unselected subsets included, so the hash names the folder, not the selection).
+    pub hash: String,
+    /// The files to parse, in name order; a folder's files carry their subset when their name gives one.
+    pub files: Vec<LoadedData>,
+    /// A folder: its samples' ids are prefixed with their file's name, whatever the selection decodes.
+    pub folder: bool,
+}
+
+impl LoadedFiles {
+    /// One file (a Hub split's shards, the embedded sample).
+    pub fn one(file: LoadedData) -> LoadedFiles {
+        LoadedFiles { label: file.label.clone(), hash: file.hash.clone(), files: vec![file], folder: false }
+    }
+
+    /// Reads `path`: a file, or every dataset file (`.jsonl`, `.json`, `.csv`, `.tsv`, `.parquet`) directly
+    /// in a folder, sorted by name. A folder's file named after a subset not in `selected` (when the
+    /// selection is not empty) is hashed but not decoded.
+    pub fn path(path: &Path, layout: &Layout, selected: &[String]) -> Result<LoadedFiles, SourceError> {
+        if !path.is_dir() {
+            return Ok(LoadedFiles::one(LoadedData::file(path, layout)?));
+        }
+        let read_error = |source| SourceError::Read { path: path.to_path_buf(), source };
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .map_err(read_error)?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.path().is_file())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.') && Format::of(name).is_some())
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Err(SourceError::Spec {
+                spec: path.display().to_string(),
+                message: "the folder holds no dataset files (.jsonl, .json, .csv, .tsv or .parquet)".to_string(),
+            });
+        }
+        let mut hasher = Sha256::new();
+        let mut files = Vec::new();
+        for name in names {
+            let file = path.join(&name);
+            let bytes = std::fs::read(&file).map_err(|source| SourceError::Read { path: file.clone(), source })?;
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(Sha256::digest(&bytes));
+            let subset = layout.subset_of_file(&name);
+            if subset.as_ref().is_some_and(|s| !selected.is_empty() && !selected.contains(s)) {
+                continue;
+            }
+            files.push(LoadedData::bytes("file", file.display().to_string(), &name, subset, bytes, layout)?);
+        }
+        let hash = format!("sha256:{:x}", hasher.finalize());
+        Ok(LoadedFiles { label: path.display().to_string(), hash, files, folder: true })
     }
 }
 
@@ -195,12 +262,12 @@ fn conversion_patterns(config: Option<&str>, split: &str) -> Vec<String> {
 /// Reads a Hugging Face dataset's split from the HF cache, downloading it first when online (unless
 /// `HF_HUB_OFFLINE=1`). The repository's own data files are used when they hold the split; otherwise, and
 /// when no revision was given, the Hub's Parquet conversion (`refs/convert/parquet`).
-pub fn load_hub(dataset: &HfDataset) -> Result<LoadedData, SourceError> {
-    load_hub_with(&Hub::from_env(), dataset)
+pub fn load_hub(dataset: &HfDataset, layout: &Layout) -> Result<LoadedData, SourceError> {
+    load_hub_with(&Hub::from_env(), dataset, layout)
 }
 
 /// [`load_hub`] with a given Hub client (tests use an offline one over a cache they lay out).
-pub fn load_hub_with(hub: &Hub, dataset: &HfDataset) -> Result<LoadedData, SourceError> {
+pub fn load_hub_with(hub: &Hub, dataset: &HfDataset, layout: &Layout) -> Result<LoadedData, SourceError> {
     let config = dataset.config.as_deref();
     let revision = dataset.revision.as_deref().unwrap_or("main");
     let own = find_split(hub, &dataset.repo, revision, &split_patterns(config, &dataset.split));
@@ -227,7 +294,7 @@ pub fn load_hub_with(hub: &Hub, dataset: &HfDataset) -> Result<LoadedData, Sourc
     let name = format!("hf:{}/{}/{}", dataset.repo, config.unwrap_or("default"), dataset.split);
     let label = format!("{name}@{revision}");
     let info = DatasetInfo { name, subset: dataset.config.clone() };
-    LoadedData::shards(label, info, &files)
+    LoadedData::shards(label, info, &files, layout)
 }
 
 fn describe(dataset: &HfDataset) -> String {

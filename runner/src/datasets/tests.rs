@@ -296,7 +296,7 @@ fn a_hub_dataset_is_read_from_the_cache_offline() {
         ],
     );
     let hub = crate::hub::Hub::offline_at(cache.path());
-    let loaded = source::load_hub_with(&hub, &gsm8k_hub()).unwrap();
+    let loaded = source::load_hub_with(&hub, &gsm8k_hub(), &Default::default()).unwrap();
     assert_eq!((loaded.source, loaded.records()), ("hf", Some(6)));
     assert_eq!(loaded.info.name, "hf:openai/gsm8k/main/test");
     assert_eq!(loaded.info.subset.as_deref(), Some("main"));
@@ -323,7 +323,7 @@ fn the_parquet_conversion_is_the_fallback() {
         split: "validation".into(),
         revision: None,
     };
-    let loaded = source::load_hub_with(&hub, &dataset).unwrap();
+    let loaded = source::load_hub_with(&hub, &dataset, &Default::default()).unwrap();
     assert_eq!(loaded.records(), Some(3));
     assert_eq!(loaded.label, "hf:me/plain/default/validation@refs/convert/parquet");
 }
@@ -332,13 +332,13 @@ fn the_parquet_conversion_is_the_fallback() {
 fn a_dataset_not_in_the_cache_says_what_to_run() {
     let cache = tempfile::tempdir().unwrap();
     let hub = crate::hub::Hub::offline_at(cache.path());
-    let error = source::load_hub_with(&hub, &gsm8k_hub()).unwrap_err().to_string();
+    let error = source::load_hub_with(&hub, &gsm8k_hub(), &Default::default()).unwrap_err().to_string();
     assert!(error.contains("hf:openai/gsm8k:main split test"), "{error}");
     assert!(error.contains("hf download --repo-type dataset openai/gsm8k"), "{error}");
 
     // Cached, but not the split asked for.
     cache_with(cache.path(), "openai/gsm8k", "main", &[("main/train-00000-of-00001.parquet", b"x")]);
-    let error = source::load_hub_with(&hub, &gsm8k_hub()).unwrap_err().to_string();
+    let error = source::load_hub_with(&hub, &gsm8k_hub(), &Default::default()).unwrap_err().to_string();
     assert!(error.contains("main/test-*.parquet"), "{error}");
 }
 
@@ -349,4 +349,68 @@ fn a_parquet_column_chunk_outside_the_file_is_refused() {
     let input = include_bytes!("../../../fuzz/regressions/datasets/crash-85bba2a78351cb9bf14c62d7214887b34550c2ca");
     let error = decode("x.parquet", &input[1..]).unwrap_err();
     assert!(error.to_string().contains("x.parquet") && error.to_string().contains("outside the file"), "{error}");
+}
+
+fn mmlu_layout() -> Layout {
+    Layout {
+        headerless_columns: ["question", "A", "B", "C", "D", "answer"].map(String::from).to_vec(),
+        subsets: ["astronomy", "college_biology", "high_school_biology", "biology"].map(String::from).to_vec(),
+    }
+}
+
+#[test]
+fn header_less_files_keep_their_first_row_as_a_record() {
+    let text = b"What is 2+2?,3,4,5,6,B\n\"A, B or C?\",a,b,c,d,C\n";
+    let decoded = decode_with("anatomy_test.csv", text, &mmlu_layout()).unwrap().unwrap();
+    assert_eq!(decoded.records.len(), 2, "no question is lost to a header");
+    assert_eq!(decoded.records[0].columns[0], ("question".to_string(), Value::Text("What is 2+2?".into())));
+    assert_eq!(decoded.records[1].columns[5], ("answer".to_string(), Value::Text("C".into())));
+    assert_eq!(decoded.locate(1).as_deref(), Some("anatomy_test.csv line 1"));
+    // A header naming the layout's columns (any case) is a header.
+    let with_header = b"Question,a,b,c,d,Answer\nWhat is 2+2?,3,4,5,6,B\n";
+    assert_eq!(decode_with("t.csv", with_header, &mmlu_layout()).unwrap().unwrap().records.len(), 1);
+    // Another layout (another cell count) reads its header as before.
+    let other = b"question,choices,answer\nq,\"[1,2]\",0\n";
+    let decoded = decode_with("t.csv", other, &mmlu_layout()).unwrap().unwrap();
+    assert_eq!((decoded.records.len(), decoded.records[0].columns[1].0.as_str()), (1, "choices"));
+    // Without a declared layout the first row is always the header.
+    assert_eq!(decode("t.csv", text).unwrap().unwrap().records.len(), 1);
+    // A short row in a header-less file names the missing column.
+    let error = decode_with("t.csv", b"q,a,b,c,d,A\nq2,a,b\n", &mmlu_layout()).unwrap_err();
+    assert_eq!((error.position.as_deref(), error.column.as_deref()), (Some("line 2"), Some("C")), "{error}");
+}
+
+#[test]
+fn a_folders_files_are_named_after_the_longest_subset_they_start_with() {
+    let layout = mmlu_layout();
+    assert_eq!(layout.subset_of_file("astronomy_test.csv").as_deref(), Some("astronomy"));
+    assert_eq!(layout.subset_of_file("high_school_biology_dev.csv").as_deref(), Some("high_school_biology"));
+    assert_eq!(layout.subset_of_file("biology.jsonl").as_deref(), Some("biology"));
+    assert_eq!(layout.subset_of_file("astronomy-00000-of-00001.parquet").as_deref(), Some("astronomy"));
+    assert_eq!(layout.subset_of_file("astronomyx.csv"), None);
+    assert_eq!(layout.subset_of_file("test.csv"), None);
+}
+
+#[test]
+fn a_folder_is_one_dataset_of_its_files_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("college_biology_test.csv"), "q1,a,b,c,d,A\n").unwrap();
+    std::fs::write(dir.path().join("astronomy_test.csv"), "q2,a,b,c,d,B\nq3,a,b,c,d,C\n").unwrap();
+    std::fs::write(dir.path().join("README.txt"), "not data").unwrap();
+    std::fs::write(dir.path().join(".hidden.csv"), "x").unwrap();
+    let loaded = LoadedFiles::path(dir.path(), &mmlu_layout(), &[]).unwrap();
+    let names: Vec<(&str, Option<&str>)> =
+        loaded.files.iter().map(|f| (f.info.name.as_str(), f.info.subset.as_deref())).collect();
+    assert_eq!(
+        names,
+        [("astronomy_test.csv", Some("astronomy")), ("college_biology_test.csv", Some("college_biology"))]
+    );
+    assert_eq!(loaded.files.iter().map(|f| f.records().unwrap()).sum::<usize>(), 3);
+    assert!(loaded.folder);
+    // The selection decodes fewer files but names the same dataset.
+    let one = LoadedFiles::path(dir.path(), &mmlu_layout(), &["astronomy".to_string()]).unwrap();
+    assert_eq!((one.files.len(), &one.hash), (1, &loaded.hash));
+    let empty = tempfile::tempdir().unwrap();
+    let error = LoadedFiles::path(empty.path(), &mmlu_layout(), &[]).unwrap_err().to_string();
+    assert!(error.contains("no dataset files"), "{error}");
 }

@@ -510,7 +510,12 @@ impl Engine {
         let after_context = self.session.forward(&ids, "scoring the context")?.last(0).into_owned();
         let mut scores = Vec::with_capacity(continuations.len());
         for continuation in continuations {
-            let mut score = ContinuationScore { logprob_sum: 0.0, token_count: continuation.len(), greedy_match: true };
+            let mut score = ContinuationScore {
+                logprob_sum: 0.0,
+                token_count: continuation.len(),
+                greedy_match: true,
+                context_tokens: context.len(),
+            };
             let Some((&first, _)) = continuation.split_first() else {
                 scores.push(score);
                 continue;
@@ -538,6 +543,8 @@ pub struct ContinuationScore {
     /// Every token of the continuation is the most likely one at its position (greedy decoding would
     /// produce it).
     pub greedy_match: bool,
+    /// Tokens of the context it continues (shared by every continuation of one context).
+    pub context_tokens: usize,
 }
 
 impl ContinuationScore {

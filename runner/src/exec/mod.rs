@@ -27,12 +27,12 @@ use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
 use crate::results::csv;
 use crate::results::summary::{
-    DatasetRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
+    DatasetRecord, FewShotSourceRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
 };
 use crate::results::writer::{SAMPLES_FILE, WriterError, scan_samples};
 use crate::results::{Aggregates, RunStatus, RunSummary, RunWriter, SampleRecord, SampleStatus};
 use crate::rng::SplitMix64;
-use crate::scenario::fewshot::FewShot;
+use crate::scenario::fewshot::{FewShot, FewShotOrder};
 use crate::scenario::{ComponentCache, Sample, ScenarioLimits, ScoredSample};
 use crate::terminal::{escape, escape_block};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
@@ -219,14 +219,26 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     // After `configure`: a scenario's defaults may follow its options.
     let meta = ready.scenario.metadata().clone();
     let dataset_started = Instant::now();
-    let dataset = prepare::load_dataset(&mut ready, opts.data.as_ref(), opts.split.as_deref())?;
+    let dataset = prepare::load_dataset(
+        &mut ready,
+        opts.data.as_ref(),
+        opts.split.as_deref(),
+        opts.choices.few_shot_data.as_deref(),
+    )?;
     if let Some((_, recorder)) = trace.as_mut() {
         let args = serde_json::json!({"scenario": opts.scenario.display().to_string()});
         recorder.span("scenario load", "load", scenario_load_started, dataset_started, args);
         let args = serde_json::json!({"dataset": dataset.label, "samples": dataset.samples.len()});
         recorder.span("dataset load", "scenario", dataset_started, Instant::now(), args);
     }
-    let few_shot = FewShot::new(&dataset.samples, opts.choices.seed);
+    // Examples come from the few-shot split when there is one, else from the dataset less the sample.
+    let few_shot_pool: &[Sample] = dataset.few_shot.as_ref().map_or(&dataset.samples, |split| &split.samples);
+    let few_shot_order = opts.choices.few_shot_order.unwrap_or(if dataset.few_shot.is_some() {
+        FewShotOrder::First
+    } else {
+        FewShotOrder::Seeded
+    });
+    let few_shot = FewShot::new(few_shot_pool, opts.choices.seed, few_shot_order);
     let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
 
     let model_dir = match opts.model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
@@ -342,6 +354,11 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             max_samples: opts.max_samples,
             selected_ids: selection.iter().map(|&i| dataset.samples[i].id.clone()).collect(),
             subsets: opts.choices.subsets.clone(),
+            few_shot_source: dataset.few_shot.as_ref().map(|split| FewShotSourceRecord {
+                label: split.label.clone(),
+                hash: split.hash.clone(),
+                total: split.samples.len(),
+            }),
         },
         model: ModelRecord {
             dir: model_dir.display().to_string(),
@@ -373,6 +390,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             think_markers: think.as_ref().map(|(markers, _)| markers.clone()),
             think_markers_source: think.as_ref().map(|(_, source)| *source),
             few_shot: ready.few_shot,
+            few_shot_order: (ready.few_shot > 0).then(|| few_shot_order.name().to_string()),
             scoring: match ready.scoring {
                 ScoringMode::Generate => "generate".to_string(),
                 ScoringMode::Loglikelihood => "loglikelihood".to_string(),
@@ -410,6 +428,13 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     if dataset.source == "embedded" {
         eprintln!("Using the scenario's {}; pass --data FILE for a real dataset.", dataset.label);
     }
+    if let Some(split) = dataset.few_shot.as_ref().filter(|split| split.found_beside_data) {
+        eprintln!(
+            "Few-shot examples come from {} (the dev split beside the data, {} order); --few-shot-data picks another.",
+            escape(&split.label),
+            few_shot_order.name()
+        );
+    }
 
     let batch_size = opts.batch_size.max(1);
     let few_shot_count = ready.few_shot;
@@ -417,10 +442,12 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         chunk
             .iter()
             .map(|&(index, sample_index)| {
+                let sample = &dataset.samples[sample_index];
+                let own = dataset.few_shot.is_none().then_some(sample_index);
                 let examples: Vec<Sample> = few_shot
-                    .examples(&dataset.samples, sample_index, few_shot_count)
+                    .examples(sample, own, few_shot_count)
                     .into_iter()
-                    .map(|i| dataset.samples[i].clone())
+                    .map(|i| few_shot_pool[i].clone())
                     .collect();
                 (index, &dataset.samples[sample_index], examples)
             })
@@ -435,8 +462,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         for chunk in warmup.chunks(batch_size) {
             let batch = prepare_batch(chunk);
             // No trace and no GPU readings: warm-up is not part of the measurement.
-            let mut probes =
-                SampleProbes { prompt: &opts.prompt, think: think.as_ref(), trace: None, gpu: None, peak_scope: None };
+            let mut probes = SampleProbes {
+                prompt: &opts.prompt,
+                think: think.as_ref(),
+                trace: None,
+                gpu: None,
+                peak_scope: None,
+                request_budgets: opts.max_new_tokens.is_none(),
+            };
             run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
         }
         bar.set_message("");
@@ -465,6 +498,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             trace: trace.as_mut().map(|(_, recorder)| recorder),
             gpu: gpu.as_mut(),
             peak_scope: None,
+            request_budgets: opts.max_new_tokens.is_none(),
         };
         let mut batch_records = run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
         batch_records.iter_mut().for_each(|r| r.repetition = repetition);

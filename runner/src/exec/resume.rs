@@ -48,6 +48,10 @@ pub fn definition(summary: &RunSummary) -> BTreeMap<String, Value> {
     put("dataset.hash", summary.dataset.hash.clone().into());
     put("dataset.selected_ids", summary.dataset.selected_ids.clone().into());
     put("dataset.subsets", summary.dataset.subsets.clone().into());
+    if let Some(few_shot) = &summary.dataset.few_shot_source {
+        // Only when present, so runs without a few-shot split keep the definitions they always had.
+        put("dataset.few_shot_hash", few_shot.hash.clone().into());
+    }
     put("model.hash", summary.model.hash.clone().into());
     put("adapter.hash", summary.adapter.as_ref().map(|a| a.hash.clone()).into());
     put("runtime.onnxruntime_version", summary.runtime.onnxruntime_version.clone().into());

@@ -54,6 +54,8 @@ pub(super) struct SampleProbes<'a> {
     pub gpu: Option<&'a mut GpuMonitor>,
     /// Set by the sample: whether its peak memory is its own or the run's so far.
     pub peak_scope: Option<memory::PeakScope>,
+    /// Whether a request's own token budget applies (the user gave no `--max-new-tokens`).
+    pub request_budgets: bool,
 }
 
 /// The log-likelihood of each choice after the prompt (as the model sees it, chat template applied),
@@ -62,9 +64,10 @@ fn choice_likelihoods(
     engine: &mut Engine,
     prompt: &Prompt,
     choices: &[String],
-) -> Result<(String, Vec<ChoiceLikelihood>)> {
+) -> Result<(String, usize, Vec<ChoiceLikelihood>)> {
     let context = engine.render(prompt)?;
     let scores = engine.continuation_logprobs(&context, choices)?;
+    let context_tokens = scores.first().map_or(0, |s| s.context_tokens);
     let likelihoods = scores
         .into_iter()
         .map(|s| ChoiceLikelihood {
@@ -73,7 +76,7 @@ fn choice_likelihoods(
             greedy: s.greedy_match,
         })
         .collect();
-    Ok((context, likelihoods))
+    Ok((context, context_tokens, likelihoods))
 }
 
 /// A sample whose prompt is built, waiting for the model.
@@ -84,6 +87,18 @@ struct PromptedSample {
     /// The prompt as the model gets it (system prompt and plain-text options applied).
     model_prompt: Prompt,
     choices: Vec<String>,
+    /// The request's own token budget (LongBench's per-task budgets).
+    max_new_tokens: Option<usize>,
+}
+
+impl PromptedSample {
+    /// The run's generation settings with this request's budget when it has one that applies.
+    fn settings(&self, run: &GenerationSettings, request_budgets: bool) -> GenerationSettings {
+        match self.max_new_tokens.filter(|_| request_budgets) {
+            Some(max_new_tokens) => GenerationSettings { max_new_tokens, ..run.clone() },
+            None => run.clone(),
+        }
+    }
 }
 
 /// What asking for a sample's prompt gave: the sample waiting for the model, or its finished record when the
@@ -147,7 +162,14 @@ fn prompt_sample(
         Ok(request) => {
             let model_prompt = probes.prompt.apply(request.prompt.clone());
             record.prompt = Some(request.prompt);
-            Prompted::Ready(PromptedSample { record, started, prompt_time, model_prompt, choices: request.choices })
+            Prompted::Ready(PromptedSample {
+                record,
+                started,
+                prompt_time,
+                model_prompt,
+                choices: request.choices,
+                max_new_tokens: request.max_new_tokens,
+            })
         }
     }
 }
@@ -173,6 +195,7 @@ fn run_sample(
         Prompted::Failed(finished) => return finished,
     };
     let prompt_time = prompted.prompt_time;
+    let settings = &prompted.settings(settings, probes.request_budgets);
     let record = &mut prompted.record;
     let output = if ready.scoring == ScoringMode::Loglikelihood {
         let generate_started = Instant::now();
@@ -180,8 +203,9 @@ fn run_sample(
         record.timings.generate_ms = ms(generate_started.elapsed());
         match likelihoods {
             Err(e) => Err(format!("{e:#}")),
-            Ok((context, choices)) => {
+            Ok((context, context_tokens, choices)) => {
                 record.prompt_text = Some(context);
+                record.prompt_tokens = Some(context_tokens);
                 record.choices = Some(
                     std::mem::take(&mut prompted.choices)
                         .into_iter()
@@ -240,13 +264,25 @@ pub(super) fn run_batch(
         }
     }
     let prompts: Vec<Prompt> = waiting.iter().map(|(p, _)| p.model_prompt.clone()).collect();
+    let each_settings: Vec<GenerationSettings> =
+        waiting.iter().map(|(p, _)| p.settings(settings, probes.request_budgets)).collect();
     let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
     let generation_started = Instant::now();
-    let generations: Vec<Result<Generation, String>> = match engine.generate_batch(&prompts, settings) {
-        Ok(generations) => generations.into_iter().map(Ok).collect(),
-        Err(_) => {
-            prompts.iter().map(|p| engine.generate(p, settings, &mut |_| {}).map_err(|e| format!("{e:#}"))).collect()
+    let one_at_a_time = |engine: &mut Engine| -> Vec<Result<Generation, String>> {
+        prompts
+            .iter()
+            .zip(&each_settings)
+            .map(|(p, s)| engine.generate(p, s, &mut |_| {}).map_err(|e| format!("{e:#}")))
+            .collect()
+    };
+    // A batch shares one budget; requests with budgets of their own that differ generate one at a time.
+    let generations = if each_settings.windows(2).all(|pair| pair[0] == pair[1]) && !each_settings.is_empty() {
+        match engine.generate_batch(&prompts, &each_settings[0]) {
+            Ok(generations) => generations.into_iter().map(Ok).collect(),
+            Err(_) => one_at_a_time(engine),
         }
+    } else {
+        one_at_a_time(engine)
     };
     for ((mut prompted, sample), generation) in waiting.into_iter().zip(generations) {
         let output = generation.map(|g| {

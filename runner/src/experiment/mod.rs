@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::ExecutionProvider;
 use crate::import::Precision;
+use crate::scenario::fewshot::FewShotOrder;
 
 /// Why an experiment could not be read or planned. Messages name the file, the entry and the key.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,12 @@ pub struct RunConfig {
     pub subsets: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub few_shot: Option<u32>,
+    /// The split few-shot examples come from (a file or a folder, e.g. MMLU's `dev/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_data: Option<PathBuf>,
+    /// `first` or `seeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_order: Option<FewShotOrder>,
     /// `generate` or `loglikelihood`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scoring: Option<String>,
@@ -109,7 +116,7 @@ pub struct RunConfig {
 }
 
 /// Every run key, in the order names are built from and documentation lists them.
-pub const RUN_KEYS: [&str; 26] = [
+pub const RUN_KEYS: [&str; 28] = [
     "name",
     "scenario",
     "model",
@@ -123,6 +130,8 @@ pub const RUN_KEYS: [&str; 26] = [
     "split",
     "subsets",
     "few_shot",
+    "few_shot_data",
+    "few_shot_order",
     "scoring",
     "max_samples",
     "shuffle_seed",
@@ -247,6 +256,7 @@ impl RunConfig {
         let is_hub = |p: &Path| p.to_str().is_some_and(|s| s.starts_with("hf:"));
         self.scenario = self.scenario.as_deref().map(resolve);
         self.adapter = self.adapter.as_deref().map(resolve);
+        self.few_shot_data = self.few_shot_data.as_deref().map(resolve);
         self.model = self.model.as_deref().map(|m| if is_hub(m) { m.to_path_buf() } else { resolve(m) });
         self.data = self.data.as_ref().map(|d| {
             if d == "hf" || d.starts_with("hf:") { d.clone() } else { resolve(Path::new(d)).display().to_string() }
@@ -391,6 +401,8 @@ pub fn label_of(key: &str, config: &RunConfig) -> String {
         },
         "subsets" => config.subsets.as_ref().map_or("all".into(), |s| s.join("+")),
         "few_shot" => config.few_shot.map_or("shotdefault".into(), |k| format!("{k}shot")),
+        "few_shot_data" => config.few_shot_data.as_deref().map_or("shotsame".into(), |d| format!("shots-{}", stem(d))),
+        "few_shot_order" => config.few_shot_order.map_or("orderdefault".into(), |o| o.name().to_string()),
         "scoring" => match config.scoring.as_deref() {
             Some("loglikelihood") => "ll".into(),
             Some(_) => "gen".into(),
@@ -617,6 +629,8 @@ mod tests {
             split: Some("test".into()),
             subsets: Some(vec!["x".into()]),
             few_shot: Some(5),
+            few_shot_data: Some("dev".into()),
+            few_shot_order: Some(FewShotOrder::First),
             scoring: Some("generate".into()),
             max_samples: Some(3),
             shuffle_seed: Some(1),

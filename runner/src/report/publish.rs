@@ -1,6 +1,11 @@
 //! Publishing: a reports folder with an index (`README.md`) and, per comparison, a Markdown page and a
 //! self-contained HTML page; and the results layout that lets one repository hold runs from many
 //! machines, `data/<YYYY-MM-DD>/<run folder>-<host>/`, into which `--archive` copies run folders.
+//!
+//! Archived runs are published, and benchmark datasets are not ours to republish: the archive keeps what
+//! pairs runs sample by sample (ids, outputs, extracted answers, metrics, timings, each choice's
+//! log-likelihood) and drops the dataset's text (prompts, references, choice texts, and a `samples.csv`
+//! written with `--csv-text`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,6 +16,7 @@ use minijinja::Value;
 use super::model::{Comparison, Report, ReportError};
 use super::render::{Templates, page_context, relative_to};
 use crate::results::RunSummary;
+use crate::results::writer::SAMPLES_FILE;
 
 fn write(path: &Path, text: &str) -> Result<(), ReportError> {
     fs::write(path, text)
@@ -104,10 +110,70 @@ pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeM
             entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
         files.sort();
         for file in files {
-            let to = target.join(file.file_name().unwrap_or_default());
-            fs::copy(&file, &to).map_err(|e| io(&to, e))?;
+            let name = file.file_name().unwrap_or_default();
+            let to = target.join(name);
+            if name == SAMPLES_FILE {
+                let text = fs::read_to_string(&file).map_err(|e| io(&file, e))?;
+                fs::write(&to, without_dataset_text(&text)).map_err(|e| io(&to, e))?;
+            } else if name == "samples.csv" && csv_holds_text(&file) {
+                continue;
+            } else {
+                fs::copy(&file, &to).map_err(|e| io(&to, e))?;
+            }
         }
         placed.insert(dir.clone(), target);
     }
     Ok(placed)
+}
+
+/// The fields of a sample record that hold the dataset's own text.
+const DATASET_TEXT_FIELDS: [&str; 3] = ["prompt", "prompt_text", "reference"];
+
+/// `samples.jsonl` without the dataset's text: each line's prompt, rendered prompt and reference, and each
+/// choice's text, are dropped; a line that is not JSON (a torn last line) is left out.
+pub fn without_dataset_text(jsonl: &str) -> String {
+    let mut out = String::with_capacity(jsonl.len() / 2);
+    for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(serde_json::Value::Object(mut record)) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for field in DATASET_TEXT_FIELDS {
+            record.remove(field);
+        }
+        if let Some(serde_json::Value::Array(choices)) = record.get_mut("choices") {
+            for choice in choices.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+                choice.remove("text");
+            }
+        }
+        out.push_str(&serde_json::Value::Object(record).to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a `samples.csv` carries text columns (written with `--csv-text`).
+fn csv_holds_text(path: &Path) -> bool {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.lines().next().map(|header| header.split(',').any(|c| c == "prompt" || c == "reference")))
+        .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archived_samples_keep_what_pairs_runs_and_drop_the_datasets_text() {
+        let line = r#"{"index":0,"id":"q7","prompt":{"kind":"text","value":"Q?"},"prompt_text":"Q?","reference":"B","output":"B","extracted":"B","metrics":{"accuracy":1.0},"choices":[{"text":" A","logprob":-2.0,"tokens":1,"greedy":false}]}"#;
+        let kept: serde_json::Value =
+            serde_json::from_str(without_dataset_text(&format!("{line}\n{{torn")).trim()).unwrap();
+        for field in ["prompt", "prompt_text", "reference"] {
+            assert!(kept.get(field).is_none(), "{field} is dataset text: {kept}");
+        }
+        assert_eq!(kept["id"], "q7");
+        assert_eq!((kept["output"].as_str(), kept["extracted"].as_str()), (Some("B"), Some("B")));
+        assert_eq!(kept["choices"][0]["logprob"], -2.0);
+        assert!(kept["choices"][0].get("text").is_none());
+    }
 }

@@ -39,6 +39,16 @@ pub fn reproduce_command(s: &RunSummary) -> String {
     let settings = &s.settings;
     if settings.few_shot > 0 {
         flag("few-shot", Some(settings.few_shot.to_string()));
+        if let Some(source) = &s.dataset.few_shot_source {
+            flag("few-shot-data", Some(portable_path(&source.label)));
+        }
+        if let Some(order) = &settings.few_shot_order {
+            flag("few-shot-order", Some(order.clone()));
+        }
+        if settings.few_shot_order.as_deref() == Some("seeded") && settings.temperature == 0.0 && settings.seed != 0 {
+            // The seed picks the examples even when decoding is greedy.
+            flag("seed", Some(settings.seed.to_string()));
+        }
     }
     if settings.scoring != "generate" {
         flag("scoring", Some(settings.scoring.clone()));

@@ -70,6 +70,8 @@ pub struct SampleTimings {
 /// One choice of a log-likelihood run: the continuation and how likely the model found it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChoiceRecord {
+    /// The continuation; absent in published (archived) records, which keep no dataset text.
+    #[serde(default)]
     pub text: String,
     /// Sum of the natural-log probabilities of its tokens.
     pub logprob: f64,
@@ -90,6 +92,8 @@ pub struct SampleRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
     pub status: SampleStatus,
+    /// The expected answer; empty in published (archived) records, which keep no dataset text.
+    #[serde(default)]
     pub reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<Prompt>,

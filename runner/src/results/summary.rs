@@ -53,6 +53,20 @@ pub struct DatasetRecord {
     /// The subsets the run selected; empty for all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<String>,
+    /// The split few-shot examples came from, when it was not this dataset (MMLU's dev files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_source: Option<FewShotSourceRecord>,
+}
+
+/// A few-shot split a run read for its examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FewShotSourceRecord {
+    /// The path, as given or as found beside the data.
+    pub label: String,
+    /// sha256 of the file, or over a folder's files (as the dataset's own hash).
+    pub hash: String,
+    /// Examples it holds (of the selected subsets).
+    pub total: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +129,9 @@ pub struct SettingsRecord {
     /// Few-shot examples per prompt.
     #[serde(default)]
     pub few_shot: usize,
+    /// How they were chosen: "first" (file order) or "seeded"; absent for zero-shot runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_order: Option<String>,
     /// "generate" or "loglikelihood".
     #[serde(default = "generate_scoring")]
     pub scoring: String,
@@ -287,6 +304,13 @@ pub struct Aggregates {
     pub itl_ms: Option<Distribution>,
     pub decode_tokens_per_s: Option<Distribution>,
     pub prefill_tokens_per_s: Option<Distribution>,
+    /// Log-likelihood runs: tokens through the model (the context and every choice's continuation) per
+    /// second of scoring, per sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored_tokens_per_s: Option<Distribution>,
+    /// Log-likelihood runs: samples scored per second of model time (their generate times summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_per_s: Option<f64>,
     pub prompt_tokens: Option<Distribution>,
     pub output_tokens: Option<Distribution>,
     /// Time in the WebAssembly scenario (prompt + score) per sample.
@@ -354,8 +378,24 @@ impl Aggregates {
             records.iter().filter(|r| r.status == SampleStatus::Ok && r.repetition == 0).collect();
         let ok_all = records.iter().filter(|r| r.status == SampleStatus::Ok).count();
         let generated: Vec<&SampleRecord> = records.iter().filter(|r| r.output_tokens.is_some()).collect();
+        // Log-likelihood runs generate nothing; their samples still ran the model, and are timed.
+        let scored: Vec<&SampleRecord> =
+            records.iter().filter(|r| r.choices.is_some() && r.prompt_tokens.is_some()).collect();
         let collect =
             |f: &dyn Fn(&SampleRecord) -> Option<f64>| -> Vec<f64> { generated.iter().filter_map(|r| f(r)).collect() };
+        let collect_ran = |f: &dyn Fn(&SampleRecord) -> Option<f64>| -> Vec<f64> {
+            generated.iter().chain(&scored).filter_map(|r| f(r)).collect()
+        };
+        let scored_tokens_per_s: Vec<f64> = scored
+            .iter()
+            .filter(|r| r.timings.generate_ms > 0.0)
+            .map(|r| {
+                let choices: usize = r.choices.iter().flatten().map(|c| c.tokens as usize).sum();
+                (r.prompt_tokens.unwrap_or(0) + choices) as f64 / (r.timings.generate_ms / 1e3)
+            })
+            .collect();
+        let scoring_seconds: f64 = scored.iter().map(|r| r.timings.generate_ms / 1e3).sum();
+        let samples_per_s = (scoring_seconds > 0.0).then(|| scored.len() as f64 / scoring_seconds);
 
         let metrics = summarise_metrics(ok.iter().copied(), specs);
         let mut subset_names: Vec<&str> = ok.iter().filter_map(|r| r.subset.as_deref()).collect();
@@ -369,21 +409,21 @@ impl Aggregates {
             })
             .collect();
 
-        let e2e = collect(&|r| Some(r.timings.e2e_ms));
+        let e2e = collect_ran(&|r| Some(r.timings.e2e_ms));
         let ttft = collect(&|r| Some(r.timings.ttft_ms));
         let itl: Vec<f64> = generated.iter().flat_map(|r| r.timings.itl_ms.iter().copied()).collect();
         let decode = collect(&|r| r.timings.decode_tokens_per_s);
         let prefill = collect(&|r| r.timings.prefill_tokens_per_s);
-        let prompt_tokens = collect(&|r| r.prompt_tokens.map(|t| t as f64));
+        let prompt_tokens = collect_ran(&|r| r.prompt_tokens.map(|t| t as f64));
         let output_tokens = collect(&|r| r.output_tokens.map(|t| t as f64));
-        let scenario = collect(&|r| Some(r.timings.prompt_ms + r.timings.score_ms));
+        let scenario = collect_ran(&|r| Some(r.timings.prompt_ms + r.timings.score_ms));
         let sampling = collect(&|r| Some(r.timings.sampling_ms));
         let thinking_tokens = collect(&|r| r.thinking_tokens.map(|t| t as f64));
         let answer_tokens = collect(&|r| r.answer_tokens.map(|t| t as f64));
         let bytes = |f: &dyn Fn(&SampleRecord) -> Option<u64>| -> Vec<f64> {
             records.iter().filter_map(|r| f(r).map(|b| b as f64)).collect()
         };
-        let generate_total: f64 = generated.iter().map(|r| r.timings.generate_ms).sum();
+        let generate_total: f64 = generated.iter().chain(&scored).map(|r| r.timings.generate_ms).sum();
         let scenario_overhead = (generate_total > 0.0).then(|| scenario.iter().sum::<f64>() / generate_total);
 
         let warnings = [(&ttft, "TTFT"), (&itl, "Inter-token latency")]
@@ -401,6 +441,8 @@ impl Aggregates {
             itl_ms: Distribution::of(&itl),
             decode_tokens_per_s: Distribution::of(&decode),
             prefill_tokens_per_s: Distribution::of(&prefill),
+            scored_tokens_per_s: Distribution::of(&scored_tokens_per_s),
+            samples_per_s,
             prompt_tokens: Distribution::of(&prompt_tokens),
             output_tokens: Distribution::of(&output_tokens),
             scenario_ms: Distribution::of(&scenario),
@@ -629,6 +671,7 @@ mod tests {
             think_markers: None,
             think_markers_source: None,
             few_shot: 0,
+            few_shot_order: None,
             scoring: "generate".into(),
             scenario_args: Vec::new(),
             warmup: 0,

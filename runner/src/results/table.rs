@@ -165,6 +165,10 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         ("sampling (ms per sample)", &r.sampling_ms, 2),
         ("output tokens", &r.output_tokens, 1),
     ];
+    if r.scored_tokens_per_s.is_some() {
+        rows.push(("scored tokens/s (log-likelihood)", &r.scored_tokens_per_s, 0));
+        rows.push(("context tokens", &r.prompt_tokens, 1));
+    }
     if r.thinking_tokens.is_some() {
         rows.push(("thinking tokens", &r.thinking_tokens, 1));
         rows.push(("answer tokens", &r.answer_tokens, 1));
@@ -179,6 +183,9 @@ pub fn render_terminal(summary: &RunSummary) -> String {
     if let Some(memory) = memory_line(summary) {
         out.push_str(&memory);
         out.push('\n');
+    }
+    if let Some(rate) = r.samples_per_s {
+        out.push_str(&format!("log-likelihood throughput: {rate:.2} samples/s of model time\n"));
     }
     if let Some(overhead) = r.scenario_overhead {
         out.push_str(&format!("scenario (WebAssembly) time: {:.3}% of generation\n", overhead * 100.0));

@@ -36,14 +36,14 @@ pub use bindings::runner::scenario::host::LogLevel;
 pub use bindings::runner::scenario::types::{
     Aggregation, ChoiceLikelihood, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field,
     GenerationDefaults, HfDataset, Message, Metadata, Metric, MetricInfo, ModelOutput, NamedFile, Options,
-    Prompt as WitPrompt, Record, Request, Role as WitRole, Sample, Score, ScoredSample, ScoringModes, SubsetInfo,
-    Value,
+    Prompt as WitPrompt, Record, Request, Role as WitRole, Sample, Score, ScoredSample, ScoringMode, ScoringModes,
+    SubsetInfo, Value,
 };
 
 /// The WIT package every scenario must be built against (wit/scenario.wit)...
 pub const WIT_PACKAGE: &str = "runner:scenario";
 /// ...and its version; the host refuses components that import another version.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// How often the epoch ticker advances; the granularity of the per-call time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -121,6 +121,8 @@ pub struct PromptRequest {
     pub prompt: EnginePrompt,
     /// The continuations to compare by log-likelihood; empty when the run generates.
     pub choices: Vec<String>,
+    /// This sample's token budget, when the scenario sets one (LongBench's per-task budgets).
+    pub max_new_tokens: Option<usize>,
 }
 
 /// A loaded scenario with a live instance.
@@ -291,7 +293,11 @@ impl Scenario {
             .map_err(|message| ScenarioError::Guest { function: "build-prompt", message })?;
         validate::request(&request, loglikelihood)
             .map_err(|message| self.malformed("build-prompt", Some(sample.id.clone()), message))?;
-        Ok(PromptRequest { prompt: engine_prompt(request.prompt), choices: request.choices })
+        Ok(PromptRequest {
+            prompt: engine_prompt(request.prompt),
+            choices: request.choices,
+            max_new_tokens: request.max_new_tokens.map(|n| n as usize),
+        })
     }
 
     /// Scores the model's output for `sample`. Every metric must be declared in the metadata and finite.
@@ -487,10 +493,22 @@ impl Options {
         let scoring_mode = if metadata.scoring_modes.contains(ScoringModes::GENERATE)
             || metadata.scoring_modes == ScoringModes::empty()
         {
-            ScoringModes::GENERATE
+            ScoringMode::Generate
         } else {
-            ScoringModes::LOGLIKELIHOOD
+            ScoringMode::Loglikelihood
         };
         Options { subsets: Vec::new(), few_shot: None, scoring_mode, seed: 0, task_file: None, args: Vec::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wit_version_is_the_version_the_wit_file_declares() {
+        let wit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/scenario.wit")).unwrap();
+        let package = format!("package {WIT_PACKAGE}@{WIT_VERSION};");
+        assert!(wit.lines().any(|line| line.trim() == package), "wit/scenario.wit must declare `{package}`");
     }
 }

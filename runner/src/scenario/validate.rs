@@ -37,6 +37,13 @@ pub(super) fn metadata(metadata: &Metadata) -> Result<(), String> {
             return Err(format!("subset `{}` is declared twice", subset.name));
         }
     }
+    let mut columns = HashSet::new();
+    for column in &metadata.headerless_columns {
+        check_name("header-less column name", column)?;
+        if column.trim().is_empty() || !columns.insert(column.as_str()) {
+            return Err(format!("header-less column `{}` is empty or declared twice", short(column)));
+        }
+    }
     Ok(())
 }
 

@@ -23,7 +23,8 @@ use runner_scenario_sdk::multiple_choice::{
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
     ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
+    export_scenario,
 };
 
 /// Eight questions in the Hub's ARC format, written for runner (not taken from ARC).
@@ -40,12 +41,12 @@ const SUBSETS: &[(&str, &str, &str)] = &[
 
 #[derive(Debug, Clone)]
 struct Config {
-    mode: ScoringModes,
+    mode: ScoringMode,
     subsets: Vec<String>,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringModes::GENERATE, subsets: Vec::new() }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
 }
 
 fn config() -> Config {
@@ -119,13 +120,21 @@ impl Guest for Arc {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+        if config().mode == ScoringMode::Loglikelihood {
             let text = few_shot_prompt(&sample, &examples, question_only, |e| reference_text(e).map(String::from))?;
-            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
+            return Ok(Request {
+                prompt: Prompt::Text(text),
+                choices: LIKELIHOODS.continuations(&choices),
+                max_new_tokens: None,
+            });
         }
         let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
         let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
+        Ok(Request {
+            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
+            choices: Vec::new(),
+            max_new_tokens: None,
+        })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

@@ -1,11 +1,11 @@
 use runner_scenario_sdk::harness::{Harness, field, metric};
 use runner_scenario_sdk::metrics::value_of;
-use runner_scenario_sdk::{Prompt, Record, ScoringModes, Value};
+use runner_scenario_sdk::{Prompt, Record, ScoringMode, Value};
 
 use super::*;
 
 fn loglikelihood() -> Harness<Arc> {
-    Harness::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap()
+    Harness::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap()
 }
 
 #[test]
@@ -23,7 +23,7 @@ fn the_embedded_sample_parses_with_numeric_labels_as_letters() {
 #[test]
 fn prompts_follow_the_harness_for_loglikelihood_and_show_letters_for_generation() {
     let harness = Harness::<Arc>::configured(|o| {
-        o.scoring_mode = ScoringModes::LOGLIKELIHOOD;
+        o.scoring_mode = ScoringMode::Loglikelihood;
         o.few_shot = Some(1);
     })
     .unwrap();

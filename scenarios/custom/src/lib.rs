@@ -88,6 +88,7 @@ impl Guest for Custom {
             default_source: None,
             scoring_modes: ScoringModes::GENERATE,
             default_few_shot: 0,
+            headerless_columns: Vec::new(),
         }
     }
 
@@ -187,7 +188,7 @@ impl Guest for Custom {
             messages.push(Message { role: Role::User, content: prompt });
             Prompt::Chat(messages)
         };
-        Ok(Request { prompt, choices: Vec::new() })
+        Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

@@ -80,7 +80,7 @@ impl Guest for Gsm8k {
             let solution = field(example, "solution")?;
             Ok(format!("{solution}\nThe answer is {}.", example.reference).trim_start().to_string())
         })?;
-        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
+        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
@@ -120,7 +120,7 @@ sdk::export_scenario!(Gsm8k);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sdk::ScoringModes;
+    use sdk::ScoringMode;
     use sdk::harness::{Harness, metric};
 
     #[test]
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn other_scoring_modes_subsets_and_args_are_refused() {
-        let error = Harness::<Gsm8k>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).err().unwrap();
+        let error = Harness::<Gsm8k>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).err().unwrap();
         assert_eq!(error.option, "scoring-mode");
         let error = Harness::<Gsm8k>::configured(|o| o.subsets = vec!["algebra".into()]).err().unwrap();
         assert_eq!(error.option, "subsets");

@@ -119,7 +119,7 @@ impl Guest for Math500 {
                 format!("{solution}\nThe final answer is $\\boxed{{{}}}$.", example.reference).trim().to_string()
             })
         })?;
-        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
+        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

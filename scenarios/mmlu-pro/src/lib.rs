@@ -30,7 +30,8 @@ use runner_scenario_sdk::multiple_choice::{
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
     ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
+    export_scenario,
 };
 
 /// Eight questions in MMLU-Pro's format, written for runner (not taken from MMLU-Pro).
@@ -60,12 +61,12 @@ pub const CATEGORIES: &[&str] = &[
 
 #[derive(Debug, Clone)]
 struct Config {
-    mode: ScoringModes,
+    mode: ScoringMode,
     subsets: Vec<String>,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringModes::GENERATE, subsets: Vec::new() }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
 }
 
 fn config() -> Config {
@@ -134,11 +135,15 @@ impl Guest for MmluPro {
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let category = sample.subset.as_deref().unwrap_or("other").replace('_', " ");
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+        if config().mode == ScoringMode::Loglikelihood {
             let mut text = format!("The following are multiple choice questions (with answers) about {category}.\n\n");
             let block = |s: &Sample| Ok(format!("{}Answer:", question_block(s)?));
             text.push_str(&few_shot_prompt(&sample, &examples, block, |e| Ok(e.reference.clone()))?);
-            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
+            return Ok(Request {
+                prompt: Prompt::Text(text),
+                choices: LIKELIHOODS.continuations(&choices),
+                max_new_tokens: None,
+            });
         }
         let mut text = format!(
             "The following are multiple choice questions (with answers) about {category}. Think step by step and \
@@ -156,7 +161,11 @@ impl Guest for MmluPro {
         }
         text.push_str(&question_block(&sample)?);
         text.push_str("Answer: Let's think step by step.");
-        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
+        Ok(Request {
+            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
+            choices: Vec::new(),
+            max_new_tokens: None,
+        })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

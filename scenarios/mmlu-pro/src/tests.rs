@@ -1,7 +1,7 @@
 use runner_scenario_sdk::harness::{Harness, metric};
 use runner_scenario_sdk::metrics::value_of;
 use runner_scenario_sdk::multiple_choice::question_and_choices;
-use runner_scenario_sdk::{Prompt, ScoringModes};
+use runner_scenario_sdk::{Prompt, ScoringMode};
 
 use super::*;
 
@@ -52,7 +52,7 @@ fn gold_answers_score_right_and_wrong_answers_wrong_in_both_modes() {
     // Sample 1 has 8 options: "I" is not one of them.
     assert_eq!(metric(&harness.score(&samples[0], "the answer is (I)"), "answered"), 0.0);
 
-    let harness = Harness::<MmluPro>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+    let harness = Harness::<MmluPro>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap();
     for (index, sample) in samples.iter().enumerate() {
         let request = harness.request(&samples, index);
         assert!(matches!(&request.prompt, Prompt::Text(t) if t.ends_with("\nAnswer:")));

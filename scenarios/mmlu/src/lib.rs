@@ -2,17 +2,20 @@
 //! four-choice questions in 57 subjects, asked 5-shot in the original paper's prompt format ("The following
 //! are multiple choice questions (with answers) about {subject}." then `Question\nA. ..\nAnswer: X` blocks).
 //!
-//! - Data: cais/mmlu (`question`, `subject`, `choices`, `answer` 0-3; JSON Lines, JSON or Parquet) or
+//! - Data: the original release (`data/test/*.csv` and `data/dev/*.csv`, one header-less
+//!   `question,A,B,C,D,answer` file per subject: `--data data/test` reads the folder, the subject from each
+//!   file's name), cais/mmlu (`question`, `subject`, `choices`, `answer` 0-3; JSON Lines, JSON or Parquet) or
 //!   edinburgh-dawg/mmlu-redux(-2.0) with `--scenario-arg variant=redux` (`question`, `choices`, `answer`,
-//!   `error_type`, one config per subject: the subject comes from the `subject` column, else the Hub config,
-//!   else the file name).
+//!   `error_type`, one config per subject: the subject comes from the `subject` column, else the Hub config
+//!   or the file name).
 //! - Redux: rows whose `error_type` is not `ok` (bad question or options, no or several correct answers,
 //!   wrong ground truth, expert knowledge) are left out, as the Redux paper measures models on the questions
 //!   its annotators found sound; `--scenario-arg redux_rows=all` keeps every row with its original answer.
 //! - Scoring: by generation (the SDK reads the letter the model states) or by log-likelihood of " A".." D"
 //!   after the prompt (text prompt, as published MMLU figures are made).
-//! - Few-shot examples are the ones the host picks from the same subject of the evaluated file (the original
-//!   takes them from the dev split; pass the dev rows in the same file to reproduce that exactly).
+//! - Few-shot examples come from the dev split, as in the original code and lm-evaluation-harness: the host
+//!   reads `data/dev` beside `data/test` (or `--few-shot-data`) and gives each question its subject's first
+//!   five dev questions in file order, so 5-shot prompts equal lm-eval's `mmlu` task.
 //! - `aggregate` reports `accuracy/SUBJECT` and `accuracy_macro`, the mean over subjects.
 
 pub mod subjects;
@@ -29,8 +32,8 @@ use runner_scenario_sdk::multiple_choice::{
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
     ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
-    log,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
+    export_scenario, log,
 };
 
 /// Twelve questions in MMLU's format, written for runner (not taken from MMLU), in three subjects.
@@ -50,8 +53,7 @@ enum Variant {
 
 #[derive(Debug, Clone)]
 struct Config {
-    mode: ScoringModes,
-    subsets: Vec<String>,
+    mode: ScoringMode,
     variant: Variant,
     /// Redux rows with an `error_type` other than `ok` are kept.
     all_redux_rows: bool,
@@ -59,7 +61,7 @@ struct Config {
 
 thread_local! {
     static CONFIG: RefCell<Config> = const {
-        RefCell::new(Config { mode: ScoringModes::GENERATE, subsets: Vec::new(), variant: Variant::Mmlu, all_redux_rows: false })
+        RefCell::new(Config { mode: ScoringMode::Generate, variant: Variant::Mmlu, all_redux_rows: false })
     };
 }
 
@@ -87,6 +89,7 @@ impl Guest for Mmlu {
         .hub("cais/mmlu", Some("all"), "test")
         .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
         .few_shot(5)
+        .headerless_columns(&["question", "A", "B", "C", "D", "answer"])
         .build()
     }
 
@@ -109,9 +112,7 @@ impl Guest for Mmlu {
         if all_redux_rows && variant != Variant::Redux {
             return Err(config::error("args: redux_rows", "applies to variant=redux only"));
         }
-        CONFIG.with(|c| {
-            *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets, variant, all_redux_rows }
-        });
+        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, variant, all_redux_rows });
         Ok(())
     }
 
@@ -126,9 +127,6 @@ impl Guest for Mmlu {
         let mut left_out = 0usize;
         for row in records::rows(&records) {
             let subject = subject_of(&row, &info)?;
-            if !config.subsets.is_empty() && !config.subsets.iter().any(|s| s == subject) {
-                continue;
-            }
             if config.variant == Variant::Redux {
                 let error_type = row.str("error_type")?.trim();
                 if !config.all_redux_rows && error_type != "ok" {
@@ -161,12 +159,20 @@ impl Guest for Mmlu {
             subjects::display(&subject)
         );
         text.push_str(&few_shot_prompt(&sample, &examples, question_block, |e| Ok(e.reference.clone()))?);
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+        if config().mode == ScoringMode::Loglikelihood {
             let (_, choices) = question_and_choices(&sample)?;
-            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
+            return Ok(Request {
+                prompt: Prompt::Text(text),
+                choices: LIKELIHOODS.continuations(&choices),
+                max_new_tokens: None,
+            });
         }
         let content = format!("{INSTRUCTION}\n\n{text}");
-        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content }]), choices: Vec::new() })
+        Ok(Request {
+            prompt: Prompt::Chat(vec![Message { role: Role::User, content }]),
+            choices: Vec::new(),
+            max_new_tokens: None,
+        })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
@@ -207,7 +213,18 @@ fn subject_of(row: &Row<'_>, info: &DatasetInfo) -> Result<&'static str, Dataset
 
 fn sample_of(row: &Row<'_>, subject: &str) -> Result<Sample, DatasetError> {
     let question = row.str("question")?.trim().to_string();
-    let choices = row.list("choices")?;
+    // The original CSVs give the options as columns A-D; the Hub layouts as one `choices` list.
+    let choices = if row.has("choices") {
+        row.list("choices")?
+    } else {
+        // An option may be empty text in the real files; only a missing column is an error.
+        let option = |column: &str| {
+            row.opt_str(column)?
+                .map(|text| text.to_string())
+                .ok_or_else(|| row.error(column, format!("row {} has no option `{column}`", row.row)))
+        };
+        ["A", "B", "C", "D"].iter().map(|column| option(column)).collect::<Result<_, _>>()?
+    };
     if choices.len() < 2 || choices.len() > 26 {
         return Err(row.error("choices", format!("has {} choices; 2 to 26 are needed", choices.len())));
     }

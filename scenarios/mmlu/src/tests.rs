@@ -1,11 +1,11 @@
 use runner_scenario_sdk::harness::{Harness, field, metric};
 use runner_scenario_sdk::metrics::value_of;
-use runner_scenario_sdk::{Prompt, Record, ScoringModes, Value};
+use runner_scenario_sdk::{Prompt, Record, ScoringMode, Value};
 
 use super::*;
 
 fn loglikelihood() -> Harness<Mmlu> {
-    Harness::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap()
+    Harness::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap()
 }
 
 fn record(columns: Vec<(&str, Value)>) -> Record {

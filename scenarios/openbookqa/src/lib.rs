@@ -22,7 +22,8 @@ use runner_scenario_sdk::multiple_choice::{
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
     ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes, config, export_scenario,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
+    export_scenario,
 };
 
 /// Eight questions in the Hub's `additional` layout (with facts), written for runner (not OpenBookQA).
@@ -35,12 +36,12 @@ const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
 
 #[derive(Debug, Clone)]
 struct Config {
-    mode: ScoringModes,
+    mode: ScoringMode,
     with_fact: bool,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringModes::GENERATE, with_fact: false }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, with_fact: false }) };
 }
 
 fn config() -> Config {
@@ -88,13 +89,21 @@ impl Guest for OpenBookQa {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode.contains(ScoringModes::LOGLIKELIHOOD) {
+        if config().mode == ScoringMode::Loglikelihood {
             let text = few_shot_prompt(&sample, &examples, stem_with_fact, |e| reference_text(e).map(String::from))?;
-            return Ok(Request { prompt: Prompt::Text(text), choices: LIKELIHOODS.continuations(&choices) });
+            return Ok(Request {
+                prompt: Prompt::Text(text),
+                choices: LIKELIHOODS.continuations(&choices),
+                max_new_tokens: None,
+            });
         }
         let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
         let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request { prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]), choices: Vec::new() })
+        Ok(Request {
+            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
+            choices: Vec::new(),
+            max_new_tokens: None,
+        })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

@@ -1,5 +1,5 @@
 use runner_scenario_sdk::harness::{Harness, field, metric};
-use runner_scenario_sdk::{Prompt, ScoringModes};
+use runner_scenario_sdk::{Prompt, ScoringMode};
 
 use super::*;
 
@@ -19,13 +19,13 @@ fn the_embedded_sample_parses() {
 
 #[test]
 fn prompts_in_both_modes_with_and_without_the_fact() {
-    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap();
     let samples = harness.embedded();
     let request = harness.request(&samples, 6);
     assert!(matches!(&request.prompt, Prompt::Text(text) if text == "Sound travels fastest through"));
     assert_eq!(request.choices, [" empty space", " air", " a steel rail", " a vacuum jar"]);
     let open_book = Harness::<OpenBookQa>::configured(|o| {
-        o.scoring_mode = ScoringModes::LOGLIKELIHOOD;
+        o.scoring_mode = ScoringMode::Loglikelihood;
         o.args = vec![("fact".into(), "include".into())];
         o.few_shot = Some(1);
     })
@@ -56,7 +56,7 @@ fn gold_answers_score_right_and_wrong_answers_wrong_in_both_modes() {
         let wrong = if sample.reference == "D" { "C" } else { "D" };
         assert_eq!(metric(&harness.score(sample, &format!("The answer is {wrong}")), "accuracy"), 0.0);
     }
-    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap();
     for sample in &samples {
         let gold = (sample.reference.as_bytes()[0] - b'A') as usize;
         let mut logprobs = vec![-12.0; 4];
@@ -75,7 +75,7 @@ fn ai2_tsv_layout() {
     let tsv = "ID\tQuestion Stem\tChoices\tComplete Question\tAnswer Key\n\
                9-1\tFog forms most often over:\t(A) a marsh (B) a desert (C) a dune (D) a mesa\tFog forms most often over: (A) a marsh (B) a desert (C) a dune (D) a mesa\tA\n\
                9-2\tIce (frozen water) floats because it is\t(A) heavy (B) less dense than water (C) hot (D) blue\tx\tB\n";
-    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+    let harness = Harness::<OpenBookQa>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap();
     let samples = harness.parse("test.tsv", tsv.as_bytes()).unwrap();
     let ids: Vec<(&str, &str)> = samples.iter().map(|s| (s.id.as_str(), s.reference.as_str())).collect();
     assert_eq!(ids, [("9-1", "A"), ("9-2", "B")]);

@@ -55,6 +55,7 @@ impl Guest for Prompts {
             default_source: None,
             scoring_modes: ScoringModes::GENERATE,
             default_few_shot: 0,
+            headerless_columns: Vec::new(),
         }
     }
 
@@ -126,7 +127,7 @@ impl Guest for Prompts {
             messages.push(Message { role: Role::User, content: prompt });
             Prompt::Chat(messages)
         };
-        Ok(Request { prompt, choices: Vec::new() })
+        Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(_sample: Sample, _output: ModelOutput) -> Result<Score, String> {

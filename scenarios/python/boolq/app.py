@@ -22,7 +22,7 @@ EMBEDDED_FILE = "sample.jsonl"
 with open(os.path.join(os.path.dirname(__file__), EMBEDDED_FILE), "rb") as _sample:
     EMBEDDED_SAMPLE = _sample.read()
 
-_options = {"mode": t.ScoringModes.GENERATE}
+_options = {"mode": t.ScoringMode.GENERATE}
 
 
 def _plain(value):
@@ -65,6 +65,7 @@ class WitWorld(WitWorld):
             default_source=t.HfDataset("google/boolq", None, "validation", None),
             scoring_modes=t.ScoringModes.GENERATE | t.ScoringModes.LOGLIKELIHOOD,
             default_few_shot=0,
+            headerless_columns=[],
         )
 
     def configure(self, options):
@@ -92,10 +93,10 @@ class WitWorld(WitWorld):
     def build_prompt(self, sample, examples):
         shots = [(_field(e, "passage"), _field(e, "question"), e.reference) for e in examples]
         text = boolq.build_text(_field(sample, "passage"), _field(sample, "question"), shots)
-        if _options["mode"] == t.ScoringModes.LOGLIKELIHOOD:
-            return t.Request(t.Prompt_Text(text), list(boolq.CHOICES))
+        if _options["mode"] == t.ScoringMode.LOGLIKELIHOOD:
+            return t.Request(t.Prompt_Text(text), list(boolq.CHOICES), None)
         message = t.Message(t.Role.USER, boolq.INSTRUCTION + "\n\n" + text)
-        return t.Request(t.Prompt_Chat([message]), [])
+        return t.Request(t.Prompt_Chat([message]), [], None)
 
     def score(self, sample, output):
         if output.choices:

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{ConfigError, Metadata, Options, ScoringModes};
+use crate::{ConfigError, Metadata, Options, ScoringMode, ScoringModes};
 
 /// Checks options against what `metadata` declares (scoring modes, subsets) and the `--scenario-arg` keys
 /// in `known_args`, in that order; returns the arguments as a map.
@@ -26,23 +26,29 @@ pub fn error(option: &str, message: impl Into<String>) -> ConfigError {
 
 /// Refuses a scoring mode the scenario does not offer.
 pub fn check_scoring_mode(options: &Options, supported: ScoringModes) -> Result<(), ConfigError> {
-    if options.scoring_mode.is_empty() || !supported.contains(options.scoring_mode) {
-        let names = |modes: ScoringModes| {
-            let mut names = Vec::new();
-            if modes.contains(ScoringModes::GENERATE) {
-                names.push("generate");
-            }
-            if modes.contains(ScoringModes::LOGLIKELIHOOD) {
-                names.push("loglikelihood");
-            }
-            names.join(", ")
-        };
-        return Err(error(
-            "scoring-mode",
-            format!("this scenario scores by {}, not by {:?}", names(supported), names(options.scoring_mode)),
-        ));
+    if supported.contains(flag(options.scoring_mode)) {
+        return Ok(());
     }
-    Ok(())
+    let mut names = Vec::new();
+    if supported.contains(ScoringModes::GENERATE) {
+        names.push("generate");
+    }
+    if supported.contains(ScoringModes::LOGLIKELIHOOD) {
+        names.push("loglikelihood");
+    }
+    let chosen = match options.scoring_mode {
+        ScoringMode::Generate => "generate",
+        ScoringMode::Loglikelihood => "loglikelihood",
+    };
+    Err(error("scoring-mode", format!("this scenario scores by {}, not by {chosen}", names.join(", "))))
+}
+
+/// The declared-modes flag of one scoring mode.
+pub fn flag(mode: ScoringMode) -> ScoringModes {
+    match mode {
+        ScoringMode::Generate => ScoringModes::GENERATE,
+        ScoringMode::Loglikelihood => ScoringModes::LOGLIKELIHOOD,
+    }
 }
 
 /// Refuses selected subsets that do not exist, listing the ones that do.
@@ -71,7 +77,7 @@ pub fn args(options: &Options, known: &[&str]) -> Result<BTreeMap<String, String
 mod tests {
     use super::*;
 
-    fn options(mode: ScoringModes, args: &[(&str, &str)]) -> Options {
+    fn options(mode: ScoringMode, args: &[(&str, &str)]) -> Options {
         Options {
             subsets: Vec::new(),
             few_shot: None,
@@ -84,26 +90,26 @@ mod tests {
 
     #[test]
     fn scoring_modes_subsets_and_args_are_checked() {
-        assert!(check_scoring_mode(&options(ScoringModes::GENERATE, &[]), ScoringModes::GENERATE).is_ok());
-        let error = check_scoring_mode(&options(ScoringModes::LOGLIKELIHOOD, &[]), ScoringModes::GENERATE).unwrap_err();
+        assert!(check_scoring_mode(&options(ScoringMode::Generate, &[]), ScoringModes::GENERATE).is_ok());
+        let error = check_scoring_mode(&options(ScoringMode::Loglikelihood, &[]), ScoringModes::GENERATE).unwrap_err();
         assert_eq!(error.option, "scoring-mode");
         assert!(check_subsets(&["a".into()], &["a", "b"]).is_ok());
         let error = check_subsets(&["c".into()], &["a", "b"]).unwrap_err();
         assert!(error.message.contains("c") && error.message.contains("a, b"), "{}", error.message);
-        assert_eq!(args(&options(ScoringModes::GENERATE, &[("k", "v")]), &["k"]).unwrap()["k"], "v");
-        assert!(args(&options(ScoringModes::GENERATE, &[("x", "v")]), &["k"]).unwrap_err().message.contains("`x`"));
+        assert_eq!(args(&options(ScoringMode::Generate, &[("k", "v")]), &["k"]).unwrap()["k"], "v");
+        assert!(args(&options(ScoringMode::Generate, &[("x", "v")]), &["k"]).unwrap_err().message.contains("`x`"));
     }
 
     #[test]
     fn check_refuses_what_the_metadata_does_not_declare() {
         let metadata = crate::metadata::MetadataBuilder::new("s", "1", "d").subsets([("a", "A"), ("b", "B")]).build();
-        assert_eq!(check(&options(ScoringModes::GENERATE, &[("k", "v")]), &metadata, &["k"]).unwrap()["k"], "v");
-        let error = check(&options(ScoringModes::LOGLIKELIHOOD, &[]), &metadata, &[]).unwrap_err();
+        assert_eq!(check(&options(ScoringMode::Generate, &[("k", "v")]), &metadata, &["k"]).unwrap()["k"], "v");
+        let error = check(&options(ScoringMode::Loglikelihood, &[]), &metadata, &[]).unwrap_err();
         assert_eq!(error.option, "scoring-mode");
-        let mut unknown = options(ScoringModes::GENERATE, &[]);
+        let mut unknown = options(ScoringMode::Generate, &[]);
         unknown.subsets = vec!["c".into()];
         let error = check(&unknown, &metadata, &[]).unwrap_err();
         assert!(error.option == "subsets" && error.message.contains("a, b"), "{error:?}");
-        assert_eq!(check(&options(ScoringModes::GENERATE, &[("k", "v")]), &metadata, &[]).unwrap_err().option, "args");
+        assert_eq!(check(&options(ScoringMode::Generate, &[("k", "v")]), &metadata, &[]).unwrap_err().option, "args");
     }
 }

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 use crate::{
     ChoiceLikelihood, ConfigError, DatasetError, DatasetInfo, DatasetInput, Guest, Metadata, Metric, ModelOutput,
-    NamedFile, Options, Prompt, Record, Request, Role, Sample, Score, ScoredSample, ScoringModes, decode,
+    NamedFile, Options, Prompt, Record, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, decode,
 };
 
 /// A configured scenario `S`.
@@ -22,9 +22,9 @@ pub struct Harness<S: Guest> {
 /// The options a plain run uses: no subsets, the default few-shot count, generation when supported.
 pub fn default_options(metadata: &Metadata) -> Options {
     let scoring_mode = if metadata.scoring_modes.contains(ScoringModes::GENERATE) {
-        ScoringModes::GENERATE
+        ScoringMode::Generate
     } else {
-        ScoringModes::LOGLIKELIHOOD
+        ScoringMode::Loglikelihood
     };
     Options { subsets: Vec::new(), few_shot: None, scoring_mode, seed: 0, task_file: None, args: Vec::new() }
 }

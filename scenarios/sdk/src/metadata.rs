@@ -26,6 +26,7 @@ impl MetadataBuilder {
                 default_source: None,
                 scoring_modes: ScoringModes::GENERATE,
                 default_few_shot: 0,
+                headerless_columns: Vec::new(),
             },
         }
     }
@@ -76,6 +77,13 @@ impl MetadataBuilder {
         self
     }
 
+    /// The columns of the benchmark's original header-less CSV/TSV files, in order (MMLU's
+    /// `question, A, B, C, D, answer`): the host reads such files' rows under these names.
+    pub fn headerless_columns(mut self, columns: &[&str]) -> Self {
+        self.metadata.headerless_columns = columns.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
     pub fn build(self) -> Metadata {
         self.metadata
     }
@@ -108,6 +116,7 @@ mod tests {
             .hub("org/data", Some("main"), "test")
             .scoring(ScoringModes::GENERATE | ScoringModes::LOGLIKELIHOOD)
             .few_shot(5)
+            .headerless_columns(&["q", "a"])
             .build();
         assert_eq!((full.defaults.max_new_tokens, full.defaults.stop.clone()), (16, vec!["\n".to_string()]));
         assert_eq!(full.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["accuracy", "f1"]);
@@ -119,6 +128,8 @@ mod tests {
         );
         assert!(source.revision.is_none() && full.scoring_modes.contains(ScoringModes::LOGLIKELIHOOD));
         assert_eq!(full.default_few_shot, 5);
+        assert_eq!(full.headerless_columns, ["q", "a"]);
+        assert!(plain.headerless_columns.is_empty());
         let sample = embedded("label", "sample.jsonl", b"{}").unwrap();
         assert_eq!(
             (sample.label.as_str(), sample.file_name.as_str(), sample.data.as_slice()),

@@ -12,7 +12,7 @@
 use crate::choice::letter;
 use crate::metrics::{ScoreBuilder, binary};
 use crate::records::Row;
-use crate::{ChoiceLikelihood, DatasetError, Field, MetricInfo, ModelOutput, Sample, Score, ScoringModes, Value};
+use crate::{ChoiceLikelihood, DatasetError, Field, MetricInfo, ModelOutput, Sample, Score, ScoringMode, Value};
 
 /// A question's choices: their texts and the labels the dataset gives them ("A".."E" or "1".."5").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +319,7 @@ impl Likelihoods {
 #[derive(Debug, Clone, Copy)]
 pub struct ChoiceScoring {
     /// The run's scoring mode: log-likelihood compares `likelihoods`, generation reads a letter.
-    pub mode: ScoringModes,
+    pub mode: ScoringMode,
     pub likelihoods: Likelihoods,
     /// Reads the stated letter out of a generated output among the first `n` letters
     /// ([`crate::choice::choice_letter`], or a benchmark's own extraction).
@@ -333,7 +333,7 @@ pub struct ChoiceScoring {
 pub fn score_choices(sample: &Sample, output: &ModelOutput, scoring: &ChoiceScoring) -> Result<Score, String> {
     let (_, choices) = question_and_choices(sample)?;
     let is_reference = |chosen: Option<char>| chosen.is_some_and(|c| sample.reference.chars().eq([c]));
-    if !scoring.mode.contains(ScoringModes::LOGLIKELIHOOD) {
+    if scoring.mode == ScoringMode::Generate {
         let chosen = (scoring.read_letter)(&output.text, choices.len());
         return Ok(ScoreBuilder::new()
             .flag("accuracy", is_reference(chosen))
@@ -487,7 +487,7 @@ mod tests {
     }
 
     const GENERATE: ChoiceScoring = ChoiceScoring {
-        mode: ScoringModes::GENERATE,
+        mode: ScoringMode::Generate,
         likelihoods: Likelihoods::Texts,
         read_letter: crate::choice::choice_letter,
     };
@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn scores_likelihoods_raw_and_per_character_and_refuses_a_wrong_count() {
-        let texts = ChoiceScoring { mode: ScoringModes::LOGLIKELIHOOD, ..GENERATE };
+        let texts = ChoiceScoring { mode: ScoringMode::Loglikelihood, ..GENERATE };
         // Raw: "no" (B) is likeliest; per character: the long answer (A).
         let likely = output("", &[-4.0, -2.0, -5.0]);
         let score = score_choices(&sample("A"), &likely, &texts).unwrap();

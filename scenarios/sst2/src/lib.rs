@@ -88,7 +88,11 @@ impl Guest for Sst2 {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let messages = few_shot_chat(&TURNS, &sample, &examples, |example| Ok(example.reference.clone()))?;
-        Ok(Request { prompt: Prompt::Chat(messages), choices: CHOICES.iter().map(|c| c.to_string()).collect() })
+        Ok(Request {
+            prompt: Prompt::Chat(messages),
+            choices: CHOICES.iter().map(|c| c.to_string()).collect(),
+            max_new_tokens: None,
+        })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
@@ -118,6 +122,7 @@ sdk::export_scenario!(Sst2);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runner_scenario_sdk::ScoringMode;
     use sdk::harness::{Harness, metric};
 
     #[test]
@@ -156,7 +161,7 @@ mod tests {
 
     #[test]
     fn loglikelihood_picks_the_likelier_label() {
-        let harness = Harness::<Sst2>::configured(|o| o.scoring_mode = ScoringModes::LOGLIKELIHOOD).unwrap();
+        let harness = Harness::<Sst2>::configured(|o| o.scoring_mode = ScoringMode::Loglikelihood).unwrap();
         let samples = harness.embedded();
         assert_eq!(harness.request(&samples, 0).choices, [" negative", " positive"]);
         // samples[0] is positive.

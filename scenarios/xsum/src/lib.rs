@@ -63,7 +63,7 @@ impl Guest for Xsum {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let messages = few_shot_chat(&TURNS, &sample, &examples, |example| Ok(example.reference.clone()))?;
-        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new() })
+        Ok(Request { prompt: Prompt::Chat(messages), choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
