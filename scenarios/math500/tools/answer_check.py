@@ -23,6 +23,9 @@ WRAPPERS = {
     "minerva": lambda y: f"Final Answer: The final answer is ${y}$. I hope it is correct.",
     "bold": lambda y: f"Adding these up.\n\n**Final answer:** ${y}$",
     "bare": lambda y: f"${y}$",
+    "plain text": lambda y: f"So the answer is {y}.",
+    "display": lambda y: f"Therefore\n\\[ \\boxed{{{y}}} \\]",
+    "inline parens": lambda y: f"This gives \\({y}\\).",
 }
 
 
@@ -131,6 +134,7 @@ def equivalent_forms(x):
     add("braced base", re.sub(r"^(\d+)_(\d+)$", r"\1_{\2}", x))
     add("bare base", re.sub(r"^(\d+)_\{(\d+)\}$", r"\1_\2", x))
     add("degrees dropped", re.sub(r"\^\\circ$", "", x))
+    add("unicode degrees", re.sub(r"\^\\circ$", "°", x))
     add("^{\\circ}", x.replace("^\\circ", "^{\\circ}"))
     add("no \\$", x.replace("\\$", ""))
     add("\\text dropped", re.sub(r"^\\text\{(.*)\}$", r"\1", x))
@@ -155,6 +159,14 @@ def wrong_forms(x, others):
         out.append(("1,2 for 12", x[0] + "," + x[1:]))
     if re.fullmatch(r"\d{4,}", x):
         out.append(("one digit dropped", x[:-1]))
+    if re.fullmatch(r"\((-?[^,()]+),(-?[^,()]+)\)", x.replace(" ", "")) and len(set(x.strip("()").split(","))) == 2:
+        a, b = x.strip("()").split(",")
+        out.append(("tuple reversed", f"({b.strip()}, {a.strip()})"))
+    if re.match(r"^[(\[].*,.*[)\]]$", x) and "\\cup" not in x:
+        out.append(("bracket changed", x[:-1] + (")" if x[-1] == "]" else "]")))
+    terms = commute(x)
+    if terms and "+" in terms:
+        out.append(("term sign flipped", terms.replace("+", "-", 1) if not terms.startswith("-") else terms[1:]))
     out.append(("another answer", others))
     return out
 
@@ -163,7 +175,7 @@ def cases(answers):
     for i, x in enumerate(answers):
         for form, y in equivalent_forms(x):
             for wrapper, wrap in WRAPPERS.items():
-                if form != "as given" and wrapper in ("bold", "bare"):
+                if form != "as given" and wrapper not in ("boxed", "dollars", "minerva"):
                     continue
                 yield {"reference": x, "output": wrap(y), "equal": True, "form": f"{form} / {wrapper}"}
         # Another problem's answer: the next one that reads differently.
