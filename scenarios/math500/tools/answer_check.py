@@ -186,11 +186,12 @@ def cases(answers):
                 yield {"reference": x, "output": WRAPPERS[wrapper](y), "equal": False, "form": f"{form} / {wrapper}"}
 
 
-def runner_verdicts(all_cases):
-    env = dict(os.environ, CARGO_BUILD_JOBS=os.environ.get("CARGO_BUILD_JOBS", "1"))
-    env.setdefault("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    subprocess.run(["cargo", "build", "-q", "-p", "math500", "--example", "judge"], cwd=ROOT, env=env, check=True)
-    judge = os.path.join(env["CARGO_TARGET_DIR"], "debug", "examples", "judge")
+def runner_verdicts(all_cases, judge=None):
+    if judge is None:
+        env = dict(os.environ, CARGO_BUILD_JOBS=os.environ.get("CARGO_BUILD_JOBS", "1"))
+        env.setdefault("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+        subprocess.run(["cargo", "build", "-q", "-p", "math500", "--example", "judge"], cwd=ROOT, env=env, check=True)
+        judge = os.path.join(env["CARGO_TARGET_DIR"], "debug", "examples", "judge")
     text = "".join(json.dumps({"reference": c["reference"], "output": c["output"]}) + "\n" for c in all_cases)
     result = subprocess.run([judge], input=text, capture_output=True, text=True, check=True)
     return [line == "1" for line in result.stdout.split()]
@@ -215,11 +216,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="MATH-500 test.jsonl")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "answer-check"))
+    parser.add_argument("--judge", help="a built examples/judge binary (another commit's scorer, to compare); "
+                        "default: build this tree's")
     args = parser.parse_args()
     answers = [json.loads(line)["answer"] for line in open(args.data) if line.strip()]
     all_cases = list(cases(answers))
     os.makedirs(args.out, exist_ok=True)
-    ours, judge = runner_verdicts(all_cases), math_verify_verdicts(all_cases)
+    ours, judge = runner_verdicts(all_cases, args.judge), math_verify_verdicts(all_cases)
     assert len(ours) == len(all_cases), "the judge example wrote one verdict per case"
 
     def rate(kind, verdicts):
