@@ -111,6 +111,9 @@ def equivalent_forms(x):
     else:
         add("commuted sum", commute(x))
     thousands = re.fullmatch(r"\d{1,3}(,\d{3})+", x)
+    # A sum inside a group (`\frac{11+9a}{20}`, `(a+5)(b+2)`) commuted in place.
+    add("commuted inside", re.sub(r"([{(])([^{}()]*[^{}()\s^_][+-][^{}()]*)([})])",
+                                  lambda m: m.group(1) + (commute(m.group(2)) or m.group(2)) + m.group(3), x))
     if "," in x and not re.match(r"^[(\[{\\]", x) and "\\!" not in x and not thousands:
         add("list reversed", ", ".join(p.strip(", ") for p in reversed(top_level_split(x, ","))))
     m = re.fullmatch(r"(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", x)
@@ -142,6 +145,22 @@ def equivalent_forms(x):
     add("\\textbf", re.sub(r"^\\text\{", r"\\textbf{", x))
     add("bmatrix", x.replace("pmatrix", "bmatrix"))
     add("no x \\in", re.sub(r"^x \\in ", "", x))
+    return out
+
+
+def algebra_forms(x):
+    """Equal forms that take algebra to see (an unsimplified radical, a radical in a denominator): outside
+    what the guest's scorer claims, measured to show the gap to math-verify."""
+    out = []
+    m = re.fullmatch(r"(\d+)\s*\\sqrt\{?(\d+)\}?", x)
+    if m:
+        out.append(("radical not simplified", f"\\sqrt{{{int(m.group(1)) ** 2 * int(m.group(2))}}}"))
+    m = re.fullmatch(r"\\frac\{\\sqrt\{(\d+)\}\}\{(\d+)\}", x)
+    if m and m.group(1) == m.group(2):
+        out.append(("radical in the denominator", f"\\frac{{1}}{{\\sqrt{{{m.group(1)}}}}}"))
+    m = re.fullmatch(r"(\d+)\s*\\pi", x)
+    if m:
+        out.append(("product commuted", f"\\pi \\cdot {m.group(1)}"))
     return out
 
 
@@ -178,6 +197,8 @@ def cases(answers):
                 if form != "as given" and wrapper not in ("boxed", "dollars", "minerva"):
                     continue
                 yield {"reference": x, "output": wrap(y), "equal": True, "form": f"{form} / {wrapper}"}
+        for form, y in algebra_forms(x):
+            yield {"reference": x, "output": WRAPPERS["boxed"](y), "equal": True, "form": f"algebra: {form}"}
         # Another problem's answer: the next one that reads differently.
         bare = lambda a: re.sub(r"^[a-z]\s*=|\s", "", a)
         other = next(a for a in answers[i + 1:] + answers[:i] if bare(a) != bare(x))
@@ -225,8 +246,9 @@ def main():
     ours, judge = runner_verdicts(all_cases, args.judge), math_verify_verdicts(all_cases)
     assert len(ours) == len(all_cases), "the judge example wrote one verdict per case"
 
-    def rate(kind, verdicts):
-        picked = [v for c, v in zip(all_cases, verdicts) if c["equal"] == kind]
+    def rate(kind, verdicts, algebra=False):
+        picked = [v for c, v in zip(all_cases, verdicts)
+                  if c["equal"] == kind and c["form"].startswith("algebra:") == algebra]
         good = sum(v == kind for v in picked)
         return good, len(picked)
 
@@ -240,8 +262,9 @@ def main():
     print(f"{'kind':6} {'form':40} {'cases':>6} {'runner':>8} {'math-verify':>12}")
     for (equal, form), (n, o, j) in sorted(by_form.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
         print(f"{'equal' if equal else 'wrong':6} {form:40} {n:6} {100 * o / n:7.1f}% {100 * j / n:11.1f}%")
-    for kind, label in ((True, "equivalent forms accepted"), (False, "wrong answers rejected")):
-        (og, n), (jg, _) = rate(kind, ours), rate(kind, judge)
+    for kind, algebra, label in ((True, False, "equivalent forms accepted"), (False, False, "wrong answers rejected"),
+                                 (True, True, "equal forms that take algebra accepted (outside the targets)")):
+        (og, n), (jg, _) = rate(kind, ours, algebra), rate(kind, judge, algebra)
         print(f"\n{label}: runner {og}/{n} = {100 * og / n:.1f} %, math-verify {jg}/{n} = {100 * jg / n:.1f} %")
     with open(os.path.join(args.out, "cases.jsonl"), "w") as f:
         for c, o, j in zip(all_cases, ours, judge):

@@ -156,7 +156,64 @@ fn same(a: &str, b: &str) -> bool {
         return same_multiset(&items_a, &items_b);
     }
     let (terms_a, terms_b) = (signed_terms(a), signed_terms(b));
-    (terms_a.len() > 1 || terms_b.len() > 1) && same_multiset(&terms_a, &terms_b)
+    if terms_a.len() > 1 || terms_b.len() > 1 {
+        return same_multiset(&terms_a, &terms_b);
+    }
+    same_groups(a, b)
+}
+
+/// Whether `a` and `b` are the same text around the same kinds of groups (`{}`, `()`, `[]`) whose contents
+/// are equal: `\frac{9a+11}{20}` = `\frac{11+9a}{20}`, `\sqrt{1+x}` = `\sqrt{x+1}`.
+fn same_groups(a: &str, b: &str) -> bool {
+    let (pieces_a, pieces_b) = (groups(a), groups(b));
+    pieces_a.len() > 1
+        && pieces_a.len() == pieces_b.len()
+        && pieces_a.iter().zip(&pieces_b).all(|(x, y)| match (x, y) {
+            (Piece::Text(x), Piece::Text(y)) => x == y,
+            (Piece::Group(open_x, x), Piece::Group(open_y, y)) => open_x == open_y && same(x, y),
+            _ => false,
+        })
+}
+
+/// A stretch of text outside brackets, or a bracketed group's opening bracket and content.
+enum Piece<'a> {
+    Text(&'a str),
+    Group(char, &'a str),
+}
+
+/// `text` as its top-level pieces; one text piece when a bracket does not close.
+fn groups(text: &str) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let (mut depth, mut start, mut open) = (0usize, 0, ' ');
+    for (at, c) in text.char_indices() {
+        match c {
+            '{' | '(' | '[' => {
+                if depth == 0 {
+                    if at > start {
+                        pieces.push(Piece::Text(&text[start..at]));
+                    }
+                    (start, open) = (at + 1, c);
+                }
+                depth += 1;
+            }
+            '}' | ')' | ']' => {
+                let Some(inner) = depth.checked_sub(1) else { return vec![Piece::Text(text)] };
+                depth = inner;
+                if depth == 0 {
+                    pieces.push(Piece::Group(open, &text[start..at]));
+                    start = at + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return vec![Piece::Text(text)];
+    }
+    if start < text.len() {
+        pieces.push(Piece::Text(&text[start..]));
+    }
+    pieces
 }
 
 /// Element by element, in order.
@@ -405,6 +462,7 @@ pub fn normalize(answer: &str) -> String {
     }
     if let Some((left, right)) = s.split_once("\\in")
         && left.trim().chars().count() == 1
+        && !right.starts_with(|c: char| c.is_ascii_alphabetic())
     {
         s = right.to_string();
     }
@@ -745,6 +803,12 @@ mod tests {
         assert!(equivalent("2b - a = 4", "-a + 2b = 4"));
         assert!(!equivalent("4i-3", "3+4i"));
         assert!(!equivalent("3+4i", "3+4i+1"));
+        // Inside a fraction, a root or brackets too.
+        assert!(equivalent("\\frac{5+2b}{7}", "\\dfrac{2b + 5}{7}"));
+        assert!(equivalent("\\sqrt{y+1}", "\\sqrt{1+y}"));
+        assert!(equivalent("(2+m)(n-3)", "(m+2)(-3+n)"));
+        assert!(!equivalent("\\frac{5+2b}{7}", "\\frac{7}{5+2b}"));
+        assert!(!equivalent("\\sqrt{y+1}", "\\sqrt[3]{1+y}"));
         // A minus after an operator or a bracket is a sign, not a new term.
         assert_eq!(signed_terms("2\\cdot-3+y^-1-(4-z)"), ["+2\\cdot-3", "+y^-1", "-(4-z)"]);
     }
@@ -796,6 +860,8 @@ mod tests {
         assert!(equivalent("\\left[ 2, \\infty \\right)", "[2,\\infty)"));
         assert!(!equivalent("[2, \\infty)", "(2,\\infty)"));
         assert!(equivalent("x \\in (0, 4]", "(0,4]"));
+        // `\infty` starts like `\in`: "-\infty" is not "fty".
+        assert_eq!(normalize("-\\infty"), "-\\infty");
         // A list of solutions in any order.
         assert!(equivalent("-4, 2, 9", "9, 2, -4"));
         assert!(!equivalent("-4, 2, 9", "9, 2, 4"));
