@@ -186,6 +186,9 @@ def wrong_forms(x, others):
     terms = commute(x)
     if terms and "+" in terms:
         out.append(("term sign flipped", terms.replace("+", "-", 1) if not terms.startswith("-") else terms[1:]))
+    m = re.fullmatch(r"(\d+)\s*\\sqrt\{?(\d+)\}?", x)
+    if m:
+        out.append(("radical off by one", f"\\sqrt{{{int(m.group(1)) ** 2 * int(m.group(2)) + 1}}}"))
     out.append(("another answer", others))
     return out
 
@@ -237,6 +240,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="MATH-500 test.jsonl")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "answer-check"))
+    parser.add_argument("--all-pairs", action="store_true",
+                        help="also score every gold answer against every other one (false positives)")
     parser.add_argument("--judge", help="a built examples/judge binary (another commit's scorer, to compare); "
                         "default: build this tree's")
     args = parser.parse_args()
@@ -274,7 +279,25 @@ def main():
             if o != c["equal"]:
                 f.write(f"{'equal' if c['equal'] else 'wrong'} [{c['form']}] math-verify={j}\n"
                         f"  reference: {c['reference']}\n  output:    {c['output']}\n")
+    if args.all_pairs:
+        all_pairs(answers, args.judge)
     print(f"\ncases and runner's misses: {args.out}")
+
+
+def all_pairs(answers, judge=None):
+    """Every answer boxed against every other answer that reads differently: runner should take none of
+    them as equal unless they are (math-verify, asked about the pairs runner accepts, says which are)."""
+    distinct = sorted(set(answers))
+    bare = lambda a: re.sub(r"\s", "", a)
+    pairs = [{"reference": r, "output": WRAPPERS["boxed"](o), "equal": False, "form": "pair"}
+             for r in distinct for o in distinct if bare(r) != bare(o)]
+    accepted = [c for c, v in zip(pairs, runner_verdicts(pairs, judge)) if v]
+    judged = math_verify_verdicts(accepted)
+    agree = sum(judged)
+    print(f"\nall pairs of distinct gold answers: {len(pairs)}; runner takes {len(accepted)} as equal, "
+          f"math-verify agrees on {agree}")
+    for c, j in zip(accepted, judged):
+        print(f"  {'equal' if j else 'FALSE POSITIVE'}: {c['reference']!r} ~ {c['output']!r}")
 
 
 if __name__ == "__main__":

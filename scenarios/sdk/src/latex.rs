@@ -14,7 +14,8 @@
 //! plain numbers (integers, decimals, `\frac` or `a/b` of them, mixed numbers `2\frac{1}{3}`) by exact
 //! rational value, so integers compare exactly at any size; sums as multisets of signed terms
 //! (`9i+6` = `6+9i`); tuples, intervals and matrices element by element; unbracketed lists as multisets
-//! (`3, 5, 7` = `7, 5, 3`); equations side by side.
+//! (`3, 5, 7` = `7, 5, 3`); equations side by side; and, last, expressions by their numeric value at two
+//! assignments of their letters ([`expression`](crate::expression)), so `\sqrt{20}` = `2\sqrt{5}`.
 
 /// The content of the last `\boxed{...}` (or `\fbox{...}`) in `text`, nested braces kept; also reads the
 /// brace-less `\boxed 5`. None when there is none or its braces never close.
@@ -156,10 +157,8 @@ fn same(a: &str, b: &str) -> bool {
         return same_multiset(&items_a, &items_b);
     }
     let (terms_a, terms_b) = (signed_terms(a), signed_terms(b));
-    if terms_a.len() > 1 || terms_b.len() > 1 {
-        return same_multiset(&terms_a, &terms_b);
-    }
-    same_groups(a, b)
+    let same_terms = (terms_a.len() > 1 || terms_b.len() > 1) && same_multiset(&terms_a, &terms_b);
+    same_terms || same_groups(a, b) || crate::expression::same_value(a, b)
 }
 
 /// Whether `a` and `b` are the same text around the same kinds of groups (`{}`, `()`, `[]`) whose contents
