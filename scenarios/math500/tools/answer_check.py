@@ -172,6 +172,10 @@ def wrong_forms(x, others):
         # The first number: a later one may be a base (`52_8`) or an exponent, which would change the form.
         first = digits[0]
         out.append(("off by one", x[: first.start()] + str(int(first.group()) + 1) + x[first.end():]))
+    if len(re.sub(r"\D", "", x)) >= 10 and re.fullmatch(r"[\d,\\! ]+", x):
+        # Above 1e9 a relative tolerance of 1e-9 took the last unit for noise.
+        last = digits[-1]
+        out.append(("large, last digit off by one", x[: last.start()] + str(int(last.group()) + 1) + x[last.end():]))
     if re.fullmatch(r"-?\d+(\.\d+)?", x) and float(x) != 0:
         out.append(("sign flipped", x[1:] if x.startswith("-") else "-" + x))
     if re.fullmatch(r"\d{2,3}", x):
