@@ -80,7 +80,7 @@ def equivalent_forms(x):
     add("dfrac", x.replace("\\frac", "\\dfrac"))
     add("frac", x.replace("\\dfrac", "\\frac"))
     add("no spaces", re.sub(r"(?<![A-Za-z]) | (?![A-Za-z])", "", x))
-    # A comma before a thousands group (`10,\!080`, `58,500`) is not a list separator.
+    # A comma before a thousands group (`12,\!345`, `67,890`) is not a list separator.
     add("spaced", re.sub(r"\s*([=+]|,(?!\\!|\d{3}\b))\s*", r" \1 ", x).strip())
     plain = re.fullmatch(r"-?\d+(\.\d+)?", x)
     if plain:

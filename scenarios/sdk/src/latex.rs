@@ -426,7 +426,7 @@ pub fn normalize(answer: &str) -> String {
     // A `\\` before a letter is a doubly escaped command (`\\frac`, as MATH's own rule reads it); any
     // other `\\` ends a matrix row, which becomes `;` (and `&` between cells becomes `,`).
     s = matrix_rows(&s);
-    // `,\!` is how MATH writes a thousands separator (`10,\!080`, `11,\! 111`).
+    // `,\!` is how MATH writes a thousands separator (`12,\!345`, `22,\! 333`).
     s = s.replace(",\\!", "{,}");
     while s.contains("{,} ") {
         s = s.replace("{,} ", "{,}");
