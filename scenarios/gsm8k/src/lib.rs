@@ -1,7 +1,12 @@
 //! The GSM8K scenario: grade-school math word problems. Reads GSM8K records (`question`, and an `answer`
 //! whose worked solution ends in `#### N`), asks the model to reason step by step and finish with "The
-//! answer is N.", reads the final number out of the output and scores exact numeric match. Few-shot
-//! examples are earlier problems with their worked solutions as the assistant's turns.
+//! answer is N.", reads the final number out of the output and scores exact numeric match (`accuracy`).
+//! Beside it, the same output is scored as lm-evaluation-harness's gsm8k task does, with both of its filters
+//! ([`lm_eval`]): `exact_match_strict` (the number after the first `#### `) and `exact_match_flexible` (the
+//! last number in the output). Few-shot examples are earlier problems with their worked solutions as the
+//! assistant's turns.
+
+pub mod lm_eval;
 
 use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
@@ -23,6 +28,9 @@ const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Question"
 /// GSM8K separates the worked solution from the final number with this marker.
 const MARKER: &str = "####";
 
+/// The sample field holding the reference as lm-eval's exact match sees it ([`lm_eval::reference`]).
+const LM_EVAL_REFERENCE: &str = "lm_eval_reference";
+
 pub struct Gsm8k;
 
 impl Guest for Gsm8k {
@@ -36,6 +44,14 @@ impl Guest for Gsm8k {
         .metrics([
             metrics::binary("accuracy", "1 when the final number in the output equals the reference, else 0"),
             metrics::binary("answered", "1 when a number could be read from the output, else 0"),
+            metrics::binary(
+                "exact_match_strict",
+                "lm-eval gsm8k strict-match: the number after the first `#### ` equals the reference",
+            ),
+            metrics::binary(
+                "exact_match_flexible",
+                "lm-eval gsm8k flexible-extract: the last number in the output equals the reference",
+            ),
         ])
         .hub("openai/gsm8k", Some("main"), "test")
         .build()
@@ -59,6 +75,7 @@ impl Guest for Gsm8k {
                     return Err(row.error("answer", "has no `#### ` marker before the final number"));
                 };
                 let final_text = &answer[marker_at + MARKER.len()..];
+                let lm_eval_reference = lm_eval::reference(answer);
                 let reference = numbers::single_number(final_text).ok_or_else(|| {
                     row.error("answer", format!("the text after `####` is not one number: {:?}", final_text.trim()))
                 })?;
@@ -68,6 +85,8 @@ impl Guest for Gsm8k {
                     fields: vec![
                         Field { name: "question".to_string(), value: question.trim().to_string() },
                         Field { name: "solution".to_string(), value: worked_solution(&answer[..marker_at]) },
+                        // lm-eval compares with the answer's text, not runner's canonical number.
+                        Field { name: LM_EVAL_REFERENCE.to_string(), value: lm_eval_reference },
                     ],
                     reference,
                 })
@@ -85,9 +104,16 @@ impl Guest for Gsm8k {
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
         let extracted = numbers::final_answer(&output.text);
+        // A sample built without the field (by hand, in a test) compares with its canonical reference.
+        let lm_eval_reference = match sample.fields.iter().find(|f| f.name == LM_EVAL_REFERENCE) {
+            Some(field) => field.value.clone(),
+            None => lm_eval::reference(&sample.reference),
+        };
         Ok(metrics::ScoreBuilder::new()
             .flag("accuracy", extracted.as_deref() == Some(sample.reference.as_str()))
             .flag("answered", extracted.is_some())
+            .flag("exact_match_strict", lm_eval::strict_match(&output.text, &lm_eval_reference))
+            .flag("exact_match_flexible", lm_eval::flexible_extract(&output.text, &lm_eval_reference))
             .extracted(extracted)
             .build())
     }
@@ -198,6 +224,48 @@ mod tests {
         assert_eq!((score.extracted.as_deref(), metric(&score, "accuracy")), (Some("18"), 1.0));
         let score = harness.score(&samples[0], "no idea");
         assert_eq!((metric(&score, "accuracy"), metric(&score, "answered"), score.extracted), (0.0, 0.0, None));
+    }
+
+    #[test]
+    fn lm_eval_strict_and_flexible_extraction_are_scored_side_by_side() {
+        let harness = Harness::<Gsm8k>::new();
+        let data = b"{\"question\": \"How many?\", \"answer\": \"Work: 1,000 + 250 = 1,250\\n#### 1,250\"}";
+        let samples = harness.parse("t.jsonl", data).unwrap();
+        let sample = &samples[0];
+        let scores = |output: &str| {
+            let score = harness.score(sample, output);
+            harness.assert_declared(&score);
+            ["accuracy", "exact_match_strict", "exact_match_flexible"].map(|name| metric(&score, name))
+        };
+        // The GSM8K answer format: all three agree.
+        assert_eq!(scores("1,000 + 250 = 1,250 pages.\n#### 1,250"), [1.0, 1.0, 1.0]);
+        assert_eq!(scores("So 1000 + 250 = 1250.\n#### 1250"), [1.0, 1.0, 1.0]);
+        // runner's prompt asks for "The answer is N.": strict finds no `#### `, flexible takes "1,250." and
+        // drops the comma and the final full stop.
+        assert_eq!(scores("The answer is 1,250."), [1.0, 0.0, 1.0]);
+        // Strict takes the first `#### `, flexible the last number.
+        assert_eq!(scores("#### 1000\nNo wait, 250 more.\n#### 1250"), [1.0, 0.0, 1.0]);
+        // Strict needs a digit, sign, point or comma right after `#### `; a dollar sign is not one.
+        assert_eq!(scores("#### $1,250"), [1.0, 0.0, 1.0]);
+        // A number after the answer: runner reads the stated answer, flexible the last number.
+        assert_eq!(scores("The answer is 1250. I used 2 steps."), [1.0, 0.0, 0.0]);
+        // "1,250..." keeps one full stop after lm-eval's rules, as lm-eval scores it.
+        assert_eq!(scores("It must be 1,250..."), [1.0, 0.0, 0.0]);
+        assert_eq!(scores("I do not know."), [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn lm_eval_filters_read_signs_and_single_digits() {
+        use lm_eval::{flexible_extract, reference, strict_match};
+        assert_eq!(reference("Step: 3 - 10 = -7 $.\n#### -7"), "-7");
+        // Python's `$` matches before a final newline too: the full stop goes, the newline stays.
+        assert_eq!(reference("#### $2,000.\n"), "2000\n");
+        assert!(strict_match("so #### -7", "-7"));
+        assert!(!strict_match("so ####-7", "-7"));
+        // `(-?[0-9]+)` catches a lone digit that `[$0-9.,]{2,}` misses.
+        assert!(flexible_extract("x is 12, y is 7", "7"));
+        assert!(flexible_extract("the loss is -$40", "-40"));
+        assert!(!flexible_extract("seven", "7"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The MATH-500 scenario: competition mathematics (HuggingFaceH4/MATH-500: `problem`, `solution`, `answer`,
 //! `subject`, `level`, `unique_id`). The model is asked to put its final answer in `\boxed{}`; the last boxed
-//! expression (or, failing that, what follows "the answer is") is compared with the reference after the MATH
-//! paper's LaTeX normalisation, with plain numbers compared by value. The seven subjects are the subsets,
+//! expression (or, failing that, what follows "the answer is" / "Final answer:", or the last inline math) is
+//! compared with the reference after the MATH paper's LaTeX normalisation, with numbers compared by exact
+//! value and sums, tuples and lists by their parts ([`latex::equivalent`]). `tools/answer_check.py` measures
+//! the comparison against math-verify on the gold answers rewritten the ways models write them. The seven subjects are the subsets,
 //! named in snake case (`counting_and_probability`); the run also reports accuracy per subject and its
 //! macro-average. Few-shot examples are problems with their worked solutions.
 
@@ -137,18 +139,10 @@ impl Guest for Math500 {
     }
 }
 
-/// The final answer in an output: the last `\boxed{}`, else the rest of the line after the last "answer
-/// is" without dollar signs and a final full stop.
+/// The final answer in an output: the last `\boxed{}`, else what follows the last "answer is" / "Final
+/// answer:" (Minerva's sentence included), else the last inline math ([`latex::final_answer`]).
 pub fn extract_answer(output: &str) -> Option<String> {
-    if let Some(boxed) = latex::last_boxed(output) {
-        return Some(boxed.trim().to_string());
-    }
-    let lower = output.to_ascii_lowercase();
-    let at = lower.rfind("answer is")? + "answer is".len();
-    let line = output[at..].lines().next().unwrap_or("");
-    let answer = line.trim().trim_start_matches(':').trim().trim_matches('$').trim().trim_end_matches('.');
-    let answer = answer.trim_end_matches('$').trim();
-    (!answer.is_empty()).then(|| answer.to_string())
+    latex::final_answer(output)
 }
 
 sdk::export_scenario!(Math500);
@@ -187,6 +181,31 @@ mod tests {
             assert_eq!(metric(&harness.score(fraction, output), "accuracy"), 1.0, "{output}");
         }
         assert_eq!(metric(&harness.score(fraction, "I give up"), "answered"), 0.0);
+    }
+
+    #[test]
+    fn minerva_and_markdown_answers_and_model_spellings_score_correct() {
+        let harness = Harness::<Math500>::new();
+        let sample = |reference: &str| Sample {
+            id: "1".to_string(),
+            subset: None,
+            fields: Vec::new(),
+            reference: reference.to_string(),
+        };
+        let cases = [
+            ("\\frac{7}{3}", "Final Answer: The final answer is $2\\frac{1}{3}$. I hope it is correct."),
+            ("3+2i", "**Final answer:** $2i + 3$"),
+            ("12\\text{ cm}", "The answer is $12 \\text{cm}$."),
+            ("101_{3}", "so $\\boxed{101_3}$"),
+            ("2,\\!048", "We get $2048$."),
+        ];
+        for (reference, output) in cases {
+            let score = harness.score(&sample(reference), output);
+            assert_eq!(metric(&score, "accuracy"), 1.0, "{reference} / {output}: {:?}", score.extracted);
+        }
+        for (reference, output) in [("12", "The answer is $1,2$."), ("9000000000", "\\boxed{9000000001}")] {
+            assert_eq!(metric(&harness.score(&sample(reference), output), "accuracy"), 0.0, "{output}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //!
 //! - Data: TIGER-Lab/MMLU-Pro (`question_id`, `question`, `options`, `answer` letter, `answer_index`,
 //!   `cot_content`, `category`, `src`), Parquet or JSON Lines. "N/A" options are dropped as the reference does.
+//! - The gold answer is the `answer` letter, the field lm-eval's mmlu_pro scores against. The public test
+//!   file has a row whose `answer_index` disagrees with it: such a row is kept, following `answer`, and
+//!   named in a warning in the run's log. A file where more than one row in a hundred disagrees is refused:
+//!   its columns do not mean what MMLU-Pro's do.
 //! - Categories are the subsets, named with `_` for spaces (`computer_science`).
 //! - Few-shot: the reference takes 5 examples of the category from the validation split, whose `cot_content`
 //!   holds a worked answer; the host picks examples from the evaluated file, so pass the validation rows in
@@ -21,6 +25,7 @@ pub mod answer;
 use std::cell::RefCell;
 
 use runner_scenario_sdk::choice::letter;
+use runner_scenario_sdk::log;
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
@@ -111,6 +116,7 @@ impl Guest for MmluPro {
         let selected = config().subsets;
         let records = records::records(&info, input)?;
         let mut samples = Vec::new();
+        let mut flawed = Vec::new();
         for row in records::rows(&records) {
             let category = row.str("category")?.trim();
             if !CATEGORIES.contains(&category) {
@@ -120,7 +126,28 @@ impl Guest for MmluPro {
             if !selected.is_empty() && !selected.contains(&subset) {
                 continue;
             }
-            samples.push(sample_of(&row, subset)?);
+            let (sample, flaw) = sample_of(&row, subset)?;
+            if let Some(flaw) = flaw {
+                flawed.push((row.row, sample.id.clone(), flaw));
+            }
+            samples.push(sample);
+        }
+        // One flawed row in a real release is the data's fault; many are a file in another layout.
+        if flawed.len() > (samples.len() / 100).max(1) {
+            let (row, id, flaw) = &flawed[0];
+            return Err(records::error_at(
+                *row,
+                "answer_index",
+                format!(
+                    "{} of {} rows have an `answer_index` that disagrees with `answer` (first: question_id {id}: \
+                     {flaw}): more than one in a hundred, so the columns do not mean what MMLU-Pro's do",
+                    flawed.len(),
+                    samples.len()
+                ),
+            ));
+        }
+        for (row, id, flaw) in &flawed {
+            log::warn(&flaw_warning(&info.name, *row, id, flaw));
         }
         if samples.is_empty() {
             return Err(DatasetError {
@@ -178,7 +205,13 @@ impl Guest for MmluPro {
     }
 }
 
-fn sample_of(row: &Row<'_>, subset: String) -> Result<Sample, DatasetError> {
+/// The run-log line for a row whose `answer_index` disagrees with `answer`: the file, record number and id.
+fn flaw_warning(file: &str, row: u32, id: &str, flaw: &str) -> String {
+    format!("{file}: record {row} (question_id {id}): {flaw}; scoring against `answer`, as lm-eval's mmlu_pro does")
+}
+
+/// The row's sample, and what is wrong with its `answer_index` when that disagrees with `answer`.
+fn sample_of(row: &Row<'_>, subset: String) -> Result<(Sample, Option<String>), DatasetError> {
     let question = row.str("question")?;
     let options: Vec<String> = row.list("options")?.into_iter().filter(|o| o != "N/A").collect();
     if options.len() < 2 || options.len() > 10 {
@@ -189,14 +222,24 @@ fn sample_of(row: &Row<'_>, subset: String) -> Result<Sample, DatasetError> {
     } else {
         answer_index(row, "answer_index", options.len())?
     };
-    if row.has("answer") && row.has("answer_index") && answer_index(row, "answer_index", options.len())? != answer {
-        return Err(row.error("answer_index", "disagrees with `answer`"));
-    }
+    let flaw = if row.has("answer") && row.has("answer_index") {
+        match answer_index(row, "answer_index", options.len()) {
+            Ok(index) if index == answer => None,
+            Ok(index) => {
+                Some(format!("`answer` is {} but `answer_index` {index} is {}", letter(answer), letter(index)))
+            }
+            Err(error) => Some(error.message),
+        }
+    } else {
+        None
+    };
     let mut fields = sample_fields(question, &options);
     if let Some(cot) = row.opt_str("cot_content")?.filter(|c| !c.trim().is_empty()) {
         fields.push(Field { name: "cot".to_string(), value: cot.to_string() });
     }
-    Ok(Sample { id: row.id("question_id")?, subset: Some(subset), fields, reference: letter(answer).to_string() })
+    let sample =
+        Sample { id: row.id("question_id")?, subset: Some(subset), fields, reference: letter(answer).to_string() };
+    Ok((sample, flaw))
 }
 
 /// "Question:\n{question}\nOptions:\nA. ..\nB. ..\n" as the reference's `format_cot_example` writes it.

@@ -98,10 +98,8 @@ fn bad_rows_are_located() {
             "category",
         ),
         (r#"{"question_id": 2, "question": "Q", "options": ["a", "b"], "answer": "C", "category": "law"}"#, "answer"),
-        (
-            r#"{"question_id": 2, "question": "Q", "options": ["a", "b"], "answer": "A", "answer_index": 1, "category": "law"}"#,
-            "answer_index",
-        ),
+        (r#"{"question_id": 2, "options": ["a", "b"], "answer": "A", "category": "law"}"#, "question"),
+        (r#"{"question_id": 2, "question": "Q", "answer": "A", "category": "law"}"#, "options"),
         (
             r#"{"question_id": 2, "question": "Q", "options": ["a", "N/A"], "answer": "A", "category": "law"}"#,
             "options",
@@ -111,4 +109,51 @@ fn bad_rows_are_located() {
         let error = harness.parse("test.jsonl", format!("{good}\n{bad}\n").as_bytes()).unwrap_err();
         assert_eq!((error.row, error.field.as_deref()), (Some(2), Some(field)), "{bad}");
     }
+}
+
+/// `n` rows of a file written for this test, MMLU-Pro's columns; `answer_index` as `index(row)` gives it.
+fn rows_with_index(n: usize, index: impl Fn(usize) -> String) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"question_id": {}, "question": "Q{i}", "options": ["w", "x", "y", "z", "N/A"], "answer": "B", "answer_index": {}, "cot_content": "", "category": "law", "src": "test"}}"#,
+                100 + i,
+                index(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn one_row_whose_answer_index_disagrees_follows_answer_and_is_named() {
+    let harness = Harness::<MmluPro>::new();
+    // Row 3 says B by letter and D by index; row 5's index points past the options.
+    // Two of 250 rows: no more than one in a hundred.
+    let data = rows_with_index(250, |i| match i {
+        3 => "3".into(),
+        5 => "7".into(),
+        _ => "1".into(),
+    });
+    let samples = harness.parse("test.jsonl", data.as_bytes()).unwrap();
+    assert_eq!(samples.len(), 250, "no row is lost");
+    assert!(samples.iter().all(|s| s.reference == "B"), "every row follows `answer`");
+    let warning = flaw_warning("test.jsonl", 3, "103", "`answer` is B but `answer_index` 3 is D");
+    assert!(warning.contains("record 3 (question_id 103)") && warning.contains("against `answer`"), "{warning}");
+}
+
+#[test]
+fn files_that_are_wrong_throughout_are_still_refused() {
+    let harness = Harness::<MmluPro>::new();
+    // `answer_index` counting from 1 on every row is another layout, not a flawed row.
+    let error = harness.parse("test.jsonl", rows_with_index(10, |_| "2".into()).as_bytes()).unwrap_err();
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("answer_index")));
+    assert!(error.message.contains("10 of 10 rows") && error.message.contains("question_id 101"), "{}", error.message);
+    // Two flawed rows among three are more than one in a hundred.
+    let error = harness.parse("test.jsonl", rows_with_index(3, |i| if i == 1 { "1" } else { "0" }.into()).as_bytes());
+    assert_eq!(error.unwrap_err().row, Some(2));
+    // A missing column refuses the file at its first row.
+    let missing = rows_with_index(3, |_| "1".into()).replace(r#""category": "law", "#, "");
+    let error = harness.parse("test.jsonl", missing.as_bytes()).unwrap_err();
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("category")));
 }

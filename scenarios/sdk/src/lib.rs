@@ -3,7 +3,7 @@
 //! with [`export_scenario!`], and offers the pieces benchmarks share: describing the scenario ([`metadata`]),
 //! reading records ([`records`]), few-shot chats ([`chat`]), multiple-choice prompts and scoring
 //! ([`multiple_choice`]),
-//! answer extraction ([`numbers`], [`choice`], [`latex`], [`label`]), metrics ([`text`], [`rouge`],
+//! answer extraction ([`numbers`], [`choice`], [`latex`] with [`expression`], [`label`]), metrics ([`text`], [`rouge`],
 //! [`metrics`]), option checks ([`config`]), logging ([`log`]) and, natively, a test harness ([`harness`])
 //! that runs a scenario's `Guest` implementation in unit tests without a host. See scenarios/README.md.
 
@@ -23,6 +23,7 @@ pub mod chat;
 pub mod choice;
 pub mod config;
 pub mod decode;
+pub mod expression;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod harness;
 pub mod label;

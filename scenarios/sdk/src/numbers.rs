@@ -124,7 +124,7 @@ fn divide(numerator: &str, denominator: &str) -> Option<(String, String)> {
 }
 
 /// The canonical spelling of a number: no leading zeros, no trailing fractional zeros, no "-0".
-fn canonical(negative: bool, integer: &str, fraction: &str) -> String {
+pub(crate) fn canonical(negative: bool, integer: &str, fraction: &str) -> String {
     let integer = integer.trim_start_matches('0');
     let integer = if integer.is_empty() { "0" } else { integer };
     let fraction = fraction.trim_end_matches('0');
