@@ -4,8 +4,8 @@
 //!
 //! Archived runs are published, and benchmark datasets are not ours to republish: the archive keeps what
 //! pairs runs sample by sample (ids, outputs, extracted answers, metrics, timings, each choice's
-//! log-likelihood) and drops the dataset's text (prompts, references, choice texts, and a `samples.csv`
-//! written with `--csv-text`).
+//! log-likelihood) and drops the dataset's text (prompts, references, choice texts). `samples.csv` stays
+//! behind too: it is `samples.jsonl` again as a table, and a full MMLU run's is megabytes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -115,7 +115,7 @@ pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeM
             if name == SAMPLES_FILE {
                 let text = fs::read_to_string(&file).map_err(|e| io(&file, e))?;
                 fs::write(&to, without_dataset_text(&text)).map_err(|e| io(&to, e))?;
-            } else if name == "samples.csv" && csv_holds_text(&file) {
+            } else if name == "samples.csv" {
                 continue;
             } else {
                 fs::copy(&file, &to).map_err(|e| io(&to, e))?;
@@ -149,14 +149,6 @@ pub fn without_dataset_text(jsonl: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Whether a `samples.csv` carries text columns (written with `--csv-text`).
-fn csv_holds_text(path: &Path) -> bool {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|text| text.lines().next().map(|header| header.split(',').any(|c| c == "prompt" || c == "reference")))
-        .unwrap_or(true)
 }
 
 #[cfg(test)]
