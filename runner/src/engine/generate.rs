@@ -469,6 +469,30 @@ impl Engine {
         context: &str,
         continuations: &[String],
     ) -> Result<Vec<ContinuationScore>, EngineError> {
+        let request = self.continuation_tokens(context, continuations)?;
+        Ok(self.continuation_logprobs_batch_ids(std::slice::from_ref(&request))?.remove(0))
+    }
+
+    /// [`Engine::continuation_logprobs`] for several contexts at once: one forward pass over every context,
+    /// then one per choice position over every context's continuation in that position, so a batch of
+    /// questions reads the model's weights a few times instead of a few times per question.
+    pub fn continuation_logprobs_batch(
+        &mut self,
+        requests: &[(String, Vec<String>)],
+    ) -> Result<Vec<Vec<ContinuationScore>>, EngineError> {
+        let tokenized = requests
+            .iter()
+            .map(|(context, continuations)| self.continuation_tokens(context, continuations))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.continuation_logprobs_batch_ids(&tokenized)
+    }
+
+    /// The context's tokens and each continuation's, tokenized as lm-evaluation-harness does.
+    fn continuation_tokens(
+        &self,
+        context: &str,
+        continuations: &[String],
+    ) -> Result<(Vec<u32>, Vec<Vec<u32>>), EngineError> {
         let trimmed = context.trim_end();
         let moved = &context[trimmed.len()..];
         let context_ids = self.tokenize(trimmed, true)?;
@@ -487,48 +511,117 @@ impl Engine {
                 }
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
-        self.continuation_logprobs_ids(&context_ids, &continuation_ids)
+        Ok((context_ids, continuation_ids))
     }
 
     /// [`Engine::continuation_logprobs`] on token ids: the context runs once, then each continuation runs on
-    /// top of its cached keys and values (which are kept for the next), one forward pass per continuation.
+    /// top of its cached keys and values, which are left as they were for the next.
     pub fn continuation_logprobs_ids(
         &mut self,
         context: &[u32],
         continuations: &[Vec<u32>],
     ) -> Result<Vec<ContinuationScore>, EngineError> {
-        if context.is_empty() {
-            return Err(EngineError::EmptyPrompt);
+        let request = (context.to_vec(), continuations.to_vec());
+        Ok(self.continuation_logprobs_batch_ids(std::slice::from_ref(&request))?.remove(0))
+    }
+
+    /// Scores `(context, continuations)` requests as one batch. The contexts run as one prefill (each
+    /// row's last logits score every continuation's first token); then, for each choice position, the
+    /// continuations with more than one token run on top of their contexts' cached keys and values, which
+    /// are given back afterwards. They run as one step, except where GroupQueryAttention takes no multi-token
+    /// step (a batch of several rows with a past): a shared buffer then takes them one position at a time
+    /// and is rewound. Rows are brought to one length by repeating a token after the real ones: a causal model's
+    /// logits at a real position never see what follows it.
+    pub fn continuation_logprobs_batch_ids(
+        &mut self,
+        requests: &[(Vec<u32>, Vec<Vec<u32>>)],
+    ) -> Result<Vec<Vec<ContinuationScore>>, EngineError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
         }
-        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
         let context_length = self.info.context_length;
-        if context.len() + longest > context_length {
-            return Err(EngineError::PromptTooLong { prompt_tokens: context.len() + longest, context_length });
+        let mut needed = 0;
+        for (context, continuations) in requests {
+            if context.is_empty() {
+                return Err(EngineError::EmptyPrompt);
+            }
+            let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+            if context.len() + longest > context_length {
+                return Err(EngineError::PromptTooLong { prompt_tokens: context.len() + longest, context_length });
+            }
+            needed = needed.max(context.len() + longest);
         }
-        self.session.reset(context.len() + longest)?;
-        let ids: Vec<i64> = context.iter().map(|&t| i64::from(t)).collect();
-        let after_context = self.session.forward(&ids, "scoring the context")?.last(0).into_owned();
-        let mut scores = Vec::with_capacity(continuations.len());
-        for continuation in continuations {
-            let mut score = ContinuationScore {
-                logprob_sum: 0.0,
-                token_count: continuation.len(),
-                greedy_match: true,
-                context_tokens: context.len(),
-            };
-            let Some((&first, _)) = continuation.split_first() else {
-                scores.push(score);
+        self.session.reset_batch(requests.len(), needed)?;
+        let contexts: Vec<Vec<i64>> =
+            requests.iter().map(|(context, _)| context.iter().map(|&t| i64::from(t)).collect()).collect();
+        let rows: Vec<&[i64]> = contexts.iter().map(Vec::as_slice).collect();
+        let after_context = self.session.extend(&rows, "scoring the context", true, LogitsWanted::Last)?;
+        let mut scores: Vec<Vec<ContinuationScore>> = Vec::with_capacity(requests.len());
+        for (row, (context, continuations)) in requests.iter().enumerate() {
+            let last = after_context.last(row);
+            let mut row_scores = Vec::with_capacity(continuations.len());
+            for continuation in continuations {
+                let mut score = ContinuationScore {
+                    logprob_sum: 0.0,
+                    token_count: continuation.len(),
+                    greedy_match: true,
+                    context_tokens: context.len(),
+                };
+                if let Some(&first) = continuation.first() {
+                    score.add(&last, first)?;
+                }
+                row_scores.push(score);
+            }
+            scores.push(row_scores);
+        }
+        drop(after_context);
+        let positions = requests.iter().map(|(_, continuations)| continuations.len()).max().unwrap_or(0);
+        let context_lens: Vec<usize> = requests.iter().map(|(context, _)| context.len()).collect();
+        for choice in 0..positions {
+            let longer = |continuations: &Vec<Vec<u32>>| continuations.get(choice).filter(|c| c.len() > 1).cloned();
+            let chunk = requests.iter().filter_map(|(_, c)| longer(c)).map(|c| c.len()).max().unwrap_or(0);
+            if chunk == 0 {
                 continue;
+            }
+            // Each row's tokens to feed: its continuation but the last (whose logits are not needed), filled
+            // out to the longest; a row with nothing to score repeats its context's last token.
+            let rows: Vec<Vec<i64>> = requests
+                .iter()
+                .map(|(context, continuations)| {
+                    let mut row: Vec<i64> =
+                        longer(continuations).unwrap_or_default().iter().map(|&t| i64::from(t)).collect();
+                    row.truncate(row.len().saturating_sub(1));
+                    let filler = row.last().copied().unwrap_or_else(|| i64::from(context[context.len() - 1]));
+                    row.resize(chunk - 1, filler);
+                    row
+                })
+                .collect();
+            let mut add = |row: usize, position: usize, logits: &[f32]| -> Result<(), EngineError> {
+                match longer(&requests[row].1) {
+                    Some(continuation) if position + 1 < continuation.len() => {
+                        scores[row][choice].add(logits, continuation[position + 1])
+                    }
+                    _ => Ok(()),
+                }
             };
-            score.add(&after_context, first)?;
-            if continuation.len() > 1 {
-                let ids: Vec<i64> = continuation.iter().map(|&t| i64::from(t)).collect();
-                let logits = self.session.extend(&[&ids], "scoring a continuation", false, LogitsWanted::Every)?;
-                for (position, &token) in continuation[1..].iter().enumerate() {
-                    score.add(&logits.at(0, position), token)?;
+            if self.session.layout == KvLayout::SharedBuffer && requests.len() > 1 {
+                for position in 0..chunk - 1 {
+                    let step: Vec<&[i64]> = rows.iter().map(|row| std::slice::from_ref(&row[position])).collect();
+                    let logits = self.session.extend(&step, "scoring a continuation", true, LogitsWanted::Last)?;
+                    for row in 0..requests.len() {
+                        add(row, position, &logits.last(row))?;
+                    }
+                }
+                self.session.rewind(&context_lens)?;
+            } else {
+                let row_refs: Vec<&[i64]> = rows.iter().map(Vec::as_slice).collect();
+                let logits = self.session.extend(&row_refs, "scoring a continuation", false, LogitsWanted::Every)?;
+                for row in 0..requests.len() {
+                    for position in 0..chunk - 1 {
+                        add(row, position, &logits.at(row, position))?;
+                    }
                 }
             }
-            scores.push(score);
         }
         Ok(scores)
     }

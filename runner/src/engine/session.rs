@@ -459,6 +459,21 @@ impl DecoderSession {
         self.reset_batch(1, expected_len)
     }
 
+    /// Forgets what rows were given after `lens[b]` tokens (a shared buffer only: the positions after are
+    /// simply written over). How a batch of continuations is scored one position at a time on graphs that
+    /// take no multi-token step on a batch with a past (GroupQueryAttention).
+    pub fn rewind(&mut self, lens: &[usize]) -> Result<(), SessionError> {
+        if self.layout != KvLayout::SharedBuffer {
+            return Err(SessionError::Usage("only a shared-buffer cache can be rewound"));
+        }
+        if lens.len() != self.batch || lens.iter().zip(&self.row_lens).any(|(new, old)| new > old) {
+            return Err(SessionError::Usage("rewind needs one length per row, none longer than the row"));
+        }
+        self.row_lens = lens.to_vec();
+        self.width = self.past_len();
+        Ok(())
+    }
+
     /// Tokens the cache holds for the longest row.
     pub fn past_len(&self) -> usize {
         self.row_lens.iter().copied().max().unwrap_or(0)

@@ -807,3 +807,31 @@ fn default_model_batch_of_four_matches_batch_of_one() {
         eprintln!("batch {}: {:?}", generation.timings.batch_size, generation.output);
     }
 }
+
+/// Contexts of unequal length, continuations of unequal length and count, scored as one batch on both cache
+/// layouts (GroupQueryAttention's shared buffer and an Optimum export's concatenated cache): every score
+/// equals the same request scored alone (fp32, so the only difference is padding, which must not leak).
+#[test]
+fn continuation_logprobs_of_a_batch_equal_each_request_scored_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = tiny_model(dir.path(), Precision::Fp32);
+    let optimum = write_optimum_folder(&dir.path().join("o"), 7, OptimumOptions { position_ids: true, fp16: false });
+    let requests: Vec<(String, Vec<String>)> = vec![
+        ("the cat in the ".into(), vec!["hat".into(), "dog sat on it".into(), "a".into()]),
+        ("a".into(), vec![" b c d e f".into(), String::new()]),
+        ("the dog sat on the mat and the cat".into(), vec![" sat".into(), " in the hat".into(), " on".into(), " x".into()]),
+    ];
+    for model in [&imported, &optimum] {
+        let mut engine = load(model);
+        let batched = engine.continuation_logprobs_batch(&requests).unwrap();
+        assert_eq!(batched.len(), requests.len());
+        for ((context, continuations), batch_scores) in requests.iter().zip(&batched) {
+            let alone = engine.continuation_logprobs(context, continuations).unwrap();
+            assert_eq!(alone.len(), batch_scores.len());
+            for (a, b) in alone.iter().zip(batch_scores) {
+                assert_eq!((a.token_count, a.context_tokens, a.greedy_match), (b.token_count, b.context_tokens, b.greedy_match));
+                assert!((a.logprob_sum - b.logprob_sum).abs() < 1e-4, "{context:?}: {} alone, {} batched", a.logprob_sum, b.logprob_sum);
+            }
+        }
+    }
+}

@@ -14,7 +14,8 @@ use anyhow::Result;
 
 use super::ms;
 use crate::engine::{
-    Engine, Generation, GenerationSettings, MarkerSource, PromptOptions, ThinkMarkers, split_reasoning,
+    ContinuationScore, Engine, Generation, GenerationSettings, MarkerSource, PromptOptions, ThinkMarkers,
+    split_reasoning,
 };
 use crate::gpu_monitor::{GpuMark, GpuMonitor};
 use crate::memory;
@@ -58,25 +59,46 @@ pub(super) struct SampleProbes<'a> {
     pub request_budgets: bool,
 }
 
-/// The log-likelihood of each choice after the prompt (as the model sees it, chat template applied),
-/// for log-likelihood scoring; also returns the rendered prompt.
-fn choice_likelihoods(
-    engine: &mut Engine,
-    prompt: &Prompt,
-    choices: &[String],
-) -> Result<(String, usize, Vec<ChoiceLikelihood>)> {
-    let context = engine.render(prompt)?;
-    let scores = engine.continuation_logprobs(&context, choices)?;
-    let context_tokens = scores.first().map_or(0, |s| s.context_tokens);
-    let likelihoods = scores
-        .into_iter()
+/// The log-likelihood of each choice after the rendered prompt, as the contract reports it.
+fn likelihoods(scores: &[ContinuationScore]) -> Vec<ChoiceLikelihood> {
+    scores
+        .iter()
         .map(|s| ChoiceLikelihood {
             logprob: s.logprob_sum,
             tokens: u32::try_from(s.token_count).unwrap_or(u32::MAX),
             greedy: s.greedy_match,
         })
-        .collect();
-    Ok((context, context_tokens, likelihoods))
+        .collect()
+}
+
+/// Records a log-likelihood sample's context and choices, with its share of the model's time, and returns
+/// what the scenario scores.
+fn record_likelihoods(
+    prompted: &mut PromptedSample,
+    scored: Result<(String, Vec<ContinuationScore>), String>,
+    model_time: Duration,
+) -> Result<ModelOutput, String> {
+    let record = &mut prompted.record;
+    record.timings.generate_ms = ms(model_time);
+    let (context, scores) = scored?;
+    record.prompt_text = Some(context);
+    record.prompt_tokens = Some(scores.first().map_or(0, |s| s.context_tokens));
+    let choices = likelihoods(&scores);
+    record.choices = Some(
+        std::mem::take(&mut prompted.choices)
+            .into_iter()
+            .zip(&choices)
+            .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
+            .collect(),
+    );
+    Ok(ModelOutput { text: String::new(), choices })
+}
+
+/// One sample's choices scored on its own: the prompt rendered (chat template applied) and scored.
+fn score_one(engine: &mut Engine, prompted: &PromptedSample) -> Result<(String, Vec<ContinuationScore>), String> {
+    let context = engine.render(&prompted.model_prompt).map_err(|e| format!("{e:#}"))?;
+    let scores = engine.continuation_logprobs(&context, &prompted.choices).map_err(|e| format!("{e:#}"))?;
+    Ok((context, scores))
 }
 
 /// A sample whose prompt is built, waiting for the model.
@@ -196,27 +218,12 @@ fn run_sample(
     };
     let prompt_time = prompted.prompt_time;
     let settings = &prompted.settings(settings, probes.request_budgets);
-    let record = &mut prompted.record;
     let output = if ready.scoring == ScoringMode::Loglikelihood {
-        let generate_started = Instant::now();
-        let likelihoods = choice_likelihoods(engine, &prompted.model_prompt, &prompted.choices);
-        record.timings.generate_ms = ms(generate_started.elapsed());
-        match likelihoods {
-            Err(e) => Err(format!("{e:#}")),
-            Ok((context, context_tokens, choices)) => {
-                record.prompt_text = Some(context);
-                record.prompt_tokens = Some(context_tokens);
-                record.choices = Some(
-                    std::mem::take(&mut prompted.choices)
-                        .into_iter()
-                        .zip(&choices)
-                        .map(|(text, c)| ChoiceRecord { text, logprob: c.logprob, tokens: c.tokens, greedy: c.greedy })
-                        .collect(),
-                );
-                Ok(ModelOutput { text: String::new(), choices })
-            }
-        }
+        let started = Instant::now();
+        let scored = score_one(engine, &prompted);
+        record_likelihoods(&mut prompted, scored, started.elapsed())
     } else {
+        let record = &mut prompted.record;
         let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
         // The first streamed text comes right after prefill and the first token: the engine's loop is left
         // alone, and this is the closest point outside it.
@@ -238,9 +245,10 @@ fn run_sample(
     score_sample(prompted, sample, output, &mut ready.scenario, probes)
 }
 
-/// Runs samples as one batch of generations (log-likelihood runs go one at a time: they do not generate).
-/// A batch whose generation fails is retried one sample at a time, so the error lands on its sample. The
-/// samples of a batch share its prefill, decode steps, memory peak and GPU readings.
+/// Runs samples as one batch: generations share a prefill and decode steps, log-likelihood samples one
+/// prefill over their contexts and one step per choice position. A batch that fails is retried one sample
+/// at a time, so the error lands on its sample. The samples of a batch share its memory peak and GPU
+/// readings; a log-likelihood sample's model time is its share of the batch's.
 pub(super) fn run_batch(
     samples: &[(usize, &Sample, Vec<Sample>)],
     ready: &mut ReadyScenario,
@@ -248,7 +256,10 @@ pub(super) fn run_batch(
     settings: &GenerationSettings,
     probes: &mut SampleProbes,
 ) -> Vec<SampleRecord> {
-    if samples.len() == 1 || ready.scoring == ScoringMode::Loglikelihood {
+    if samples.len() > 1 && ready.scoring == ScoringMode::Loglikelihood {
+        return run_loglikelihood_batch(samples, ready, engine, probes);
+    }
+    if samples.len() == 1 {
         return samples
             .iter()
             .map(|(index, sample, examples)| run_sample(*index, sample, examples, ready, engine, settings, probes))
@@ -289,6 +300,53 @@ pub(super) fn run_batch(
             let prompt_time = prompted.prompt_time;
             record_generation(&mut prompted.record, g, prompt_time, generation_started, gpu_mark, engine, probes)
         });
+        finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
+    }
+    finished.sort_by_key(|r| r.index);
+    finished
+}
+
+/// [`run_batch`] for log-likelihood samples.
+fn run_loglikelihood_batch(
+    samples: &[(usize, &Sample, Vec<Sample>)],
+    ready: &mut ReadyScenario,
+    engine: &mut Engine,
+    probes: &mut SampleProbes,
+) -> Vec<SampleRecord> {
+    probes.peak_scope = Some(memory::reset_peak());
+    let mut finished: Vec<SampleRecord> = Vec::new();
+    let mut waiting: Vec<(PromptedSample, &Sample)> = Vec::new();
+    for (index, sample, examples) in samples {
+        match prompt_sample(*index, sample, examples, ready, probes) {
+            Prompted::Ready(prompted) => waiting.push((prompted, sample)),
+            Prompted::Failed(record) => finished.push(record),
+        }
+    }
+    let started = Instant::now();
+    let rendered: Result<Vec<(String, Vec<String>)>, String> = waiting
+        .iter()
+        .map(|(p, _)| engine.render(&p.model_prompt).map(|context| (context, p.choices.clone())))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e:#}"));
+    let batch = rendered.and_then(|requests| {
+        let scores = engine.continuation_logprobs_batch(&requests).map_err(|e| format!("{e:#}"))?;
+        Ok(requests.into_iter().map(|(context, _)| context).zip(scores).collect::<Vec<_>>())
+    });
+    let scored: Vec<(Result<(String, Vec<ContinuationScore>), String>, Duration)> = match batch {
+        Ok(scored) => {
+            let share = started.elapsed() / scored.len().max(1) as u32;
+            scored.into_iter().map(|result| (Ok(result), share)).collect()
+        }
+        Err(_) => waiting
+            .iter()
+            .map(|(prompted, _)| {
+                let one = Instant::now();
+                (score_one(engine, prompted), one.elapsed())
+            })
+            .collect(),
+    };
+    for ((mut prompted, sample), (result, model_time)) in waiting.into_iter().zip(scored) {
+        let output = record_likelihoods(&mut prompted, result, model_time);
         finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
     }
     finished.sort_by_key(|r| r.index);
