@@ -42,11 +42,12 @@ const SUBSETS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Clone)]
 struct Config {
     mode: ScoringMode,
-    subsets: Vec<String>,
+    /// The subset of a file that names none, when the user selected exactly one.
+    only_subset: Option<&'static str>,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, only_subset: None }) };
 }
 
 fn config() -> Config {
@@ -73,7 +74,11 @@ impl Guest for Arc {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         config::check(&options, &Self::describe(), &[])?;
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
+        let only_subset = match options.subsets.as_slice() {
+            [only] => subset_named(only),
+            _ => None,
+        };
+        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, only_subset });
         Ok(())
     }
 
@@ -82,9 +87,8 @@ impl Guest for Arc {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let config = config();
         let records = records::records(&info, input)?;
-        let file_subset = subset_of_file(&info, &config.subsets);
+        let file_subset = subset_of_file(&info).or(config().only_subset);
         let mut samples = Vec::new();
         for row in records::rows(&records) {
             // A row may name its own subset (the embedded sample mixes both).
@@ -103,17 +107,7 @@ impl Guest for Arc {
                     )
                 })?,
             };
-            if !config.subsets.is_empty() && !config.subsets.iter().any(|s| s == subset) {
-                continue;
-            }
             samples.push(sample_of(&row, subset)?);
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no questions in the selected subsets", info.name),
-            });
         }
         Ok(samples)
     }
@@ -152,19 +146,15 @@ fn subset_named(name: &str) -> Option<&'static str> {
     SUBSETS.iter().find(|(short, config, _)| name.eq_ignore_ascii_case(short) || name == *config).map(|(s, _, _)| *s)
 }
 
-/// The subset a whole file holds: the Hub config, a name containing "easy" or "challenge", or the single
-/// selected subset.
-fn subset_of_file(info: &DatasetInfo, selected: &[String]) -> Option<&'static str> {
+/// The subset a whole file holds: the Hub config, or a name containing "easy" or "challenge".
+fn subset_of_file(info: &DatasetInfo) -> Option<&'static str> {
     if let Some(subset) = info.subset.as_deref().and_then(subset_named) {
         return Some(subset);
     }
     let name = info.name.to_ascii_lowercase();
     let named: Vec<&'static str> = SUBSETS.iter().map(|(s, _, _)| *s).filter(|s| name.contains(s)).collect();
-    if let [only] = named.as_slice() {
-        return Some(only);
-    }
-    match selected {
-        [only] => subset_named(only),
+    match named.as_slice() {
+        [only] => Some(only),
         _ => None,
     }
 }

@@ -40,12 +40,11 @@ const EMBEDDED_LABEL: &str = "embedded sample (6 short items in 6 tasks written 
 
 #[derive(Debug, Clone)]
 struct Config {
-    subsets: Vec<String>,
     max_context_chars: Option<usize>,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { subsets: Vec::new(), max_context_chars: None }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { max_context_chars: None }) };
 }
 
 fn config() -> Config {
@@ -111,7 +110,7 @@ impl Guest for LongBench {
                 "LongBench's few-shot tasks carry their examples in the context; the scenario takes none",
             ));
         }
-        CONFIG.with(|c| *c.borrow_mut() = Config { subsets: options.subsets, max_context_chars });
+        CONFIG.with(|c| *c.borrow_mut() = Config { max_context_chars });
         Ok(())
     }
 
@@ -120,24 +119,8 @@ impl Guest for LongBench {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let selected = config().subsets;
         let records = records::records(&info, input)?;
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
-            let task = task_of(&row, &info)?;
-            if !selected.is_empty() && !selected.iter().any(|s| s == task.name) {
-                continue;
-            }
-            samples.push(sample_of(&row, task)?);
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no rows of the selected tasks", info.name),
-            });
-        }
-        Ok(samples)
+        records::rows(&records).map(|row| sample_of(&row, task_of(&row, &info)?)).collect()
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {

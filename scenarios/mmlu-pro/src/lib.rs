@@ -67,11 +67,10 @@ pub const CATEGORIES: &[&str] = &[
 #[derive(Debug, Clone)]
 struct Config {
     mode: ScoringMode,
-    subsets: Vec<String>,
 }
 
 thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
+    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate }) };
 }
 
 fn config() -> Config {
@@ -104,7 +103,7 @@ impl Guest for MmluPro {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         config::check(&options, &Self::describe(), &[])?;
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
+        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode });
         Ok(())
     }
 
@@ -113,7 +112,6 @@ impl Guest for MmluPro {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let selected = config().subsets;
         let records = records::records(&info, input)?;
         let mut samples = Vec::new();
         let mut flawed = Vec::new();
@@ -122,11 +120,7 @@ impl Guest for MmluPro {
             if !CATEGORIES.contains(&category) {
                 return Err(row.error("category", format!("`{category}` is not one of MMLU-Pro's 14 categories")));
             }
-            let subset = subset_name(category);
-            if !selected.is_empty() && !selected.contains(&subset) {
-                continue;
-            }
-            let (sample, flaw) = sample_of(&row, subset)?;
+            let (sample, flaw) = sample_of(&row, subset_name(category))?;
             if let Some(flaw) = flaw {
                 flawed.push((row.row, sample.id.clone(), flaw));
             }
@@ -148,13 +142,6 @@ impl Guest for MmluPro {
         }
         for (row, id, flaw) in &flawed {
             log::warn(&flaw_warning(&info.name, *row, id, flaw));
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no questions in the selected categories", info.name),
-            });
         }
         Ok(samples)
     }

@@ -142,11 +142,15 @@ impl Guest for Mmlu {
         if left_out > 0 {
             log::info(&format!("left out {left_out} MMLU-Redux rows whose error_type is not `ok`"));
         }
+        // Only the Redux filter can leave nothing: records() refuses an empty file, and subsets are the host's.
         if samples.is_empty() {
             return Err(DatasetError {
                 row: None,
-                field: None,
-                message: format!("{} has no rows in the selected subjects", info.name),
+                field: Some("error_type".to_string()),
+                message: format!(
+                    "{} has no MMLU-Redux row whose error_type is `ok` (--scenario-arg redux_rows=all keeps them)",
+                    info.name
+                ),
             });
         }
         Ok(samples)

@@ -30,7 +30,6 @@ const CATEGORIES: &[(&str, &str)] = &[
 
 #[derive(Clone, Default)]
 struct Settings {
-    selected: Vec<String>,
     plain_text: bool,
 }
 
@@ -71,7 +70,7 @@ impl Guest for Prompts {
                 return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
             }
         };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { selected: options.subsets, plain_text });
+        SETTINGS.with(|s| *s.borrow_mut() = Settings { plain_text });
         Ok(())
     }
 
@@ -81,7 +80,6 @@ impl Guest for Prompts {
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
         let records = records::records(&info, input)?;
-        let selected = SETTINGS.with(|s| s.borrow().selected.clone());
         let mut samples = Vec::new();
         for row in records::rows(&records) {
             let prompt = row.str("prompt")?;
@@ -94,21 +92,11 @@ impl Guest for Prompts {
                 }
                 None => None,
             };
-            if !selected.is_empty() && !category.as_ref().is_some_and(|c| selected.contains(c)) {
-                continue;
-            }
             let mut fields = vec![Field { name: "prompt".to_string(), value: prompt.to_string() }];
             if let Some(system) = row.opt_str("system")?.filter(|s| !s.trim().is_empty()) {
                 fields.push(Field { name: "system".to_string(), value: system.to_string() });
             }
             samples.push(Sample { id: row.id("id")?, subset: category, fields, reference: String::new() });
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: Some("category".to_string()),
-                message: format!("{} has no prompts in the selected categories {}", info.name, selected.join(", ")),
-            });
         }
         Ok(samples)
     }
@@ -184,6 +172,8 @@ mod tests {
         .unwrap();
         let samples = harness.embedded();
         assert_eq!(samples.len(), 2);
+        // parse-dataset returns every category's prompts; the host keeps the selected ones.
+        assert_eq!(harness.parse_every("prompts.jsonl", EMBEDDED_PROMPTS).unwrap().len(), 8);
         assert!(matches!(harness.request(&samples, 0).prompt, Prompt::Text(_)));
         let error = Harness::<Prompts>::configured(|o| o.args = vec![("format".into(), "xml".into())]).err().unwrap();
         assert_eq!(error.option, "args: format");
