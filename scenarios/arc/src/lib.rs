@@ -11,8 +11,6 @@
 //!   log-likelihoods and `accuracy_norm` from the log-likelihood per character (the figure the Open LLM
 //!   Leaderboard published, 25-shot). Generation shows lettered options and reads the stated letter.
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
@@ -46,13 +44,10 @@ struct Config {
     only_subset: Option<&'static str>,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, only_subset: None }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, only_subset: None }
+);
 
 struct Arc;
 
@@ -78,7 +73,7 @@ impl Guest for Arc {
             [only] => subset_named(only),
             _ => None,
         };
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, only_subset });
+        CONFIG.set(Config { mode: options.scoring_mode, only_subset });
         Ok(())
     }
 
@@ -88,7 +83,7 @@ impl Guest for Arc {
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
         let records = records::records(&info, input)?;
-        let file_subset = subset_of_file(&info).or(config().only_subset);
+        let file_subset = subset_of_file(&info).or(CONFIG.get().only_subset);
         let mut samples = Vec::new();
         for row in records::rows(&records) {
             // A row may name its own subset (the embedded sample mixes both).
@@ -114,7 +109,7 @@ impl Guest for Arc {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
+        if CONFIG.get().mode == ScoringMode::Loglikelihood {
             let text = few_shot_prompt(&sample, &examples, question_only, |e| reference_text(e).map(String::from))?;
             return Ok(Request {
                 prompt: Prompt::Text(text),
@@ -132,7 +127,7 @@ impl Guest for Arc {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 

@@ -10,8 +10,6 @@
 
 pub mod task;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
@@ -32,13 +30,10 @@ struct Settings {
     plain_text: bool,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
-}
-
-fn settings() -> Settings {
-    SETTINGS.with(|s| s.borrow().clone())
-}
+sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static SETTINGS: Settings = Settings::default()
+);
 
 /// The metrics one kind of comparison reports.
 fn metric_infos(kind: MetricKind) -> Vec<MetricInfo> {
@@ -67,7 +62,7 @@ pub struct Custom;
 
 impl Guest for Custom {
     fn describe() -> Metadata {
-        let settings = settings();
+        let settings = SETTINGS.get();
         let task = &settings.task;
         // Before a task is known every metric the task could choose is declared; a sample reports only its own.
         let declared = match (settings.configured, task.metric) {
@@ -111,7 +106,7 @@ impl Guest for Custom {
             ),
             None => (Task::default(), false),
         };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { task, configured, plain_text });
+        SETTINGS.set(Settings { task, configured, plain_text });
         Ok(())
     }
 
@@ -120,7 +115,7 @@ impl Guest for Custom {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let task = settings().task;
+        let task = SETTINGS.get().task;
         let records = records::records(&info, input)?;
         let needs_reference = task.metric.is_some_and(|m| m != MetricKind::None);
         let mut samples = Vec::new();
@@ -168,7 +163,7 @@ impl Guest for Custom {
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
-        let settings = settings();
+        let settings = SETTINGS.get();
         let prompt = sample
             .fields
             .iter()
@@ -192,7 +187,7 @@ impl Guest for Custom {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let task = settings().task;
+        let task = SETTINGS.get().task;
         let kind = task.metric.unwrap_or(if sample.reference.trim().is_empty() {
             MetricKind::None
         } else {

@@ -21,8 +21,6 @@
 pub mod metrics;
 pub mod tasks;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::metrics::{ScoreBuilder, macro_average, mean};
 use runner_scenario_sdk::records::{self, Row, field};
@@ -43,13 +41,10 @@ struct Config {
     max_context_chars: Option<usize>,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { max_context_chars: None }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { max_context_chars: None }
+);
 
 struct LongBench;
 
@@ -110,7 +105,7 @@ impl Guest for LongBench {
                 "LongBench's few-shot tasks carry their examples in the context; the scenario takes none",
             ));
         }
-        CONFIG.with(|c| *c.borrow_mut() = Config { max_context_chars });
+        CONFIG.set(Config { max_context_chars });
         Ok(())
     }
 
@@ -126,7 +121,7 @@ impl Guest for LongBench {
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
         let task = task_of_sample(&sample)?;
         let prompt = tasks::render(task, field(&sample, "context")?, field(&sample, "input")?);
-        let prompt = match config().max_context_chars {
+        let prompt = match CONFIG.get().max_context_chars {
             Some(chars) => tasks::truncate_middle(&prompt, chars),
             None => prompt,
         };

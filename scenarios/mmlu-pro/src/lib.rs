@@ -22,8 +22,6 @@
 
 pub mod answer;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::letter;
 use runner_scenario_sdk::log;
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
@@ -69,13 +67,10 @@ struct Config {
     mode: ScoringMode,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate }
+);
 
 /// A category's subset name: spaces become `_`.
 pub fn subset_name(category: &str) -> String {
@@ -103,7 +98,7 @@ impl Guest for MmluPro {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         config::check(&options, &Self::describe(), &[])?;
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode });
+        CONFIG.set(Config { mode: options.scoring_mode });
         Ok(())
     }
 
@@ -149,7 +144,7 @@ impl Guest for MmluPro {
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let category = sample.subset.as_deref().unwrap_or("other").replace('_', " ");
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
+        if CONFIG.get().mode == ScoringMode::Loglikelihood {
             let mut text = format!("The following are multiple choice questions (with answers) about {category}.\n\n");
             let block = |s: &Sample| Ok(format!("{}Answer:", question_block(s)?));
             text.push_str(&few_shot_prompt(&sample, &examples, block, |e| Ok(e.reference.clone()))?);
@@ -183,7 +178,7 @@ impl Guest for MmluPro {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: answer::extract };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: answer::extract };
         score_choices(&sample, &output, &scoring)
     }
 

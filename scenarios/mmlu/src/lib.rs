@@ -20,8 +20,6 @@
 
 pub mod subjects;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
@@ -59,15 +57,10 @@ struct Config {
     all_redux_rows: bool,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const {
-        RefCell::new(Config { mode: ScoringMode::Generate, variant: Variant::Mmlu, all_redux_rows: false })
-    };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, variant: Variant::Mmlu, all_redux_rows: false }
+);
 
 struct Mmlu;
 
@@ -112,7 +105,7 @@ impl Guest for Mmlu {
         if all_redux_rows && variant != Variant::Redux {
             return Err(config::error("args: redux_rows", "applies to variant=redux only"));
         }
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, variant, all_redux_rows });
+        CONFIG.set(Config { mode: options.scoring_mode, variant, all_redux_rows });
         Ok(())
     }
 
@@ -121,7 +114,7 @@ impl Guest for Mmlu {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let config = config();
+        let config = CONFIG.get();
         let records = records::records(&info, input)?;
         let mut samples = Vec::new();
         let mut left_out = 0usize;
@@ -163,7 +156,7 @@ impl Guest for Mmlu {
             subjects::display(&subject)
         );
         text.push_str(&few_shot_prompt(&sample, &examples, question_block, |e| Ok(e.reference.clone()))?);
-        if config().mode == ScoringMode::Loglikelihood {
+        if CONFIG.get().mode == ScoringMode::Loglikelihood {
             let (_, choices) = question_and_choices(&sample)?;
             return Ok(Request {
                 prompt: Prompt::Text(text),
@@ -180,7 +173,7 @@ impl Guest for Mmlu {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 

@@ -11,8 +11,6 @@
 //!   prompt, each choice's text as the continuation, `accuracy` and per-character `accuracy_norm`.
 //!   Generation shows lettered options and reads the stated letter.
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::{
@@ -40,13 +38,10 @@ struct Config {
     with_fact: bool,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, with_fact: false }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, with_fact: false }
+);
 
 struct OpenBookQa;
 
@@ -73,7 +68,7 @@ impl Guest for OpenBookQa {
             Some("include") => true,
             Some(other) => return Err(config::error("args: fact", format!("`{other}` is not one of: include, omit"))),
         };
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, with_fact });
+        CONFIG.set(Config { mode: options.scoring_mode, with_fact });
         Ok(())
     }
 
@@ -82,14 +77,14 @@ impl Guest for OpenBookQa {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let with_fact = config().with_fact;
+        let with_fact = CONFIG.get().with_fact;
         let records = records::records(&info, input)?;
         records::rows(&records).map(|row| sample_of(&row, with_fact)).collect()
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
+        if CONFIG.get().mode == ScoringMode::Loglikelihood {
             let text = few_shot_prompt(&sample, &examples, stem_with_fact, |e| reference_text(e).map(String::from))?;
             return Ok(Request {
                 prompt: Prompt::Text(text),
@@ -107,7 +102,7 @@ impl Guest for OpenBookQa {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 

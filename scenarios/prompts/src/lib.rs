@@ -8,8 +8,6 @@
 //! and optional `id`, `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
 //! as plain text instead of a chat message (for base models).
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::metadata::embedded;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
@@ -33,9 +31,10 @@ struct Settings {
     plain_text: bool,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
-}
+sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static SETTINGS: Settings = Settings::default()
+);
 
 pub struct Prompts;
 
@@ -70,7 +69,7 @@ impl Guest for Prompts {
                 return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
             }
         };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { plain_text });
+        SETTINGS.set(Settings { plain_text });
         Ok(())
     }
 
@@ -104,7 +103,7 @@ impl Guest for Prompts {
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
         let field = |name: &str| sample.fields.iter().find(|f| f.name == name).map(|f| f.value.clone());
         let prompt = field("prompt").ok_or_else(|| format!("sample {} has no `prompt` field", sample.id))?;
-        let plain_text = SETTINGS.with(|s| s.borrow().plain_text);
+        let plain_text = SETTINGS.get().plain_text;
         let prompt = if plain_text {
             Prompt::Text(prompt)
         } else {
