@@ -15,23 +15,23 @@ use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
-    reference_text, sample_fields, score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, choice_request, keyed_question, lettered_question, question_and_choices,
+    sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's ARC format, written for runner (not taken from ARC).
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions written for runner, not ARC)";
 
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
 const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
+/// lm-eval's "Question: ..\nAnswer:" for log-likelihood, lettered options for generation.
+const PROMPT: ChoicePrompt = ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: question_only, lettered_block };
 const SUBSETS: &[(&str, &str, &str)] = &[
     ("easy", "ARC-Easy", "ARC-Easy: questions simple retrieval and co-occurrence methods answer"),
     ("challenge", "ARC-Challenge", "ARC-Challenge: questions both simple baselines got wrong"),
@@ -108,22 +108,7 @@ impl Guest for Arc {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if CONFIG.get().mode == ScoringMode::Loglikelihood {
-            let text = few_shot_prompt(&sample, &examples, question_only, |e| reference_text(e).map(String::from))?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
-        let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
-        })
+        choice_request(&PROMPT, CONFIG.get().mode, "", &sample, &examples)
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

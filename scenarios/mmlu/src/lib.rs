@@ -24,14 +24,13 @@ use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, answer_index, few_shot_prompt, lettered_question, question_and_choices, sample_fields,
-    score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, answer_index, choice_request, lettered_question, question_and_choices,
+    sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario, log,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario, log,
 };
 
 /// Twelve questions in MMLU's format, written for runner (not taken from MMLU), in three subjects.
@@ -39,9 +38,11 @@ pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (12 questions in 3 subjects written for runner, not MMLU)";
 
 const ARGS: &[&str] = &["variant", "redux_rows"];
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare " A".." D", as published MMLU figures do.
 const LIKELIHOODS: Likelihoods = Likelihoods::Letters;
+/// The original format in both modes: lettered options, answered by letter.
+const PROMPT: ChoicePrompt =
+    ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: question_block, lettered_block: question_block };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -151,25 +152,11 @@ impl Guest for Mmlu {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let subject = sample.subset.clone().ok_or_else(|| format!("sample {} has no subject", sample.id))?;
-        let mut text = format!(
+        let head = format!(
             "The following are multiple choice questions (with answers) about {}.\n\n",
             subjects::display(&subject)
         );
-        text.push_str(&few_shot_prompt(&sample, &examples, question_block, |e| Ok(e.reference.clone()))?);
-        if CONFIG.get().mode == ScoringMode::Loglikelihood {
-            let (_, choices) = question_and_choices(&sample)?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let content = format!("{INSTRUCTION}\n\n{text}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
-        })
+        choice_request(&PROMPT, CONFIG.get().mode, &head, &sample, &examples)
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {

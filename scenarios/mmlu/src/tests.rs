@@ -45,7 +45,7 @@ fn the_prompt_is_the_original_five_shot_format() {
     let zero_shot = Harness::<Mmlu>::configured(|o| o.few_shot = Some(0)).unwrap();
     let Prompt::Chat(messages) = zero_shot.request(&samples, 4).prompt else { panic!("generation prompts are chat") };
     assert_eq!(messages.len(), 1);
-    assert!(messages[0].content.starts_with(INSTRUCTION));
+    assert!(messages[0].content.starts_with(runner_scenario_sdk::multiple_choice::LETTER_INSTRUCTION));
     assert_eq!(messages[0].content.matches("Answer:").count(), 1);
 }
 

@@ -14,23 +14,24 @@
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, TSV_COLUMNS, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
-    reference_text, sample_fields, score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, TSV_COLUMNS, choice_request, keyed_question, lettered_question,
+    question_and_choices, sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's `additional` layout (with facts), written for runner (not OpenBookQA).
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions with facts written for runner, not OpenBookQA)";
 
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
 const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
+/// lm-eval's bare stem for log-likelihood, lettered options for generation; each after its fact when asked.
+const PROMPT: ChoicePrompt =
+    ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: stem_with_fact, lettered_block };
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -83,22 +84,7 @@ impl Guest for OpenBookQa {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if CONFIG.get().mode == ScoringMode::Loglikelihood {
-            let text = few_shot_prompt(&sample, &examples, stem_with_fact, |e| reference_text(e).map(String::from))?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
-        let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
-        })
+        choice_request(&PROMPT, CONFIG.get().mode, "", &sample, &examples)
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
