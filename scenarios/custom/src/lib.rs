@@ -10,11 +10,11 @@
 
 pub mod task;
 
-use runner_scenario_sdk::metadata::embedded;
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, Message, Metadata, Metric, MetricInfo, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, metrics, records, rouge, text,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message,
+    Metadata, Metric, MetricInfo, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, metrics,
+    records, rouge, text,
 };
 use task::{MetricKind, Task};
 
@@ -69,28 +69,20 @@ impl Guest for Custom {
             (true, Some(kind)) => metric_infos(kind),
             _ => ALL_KINDS.iter().flat_map(|kind| metric_infos(*kind)).collect(),
         };
-        Metadata {
-            name: "custom".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Your own prompts and references, with the template and metric from a task file".to_string(),
-            defaults: GenerationDefaults {
-                max_new_tokens: task.max_new_tokens.unwrap_or(256),
-                stop: task.stop.clone(),
-                temperature: None,
-            },
-            metrics: declared,
-            subsets: Vec::new(),
-            default_source: None,
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-            headerless_columns: Vec::new(),
-        }
+        let stop: Vec<&str> = task.stop.iter().map(String::as_str).collect();
+        MetadataBuilder::new(
+            "custom",
+            env!("CARGO_PKG_VERSION"),
+            "Your own prompts and references, with the template and metric from a task file",
+        )
+        .generation(task.max_new_tokens.unwrap_or(256), &stop)
+        .metrics(declared)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        sdk::config::check_subsets(&options.subsets, &[])?;
-        let args = sdk::config::args(&options, &["format"])?;
+        // Generation only, no subsets, `format` the one argument: what describe() declares.
+        let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
         let plain_text = match args.get("format").map(String::as_str) {
             None | Some("chat") => false,
             Some("text") => true,

@@ -8,11 +8,10 @@
 //! and optional `id`, `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
 //! as plain text instead of a chat message (for base models).
 
-use runner_scenario_sdk::metadata::embedded;
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample,
-    ScoringModes, SubsetInfo, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message,
+    Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, records,
 };
 
 /// Eight prompts written for runner: four short, two medium, two long.
@@ -40,28 +39,18 @@ pub struct Prompts;
 
 impl Guest for Prompts {
     fn describe() -> Metadata {
-        Metadata {
-            name: "prompts".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Short, medium and long prompts for speed runs; nothing is scored".to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 128, stop: Vec::new(), temperature: None },
-            metrics: Vec::new(),
-            subsets: CATEGORIES
-                .iter()
-                .map(|(name, description)| SubsetInfo { name: name.to_string(), description: description.to_string() })
-                .collect(),
-            default_source: None,
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-            headerless_columns: Vec::new(),
-        }
+        MetadataBuilder::new(
+            "prompts",
+            env!("CARGO_PKG_VERSION"),
+            "Short, medium and long prompts for speed runs; nothing is scored",
+        )
+        .generation(128, &[])
+        .subsets(CATEGORIES.iter().copied())
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        let names: Vec<&str> = CATEGORIES.iter().map(|(name, _)| *name).collect();
-        sdk::config::check_subsets(&options.subsets, &names)?;
-        let args = sdk::config::args(&options, &["format"])?;
+        let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
         let plain_text = match args.get("format").map(String::as_str) {
             None | Some("chat") => false,
             Some("text") => true,
