@@ -82,10 +82,8 @@ impl Guest for Arc {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
         let file_subset = subset_of_file(&info).or(CONFIG.get().only_subset);
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        records::samples(&info, input, |row| {
             // A row may name its own subset (the embedded sample mixes both).
             let subset = match row.opt_str("subset")? {
                 Some(name) => subset_named(name).ok_or_else(|| {
@@ -102,9 +100,8 @@ impl Guest for Arc {
                     )
                 })?,
             };
-            samples.push(sample_of(&row, subset)?);
-        }
-        Ok(samples)
+            sample_of(&row, subset)
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {

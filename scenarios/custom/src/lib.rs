@@ -108,10 +108,8 @@ impl Guest for Custom {
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
         let task = SETTINGS.get().task;
-        let records = records::records(&info, input)?;
         let needs_reference = task.metric.is_some_and(|m| m != MetricKind::None);
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        records::samples(&info, input, |row| {
             let prompt = task.template.render(|column| match row.opt_text(column)? {
                 Some(value) => Ok(value),
                 None if row.get(column).is_some() => {
@@ -144,14 +142,13 @@ impl Guest for Custom {
                 regex::Regex::new(&reference)
                     .map_err(|e| row.error(&task.reference_field, format!("is not a valid regular expression: {e}")))?;
             }
-            samples.push(Sample {
+            Ok(Sample {
                 id: row.id("id")?,
                 subset: None,
                 fields: vec![Field { name: "prompt".to_string(), value: prompt }],
                 reference,
-            });
-        }
-        Ok(samples)
+            })
+        })
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {

@@ -99,8 +99,7 @@ impl Guest for LongBench {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        records::rows(&records).map(|row| sample_of(&row, task_of(&row, &info)?)).collect()
+        records::samples(&info, input, |row| sample_of(&row, task_of(&row, &info)?))
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {

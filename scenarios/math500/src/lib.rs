@@ -68,27 +68,24 @@ impl Guest for Math500 {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        records::rows(&records)
-            .map(|row| {
-                let subset = subset_name(row.str("subject")?);
-                let answer = row.str("answer")?.trim().to_string();
-                let level = row.opt_text("level")?.unwrap_or_default();
-                Ok(Sample {
-                    id: row.id("unique_id")?,
-                    subset: Some(subset),
-                    fields: vec![
-                        Field { name: "problem".to_string(), value: row.str("problem")?.trim().to_string() },
-                        Field {
-                            name: "solution".to_string(),
-                            value: row.opt_str("solution")?.unwrap_or_default().trim().to_string(),
-                        },
-                        Field { name: "level".to_string(), value: level },
-                    ],
-                    reference: answer,
-                })
+        records::samples(&info, input, |row| {
+            let subset = subset_name(row.str("subject")?);
+            let answer = row.str("answer")?.trim().to_string();
+            let level = row.opt_text("level")?.unwrap_or_default();
+            Ok(Sample {
+                id: row.id("unique_id")?,
+                subset: Some(subset),
+                fields: vec![
+                    Field { name: "problem".to_string(), value: row.str("problem")?.trim().to_string() },
+                    Field {
+                        name: "solution".to_string(),
+                        value: row.opt_str("solution")?.unwrap_or_default().trim().to_string(),
+                    },
+                    Field { name: "level".to_string(), value: level },
+                ],
+                reference: answer,
             })
-            .collect()
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {

@@ -107,10 +107,8 @@ impl Guest for MmluPro {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        let mut samples = Vec::new();
         let mut flawed = Vec::new();
-        for row in records::rows(&records) {
+        let samples = records::samples(&info, input, |row| {
             let category = row.str("category")?.trim();
             if !CATEGORIES.contains(&category) {
                 return Err(row.error("category", format!("`{category}` is not one of MMLU-Pro's 14 categories")));
@@ -119,8 +117,8 @@ impl Guest for MmluPro {
             if let Some(flaw) = flaw {
                 flawed.push((row.row, sample.id.clone(), flaw));
             }
-            samples.push(sample);
-        }
+            Ok(sample)
+        })?;
         // One flawed row in a real release is the data's fault; many are a file in another layout.
         if flawed.len() > (samples.len() / 100).max(1) {
             let (row, id, flaw) = &flawed[0];

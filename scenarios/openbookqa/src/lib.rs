@@ -79,8 +79,7 @@ impl Guest for OpenBookQa {
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
         let with_fact = CONFIG.get().with_fact;
-        let records = records::records(&info, input)?;
-        records::rows(&records).map(|row| sample_of(&row, with_fact)).collect()
+        records::samples(&info, input, |row| sample_of(&row, with_fact))
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {

@@ -67,9 +67,7 @@ impl Guest for Prompts {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        records::samples(&info, input, |row| {
             let prompt = row.str("prompt")?;
             let category = match row.opt_str("category")? {
                 Some(category) if CATEGORIES.iter().any(|(name, _)| *name == category.trim()) => {
@@ -84,9 +82,8 @@ impl Guest for Prompts {
             if let Some(system) = row.opt_str("system")?.filter(|s| !s.trim().is_empty()) {
                 fields.push(Field { name: "system".to_string(), value: system.to_string() });
             }
-            samples.push(Sample { id: row.id("id")?, subset: category, fields, reference: String::new() });
-        }
-        Ok(samples)
+            Ok(Sample { id: row.id("id")?, subset: category, fields, reference: String::new() })
+        })
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
