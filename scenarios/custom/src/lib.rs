@@ -10,11 +10,11 @@
 
 pub mod task;
 
+use runner_scenario_sdk::chat::{Format, system_and_user};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message,
-    Metadata, Metric, MetricInfo, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, metrics,
-    records, rouge, text,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    MetricInfo, ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, metrics, records, rouge, text,
 };
 use task::{MetricKind, Task};
 
@@ -27,7 +27,7 @@ struct Settings {
     task: Task,
     /// Whether a task file was given (describe then reports only its metric).
     configured: bool,
-    plain_text: bool,
+    format: Format,
 }
 
 sdk::config_cell!(
@@ -83,13 +83,7 @@ impl Guest for Custom {
     fn configure(options: Options) -> Result<(), ConfigError> {
         // Generation only, no subsets, `format` the one argument: what describe() declares.
         let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
-        let plain_text = match args.get("format").map(String::as_str) {
-            None | Some("chat") => false,
-            Some("text") => true,
-            Some(other) => {
-                return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
-            }
-        };
+        let format = Format::from_args(&args)?;
         let (task, configured) = match &options.task_file {
             Some(file) => (
                 Task::parse(&file.name, &file.data)
@@ -98,7 +92,7 @@ impl Guest for Custom {
             ),
             None => (Task::default(), false),
         };
-        SETTINGS.set(Settings { task, configured, plain_text });
+        SETTINGS.set(Settings { task, configured, format });
         Ok(())
     }
 
@@ -159,18 +153,11 @@ impl Guest for Custom {
             .find(|f| f.name == "prompt")
             .map(|f| f.value.clone())
             .ok_or_else(|| format!("sample {} has no `prompt` field", sample.id))?;
-        let prompt = if settings.plain_text {
-            match &settings.task.system {
-                Some(system) => Prompt::Text(format!("{system}\n\n{prompt}")),
-                None => Prompt::Text(prompt),
-            }
-        } else {
-            let mut messages = Vec::new();
-            if let Some(system) = &settings.task.system {
-                messages.push(Message { role: Role::System, content: system.clone() });
-            }
-            messages.push(Message { role: Role::User, content: prompt });
-            Prompt::Chat(messages)
+        // Plain text keeps the task's system message, as a paragraph before the prompt.
+        let prompt = match (settings.format, settings.task.system) {
+            (Format::Text, Some(system)) => Prompt::Text(format!("{system}\n\n{prompt}")),
+            (Format::Text, None) => Prompt::Text(prompt),
+            (Format::Chat, system) => Prompt::Chat(system_and_user(system, prompt)),
         };
         Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }

@@ -8,10 +8,11 @@
 //! and optional `id`, `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
 //! as plain text instead of a chat message (for base models).
 
+use runner_scenario_sdk::chat::{Format, system_and_user};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message,
-    Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, records,
 };
 
 /// Eight prompts written for runner: four short, two medium, two long.
@@ -27,7 +28,7 @@ const CATEGORIES: &[(&str, &str)] = &[
 
 #[derive(Clone, Default)]
 struct Settings {
-    plain_text: bool,
+    format: Format,
 }
 
 sdk::config_cell!(
@@ -51,14 +52,7 @@ impl Guest for Prompts {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
-        let plain_text = match args.get("format").map(String::as_str) {
-            None | Some("chat") => false,
-            Some("text") => true,
-            Some(other) => {
-                return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
-            }
-        };
-        SETTINGS.set(Settings { plain_text });
+        SETTINGS.set(Settings { format: Format::from_args(&args)? });
         Ok(())
     }
 
@@ -89,16 +83,10 @@ impl Guest for Prompts {
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
         let field = |name: &str| sample.fields.iter().find(|f| f.name == name).map(|f| f.value.clone());
         let prompt = field("prompt").ok_or_else(|| format!("sample {} has no `prompt` field", sample.id))?;
-        let plain_text = SETTINGS.get().plain_text;
-        let prompt = if plain_text {
-            Prompt::Text(prompt)
-        } else {
-            let mut messages = Vec::new();
-            if let Some(system) = field("system") {
-                messages.push(Message { role: Role::System, content: system });
-            }
-            messages.push(Message { role: Role::User, content: prompt });
-            Prompt::Chat(messages)
+        // Plain text leaves the system message out: a base model has no place for it.
+        let prompt = match SETTINGS.get().format {
+            Format::Text => Prompt::Text(prompt),
+            Format::Chat => Prompt::Chat(system_and_user(field("system"), prompt)),
         };
         Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }
