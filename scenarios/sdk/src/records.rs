@@ -1,6 +1,7 @@
 //! Reading a dataset's records: [`records`] turns whatever the host passed (decoded records, or raw bytes
 //! of a file it does not know) into records, and [`Row`] reads one record's columns as text, integers or
-//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects. Later, in
+//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects; [`samples`]
+//! is a whole `parse-dataset` for the scenarios that make one sample of each row. Later, in
 //! `build-prompt` and `score`, [`field`] reads back a field the scenario put in a sample.
 
 use crate::{DatasetError, DatasetInfo, DatasetInput, Record, Sample, Value, decode};
