@@ -11,29 +11,27 @@
 //!   log-likelihoods and `accuracy_norm` from the log-likelihood per character (the figure the Open LLM
 //!   Leaderboard published, 25-shot). Generation shows lettered options and reads the stated letter.
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
-    reference_text, sample_fields, score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, choice_request, keyed_question, lettered_question, question_and_choices,
+    sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's ARC format, written for runner (not taken from ARC).
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions written for runner, not ARC)";
 
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
 const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
+/// lm-eval's "Question: ..\nAnswer:" for log-likelihood, lettered options for generation.
+const PROMPT: ChoicePrompt = ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: question_only, lettered_block };
 const SUBSETS: &[(&str, &str, &str)] = &[
     ("easy", "ARC-Easy", "ARC-Easy: questions simple retrieval and co-occurrence methods answer"),
     ("challenge", "ARC-Challenge", "ARC-Challenge: questions both simple baselines got wrong"),
@@ -42,16 +40,14 @@ const SUBSETS: &[(&str, &str, &str)] = &[
 #[derive(Debug, Clone)]
 struct Config {
     mode: ScoringMode,
-    subsets: Vec<String>,
+    /// The subset of a file that names none, when the user selected exactly one.
+    only_subset: Option<&'static str>,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, only_subset: None }
+);
 
 struct Arc;
 
@@ -73,7 +69,11 @@ impl Guest for Arc {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         config::check(&options, &Self::describe(), &[])?;
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
+        let only_subset = match options.subsets.as_slice() {
+            [only] => subset_named(only),
+            _ => None,
+        };
+        CONFIG.set(Config { mode: options.scoring_mode, only_subset });
         Ok(())
     }
 
@@ -82,11 +82,8 @@ impl Guest for Arc {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let config = config();
-        let records = records::records(&info, input)?;
-        let file_subset = subset_of_file(&info, &config.subsets);
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        let file_subset = subset_of_file(&info).or(CONFIG.get().only_subset);
+        records::samples(&info, input, |row| {
             // A row may name its own subset (the embedded sample mixes both).
             let subset = match row.opt_str("subset")? {
                 Some(name) => subset_named(name).ok_or_else(|| {
@@ -103,42 +100,16 @@ impl Guest for Arc {
                     )
                 })?,
             };
-            if !config.subsets.is_empty() && !config.subsets.iter().any(|s| s == subset) {
-                continue;
-            }
-            samples.push(sample_of(&row, subset)?);
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no questions in the selected subsets", info.name),
-            });
-        }
-        Ok(samples)
-    }
-
-    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
-            let text = few_shot_prompt(&sample, &examples, question_only, |e| reference_text(e).map(String::from))?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
-        let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
+            sample_of(&row, subset)
         })
     }
 
+    fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
+        choice_request(&PROMPT, CONFIG.get().mode, "", &sample, &examples)
+    }
+
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 
@@ -152,19 +123,15 @@ fn subset_named(name: &str) -> Option<&'static str> {
     SUBSETS.iter().find(|(short, config, _)| name.eq_ignore_ascii_case(short) || name == *config).map(|(s, _, _)| *s)
 }
 
-/// The subset a whole file holds: the Hub config, a name containing "easy" or "challenge", or the single
-/// selected subset.
-fn subset_of_file(info: &DatasetInfo, selected: &[String]) -> Option<&'static str> {
+/// The subset a whole file holds: the Hub config, or a name containing "easy" or "challenge".
+fn subset_of_file(info: &DatasetInfo) -> Option<&'static str> {
     if let Some(subset) = info.subset.as_deref().and_then(subset_named) {
         return Some(subset);
     }
     let name = info.name.to_ascii_lowercase();
     let named: Vec<&'static str> = SUBSETS.iter().map(|(s, _, _)| *s).filter(|s| name.contains(s)).collect();
-    if let [only] = named.as_slice() {
-        return Some(only);
-    }
-    match selected {
-        [only] => subset_named(only),
+    match named.as_slice() {
+        [only] => Some(only),
         _ => None,
     }
 }

@@ -117,6 +117,10 @@ fn bad_rows_and_unknown_subsets_are_refused() {
     assert_eq!(error.field.as_deref(), Some("answerKey"));
     let only_challenge = Harness::<Arc>::configured(|o| o.subsets = vec!["challenge".into()]).unwrap();
     assert_eq!(only_challenge.embedded().len(), 4);
+    // The host keeps the selected subset: parse-dataset returns both, each question with its own.
+    let every = only_challenge.parse_every("ARC-sample.jsonl", EMBEDDED_SAMPLE).unwrap();
+    assert_eq!(every.iter().filter(|s| s.subset.as_deref() == Some("easy")).count(), 4);
+    assert_eq!(every.len(), 8);
     // With one subset selected, a file that does not say which it is counts as that subset.
     let plain = br#"{"question": "Q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}"#;
     assert_eq!(only_challenge.parse("questions.jsonl", plain).unwrap()[0].subset.as_deref(), Some("challenge"));

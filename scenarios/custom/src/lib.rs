@@ -10,13 +10,11 @@
 
 pub mod task;
 
-use std::cell::RefCell;
-
-use runner_scenario_sdk::metadata::embedded;
+use runner_scenario_sdk::chat::{Format, system_and_user};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, Message, Metadata, Metric, MetricInfo, ModelOutput, Options, Prompt, Request, Role, Sample, Score,
-    ScoredSample, ScoringModes, metrics, records, rouge, text,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    MetricInfo, ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, metrics, records, rouge, text,
 };
 use task::{MetricKind, Task};
 
@@ -29,16 +27,13 @@ struct Settings {
     task: Task,
     /// Whether a task file was given (describe then reports only its metric).
     configured: bool,
-    plain_text: bool,
+    format: Format,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
-}
-
-fn settings() -> Settings {
-    SETTINGS.with(|s| s.borrow().clone())
-}
+sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static SETTINGS: Settings = Settings::default()
+);
 
 /// The metrics one kind of comparison reports.
 fn metric_infos(kind: MetricKind) -> Vec<MetricInfo> {
@@ -67,42 +62,28 @@ pub struct Custom;
 
 impl Guest for Custom {
     fn describe() -> Metadata {
-        let settings = settings();
+        let settings = SETTINGS.get();
         let task = &settings.task;
         // Before a task is known every metric the task could choose is declared; a sample reports only its own.
         let declared = match (settings.configured, task.metric) {
             (true, Some(kind)) => metric_infos(kind),
             _ => ALL_KINDS.iter().flat_map(|kind| metric_infos(*kind)).collect(),
         };
-        Metadata {
-            name: "custom".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Your own prompts and references, with the template and metric from a task file".to_string(),
-            defaults: GenerationDefaults {
-                max_new_tokens: task.max_new_tokens.unwrap_or(256),
-                stop: task.stop.clone(),
-                temperature: None,
-            },
-            metrics: declared,
-            subsets: Vec::new(),
-            default_source: None,
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-            headerless_columns: Vec::new(),
-        }
+        let stop: Vec<&str> = task.stop.iter().map(String::as_str).collect();
+        MetadataBuilder::new(
+            "custom",
+            env!("CARGO_PKG_VERSION"),
+            "Your own prompts and references, with the template and metric from a task file",
+        )
+        .generation(task.max_new_tokens.unwrap_or(256), &stop)
+        .metrics(declared)
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        sdk::config::check_subsets(&options.subsets, &[])?;
-        let args = sdk::config::args(&options, &["format"])?;
-        let plain_text = match args.get("format").map(String::as_str) {
-            None | Some("chat") => false,
-            Some("text") => true,
-            Some(other) => {
-                return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
-            }
-        };
+        // Generation only, no subsets, `format` the one argument: what describe() declares.
+        let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
+        let format = Format::from_args(&args)?;
         let (task, configured) = match &options.task_file {
             Some(file) => (
                 Task::parse(&file.name, &file.data)
@@ -111,7 +92,7 @@ impl Guest for Custom {
             ),
             None => (Task::default(), false),
         };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { task, configured, plain_text });
+        SETTINGS.set(Settings { task, configured, format });
         Ok(())
     }
 
@@ -120,11 +101,9 @@ impl Guest for Custom {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let task = settings().task;
-        let records = records::records(&info, input)?;
+        let task = SETTINGS.get().task;
         let needs_reference = task.metric.is_some_and(|m| m != MetricKind::None);
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        records::samples(&info, input, |row| {
             let prompt = task.template.render(|column| match row.opt_text(column)? {
                 Some(value) => Ok(value),
                 None if row.get(column).is_some() => {
@@ -157,42 +136,34 @@ impl Guest for Custom {
                 regex::Regex::new(&reference)
                     .map_err(|e| row.error(&task.reference_field, format!("is not a valid regular expression: {e}")))?;
             }
-            samples.push(Sample {
+            Ok(Sample {
                 id: row.id("id")?,
                 subset: None,
                 fields: vec![Field { name: "prompt".to_string(), value: prompt }],
                 reference,
-            });
-        }
-        Ok(samples)
+            })
+        })
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
-        let settings = settings();
+        let settings = SETTINGS.get();
         let prompt = sample
             .fields
             .iter()
             .find(|f| f.name == "prompt")
             .map(|f| f.value.clone())
             .ok_or_else(|| format!("sample {} has no `prompt` field", sample.id))?;
-        let prompt = if settings.plain_text {
-            match &settings.task.system {
-                Some(system) => Prompt::Text(format!("{system}\n\n{prompt}")),
-                None => Prompt::Text(prompt),
-            }
-        } else {
-            let mut messages = Vec::new();
-            if let Some(system) = &settings.task.system {
-                messages.push(Message { role: Role::System, content: system.clone() });
-            }
-            messages.push(Message { role: Role::User, content: prompt });
-            Prompt::Chat(messages)
+        // Plain text keeps the task's system message, as a paragraph before the prompt.
+        let prompt = match (settings.format, settings.task.system) {
+            (Format::Text, Some(system)) => Prompt::Text(format!("{system}\n\n{prompt}")),
+            (Format::Text, None) => Prompt::Text(prompt),
+            (Format::Chat, system) => Prompt::Chat(system_and_user(system, prompt)),
         };
         Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let task = settings().task;
+        let task = SETTINGS.get().task;
         let kind = task.metric.unwrap_or(if sample.reference.trim().is_empty() {
             MetricKind::None
         } else {

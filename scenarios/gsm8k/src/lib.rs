@@ -66,32 +66,29 @@ impl Guest for Gsm8k {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        records::rows(&records)
-            .map(|row| {
-                let question = row.str("question")?;
-                let answer = row.str("answer")?;
-                let Some(marker_at) = answer.rfind(MARKER) else {
-                    return Err(row.error("answer", "has no `#### ` marker before the final number"));
-                };
-                let final_text = &answer[marker_at + MARKER.len()..];
-                let lm_eval_reference = lm_eval::reference(answer);
-                let reference = numbers::single_number(final_text).ok_or_else(|| {
-                    row.error("answer", format!("the text after `####` is not one number: {:?}", final_text.trim()))
-                })?;
-                Ok(Sample {
-                    id: row.id("id")?,
-                    subset: None,
-                    fields: vec![
-                        Field { name: "question".to_string(), value: question.trim().to_string() },
-                        Field { name: "solution".to_string(), value: worked_solution(&answer[..marker_at]) },
-                        // lm-eval compares with the answer's text, not runner's canonical number.
-                        Field { name: LM_EVAL_REFERENCE.to_string(), value: lm_eval_reference },
-                    ],
-                    reference,
-                })
+        records::samples(&info, input, |row| {
+            let question = row.str("question")?;
+            let answer = row.str("answer")?;
+            let Some(marker_at) = answer.rfind(MARKER) else {
+                return Err(row.error("answer", "has no `#### ` marker before the final number"));
+            };
+            let final_text = &answer[marker_at + MARKER.len()..];
+            let lm_eval_reference = lm_eval::reference(answer);
+            let reference = numbers::single_number(final_text).ok_or_else(|| {
+                row.error("answer", format!("the text after `####` is not one number: {:?}", final_text.trim()))
+            })?;
+            Ok(Sample {
+                id: row.id("id")?,
+                subset: None,
+                fields: vec![
+                    Field { name: "question".to_string(), value: question.trim().to_string() },
+                    Field { name: "solution".to_string(), value: worked_solution(&answer[..marker_at]) },
+                    // lm-eval compares with the answer's text, not runner's canonical number.
+                    Field { name: LM_EVAL_REFERENCE.to_string(), value: lm_eval_reference },
+                ],
+                reference,
             })
-            .collect()
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {

@@ -21,15 +21,12 @@
 pub mod metrics;
 pub mod tasks;
 
-use std::cell::RefCell;
-
-use runner_scenario_sdk::metadata::embedded;
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::{ScoreBuilder, macro_average, mean};
 use runner_scenario_sdk::records::{self, Row, field};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults, Guest, HfDataset,
-    Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringModes,
-    SubsetInfo, config, export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, config, export_scenario,
 };
 
 use tasks::Task;
@@ -40,59 +37,41 @@ const EMBEDDED_LABEL: &str = "embedded sample (6 short items in 6 tasks written 
 
 #[derive(Debug, Clone)]
 struct Config {
-    subsets: Vec<String>,
     max_context_chars: Option<usize>,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { subsets: Vec::new(), max_context_chars: None }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { max_context_chars: None }
+);
 
 struct LongBench;
 
 impl Guest for LongBench {
     fn describe() -> Metadata {
-        Metadata {
-            name: "longbench".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "LongBench long-context tasks with their published prompts and metrics (QA F1, ROUGE-L, \
-                          classification, retrieval and count scores, code edit similarity), macro-averaged over \
-                          tasks"
-                .to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 128, stop: Vec::new(), temperature: None },
-            metrics: vec![mean(
-                "score",
-                "the task's LongBench metric in 0..1 (F1, ROUGE-L, classification, retrieval or count score, edit \
-                 similarity), best over the gold answers",
-            )],
-            subsets: tasks::TASKS
-                .iter()
-                .map(|task| SubsetInfo {
-                    name: task.name.to_string(),
-                    description: format!("{} (LongBench budget: {} new tokens)", task.description, task.max_new_tokens),
-                })
-                .collect(),
-            default_source: Some(HfDataset {
-                repo: "THUDM/LongBench".to_string(),
-                config: Some("hotpotqa".to_string()),
-                split: "test".to_string(),
-                revision: Some("refs/convert/parquet".to_string()),
-            }),
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-            headerless_columns: Vec::new(),
-        }
+        MetadataBuilder::new(
+            "longbench",
+            env!("CARGO_PKG_VERSION"),
+            "LongBench long-context tasks with their published prompts and metrics (QA F1, ROUGE-L, classification, \
+             retrieval and count scores, code edit similarity), macro-averaged over tasks",
+        )
+        .generation(128, &[])
+        .metrics([mean(
+            "score",
+            "the task's LongBench metric in 0..1 (F1, ROUGE-L, classification, retrieval or count score, edit \
+             similarity), best over the gold answers",
+        )])
+        .subsets(tasks::TASKS.iter().map(|task| {
+            (task.name, format!("{} (LongBench budget: {} new tokens)", task.description, task.max_new_tokens))
+        }))
+        // The main branch holds a loading script; the Hub's Parquet conversion holds the data.
+        .hub("THUDM/LongBench", Some("hotpotqa"), "test")
+        .revision("refs/convert/parquet")
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        let names: Vec<&str> = tasks::TASKS.iter().map(|t| t.name).collect();
-        config::check_subsets(&options.subsets, &names)?;
-        let args = config::args(&options, &["max_context_chars"])?;
+        let args = config::check(&options, &Self::describe(), &["max_context_chars"])?;
         let max_context_chars = match args.get("max_context_chars") {
             None => None,
             Some(text) => match text.trim().parse::<usize>() {
@@ -111,7 +90,7 @@ impl Guest for LongBench {
                 "LongBench's few-shot tasks carry their examples in the context; the scenario takes none",
             ));
         }
-        CONFIG.with(|c| *c.borrow_mut() = Config { subsets: options.subsets, max_context_chars });
+        CONFIG.set(Config { max_context_chars });
         Ok(())
     }
 
@@ -120,30 +99,13 @@ impl Guest for LongBench {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let selected = config().subsets;
-        let records = records::records(&info, input)?;
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
-            let task = task_of(&row, &info)?;
-            if !selected.is_empty() && !selected.iter().any(|s| s == task.name) {
-                continue;
-            }
-            samples.push(sample_of(&row, task)?);
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no rows of the selected tasks", info.name),
-            });
-        }
-        Ok(samples)
+        records::samples(&info, input, |row| sample_of(&row, task_of(&row, &info)?))
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
         let task = task_of_sample(&sample)?;
         let prompt = tasks::render(task, field(&sample, "context")?, field(&sample, "input")?);
-        let prompt = match config().max_context_chars {
+        let prompt = match CONFIG.get().max_context_chars {
             Some(chars) => tasks::truncate_middle(&prompt, chars),
             None => prompt,
         };

@@ -113,6 +113,8 @@ fn tasks_come_from_the_row_the_config_or_the_file_name() {
 fn tasks_are_selected_and_unknown_ones_refused() {
     let harness = Harness::<LongBench>::configured(|o| o.subsets = vec!["lcc".into(), "trec".into()]).unwrap();
     assert_eq!(harness.embedded().len(), 2);
+    // parse-dataset returns every task's rows; the host keeps the selected ones.
+    assert_eq!(harness.parse_every("sample.jsonl", EMBEDDED_SAMPLE).unwrap().len(), 6);
     let error = Harness::<LongBench>::configured(|o| o.subsets = vec!["needle".into()]).err().unwrap();
     assert_eq!(error.option, "subsets");
     let error = Harness::<LongBench>::configured(|o| o.few_shot = Some(3)).err().unwrap();

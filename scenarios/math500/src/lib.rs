@@ -7,8 +7,6 @@
 //! named in snake case (`counting_and_probability`); the run also reports accuracy per subject and its
 //! macro-average. Few-shot examples are problems with their worked solutions.
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::records::field;
@@ -37,11 +35,6 @@ const SUBJECTS: &[&str] = &[
     "Precalculus",
 ];
 
-thread_local! {
-    /// The subsets the user selected; empty means all.
-    static SELECTED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
 /// A subject's subset name: "Counting & Probability" -> "counting_and_probability".
 pub fn subset_name(subject: &str) -> String {
     subject.trim().to_lowercase().replace(" & ", " and ").replace([' ', '-'], "_")
@@ -67,9 +60,7 @@ impl Guest for Math500 {
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check(&options, &Self::describe(), &[])?;
-        SELECTED.with(|selected| *selected.borrow_mut() = options.subsets);
-        Ok(())
+        sdk::config::check(&options, &Self::describe(), &[]).map(drop)
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
@@ -77,18 +68,11 @@ impl Guest for Math500 {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        let selected = SELECTED.with(|s| s.borrow().clone());
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
-            let subject = row.str("subject")?;
-            let subset = subset_name(subject);
-            if !selected.is_empty() && !selected.contains(&subset) {
-                continue;
-            }
+        records::samples(&info, input, |row| {
+            let subset = subset_name(row.str("subject")?);
             let answer = row.str("answer")?.trim().to_string();
             let level = row.opt_text("level")?.unwrap_or_default();
-            samples.push(Sample {
+            Ok(Sample {
                 id: row.id("unique_id")?,
                 subset: Some(subset),
                 fields: vec![
@@ -100,16 +84,8 @@ impl Guest for Math500 {
                     Field { name: "level".to_string(), value: level },
                 ],
                 reference: answer,
-            });
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: Some("subject".to_string()),
-                message: format!("{} has no problems in the selected subjects {}", info.name, selected.join(", ")),
-            });
-        }
-        Ok(samples)
+            })
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
@@ -227,6 +203,8 @@ mod tests {
         let samples = harness.embedded();
         assert_eq!(samples.len(), 2);
         assert!(samples.iter().all(|s| s.subset.as_deref() == Some("number_theory")));
+        // parse-dataset returns every subject's problems; the host keeps the selected ones.
+        assert_eq!(harness.parse_every("sample.jsonl", EMBEDDED_SAMPLE).unwrap().len(), 10);
         let error = Harness::<Math500>::configured(|o| o.subsets = vec!["calculus".into()]).err().unwrap();
         assert!(error.message.contains("calculus") && error.message.contains("precalculus"));
     }

@@ -22,8 +22,6 @@
 
 pub mod answer;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::letter;
 use runner_scenario_sdk::log;
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
@@ -67,16 +65,12 @@ pub const CATEGORIES: &[&str] = &[
 #[derive(Debug, Clone)]
 struct Config {
     mode: ScoringMode,
-    subsets: Vec<String>,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, subsets: Vec::new() }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate }
+);
 
 /// A category's subset name: spaces become `_`.
 pub fn subset_name(category: &str) -> String {
@@ -104,7 +98,7 @@ impl Guest for MmluPro {
 
     fn configure(options: Options) -> Result<(), ConfigError> {
         config::check(&options, &Self::describe(), &[])?;
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, subsets: options.subsets });
+        CONFIG.set(Config { mode: options.scoring_mode });
         Ok(())
     }
 
@@ -113,25 +107,18 @@ impl Guest for MmluPro {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let selected = config().subsets;
-        let records = records::records(&info, input)?;
-        let mut samples = Vec::new();
         let mut flawed = Vec::new();
-        for row in records::rows(&records) {
+        let samples = records::samples(&info, input, |row| {
             let category = row.str("category")?.trim();
             if !CATEGORIES.contains(&category) {
                 return Err(row.error("category", format!("`{category}` is not one of MMLU-Pro's 14 categories")));
             }
-            let subset = subset_name(category);
-            if !selected.is_empty() && !selected.contains(&subset) {
-                continue;
-            }
-            let (sample, flaw) = sample_of(&row, subset)?;
+            let (sample, flaw) = sample_of(&row, subset_name(category))?;
             if let Some(flaw) = flaw {
                 flawed.push((row.row, sample.id.clone(), flaw));
             }
-            samples.push(sample);
-        }
+            Ok(sample)
+        })?;
         // One flawed row in a real release is the data's fault; many are a file in another layout.
         if flawed.len() > (samples.len() / 100).max(1) {
             let (row, id, flaw) = &flawed[0];
@@ -149,20 +136,13 @@ impl Guest for MmluPro {
         for (row, id, flaw) in &flawed {
             log::warn(&flaw_warning(&info.name, *row, id, flaw));
         }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: None,
-                message: format!("{} has no questions in the selected categories", info.name),
-            });
-        }
         Ok(samples)
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let category = sample.subset.as_deref().unwrap_or("other").replace('_', " ");
         let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
+        if CONFIG.get().mode == ScoringMode::Loglikelihood {
             let mut text = format!("The following are multiple choice questions (with answers) about {category}.\n\n");
             let block = |s: &Sample| Ok(format!("{}Answer:", question_block(s)?));
             text.push_str(&few_shot_prompt(&sample, &examples, block, |e| Ok(e.reference.clone()))?);
@@ -196,7 +176,7 @@ impl Guest for MmluPro {
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: answer::extract };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: answer::extract };
         score_choices(&sample, &output, &scoring)
     }
 

@@ -70,6 +70,8 @@ fn gold_answers_score_right_and_wrong_answers_wrong_in_both_modes() {
 fn categories_are_subsets() {
     let harness = Harness::<MmluPro>::configured(|o| o.subsets = vec!["physics".into()]).unwrap();
     assert_eq!(harness.embedded().len(), 4);
+    // parse-dataset returns every category's questions; the host keeps the selected ones.
+    assert_eq!(harness.parse_every("sample.jsonl", EMBEDDED_SAMPLE).unwrap().len(), 8);
     assert!(Harness::<MmluPro>::configured(|o| o.subsets = vec!["computer_science".into()]).is_ok());
     let error = Harness::<MmluPro>::configured(|o| o.subsets = vec!["cooking".into()]).err().unwrap();
     assert_eq!(error.option, "subsets");

@@ -20,20 +20,17 @@
 
 pub mod subjects;
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::metrics::macro_average;
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, answer_index, few_shot_prompt, lettered_question, question_and_choices, sample_fields,
-    score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, answer_index, choice_request, lettered_question, question_and_choices,
+    sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario, log,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario, log,
 };
 
 /// Twelve questions in MMLU's format, written for runner (not taken from MMLU), in three subjects.
@@ -41,9 +38,11 @@ pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (12 questions in 3 subjects written for runner, not MMLU)";
 
 const ARGS: &[&str] = &["variant", "redux_rows"];
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare " A".." D", as published MMLU figures do.
 const LIKELIHOODS: Likelihoods = Likelihoods::Letters;
+/// The original format in both modes: lettered options, answered by letter.
+const PROMPT: ChoicePrompt =
+    ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: question_block, lettered_block: question_block };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Variant {
@@ -59,15 +58,10 @@ struct Config {
     all_redux_rows: bool,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const {
-        RefCell::new(Config { mode: ScoringMode::Generate, variant: Variant::Mmlu, all_redux_rows: false })
-    };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, variant: Variant::Mmlu, all_redux_rows: false }
+);
 
 struct Mmlu;
 
@@ -112,7 +106,7 @@ impl Guest for Mmlu {
         if all_redux_rows && variant != Variant::Redux {
             return Err(config::error("args: redux_rows", "applies to variant=redux only"));
         }
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, variant, all_redux_rows });
+        CONFIG.set(Config { mode: options.scoring_mode, variant, all_redux_rows });
         Ok(())
     }
 
@@ -121,7 +115,7 @@ impl Guest for Mmlu {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let config = config();
+        let config = CONFIG.get();
         let records = records::records(&info, input)?;
         let mut samples = Vec::new();
         let mut left_out = 0usize;
@@ -142,11 +136,15 @@ impl Guest for Mmlu {
         if left_out > 0 {
             log::info(&format!("left out {left_out} MMLU-Redux rows whose error_type is not `ok`"));
         }
+        // Only the Redux filter can leave nothing: records() refuses an empty file, and subsets are the host's.
         if samples.is_empty() {
             return Err(DatasetError {
                 row: None,
-                field: None,
-                message: format!("{} has no rows in the selected subjects", info.name),
+                field: Some("error_type".to_string()),
+                message: format!(
+                    "{} has no MMLU-Redux row whose error_type is `ok` (--scenario-arg redux_rows=all keeps them)",
+                    info.name
+                ),
             });
         }
         Ok(samples)
@@ -154,29 +152,15 @@ impl Guest for Mmlu {
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
         let subject = sample.subset.clone().ok_or_else(|| format!("sample {} has no subject", sample.id))?;
-        let mut text = format!(
+        let head = format!(
             "The following are multiple choice questions (with answers) about {}.\n\n",
             subjects::display(&subject)
         );
-        text.push_str(&few_shot_prompt(&sample, &examples, question_block, |e| Ok(e.reference.clone()))?);
-        if config().mode == ScoringMode::Loglikelihood {
-            let (_, choices) = question_and_choices(&sample)?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let content = format!("{INSTRUCTION}\n\n{text}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
-        })
+        choice_request(&PROMPT, CONFIG.get().mode, &head, &sample, &examples)
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 

@@ -45,7 +45,7 @@ fn the_prompt_is_the_original_five_shot_format() {
     let zero_shot = Harness::<Mmlu>::configured(|o| o.few_shot = Some(0)).unwrap();
     let Prompt::Chat(messages) = zero_shot.request(&samples, 4).prompt else { panic!("generation prompts are chat") };
     assert_eq!(messages.len(), 1);
-    assert!(messages[0].content.starts_with(INSTRUCTION));
+    assert!(messages[0].content.starts_with(runner_scenario_sdk::multiple_choice::LETTER_INSTRUCTION));
     assert_eq!(messages[0].content.matches("Answer:").count(), 1);
 }
 
@@ -174,4 +174,8 @@ fn redux_keeps_the_rows_its_annotators_found_sound() {
     // Keeping every row still needs each row's error_type.
     let error = all.parse_records("anatomy.parquet", None, missing).unwrap_err();
     assert_eq!((error.row, error.field.as_deref()), (Some(2), Some("error_type")));
+    // A file whose every row is flagged leaves nothing to ask, and says why.
+    let redux = Harness::<Mmlu>::configured(|o| o.args = vec![("variant".into(), "redux".into())]).unwrap();
+    let error = redux.parse_records("anatomy.parquet", None, vec![redux_row("bad_question_clarity", 0)]).unwrap_err();
+    assert!(error.field.as_deref() == Some("error_type") && error.message.contains("redux_rows=all"), "{error:?}");
 }

@@ -11,28 +11,27 @@
 //!   prompt, each choice's text as the continuation, `accuracy` and per-character `accuracy_norm`.
 //!   Generation shows lettered options and reads the stated letter.
 
-use std::cell::RefCell;
-
 use runner_scenario_sdk::choice::{choice_letter, letter};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::{
-    ChoiceScoring, Likelihoods, TSV_COLUMNS, few_shot_prompt, keyed_question, lettered_question, question_and_choices,
-    reference_text, sample_fields, score_choices,
+    ChoicePrompt, ChoiceScoring, Likelihoods, TSV_COLUMNS, choice_request, keyed_question, lettered_question,
+    question_and_choices, sample_fields, score_choices,
 };
 use runner_scenario_sdk::records::{self, Row};
 use runner_scenario_sdk::{
-    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Message, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config,
-    export_scenario,
+    ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric, ModelOutput,
+    Options, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, config, export_scenario,
 };
 
 /// Eight questions in the Hub's `additional` layout (with facts), written for runner (not OpenBookQA).
 pub const EMBEDDED_SAMPLE: &[u8] = include_bytes!("sample.jsonl");
 const EMBEDDED_LABEL: &str = "embedded sample (8 science questions with facts written for runner, not OpenBookQA)";
 
-const INSTRUCTION: &str = "Answer with the letter of the correct option.";
 /// Log-likelihood runs compare the choice texts, as the lm-evaluation-harness does.
 const LIKELIHOODS: Likelihoods = Likelihoods::Texts;
+/// lm-eval's bare stem for log-likelihood, lettered options for generation; each after its fact when asked.
+const PROMPT: ChoicePrompt =
+    ChoicePrompt { likelihoods: LIKELIHOODS, likelihood_block: stem_with_fact, lettered_block };
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -40,13 +39,10 @@ struct Config {
     with_fact: bool,
 }
 
-thread_local! {
-    static CONFIG: RefCell<Config> = const { RefCell::new(Config { mode: ScoringMode::Generate, with_fact: false }) };
-}
-
-fn config() -> Config {
-    CONFIG.with(|c| c.borrow().clone())
-}
+runner_scenario_sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static CONFIG: Config = Config { mode: ScoringMode::Generate, with_fact: false }
+);
 
 struct OpenBookQa;
 
@@ -73,7 +69,7 @@ impl Guest for OpenBookQa {
             Some("include") => true,
             Some(other) => return Err(config::error("args: fact", format!("`{other}` is not one of: include, omit"))),
         };
-        CONFIG.with(|c| *c.borrow_mut() = Config { mode: options.scoring_mode, with_fact });
+        CONFIG.set(Config { mode: options.scoring_mode, with_fact });
         Ok(())
     }
 
@@ -82,32 +78,16 @@ impl Guest for OpenBookQa {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let with_fact = config().with_fact;
-        let records = records::records(&info, input)?;
-        records::rows(&records).map(|row| sample_of(&row, with_fact)).collect()
+        let with_fact = CONFIG.get().with_fact;
+        records::samples(&info, input, |row| sample_of(&row, with_fact))
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let (_, choices) = question_and_choices(&sample)?;
-        if config().mode == ScoringMode::Loglikelihood {
-            let text = few_shot_prompt(&sample, &examples, stem_with_fact, |e| reference_text(e).map(String::from))?;
-            return Ok(Request {
-                prompt: Prompt::Text(text),
-                choices: LIKELIHOODS.continuations(&choices),
-                max_new_tokens: None,
-            });
-        }
-        let shots = few_shot_prompt(&sample, &examples, lettered_block, |e| Ok(e.reference.clone()))?;
-        let text = format!("{INSTRUCTION}\n\n{shots}");
-        Ok(Request {
-            prompt: Prompt::Chat(vec![Message { role: Role::User, content: text }]),
-            choices: Vec::new(),
-            max_new_tokens: None,
-        })
+        choice_request(&PROMPT, CONFIG.get().mode, "", &sample, &examples)
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
-        let scoring = ChoiceScoring { mode: config().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
+        let scoring = ChoiceScoring { mode: CONFIG.get().mode, likelihoods: LIKELIHOODS, read_letter: choice_letter };
         score_choices(&sample, &output, &scoring)
     }
 

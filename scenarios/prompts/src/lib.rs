@@ -8,13 +8,11 @@
 //! and optional `id`, `category` (short, medium or long) and `system` columns. `--scenario-arg format=text` sends the prompt
 //! as plain text instead of a chat message (for base models).
 
-use std::cell::RefCell;
-
-use runner_scenario_sdk::metadata::embedded;
+use runner_scenario_sdk::chat::{Format, system_and_user};
+use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::{
-    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, GenerationDefaults,
-    Guest, Message, Metadata, Metric, ModelOutput, Options, Prompt, Request, Role, Sample, Score, ScoredSample,
-    ScoringModes, SubsetInfo, records,
+    self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, records,
 };
 
 /// Eight prompts written for runner: four short, two medium, two long.
@@ -30,48 +28,31 @@ const CATEGORIES: &[(&str, &str)] = &[
 
 #[derive(Clone, Default)]
 struct Settings {
-    selected: Vec<String>,
-    plain_text: bool,
+    format: Format,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
-}
+sdk::config_cell!(
+    /// What `configure` decided, for the calls after it.
+    static SETTINGS: Settings = Settings::default()
+);
 
 pub struct Prompts;
 
 impl Guest for Prompts {
     fn describe() -> Metadata {
-        Metadata {
-            name: "prompts".to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Short, medium and long prompts for speed runs; nothing is scored".to_string(),
-            defaults: GenerationDefaults { max_new_tokens: 128, stop: Vec::new(), temperature: None },
-            metrics: Vec::new(),
-            subsets: CATEGORIES
-                .iter()
-                .map(|(name, description)| SubsetInfo { name: name.to_string(), description: description.to_string() })
-                .collect(),
-            default_source: None,
-            scoring_modes: ScoringModes::GENERATE,
-            default_few_shot: 0,
-            headerless_columns: Vec::new(),
-        }
+        MetadataBuilder::new(
+            "prompts",
+            env!("CARGO_PKG_VERSION"),
+            "Short, medium and long prompts for speed runs; nothing is scored",
+        )
+        .generation(128, &[])
+        .subsets(CATEGORIES.iter().copied())
+        .build()
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check_scoring_mode(&options, ScoringModes::GENERATE)?;
-        let names: Vec<&str> = CATEGORIES.iter().map(|(name, _)| *name).collect();
-        sdk::config::check_subsets(&options.subsets, &names)?;
-        let args = sdk::config::args(&options, &["format"])?;
-        let plain_text = match args.get("format").map(String::as_str) {
-            None | Some("chat") => false,
-            Some("text") => true,
-            Some(other) => {
-                return Err(sdk::config::error("args: format", format!("is {other:?}; expected `chat` or `text`")));
-            }
-        };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { selected: options.subsets, plain_text });
+        let args = sdk::config::check(&options, &Self::describe(), &["format"])?;
+        SETTINGS.set(Settings { format: Format::from_args(&args)? });
         Ok(())
     }
 
@@ -80,10 +61,7 @@ impl Guest for Prompts {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        let selected = SETTINGS.with(|s| s.borrow().selected.clone());
-        let mut samples = Vec::new();
-        for row in records::rows(&records) {
+        records::samples(&info, input, |row| {
             let prompt = row.str("prompt")?;
             let category = match row.opt_str("category")? {
                 Some(category) if CATEGORIES.iter().any(|(name, _)| *name == category.trim()) => {
@@ -94,38 +72,21 @@ impl Guest for Prompts {
                 }
                 None => None,
             };
-            if !selected.is_empty() && !category.as_ref().is_some_and(|c| selected.contains(c)) {
-                continue;
-            }
             let mut fields = vec![Field { name: "prompt".to_string(), value: prompt.to_string() }];
             if let Some(system) = row.opt_str("system")?.filter(|s| !s.trim().is_empty()) {
                 fields.push(Field { name: "system".to_string(), value: system.to_string() });
             }
-            samples.push(Sample { id: row.id("id")?, subset: category, fields, reference: String::new() });
-        }
-        if samples.is_empty() {
-            return Err(DatasetError {
-                row: None,
-                field: Some("category".to_string()),
-                message: format!("{} has no prompts in the selected categories {}", info.name, selected.join(", ")),
-            });
-        }
-        Ok(samples)
+            Ok(Sample { id: row.id("id")?, subset: category, fields, reference: String::new() })
+        })
     }
 
     fn build_prompt(sample: Sample, _examples: Vec<Sample>) -> Result<Request, String> {
         let field = |name: &str| sample.fields.iter().find(|f| f.name == name).map(|f| f.value.clone());
         let prompt = field("prompt").ok_or_else(|| format!("sample {} has no `prompt` field", sample.id))?;
-        let plain_text = SETTINGS.with(|s| s.borrow().plain_text);
-        let prompt = if plain_text {
-            Prompt::Text(prompt)
-        } else {
-            let mut messages = Vec::new();
-            if let Some(system) = field("system") {
-                messages.push(Message { role: Role::System, content: system });
-            }
-            messages.push(Message { role: Role::User, content: prompt });
-            Prompt::Chat(messages)
+        // Plain text leaves the system message out: a base model has no place for it.
+        let prompt = match SETTINGS.get().format {
+            Format::Text => Prompt::Text(prompt),
+            Format::Chat => Prompt::Chat(system_and_user(field("system"), prompt)),
         };
         Ok(Request { prompt, choices: Vec::new(), max_new_tokens: None })
     }
@@ -184,6 +145,8 @@ mod tests {
         .unwrap();
         let samples = harness.embedded();
         assert_eq!(samples.len(), 2);
+        // parse-dataset returns every category's prompts; the host keeps the selected ones.
+        assert_eq!(harness.parse_every("prompts.jsonl", EMBEDDED_PROMPTS).unwrap().len(), 8);
         assert!(matches!(harness.request(&samples, 0).prompt, Prompt::Text(_)));
         let error = Harness::<Prompts>::configured(|o| o.args = vec![("format".into(), "xml".into())]).err().unwrap();
         assert_eq!(error.option, "args: format");

@@ -1,9 +1,39 @@
 //! Few-shot chat prompts as the generation benchmarks here write them: each example a user turn with its
 //! input and an assistant turn with its answer, then the sample's user turn; the first user turn opens
-//! with the instruction.
+//! with the instruction. For scenarios whose prompts are the user's own (custom, prompts): the
+//! `--scenario-arg format=chat|text` choice ([`Format`]) and a system-then-user chat ([`system_and_user`]).
+
+use std::collections::BTreeMap;
 
 use crate::records::field;
-use crate::{Message, Role, Sample};
+use crate::{ConfigError, Message, Role, Sample, config};
+
+/// How a prompt reaches the model: through the chat template (the default), or as plain text for base
+/// models that have none; `--scenario-arg format=chat|text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Chat,
+    Text,
+}
+
+impl Format {
+    /// The `format` argument of [`config::check`]'s map; another value than `chat` or `text` is a
+    /// `config-error` for `args: format`.
+    pub fn from_args(args: &BTreeMap<String, String>) -> Result<Format, ConfigError> {
+        match args.get("format").map(String::as_str) {
+            None | Some("chat") => Ok(Format::Chat),
+            Some("text") => Ok(Format::Text),
+            Some(other) => Err(config::error("args: format", format!("is {other:?}; expected `chat` or `text`"))),
+        }
+    }
+}
+
+/// A chat of the `system` message, when there is one, then the user's.
+pub fn system_and_user(system: Option<String>, user: String) -> Vec<Message> {
+    let system = system.map(|content| Message { role: Role::System, content });
+    system.into_iter().chain([Message { role: Role::User, content: user }]).collect()
+}
 
 /// How a scenario's user turns read: `"{instruction}\n\n{label}: {input}"` first, `"{label}: {input}"` after,
 /// where the input is the sample's field `field`.
@@ -75,5 +105,26 @@ mod tests {
             few_shot_chat(&UserTurns { field: "other", ..turns }, &sample("s", "c"), &[], |_| Ok(String::new()))
                 .unwrap_err();
         assert_eq!(error, "sample s has no `other` field");
+    }
+
+    #[test]
+    fn the_format_argument_and_a_system_message() {
+        let args = |value: &str| BTreeMap::from([("format".to_string(), value.to_string())]);
+        assert_eq!(Format::from_args(&BTreeMap::new()).unwrap(), Format::Chat);
+        assert_eq!(
+            (Format::from_args(&args("chat")).unwrap(), Format::from_args(&args("text")).unwrap()),
+            (Format::Chat, Format::Text)
+        );
+        let error = Format::from_args(&args("xml")).unwrap_err();
+        assert_eq!(
+            (error.option.as_str(), error.message.as_str()),
+            ("args: format", "is \"xml\"; expected `chat` or `text`")
+        );
+        let roles = |messages: Vec<Message>| messages.into_iter().map(|m| (m.role, m.content)).collect::<Vec<_>>();
+        assert_eq!(roles(system_and_user(None, "hi".into())), [(Role::User, "hi".to_string())]);
+        assert_eq!(
+            roles(system_and_user(Some("be brief".into()), "hi".into())),
+            [(Role::System, "be brief".to_string()), (Role::User, "hi".to_string())]
+        );
     }
 }

@@ -1,8 +1,15 @@
 //! Checking a run's options in `configure`: the scoring mode is one the scenario supports, selected
 //! subsets exist, `--scenario-arg` keys are known ([`check`] does all three against the scenario's own
 //! metadata). Errors are `config-error`s naming the option.
+//!
+//! Keeping what `configure` decided for the calls after it: [`Cell`], declared with
+//! [`config_cell!`](crate::config_cell). It is thread-local, because a component is single-threaded and
+//! native tests each run on their own thread with their own options; a static shared by threads would let
+//! one test's options leak into another's.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::thread::LocalKey;
 
 use crate::{ConfigError, Metadata, Options, ScoringMode, ScoringModes};
 
@@ -73,9 +80,63 @@ pub fn args(options: &Options, known: &[&str]) -> Result<BTreeMap<String, String
     Ok(map)
 }
 
+/// A scenario's settings, set by `configure` and read by `parse-dataset`, `build-prompt`, `score`...
+/// Declare one with [`config_cell!`](crate::config_cell): `config_cell!(static CONFIG: Config = ...);`
+/// then `CONFIG.set(config)` in `configure` and `CONFIG.get()` after it. Until set it holds its initial
+/// value (the host always calls `configure` first, and again after a trap).
+pub struct Cell<T: 'static> {
+    key: &'static LocalKey<RefCell<T>>,
+}
+
+impl<T: Clone + 'static> Cell<T> {
+    /// The cell over a thread-local; [`config_cell!`](crate::config_cell) declares both.
+    #[doc(hidden)]
+    pub const fn over(key: &'static LocalKey<RefCell<T>>) -> Self {
+        Cell { key }
+    }
+
+    /// Keeps `value` for the calls that follow.
+    pub fn set(&self, value: T) {
+        self.key.set(value);
+    }
+
+    /// A copy of the kept settings, so no borrow is held while the scenario works.
+    pub fn get(&self) -> T {
+        self.key.with_borrow(T::clone)
+    }
+}
+
+/// Declares a scenario's [`config::Cell`](crate::config::Cell):
+/// `config_cell!(static CONFIG: Config = Config { mode: ScoringMode::Generate });`, the initial value
+/// standing until `configure` sets one.
+#[macro_export]
+macro_rules! config_cell {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $ty:ty = $init:expr $(;)?) => {
+        $(#[$attr])*
+        $vis static $name: $crate::config::Cell<$ty> = {
+            ::std::thread_local! {
+                static KEY: ::std::cell::RefCell<$ty> = ::std::cell::RefCell::new($init);
+            }
+            $crate::config::Cell::over(&KEY)
+        };
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    crate::config_cell!(static KEPT: Vec<String> = Vec::new());
+
+    #[test]
+    fn a_cell_keeps_what_configure_set_on_its_own_thread() {
+        assert!(KEPT.get().is_empty());
+        KEPT.set(vec!["physics".to_string()]);
+        assert_eq!(KEPT.get(), ["physics"]);
+        // Another thread (another native test) starts from the initial value.
+        std::thread::spawn(|| assert!(KEPT.get().is_empty())).join().unwrap();
+        assert_eq!(KEPT.get(), ["physics"]);
+    }
 
     fn options(mode: ScoringMode, args: &[(&str, &str)]) -> Options {
         Options {

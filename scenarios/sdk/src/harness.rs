@@ -1,7 +1,8 @@
 //! Running a scenario natively in unit tests, the way the host drives it: `describe`, `configure`, decode
-//! its embedded dataset (or test data in a published format) like the host and `parse-dataset`,
-//! `build-prompt` with few-shot examples, `score`, `aggregate`. Failures panic with the scenario's own
-//! error, so a test reads as a few lines. Few-shot examples are the first ones of the same subset in
+//! its embedded dataset (or test data in a published format) like the host and `parse-dataset`, keep the
+//! selected subsets' samples as the host does (the scenario returns every subset's), `build-prompt` with
+//! few-shot examples, `score`, `aggregate`. Failures panic with the scenario's own error, so a test reads
+//! as a few lines. Few-shot examples are the first ones of the same subset in
 //! dataset order (the host picks them in a seeded order). Scenarios keep their configuration in
 //! thread-local state, and Rust runs each test on its own thread, so tests do not see each other's options.
 
@@ -66,7 +67,7 @@ impl<S: Guest> Harness<S> {
         &self.metadata
     }
 
-    /// The samples of the embedded dataset; panics when there is none or it does not parse.
+    /// The embedded dataset's samples of the selected subsets; panics when there is none or it does not parse.
     pub fn embedded(&self) -> Vec<Sample> {
         let embedded = S::embedded_dataset().expect("the scenario carries no embedded dataset");
         assert!(!embedded.label.is_empty(), "the embedded dataset has no label");
@@ -74,13 +75,22 @@ impl<S: Guest> Harness<S> {
             .unwrap_or_else(|e| panic!("the embedded dataset {} does not parse: {e:?}", embedded.file_name))
     }
 
-    /// Decodes `data` like the host (by `file_name`'s extension) and parses it.
+    /// Decodes `data` like the host (by `file_name`'s extension) and parses it; the selected subsets'
+    /// samples, as a run sees them.
     pub fn parse(&self, file_name: &str, data: &[u8]) -> Result<Vec<Sample>, DatasetError> {
-        let records = decode::decode(file_name, data)?;
-        self.parse_records(file_name, None, records)
+        Ok(self.selected(self.parse_every(file_name, data)?))
     }
 
-    /// Parses records as if the host had decoded them from `name` (a Parquet file, a Hub split...).
+    /// What `parse-dataset` itself returns for `data` decoded like the host: every subset's samples, the
+    /// ones a run does not select included.
+    pub fn parse_every(&self, file_name: &str, data: &[u8]) -> Result<Vec<Sample>, DatasetError> {
+        let records = decode::decode(file_name, data)?;
+        let info = DatasetInfo { name: file_name.to_string(), subset: None };
+        parse_checked::<S>(info, DatasetInput::Records(records))
+    }
+
+    /// Parses records as if the host had decoded them from `name` (a Parquet file, a Hub split...); the
+    /// selected subsets' samples, as a run sees them.
     pub fn parse_records(
         &self,
         name: &str,
@@ -88,15 +98,23 @@ impl<S: Guest> Harness<S> {
         records: Vec<Record>,
     ) -> Result<Vec<Sample>, DatasetError> {
         let info = DatasetInfo { name: name.to_string(), subset: subset.map(str::to_string) };
-        let samples = S::parse_dataset(info, DatasetInput::Records(records))?;
-        check_samples(&samples);
-        Ok(samples)
+        Ok(self.selected(parse_checked::<S>(info, DatasetInput::Records(records))?))
     }
 
-    /// Parses bytes the host did not decode (an unknown extension).
+    /// The samples of the selected subsets (all when none is selected): the host's filter, which keeps a
+    /// sample without a subset only when no subset is selected.
+    pub fn selected(&self, mut samples: Vec<Sample>) -> Vec<Sample> {
+        let selected = &self.options.subsets;
+        if !selected.is_empty() {
+            samples.retain(|s| s.subset.as_ref().is_some_and(|subset| selected.contains(subset)));
+        }
+        samples
+    }
+
+    /// Parses bytes the host did not decode (an unknown extension); the selected subsets' samples.
     pub fn parse_raw(&self, name: &str, data: &[u8]) -> Result<Vec<Sample>, DatasetError> {
         let info = DatasetInfo { name: name.to_string(), subset: None };
-        S::parse_dataset(info, DatasetInput::Raw(data.to_vec()))
+        Ok(self.selected(S::parse_dataset(info, DatasetInput::Raw(data.to_vec()))?))
     }
 
     /// The few-shot examples the host would pass for `samples[index]`: same subset, not itself.
@@ -192,6 +210,13 @@ pub fn prompt_text(prompt: &Prompt) -> String {
 /// The value of field `name` of a sample; panics when absent.
 pub fn field<'a>(sample: &'a Sample, name: &str) -> &'a str {
     crate::records::field(sample, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `parse-dataset`'s samples, their ids checked.
+fn parse_checked<S: Guest>(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
+    let samples = S::parse_dataset(info, input)?;
+    check_samples(&samples);
+    Ok(samples)
 }
 
 /// Sample ids must be unique and non-empty: the host keys results by them.

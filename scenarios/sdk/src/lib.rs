@@ -2,9 +2,9 @@
 //! It generates the bindings for `wit/scenario.wit` once and re-exports their types, exports a scenario
 //! with [`export_scenario!`], and offers the pieces benchmarks share: describing the scenario ([`metadata`]),
 //! reading records ([`records`]), few-shot chats ([`chat`]), multiple-choice prompts and scoring
-//! ([`multiple_choice`]),
-//! answer extraction ([`numbers`], [`choice`], [`latex`] with [`expression`], [`label`]), metrics ([`text`], [`rouge`],
-//! [`metrics`]), option checks ([`config`]), logging ([`log`]) and, natively, a test harness ([`harness`])
+//! ([`multiple_choice`]), answer extraction ([`numbers`], [`choice`], [`latex`] with [`expression`],
+//! [`label`]), metrics ([`text`], [`rouge`], [`metrics`]), option checks and the cell that keeps what
+//! `configure` decided ([`config`]), logging ([`log`]) and, natively, a test harness ([`harness`])
 //! that runs a scenario's `Guest` implementation in unit tests without a host. See scenarios/README.md.
 
 /// The generated bindings for the `scenario` world; scenario crates use the re-exports below instead.

@@ -65,6 +65,15 @@ impl MetadataBuilder {
         self
     }
 
+    /// Pins the Hub source (set by [`hub`](Self::hub) before) to a revision, such as
+    /// `refs/convert/parquet` for a dataset whose main branch holds only a loading script.
+    pub fn revision(mut self, revision: &str) -> Self {
+        if let Some(source) = self.metadata.default_source.as_mut() {
+            source.revision = Some(revision.to_string());
+        }
+        self
+    }
+
     /// The scoring modes the scenario offers.
     pub fn scoring(mut self, modes: ScoringModes) -> Self {
         self.metadata.scoring_modes = modes;
@@ -130,6 +139,8 @@ mod tests {
         assert_eq!(full.default_few_shot, 5);
         assert_eq!(full.headerless_columns, ["q", "a"]);
         assert!(plain.headerless_columns.is_empty());
+        let pinned = MetadataBuilder::new("s", "1", "d").hub("org/data", None, "test").revision("refs/pr/1").build();
+        assert_eq!(pinned.default_source.unwrap().revision.as_deref(), Some("refs/pr/1"));
         let sample = embedded("label", "sample.jsonl", b"{}").unwrap();
         assert_eq!(
             (sample.label.as_str(), sample.file_name.as_str(), sample.data.as_slice()),

@@ -6,13 +6,17 @@
 //! character of the choice's text (`acc_norm`, the length normalisation the lm-evaluation-harness reports
 //! for ARC and OpenBookQA, with its divisor: the text without the leading space).
 //! Prompts are built from the same pieces ([`lettered_question`], [`few_shot_prompt`], [`Likelihoods`]'
-//! continuations) and one [`score_choices`] scores every multiple-choice scenario's outputs, so what a
-//! prompt asks and what the score compares cannot drift apart between benchmarks.
+//! continuations), whole requests by [`choice_request`] where a benchmark asks as ARC, OpenBookQA and MMLU
+//! do, and one [`score_choices`] scores every multiple-choice scenario's outputs, so what a prompt asks and
+//! what the score compares cannot drift apart between benchmarks.
 
 use crate::choice::letter;
 use crate::metrics::{ScoreBuilder, binary};
 use crate::records::Row;
-use crate::{ChoiceLikelihood, DatasetError, Field, MetricInfo, ModelOutput, Sample, Score, ScoringMode, Value};
+use crate::{
+    ChoiceLikelihood, DatasetError, Field, Message, MetricInfo, ModelOutput, Prompt, Request, Role, Sample, Score,
+    ScoringMode, Value,
+};
 
 /// A question's choices: their texts and the labels the dataset gives them ("A".."E" or "1".."5").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +304,15 @@ impl Likelihoods {
         }
     }
 
+    /// What a log-likelihood few-shot example answers with: the form the run compares, the reference's
+    /// letter or its text.
+    pub fn example_answer(self, example: &Sample) -> Result<String, String> {
+        match self {
+            Likelihoods::Letters => Ok(example.reference.clone()),
+            Likelihoods::Texts => reference_text(example).map(str::to_string),
+        }
+    }
+
     /// The metrics [`score_choices`] reports, for the scenario's metadata.
     pub fn metrics(self) -> Vec<MetricInfo> {
         let mut metrics = vec![binary("accuracy", "1 when the chosen answer is the reference, else 0")];
@@ -313,6 +326,54 @@ impl Likelihoods {
             .push(binary("answered", "1 when a choice letter could be read from the output, else 0 (generation runs)"));
         metrics
     }
+}
+
+/// What a generation prompt asks before its lettered questions.
+pub const LETTER_INSTRUCTION: &str = "Answer with the letter of the correct option.";
+
+/// How a multiple-choice scenario lays out its questions for [`choice_request`].
+#[derive(Debug, Clone, Copy)]
+pub struct ChoicePrompt {
+    /// What log-likelihood runs compare after the prompt; their examples answer in the same form.
+    pub likelihoods: Likelihoods,
+    /// A question as a log-likelihood prompt shows it, ending where the answer follows
+    /// ("Question: {question}\nAnswer:").
+    pub likelihood_block: fn(&Sample) -> Result<String, String>,
+    /// A question with its lettered options as a generation prompt shows it ([`lettered_question`]).
+    pub lettered_block: fn(&Sample) -> Result<String, String>,
+}
+
+/// The request for a multiple-choice sample, after `head` (MMLU's "The following are multiple choice
+/// questions..." line, or nothing). Log-likelihood: a text prompt of `likelihood_block`s, the examples
+/// answered as [`Likelihoods::example_answer`] says, the choices as continuations. Generation: one user
+/// message, [`LETTER_INSTRUCTION`] then `lettered_block`s with the examples answered by letter. One
+/// function, so that benchmarks asking the same way cannot drift apart.
+pub fn choice_request(
+    layout: &ChoicePrompt,
+    mode: ScoringMode,
+    head: &str,
+    sample: &Sample,
+    examples: &[Sample],
+) -> Result<Request, String> {
+    let (_, choices) = question_and_choices(sample)?;
+    if mode == ScoringMode::Loglikelihood {
+        let shots =
+            few_shot_prompt(sample, examples, layout.likelihood_block, |e| layout.likelihoods.example_answer(e))?;
+        return Ok(Request {
+            prompt: Prompt::Text(format!("{head}{shots}")),
+            choices: layout.likelihoods.continuations(&choices),
+            max_new_tokens: None,
+        });
+    }
+    let shots = few_shot_prompt(sample, examples, layout.lettered_block, |e| Ok(e.reference.clone()))?;
+    Ok(Request {
+        prompt: Prompt::Chat(vec![Message {
+            role: Role::User,
+            content: format!("{LETTER_INSTRUCTION}\n\n{head}{shots}"),
+        }]),
+        choices: Vec::new(),
+        max_new_tokens: None,
+    })
 }
 
 /// How a multiple-choice scenario scores an output.
@@ -554,6 +615,35 @@ mod tests {
         let declared = |l: Likelihoods| l.metrics().into_iter().map(|m| m.name).collect::<Vec<_>>();
         assert_eq!(declared(Likelihoods::Texts), ["accuracy", "accuracy_norm", "answered"]);
         assert_eq!(declared(Likelihoods::Letters), ["accuracy", "answered"]);
+    }
+
+    #[test]
+    fn requests_ask_by_text_or_letter_after_the_head() {
+        let layout = ChoicePrompt {
+            likelihoods: Likelihoods::Texts,
+            likelihood_block: |s| Ok(format!("Q: {}\nA:", question_and_choices(s)?.0)),
+            lettered_block: |s| {
+                let (question, choices) = question_and_choices(s)?;
+                Ok(lettered_question("", question, &choices))
+            },
+        };
+        let (question, examples) = (sample("A"), [sample("C")]);
+        let text = |request: &Request| match &request.prompt {
+            Prompt::Text(text) => text.clone(),
+            Prompt::Chat(_) => panic!("a text prompt expected"),
+        };
+        let request = choice_request(&layout, ScoringMode::Loglikelihood, "H\n", &question, &examples).unwrap();
+        assert_eq!(text(&request), "H\nQ: Why?\nA: maybe\n\nQ: Why?\nA:");
+        assert_eq!(request.choices, [" a very long answer", " no", " maybe"]);
+        let letters = ChoicePrompt { likelihoods: Likelihoods::Letters, ..layout };
+        let request = choice_request(&letters, ScoringMode::Loglikelihood, "", &question, &examples).unwrap();
+        assert_eq!((text(&request), request.choices), ("Q: Why?\nA: C\n\nQ: Why?\nA:".into(), letter_continuations(3)));
+        let request = choice_request(&layout, ScoringMode::Generate, "H\n", &question, &examples).unwrap();
+        let block = "Why?\nA. a very long answer\nB. no\nC. maybe\nAnswer:";
+        let Prompt::Chat(messages) = &request.prompt else { panic!("a chat prompt expected") };
+        assert!(messages.len() == 1 && messages[0].role == Role::User);
+        assert_eq!(messages[0].content, format!("{LETTER_INSTRUCTION}\n\nH\n{block} C\n\n{block}"));
+        assert!(request.choices.is_empty() && request.max_new_tokens.is_none());
     }
 
     #[test]

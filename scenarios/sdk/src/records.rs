@@ -1,6 +1,7 @@
 //! Reading a dataset's records: [`records`] turns whatever the host passed (decoded records, or raw bytes
 //! of a file it does not know) into records, and [`Row`] reads one record's columns as text, integers or
-//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects. Later, in
+//! lists, with errors that name the 1-based row and the column, as `dataset-error` expects; [`samples`]
+//! is a whole `parse-dataset` for the scenarios that make one sample of each row. Later, in
 //! `build-prompt` and `score`, [`field`] reads back a field the scenario put in a sample.
 
 use crate::{DatasetError, DatasetInfo, DatasetInput, Record, Sample, Value, decode};
@@ -16,6 +17,18 @@ pub fn records(info: &DatasetInfo, input: DatasetInput) -> Result<Vec<Record>, D
         return Err(DatasetError { row: None, field: None, message: format!("{} holds no records", info.name) });
     }
     Ok(records)
+}
+
+/// `parse-dataset` for a scenario that makes one sample of each row: the records as [`records`] reads
+/// them, each row through `sample`, the first error stopping the parse. Every row becomes a sample with
+/// its subset, whatever the run selected: the host keeps the selected subsets.
+pub fn samples(
+    info: &DatasetInfo,
+    input: DatasetInput,
+    sample: impl FnMut(Row<'_>) -> Result<Sample, DatasetError>,
+) -> Result<Vec<Sample>, DatasetError> {
+    let records = records(info, input)?;
+    rows(&records).map(sample).collect()
 }
 
 /// Each record with its 1-based row number.
@@ -231,5 +244,28 @@ mod tests {
         assert_eq!(records.len(), 1);
         let error = super::records(&info, DatasetInput::Records(Vec::new())).unwrap_err();
         assert!(error.message.contains("x.data"));
+    }
+
+    #[test]
+    fn samples_are_one_a_row_until_a_row_fails() {
+        let info = DatasetInfo { name: "x.jsonl".into(), subset: None };
+        let input = || DatasetInput::Raw(b"{\"q\": \"a\"}\n{\"q\": \"b\"}\n{\"r\": 1}\n{\"q\": \"d\"}\n".to_vec());
+        let sample = |row: Row<'_>| {
+            Ok(Sample { id: row.row.to_string(), subset: None, fields: Vec::new(), reference: row.str("q")?.into() })
+        };
+        let mut seen = 0;
+        let error = samples(&info, input(), |row| {
+            seen += 1;
+            sample(row)
+        })
+        .unwrap_err();
+        // The fourth row is never read.
+        assert_eq!((error.row, error.field.as_deref(), seen), (Some(3), Some("q"), 3));
+        let two = DatasetInput::Records(super::records(&info, input()).unwrap()[..2].to_vec());
+        let parsed = samples(&info, two, sample).unwrap();
+        assert_eq!(
+            parsed.iter().map(|s| (s.id.as_str(), s.reference.as_str())).collect::<Vec<_>>(),
+            [("1", "a"), ("2", "b")]
+        );
     }
 }

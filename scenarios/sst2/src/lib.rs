@@ -59,31 +59,28 @@ impl Guest for Sst2 {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        records::rows(&records)
-            .map(|row| {
-                let sentence = row.str("sentence")?.trim().to_string();
-                let label = match row.int("label")? {
-                    0 => LABELS[0],
-                    1 => LABELS[1],
-                    -1 => {
-                        return Err(row.error(
-                            "label",
-                            "is -1 (unlabelled): SST-2's test split hides its labels; use the validation split",
-                        ));
-                    }
-                    other => {
-                        return Err(row.error("label", format!("is {other}, expected 0 (negative) or 1 (positive)")));
-                    }
-                };
-                Ok(Sample {
-                    id: row.id("idx")?,
-                    subset: None,
-                    fields: vec![Field { name: "sentence".to_string(), value: sentence }],
-                    reference: label.to_string(),
-                })
+        records::samples(&info, input, |row| {
+            let sentence = row.str("sentence")?.trim().to_string();
+            let label = match row.int("label")? {
+                0 => LABELS[0],
+                1 => LABELS[1],
+                -1 => {
+                    return Err(row.error(
+                        "label",
+                        "is -1 (unlabelled): SST-2's test split hides its labels; use the validation split",
+                    ));
+                }
+                other => {
+                    return Err(row.error("label", format!("is {other}, expected 0 (negative) or 1 (positive)")));
+                }
+            };
+            Ok(Sample {
+                id: row.id("idx")?,
+                subset: None,
+                fields: vec![Field { name: "sentence".to_string(), value: sentence }],
+                reference: label.to_string(),
             })
-            .collect()
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {

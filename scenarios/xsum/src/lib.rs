@@ -45,20 +45,14 @@ impl Guest for Xsum {
     }
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
-        let records = records::records(&info, input)?;
-        records::rows(&records)
-            .map(|row| {
-                Ok(Sample {
-                    id: row.id("id")?,
-                    subset: None,
-                    fields: vec![Field {
-                        name: "document".to_string(),
-                        value: row.str("document")?.trim().to_string(),
-                    }],
-                    reference: row.str("summary")?.trim().to_string(),
-                })
+        records::samples(&info, input, |row| {
+            Ok(Sample {
+                id: row.id("id")?,
+                subset: None,
+                fields: vec![Field { name: "document".to_string(), value: row.str("document")?.trim().to_string() }],
+                reference: row.str("summary")?.trim().to_string(),
             })
-            .collect()
+        })
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
