@@ -175,7 +175,7 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
             .arg(tiny_model())
             .arg("--data")
             .arg(data.join("test"))
-            .args(["--no-progress", "--scoring", "loglikelihood", "--few-shot", "2", "--out"])
+            .args(["--no-progress", "--scoring", "loglikelihood", "--out"])
             .arg(&results)
             .args(flags)
             .output()
@@ -186,7 +186,7 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
         (read_samples(&results).unwrap(), summary, stderr)
     };
 
-    let (records, summary, stderr) = run("all", &[]);
+    let (records, summary, stderr) = run("all", &["--few-shot", "2"]);
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -213,7 +213,8 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
     );
 
     // One subject: only its file is read; seeded order still draws from dev, never from test.
-    let (records, summary, _) = run("virology", &["--subset", "virology", "--few-shot-order", "seeded"]);
+    let (records, summary, _) =
+        run("virology", &["--subset", "virology", "--few-shot", "2", "--few-shot-order", "seeded"]);
     assert_eq!(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["virology_test/1", "virology_test/2"]);
     assert_eq!(summary.settings.few_shot_order.as_deref(), Some("seeded"));
     for record in &records {

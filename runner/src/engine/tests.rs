@@ -819,7 +819,10 @@ fn continuation_logprobs_of_a_batch_equal_each_request_scored_alone() {
     let requests: Vec<(String, Vec<String>)> = vec![
         ("the cat in the ".into(), vec!["hat".into(), "dog sat on it".into(), "a".into()]),
         ("a".into(), vec![" b c d e f".into(), String::new()]),
-        ("the dog sat on the mat and the cat".into(), vec![" sat".into(), " in the hat".into(), " on".into(), " x".into()]),
+        (
+            "the dog sat on the mat and the cat".into(),
+            vec![" sat".into(), " in the hat".into(), " on".into(), " x".into()],
+        ),
     ];
     for model in [&imported, &optimum] {
         let mut engine = load(model);
@@ -829,8 +832,16 @@ fn continuation_logprobs_of_a_batch_equal_each_request_scored_alone() {
             let alone = engine.continuation_logprobs(context, continuations).unwrap();
             assert_eq!(alone.len(), batch_scores.len());
             for (a, b) in alone.iter().zip(batch_scores) {
-                assert_eq!((a.token_count, a.context_tokens, a.greedy_match), (b.token_count, b.context_tokens, b.greedy_match));
-                assert!((a.logprob_sum - b.logprob_sum).abs() < 1e-4, "{context:?}: {} alone, {} batched", a.logprob_sum, b.logprob_sum);
+                assert_eq!(
+                    (a.token_count, a.context_tokens, a.greedy_match),
+                    (b.token_count, b.context_tokens, b.greedy_match)
+                );
+                assert!(
+                    (a.logprob_sum - b.logprob_sum).abs() < 1e-4,
+                    "{context:?}: {} alone, {} batched",
+                    a.logprob_sum,
+                    b.logprob_sum
+                );
             }
         }
     }

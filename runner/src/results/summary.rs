@@ -305,11 +305,11 @@ pub struct Aggregates {
     pub decode_tokens_per_s: Option<Distribution>,
     pub prefill_tokens_per_s: Option<Distribution>,
     /// Log-likelihood runs: tokens through the model (the context and every choice's continuation) per
-    /// second of scoring, per sample.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// second of scoring, per sample. (Written even when absent: templates read it.)
+    #[serde(default)]
     pub scored_tokens_per_s: Option<Distribution>,
     /// Log-likelihood runs: samples scored per second of model time (their generate times summed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub samples_per_s: Option<f64>,
     pub prompt_tokens: Option<Distribution>,
     pub output_tokens: Option<Distribution>,
