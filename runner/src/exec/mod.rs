@@ -483,9 +483,29 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
     // Batches never span two repetitions, so each repetition is batched as an uninterrupted run batches it
     // (a resumed run only differs where its interruption split a batch).
+    // Log-likelihood batches pad every context to the batch's longest, so they are formed from samples of
+    // about one length, longest first (as lm-evaluation-harness orders its requests): a batch of random
+    // lengths computes several times the tokens it scores. Records keep their selection order (`index`).
+    let by_length = ready.scoring == ScoringMode::Loglikelihood && batch_size > 1;
+    let prompt_size = |sample_index: usize| -> usize {
+        let sample = &dataset.samples[sample_index];
+        let own = dataset.few_shot.is_none().then_some(sample_index);
+        let text = |s: &Sample| s.fields.iter().map(|f| f.value.len()).sum::<usize>();
+        text(sample)
+            + few_shot.examples(sample, own, few_shot_count).into_iter().map(|i| text(&few_shot_pool[i])).sum::<usize>()
+    };
     let work: Vec<Vec<(usize, usize)>> = (0..repeat)
         .map(|repetition| {
-            selection.iter().copied().enumerate().filter(|(index, _)| !done.contains(&(repetition, *index))).collect()
+            let mut todo: Vec<(usize, usize)> = selection
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(index, _)| !done.contains(&(repetition, *index)))
+                .collect();
+            if by_length {
+                todo.sort_by_cached_key(|&(_, sample_index)| std::cmp::Reverse(prompt_size(sample_index)));
+            }
+            todo
         })
         .collect();
     'batches: for (repetition, chunk) in
