@@ -29,6 +29,9 @@ pub struct RunnerRecord {
     /// [`super::GRAPH_REVISION`] when the folder was written (0: before revisions were recorded).
     #[serde(default)]
     pub graph_revision: u32,
+    /// What each GGUF tensor became: its type and its form in the graph (empty before this was recorded).
+    #[serde(default)]
+    pub weights: std::collections::BTreeMap<String, String>,
 }
 
 impl RunnerRecord {
