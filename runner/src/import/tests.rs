@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::gguf::writer::GgufWriter;
 use crate::gguf::{GgmlType, GgufFile, MetaValue};
 use crate::testing::reference::{compare_logits, reference_logits};
-use crate::testing::{tiny, write_tiny_llama_gguf};
+use crate::testing::{LlamaShape, tiny, write_llama_gguf, write_tiny_llama_gguf};
 
 fn tiny_gguf(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");
@@ -250,6 +250,84 @@ fn f16_and_q8_0_weights_import_exactly() {
         let diff = max_abs_diff(&reference, &stepwise);
         assert!(diff < 2e-3, "{precision}: max abs diff {diff}");
     }
+}
+
+/// The types of the K-quant test model: every quantized type runner imports, fused layers mixing layouts
+/// (block 0's QKV runs 4-bit/32, 8-bit/32 and 8-bit/16 side by side), and a Q6_K embedding tied to the head.
+fn k_quant_type(name: &str) -> GgmlType {
+    let (block, tensor) = match name.strip_prefix("blk.").and_then(|rest| rest.split_once('.')) {
+        Some((block, tensor)) => (block, tensor),
+        None if name == "token_embd.weight" => return GgmlType::Q6K,
+        None => return GgmlType::F32,
+    };
+    let types = match block {
+        "0" => {
+            [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q5_1, GgmlType::Q6K]
+        }
+        _ => {
+            [GgmlType::Q2K, GgmlType::Q3K, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q4_0, GgmlType::Q4_1]
+        }
+    };
+    let order = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+    match order.iter().position(|t| tensor == format!("{t}.weight")) {
+        Some(i) => types[i],
+        None => GgmlType::F32,
+    }
+}
+
+/// The K-quant model imported at `precision` and `level`: max |diff| to the float64 reference of its
+/// dequantized weights, mean KL, top-1 agreement, the stepwise logits and the folder's record.
+fn check_k_quants(precision: Precision, level: u8) -> (f64, f64, f64, Vec<Vec<f32>>, RunnerRecord) {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("k-quants.gguf");
+    write_llama_gguf(&gguf, 15, &LlamaShape::K_QUANT, k_quant_type);
+    let out = dir.path().join("model");
+    let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
+    let reference = reference_logits(&GgufFile::open(&gguf).unwrap(), &TINY_TOKENS);
+    let (stepwise, prefill) = ort_logits(&out, &TINY_TOKENS);
+    let (kl, top1) = compare_logits(&reference, &stepwise);
+    let diff = max_abs_diff(&reference, &stepwise).max(max_abs_diff(&reference[reference.len() - 1..], &[prefill]));
+    eprintln!("k-quants {precision} level {level}: max |diff| {diff:.2e}, KL {kl:.2e}, top-1 {top1}\n{summary}");
+    (diff, kl, top1, stepwise, RunnerRecord::read(&out).unwrap().unwrap())
+}
+
+#[test]
+fn k_quants_at_level_0_give_the_fp32_logits() {
+    let (diff, _, top1, exact, record) = check_k_quants(Precision::Int4, 0);
+    assert!(diff < 1e-4, "int4 max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+    let (fp32_diff, _, _, fp32, _) = check_k_quants(Precision::Fp32, 0);
+    assert!(fp32_diff < 1e-4, "fp32 max abs diff {fp32_diff}");
+    let between = exact.iter().flatten().zip(fp32.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(between < 1e-4, "int4 level 0 against fp32: max abs diff {between}");
+    // What each tensor became, in runner.json.
+    let form = |name: &str| record.weights.get(name).map(String::as_str).unwrap_or("missing");
+    assert_eq!(form("blk.0.attn_v.weight"), "Q6_K: MatMulNBits 8-bit, block 16, exact");
+    assert_eq!(form("blk.0.attn_q.weight"), "Q4_K: MatMulNBits 4-bit, block 32, integer zero points + residual, exact");
+    assert_eq!(form("blk.0.attn_output.weight"), "Q5_0: MatMulNBits 8-bit, block 32, exact");
+    assert_eq!(form("blk.1.attn_k.weight"), "Q3_K: MatMulNBits 4-bit, block 16, exact");
+    assert_eq!(form("token_embd.weight"), "Q6_K: GatherBlockQuantized 8-bit, block 16, exact");
+    assert_eq!(form("output_norm.weight"), "F32: float32");
+    assert_eq!(record.weights.len(), 2 + 9 * 2);
+}
+
+#[test]
+fn k_quants_at_level_4_stay_close() {
+    let (_, kl, top1, _, _) = check_k_quants(Precision::Int4, 4);
+    assert!(kl < 2e-3, "mean KL {kl}");
+    assert!(top1 >= 0.9, "top-1 agreement {top1}");
+}
+
+#[test]
+fn k_quants_at_int8_keep_the_8bit_layouts() {
+    let (_, kl, top1, _, record) = check_k_quants(Precision::Int8, 0);
+    assert!(kl < 1e-4, "mean KL {kl}");
+    assert!(top1 >= 0.8, "top-1 agreement {top1}");
+    assert_eq!(
+        record.weights["blk.0.attn_k.weight"],
+        "Q5_K: MatMulNBits 8-bit, block 32, integer zero points + residual, exact"
+    );
+    assert_eq!(record.weights["blk.0.attn_q.weight"], "Q4_K: MatMulNBits 8-bit, block 32, requantized (lossy)");
 }
 
 #[test]
