@@ -431,6 +431,51 @@ fn default_model_fidelity() {
     }
 }
 
+/// Any GGUF named by `RUNNER_FIDELITY_GGUF` (a K-quant requantization of the default model, say), imported at
+/// fp32 and int4 levels 0 and 4 and compared on a chat prompt with the float64 reference of its dequantized
+/// weights and with its own fp32 import. Does nothing without the variable: the GGUFs it is for are not made
+/// by the test suite.
+#[test]
+fn gguf_from_the_environment_keeps_its_fidelity() {
+    let Some(gguf) = std::env::var_os("RUNNER_FIDELITY_GGUF").map(PathBuf::from) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = GgufFile::open(&gguf).unwrap();
+    let prompt = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+        <|im_start|>user\nExplain in two sentences why the sky is blue, then name three colours of a rainbow.<|im_end|>\n\
+        <|im_start|>assistant\nThe sky looks blue because";
+    let mut runs: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+    let mut tokens = Vec::new();
+    for (precision, level) in [(Precision::Fp32, 0u8), (Precision::Int4, 0), (Precision::Int4, 4)] {
+        let out = dir.path().join(format!("{precision}-{level}"));
+        let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
+        eprintln!("{summary}");
+        let mut engine = load_engine(&out);
+        if tokens.is_empty() {
+            tokens = engine.tokenize(prompt, false).unwrap();
+        }
+        runs.push((
+            format!("{precision} level {level}"),
+            tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect(),
+        ));
+        drop(engine);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    let reference = reference_logits(&file, &tokens);
+    let fp32: Vec<Vec<f64>> = runs[0].1.iter().map(|l| l.iter().map(|v| f64::from(*v)).collect()).collect();
+    for (name, logits) in &runs {
+        let (kl, top1) = compare_logits(&reference, logits);
+        let (kl_fp32, top1_fp32) = compare_logits(&fp32, logits);
+        eprintln!(
+            "{}: {} positions; against float64 mean KL {kl:.2e}, top-1 {top1:.3}; against the fp32 import {kl_fp32:.2e}, {top1_fp32:.3}",
+            gguf.display(),
+            tokens.len()
+        );
+        eprintln!("  ({name})");
+        let max_kl = if name.ends_with("level 4") { 0.02 } else { 1e-6 };
+        assert!(kl < max_kl && top1 >= 0.9, "{name}: KL {kl} top-1 {top1}");
+    }
+}
+
 /// `runner import --if-outdated` (what setup runs) leaves a folder this import would write again alone, and
 /// replaces one from another GGUF, precision or accuracy level, or one an older runner wrote.
 #[test]
