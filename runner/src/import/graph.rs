@@ -392,43 +392,40 @@ impl<'a> Emitter<'a> {
         let hp = self.hp.clone();
         let info = self.tensor("token_embd.weight")?;
         Self::expect_shape(info, &[hp.embedding, hp.vocab])?;
-        // An 8-bit layout without float offsets (Q8_0, Q5_0, Q6_K) gathers its own blocks; int8 requantizes
-        // any other embedding to Q8_0 blocks.
-        let kept = match self.form_of(info.ggml_type) {
-            Form::Exact(layout) if layout.bits == 8 => {
-                let bytes = self.file.tensor_bytes(info)?;
+        // Kept blocks are gathered as 8-bit levels (4-bit ones widen exactly), with zero points and the gathered
+        // per-block residual where the type has float offsets; int8 requantizes other embeddings to Q8_0 blocks.
+        let bytes = self.file.tensor_bytes(info)?;
+        let packed = match self.form_of(info.ggml_type) {
+            Form::Exact(layout) => {
+                let layout = IntLayout { bits: 8, block: layout.block };
                 let rows: Vec<&[u8]> = bytes.chunks_exact(bytes.len() / hp.vocab).collect();
                 let packed = pack_rows(&rows, &vec![info.ggml_type; hp.vocab], layout, hp.embedding);
-                (packed.zero_points.is_none() && packed.residual.is_none())
-                    .then(|| (packed, layout, Self::exact_label(layout, false)))
+                Some((packed, layout, Self::exact_label(layout, quant::has_float_offsets(info.ggml_type))))
             }
-            _ => None,
-        };
-        let packed = match kept {
-            Some(kept) => Some(kept),
-            None if self.options.precision == Precision::Int8 => {
+            Form::Requantized => {
                 let q8_0 = quant::quantize_q8_0(&self.dequantize(info)?);
                 let rows: Vec<&[u8]> = q8_0.chunks_exact(q8_0.len() / hp.vocab).collect();
                 let layout = IntLayout { bits: 8, block: QK };
                 let packed = pack_rows(&rows, &vec![GgmlType::Q8_0; hp.vocab], layout, hp.embedding);
                 Some((packed, layout, "requantized to Q8_0 (lossy)".to_string()))
             }
-            None => None,
+            Form::Float => None,
         };
         if let Some((packed, layout, label)) = packed {
-            let blocks = hp.embedding / layout.block;
-            let data_name = self.b.initializer(
-                "token_embd.qweight",
-                DataType::Uint8,
-                &[hp.vocab as i64, blocks as i64, layout.block as i64],
-                &packed.data,
-            )?;
-            let gather_scales =
-                self.float_initializer("token_embd.scales", &[hp.vocab as i64, blocks as i64, 1], &packed.scales)?;
-            let gathered = self.b.node(
+            let (vocab, blocks) = (hp.vocab as i64, (hp.embedding / layout.block) as i64);
+            let dims = [vocab, blocks, layout.block as i64];
+            let data_name = self.b.initializer("token_embd.qweight", DataType::Uint8, &dims, &packed.data)?;
+            let gather_scales = self.float_initializer("token_embd.scales", &[vocab, blocks, 1], &packed.scales)?;
+            let mut inputs = vec![data_name.clone(), "input_ids".to_string(), gather_scales];
+            if let Some(zero_points) = &packed.zero_points {
+                let dims = [vocab, blocks, 1];
+                inputs.push(self.b.initializer("token_embd.zero_points", DataType::Uint8, &dims, zero_points)?);
+            }
+            let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            let mut gathered = self.b.node(
                 "GatherBlockQuantized",
                 MS,
-                &[&data_name, "input_ids", &gather_scales],
+                &inputs,
                 "embed_blocks",
                 vec![
                     ("bits", Attr::Int(8)),
@@ -437,10 +434,20 @@ impl<'a> Emitter<'a> {
                     ("quantize_axis", Attr::Int(2)),
                 ],
             );
+            if let Some(residual) = &packed.residual {
+                // Stored [blocks, vocab] for the head's correction; the gather wants [vocab, blocks].
+                let by_token = transpose(residual, blocks as usize, hp.vocab);
+                let table = self.float_initializer("token_embd.residual", &[vocab, blocks], &by_token)?;
+                let picked =
+                    self.b.node("Gather", "", &[&table, "input_ids"], "embed_residual", vec![("axis", Attr::Int(0))]);
+                let last = self.b.initializer_i64("axes_last_embed", &[1], &[-1])?;
+                let column = self.b.node("Unsqueeze", "", &[&picked, &last], "embed_residual_column", vec![]);
+                gathered = self.b.node("Add", "", &[&gathered, &column], "embed_blocks_exact", vec![]);
+            }
             let shape = self.b.initializer_i64("embed_shape", &[3], &[0, 0, hp.embedding as i64])?;
             let embedded = self.b.node("Reshape", "", &[&gathered, &shape], "embedded", vec![]);
             self.record_quantized(info, format!("GatherBlockQuantized {label}"));
-            return Ok((embedded, TiedHead::Bytes { data: data_name, scales: packed.scales, block: layout.block }));
+            return Ok((embedded, TiedHead::Blocks { data: data_name, packed, layout }));
         }
         let values = self.dequantize(info)?;
         let table = self.float_initializer("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
@@ -459,17 +466,8 @@ impl<'a> Emitter<'a> {
             return Ok(());
         }
         match tied {
-            TiedHead::Bytes { data, scales, block } => {
-                let blocks = hp.embedding / block;
-                let scales = self.float_initializer("lm_head.scales", &[hp.vocab as i64, blocks as i64], &scales)?;
-                let layout = IntLayout { bits: 8, block };
-                self.b.node_with_outputs(
-                    "MatMulNBits",
-                    MS,
-                    &[h, &data, &scales],
-                    &["logits"],
-                    self.nbits_attrs(hp.embedding, hp.vocab, layout),
-                );
+            TiedHead::Blocks { data, packed, layout } => {
+                self.nbits_product(h, data, &packed, hp.embedding, layout, "lm_head", Some("logits"))?;
             }
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
@@ -516,6 +514,57 @@ impl<'a> Emitter<'a> {
         );
         self.blocksums.insert(key, sum.clone());
         Ok(sum)
+    }
+
+    /// `input @ W^T` with MatMulNBits over `packed` (whose levels are the initializer `weight`), plus the
+    /// residual correction where the blocks have one; the last node writes `output` when given.
+    #[allow(clippy::too_many_arguments)]
+    fn nbits_product(
+        &mut self,
+        input: &str,
+        weight: String,
+        packed: &PackedBlocks,
+        k: usize,
+        layout: IntLayout,
+        base: &str,
+        output: Option<&str>,
+    ) -> Result<String, ImportError> {
+        let (n, blocks) = (packed.scales.len() * layout.block / k, (k / layout.block) as i64);
+        let scales = self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks], &packed.scales)?;
+        let mut inputs = vec![input.to_string(), weight, scales];
+        if let Some(zero_points) = &packed.zero_points {
+            let dims = [n as i64, (zero_points.len() / n) as i64];
+            inputs.push(self.b.initializer(&format!("{base}.zero_points"), DataType::Uint8, &dims, zero_points)?);
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let attrs = self.nbits_attrs(k, n, layout);
+        let Some(residual) = &packed.residual else {
+            return Ok(self.node_named("MatMulNBits", MS, &inputs, base, attrs, output));
+        };
+        let product = self.b.node("MatMulNBits", MS, &inputs, base, attrs);
+        let sums = self.blocksum(input, k, layout.block)?;
+        let residual = self.float_initializer(&format!("{base}.residual"), &[blocks, n as i64], residual)?;
+        let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
+        Ok(self.node_named("Add", "", &[&product, &correction], &format!("{base}_out"), vec![], output))
+    }
+
+    /// A node whose output is `output` when given (a graph output), a fresh name from `base` otherwise.
+    fn node_named(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        base: &str,
+        attrs: Vec<(&str, Attr)>,
+        output: Option<&str>,
+    ) -> String {
+        match output {
+            Some(out) => {
+                self.b.node_with_outputs(op, domain, inputs, &[out], attrs);
+                out.to_string()
+            }
+            None => self.b.node(op, domain, inputs, base, attrs),
+        }
     }
 
     /// How weights of type `ty` go into the graph at this import's precision: int4 keeps every quantized type's
@@ -584,27 +633,7 @@ impl<'a> Emitter<'a> {
                     &[n as i64, blocks as i64, (layout.block * usize::from(layout.bits) / 8) as i64],
                     &packed.data,
                 )?;
-                let scales =
-                    self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
-                let mut inputs = vec![input.to_string(), weight, scales];
-                if let Some(zero_points) = &packed.zero_points {
-                    let zp = self.b.initializer(
-                        &format!("{base}.zero_points"),
-                        DataType::Uint8,
-                        &[n as i64, (zero_points.len() / n) as i64],
-                        zero_points,
-                    )?;
-                    inputs.push(zp);
-                }
-                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-                let attrs = self.nbits_attrs(k, n, layout);
-                let product = self.b.node("MatMulNBits", MS, &inputs, base, attrs);
-                let Some(residual) = &packed.residual else { return Ok(product) };
-                let sums = self.blocksum(input, k, layout.block)?;
-                let residual =
-                    self.float_initializer(&format!("{base}.residual"), &[blocks as i64, n as i64], residual)?;
-                let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
-                Ok(self.b.node("Add", "", &[&product, &correction], &format!("{base}_out"), vec![]))
+                self.nbits_product(input, weight, &packed, k, layout, base, None)
             }
             Form::Requantized => {
                 for part in parts {
@@ -700,12 +729,12 @@ impl Requantized8 {
 
 /// How the tied output head reuses the embedding.
 enum TiedHead {
-    /// The embedding's 8-bit blocks (an initializer name, `[vocab, blocks, block]` with the default zero point
-    /// 128), their scales and block size.
-    Bytes {
+    /// The embedding's 8-bit blocks: the initializer holding their levels (`[vocab, blocks, block]`), and their
+    /// scales, zero points and residuals.
+    Blocks {
         data: String,
-        scales: Vec<f32>,
-        block: usize,
+        packed: PackedBlocks,
+        layout: IntLayout,
     },
     Float(Vec<f32>),
 }

@@ -278,9 +278,17 @@ fn k_quant_type(name: &str) -> GgmlType {
 /// The K-quant model imported at `precision` and `level`: max |diff| to the float64 reference of its
 /// dequantized weights, mean KL, top-1 agreement, the stepwise logits and the folder's record.
 fn check_k_quants(precision: Precision, level: u8) -> (f64, f64, f64, Vec<Vec<f32>>, RunnerRecord) {
+    check_k_quants_with(precision, level, k_quant_type)
+}
+
+fn check_k_quants_with(
+    precision: Precision,
+    level: u8,
+    type_of: impl Fn(&str) -> GgmlType,
+) -> (f64, f64, f64, Vec<Vec<f32>>, RunnerRecord) {
     let dir = tempfile::tempdir().unwrap();
     let gguf = dir.path().join("k-quants.gguf");
-    write_llama_gguf(&gguf, 15, &LlamaShape::K_QUANT, k_quant_type);
+    write_llama_gguf(&gguf, 15, &LlamaShape::K_QUANT, type_of);
     let out = dir.path().join("model");
     let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
     let reference = reference_logits(&GgufFile::open(&gguf).unwrap(), &TINY_TOKENS);
@@ -309,6 +317,21 @@ fn k_quants_at_level_0_give_the_fp32_logits() {
     assert_eq!(form("token_embd.weight"), "Q6_K: GatherBlockQuantized 8-bit, block 16, exact");
     assert_eq!(form("output_norm.weight"), "F32: float32");
     assert_eq!(record.weights.len(), 2 + 9 * 2);
+}
+
+/// An embedding with float offsets (Q4_K here, as llama.cpp's Q4_K_M gives models with a separate output
+/// head) is gathered as 8-bit levels with zero points plus its gathered residual, and the tied head uses the
+/// same blocks: exact at level 0.
+#[test]
+fn k_quant_embeddings_with_offsets_gather_exactly() {
+    let types = |name: &str| if name == "token_embd.weight" { GgmlType::Q4K } else { k_quant_type(name) };
+    let (diff, _, top1, _, record) = check_k_quants_with(Precision::Int4, 0, types);
+    assert!(diff < 1e-4, "max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+    assert_eq!(
+        record.weights["token_embd.weight"],
+        "Q4_K: GatherBlockQuantized 8-bit, block 32, integer zero points + residual, exact"
+    );
 }
 
 #[test]
