@@ -447,7 +447,7 @@ impl<'a> Emitter<'a> {
             let shape = self.b.initializer_i64("embed_shape", &[3], &[0, 0, hp.embedding as i64])?;
             let embedded = self.b.node("Reshape", "", &[&gathered, &shape], "embedded", vec![]);
             self.record_quantized(info, format!("GatherBlockQuantized {label}"));
-            return Ok((embedded, TiedHead::Blocks { data: data_name, packed, layout }));
+            return Ok((embedded, TiedHead::Blocks(StoredBlocks { weight: data_name, packed, layout })));
         }
         let values = self.dequantize(info)?;
         let table = self.float_initializer("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
@@ -466,8 +466,8 @@ impl<'a> Emitter<'a> {
             return Ok(());
         }
         match tied {
-            TiedHead::Blocks { data, packed, layout } => {
-                self.nbits_product(h, data, &packed, hp.embedding, layout, "lm_head", Some("logits"))?;
+            TiedHead::Blocks(blocks) => {
+                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some("logits"))?;
             }
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
@@ -516,22 +516,21 @@ impl<'a> Emitter<'a> {
         Ok(sum)
     }
 
-    /// `input @ W^T` with MatMulNBits over `packed` (whose levels are the initializer `weight`), plus the
-    /// residual correction where the blocks have one; the last node writes `output` when given.
-    #[allow(clippy::too_many_arguments)]
+    /// `input @ W^T` with MatMulNBits over `blocks` (`k` wide), plus the residual correction where the blocks
+    /// have one; the last node writes `output` when given.
     fn nbits_product(
         &mut self,
         input: &str,
-        weight: String,
-        packed: &PackedBlocks,
+        blocks: &StoredBlocks,
         k: usize,
-        layout: IntLayout,
         base: &str,
         output: Option<&str>,
     ) -> Result<String, ImportError> {
+        let StoredBlocks { weight, packed, layout } = blocks;
+        let layout = *layout;
         let (n, blocks) = (packed.scales.len() * layout.block / k, (k / layout.block) as i64);
         let scales = self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks], &packed.scales)?;
-        let mut inputs = vec![input.to_string(), weight, scales];
+        let mut inputs = vec![input.to_string(), weight.clone(), scales];
         if let Some(zero_points) = &packed.zero_points {
             let dims = [n as i64, (zero_points.len() / n) as i64];
             inputs.push(self.b.initializer(&format!("{base}.zero_points"), DataType::Uint8, &dims, zero_points)?);
@@ -633,7 +632,7 @@ impl<'a> Emitter<'a> {
                     &[n as i64, blocks as i64, (layout.block * usize::from(layout.bits) / 8) as i64],
                     &packed.data,
                 )?;
-                self.nbits_product(input, weight, &packed, k, layout, base, None)
+                self.nbits_product(input, &StoredBlocks { weight, packed, layout }, k, base, None)
             }
             Form::Requantized => {
                 for part in parts {
@@ -729,13 +728,8 @@ impl Requantized8 {
 
 /// How the tied output head reuses the embedding.
 enum TiedHead {
-    /// The embedding's 8-bit blocks: the initializer holding their levels (`[vocab, blocks, block]`), and their
-    /// scales, zero points and residuals.
-    Blocks {
-        data: String,
-        packed: PackedBlocks,
-        layout: IntLayout,
-    },
+    /// The embedding's 8-bit blocks.
+    Blocks(StoredBlocks),
     Float(Vec<f32>),
 }
 
@@ -752,6 +746,13 @@ pub(crate) fn row_order(rows: usize, unpermute_heads: Option<usize>) -> Vec<usiz
             head * head_dim + 2 * i + j
         })
         .collect()
+}
+
+/// Packed blocks whose levels are already the graph initializer `weight`.
+struct StoredBlocks {
+    weight: String,
+    packed: PackedBlocks,
+    layout: IntLayout,
 }
 
 /// MatMulNBits inputs for rows of quantized blocks in one [`IntLayout`].

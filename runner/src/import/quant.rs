@@ -155,10 +155,9 @@ pub fn for_each_block(ty: GgmlType, bytes: &[u8], mut f: impl FnMut(&IntBlock)) 
             GgmlType::Q2K => {
                 let (scales, qs) = (&b[0..16], &b[16..80]);
                 let (d, dmin) = (read_f16(&b[80..82]), read_f16(&b[82..84]));
-                for i in 0..16 {
+                for (i, &sc) in scales.iter().enumerate() {
                     // Sub-block i: 16 bytes of `qs` from (i / 8) * 32 + (i % 2) * 16, shifted by 2 * ((i / 2) % 4).
                     let (base, shift) = ((i / 8) * 32 + (i % 2) * 16, 2 * ((i / 2) % 4));
-                    let sc = scales[i];
                     let offset = Offset::Min(-(dmin * f32::from(sc >> 4)));
                     f(&IntBlock::new(16, d * f32::from(sc & 0xF), offset, |l| (qs[base + l] >> shift) & 3));
                 }
@@ -194,12 +193,12 @@ pub fn for_each_block(ty: GgmlType, bytes: &[u8], mut f: impl FnMut(&IntBlock)) 
             GgmlType::Q6K => {
                 let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
                 let d = read_f16(&b[208..210]);
-                for i in 0..16 {
+                for (i, &sc) in scales.iter().enumerate() {
                     // Sub-block i: half n = i / 8 of the super-block, quarter p = (i / 2) % 4 of that half.
                     let (n, p, first) = (i / 8, (i / 2) % 4, (i % 2) * 16);
                     let low = &ql[64 * n + 32 * (p % 2)..];
                     let high = &qh[32 * n..];
-                    let scale = d * f32::from(scales[i] as i8);
+                    let scale = d * f32::from(sc as i8);
                     f(&IntBlock::new(16, scale, Offset::Zero(32), |l| {
                         let lo = (low[first + l] >> (4 * (p / 2))) & 0xF;
                         lo | ((high[first + l] >> (2 * p)) & 3) << 4
