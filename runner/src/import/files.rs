@@ -1,8 +1,8 @@
 //! The model folder's text files: `tokenizer.json` (BPE rebuilt from the GGUF vocabulary so the `tokenizers`
 //! crate reproduces llama.cpp's ids), `tokenizer_config.json`, `chat_template.jinja`, onnxruntime-genai's
-//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash). The runner
-//! record is a file of its own because onnxruntime-genai refuses unknown keys in `genai_config.json`
-//! (0.18: `Unknown value "runner"`).
+//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash, what each tensor
+//! became). The runner record is a file of its own because onnxruntime-genai refuses unknown keys in
+//! `genai_config.json` (0.18: `Unknown value "runner"`).
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Turns a llama-architecture GGUF into an ONNX model folder that ONNX Runtime (and onnxruntime-genai)
 //! can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
 //! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
-//! (precision, accuracy level, the source's name and sha256).
+//! (precision, accuracy level, the source's name and sha256, what each tensor became).
 //!
 //! The folder is built beside the destination under a temporary name and renamed into place at the end,
 //! so a failed or interrupted import never leaves a folder that looks complete.
