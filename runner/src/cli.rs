@@ -432,8 +432,9 @@ pub struct ImportArgs {
     /// file name without its quantization suffix].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// int4 keeps the GGUF's 4-bit weights exactly (MatMulNBits); int8 requantizes them to 8-bit
-    /// MatMulNBits (block 32); fp16 makes weights, activations, KV cache and logits float16; fp32 dequantizes.
+    /// int4 keeps the GGUF's quantized blocks exactly as MatMulNBits (4-bit for Q4_0/Q4_1/Q4_K/Q2_K/Q3_K, 8-bit
+    /// for Q5_0/Q5_1/Q5_K/Q6_K/Q8_0); int8 keeps the 8-bit ones and requantizes the rest to 8-bit MatMulNBits
+    /// (block 32); fp16 makes weights, activations, KV cache and logits float16; fp32 dequantizes.
     #[arg(long, value_enum, default_value_t = Precision::Int4)]
     pub precision: Precision,
     /// MatMulNBits accuracy level (int4, int8): 4 computes with int8 activations (fast on CPU), 0 in fp32 (exact).

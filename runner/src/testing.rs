@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gguf::writer::GgufWriter;
 use crate::gguf::{GgmlType, MetaValue};
-use crate::import::quant::{quantize_q4_1, quantize_q8_0};
+use crate::import::quant::{quantize_q4_1, quantize_q8_0, random_blocks};
 use crate::import::{ImportOptions, Precision, import_gguf};
 
 pub mod contracts;
@@ -57,13 +57,50 @@ pub fn tiny_vocab() -> Vec<String> {
     tokens
 }
 
+/// The sizes of a generated llama model.
+#[derive(Debug, Clone, Copy)]
+pub struct LlamaShape {
+    pub blocks: usize,
+    pub embedding: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
+}
+
+impl LlamaShape {
+    /// The tiny model's shape ([`tiny`]).
+    pub const TINY: Self = Self {
+        blocks: tiny::BLOCKS,
+        embedding: tiny::EMBEDDING,
+        heads: tiny::HEADS,
+        kv_heads: tiny::KV_HEADS,
+        ffn: tiny::FFN,
+    };
+    /// Wide enough that every row is whole K-quant super-blocks of 256 (the tiny model's 64 is not).
+    pub const K_QUANT: Self = Self { blocks: 2, embedding: 256, heads: 4, kv_heads: 2, ffn: 512 };
+
+    pub fn head_dim(&self) -> usize {
+        self.embedding / self.heads
+    }
+}
+
 /// Writes a tiny random llama GGUF shaped like the default model (SmolLM2: ChatML, gpt2 byte-level BPE,
 /// Q4_1 block weights, Q8_0 embedding tied to the output head, F32 norms) but with 2 blocks of width 64,
 /// so importer and engine tests run in milliseconds. The same `seed` gives the same file.
 ///
 /// Panics when the file cannot be written: this is test support, and the test should fail loudly.
 pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
-    use tiny::*;
+    let types = |name: &str| if name == "token_embd.weight" { GgmlType::Q8_0 } else { GgmlType::Q4_1 };
+    write_llama_gguf(path, seed, &LlamaShape::TINY, types);
+}
+
+/// Writes a random llama GGUF of `shape` with the tiny model's vocabulary, each weight (and the embedding) in
+/// `type_of(tensor name)`: Q4_1 and Q8_0 quantized from random values, F32 as they are, other quantized types
+/// as random valid blocks.
+pub fn write_llama_gguf(path: &Path, seed: u64, shape: &LlamaShape, type_of: impl Fn(&str) -> GgmlType) {
+    use tiny::{BOS_ID, CONTEXT, EOS_ID, MERGES, RMS_EPS, ROPE_THETA, VOCAB};
+    let LlamaShape { blocks, embedding, heads, kv_heads, ffn } = *shape;
+    let head_dim = shape.head_dim();
     let mut rng = SplitMix64::new(seed);
     let mut w = GgufWriter::new();
     let u32v = |v: usize| MetaValue::U32(v as u32);
@@ -71,15 +108,15 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
     w.meta("general.architecture", string("llama"))
         .meta("general.name", string("tiny-llama"))
         .meta("general.file_type", MetaValue::U32(3))
-        .meta("llama.block_count", u32v(BLOCKS))
+        .meta("llama.block_count", u32v(blocks))
         .meta("llama.context_length", u32v(CONTEXT))
-        .meta("llama.embedding_length", u32v(EMBEDDING))
-        .meta("llama.feed_forward_length", u32v(FFN))
-        .meta("llama.attention.head_count", u32v(HEADS))
-        .meta("llama.attention.head_count_kv", u32v(KV_HEADS))
+        .meta("llama.embedding_length", u32v(embedding))
+        .meta("llama.feed_forward_length", u32v(ffn))
+        .meta("llama.attention.head_count", u32v(heads))
+        .meta("llama.attention.head_count_kv", u32v(kv_heads))
         .meta("llama.rope.freq_base", MetaValue::F32(ROPE_THETA))
         .meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(RMS_EPS))
-        .meta("llama.rope.dimension_count", u32v(HEAD_DIM))
+        .meta("llama.rope.dimension_count", u32v(head_dim))
         .meta("llama.vocab_size", u32v(VOCAB))
         .meta("tokenizer.ggml.model", string("gpt2"))
         .meta("tokenizer.ggml.pre", string("smollm"))
@@ -96,27 +133,35 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64) {
         .meta("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))
         .meta("tokenizer.chat_template", string(SMOLLM_CHAT_TEMPLATE));
 
-    let q4 = |w: &mut GgufWriter, rng: &mut SplitMix64, name: String, inner: usize, outer: usize| {
-        let values = rng.values(inner * outer, 1.0 / (inner as f32).sqrt());
-        w.tensor(&name, &[inner as u64, outer as u64], GgmlType::Q4_1, quantize_q4_1(&values));
+    // Encoded values keep the tiny model's random stream (and files) as they were before other types existed.
+    let encode = |rng: &mut SplitMix64, ty: GgmlType, len: usize, amplitude: f32| match ty {
+        GgmlType::Q4_1 => quantize_q4_1(&rng.values(len, amplitude)),
+        GgmlType::Q8_0 => quantize_q8_0(&rng.values(len, amplitude)),
+        GgmlType::F32 => rng.values(len, amplitude).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        other => random_blocks(other, len, amplitude, rng),
+    };
+    let matrix = |w: &mut GgufWriter, rng: &mut SplitMix64, name: String, inner: usize, outer: usize| {
+        let ty = type_of(&name);
+        w.tensor(&name, &[inner as u64, outer as u64], ty, encode(rng, ty, inner * outer, 1.0 / (inner as f32).sqrt()));
     };
     let norm = |w: &mut GgufWriter, rng: &mut SplitMix64, name: String| {
-        let values: Vec<f32> = (0..EMBEDDING).map(|_| 1.0 + 0.2 * rng.next_signed()).collect();
-        w.tensor(&name, &[EMBEDDING as u64], GgmlType::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        let values: Vec<f32> = (0..embedding).map(|_| 1.0 + 0.2 * rng.next_signed()).collect();
+        w.tensor(&name, &[embedding as u64], GgmlType::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect());
     };
     // Small enough that the tied head gives soft distributions, so KL comparisons mean something.
-    let embedding = rng.values(VOCAB * EMBEDDING, 0.15);
-    w.tensor("token_embd.weight", &[EMBEDDING as u64, VOCAB as u64], GgmlType::Q8_0, quantize_q8_0(&embedding));
-    for b in 0..BLOCKS {
+    let ty = type_of("token_embd.weight");
+    let table = encode(&mut rng, ty, VOCAB * embedding, 0.15);
+    w.tensor("token_embd.weight", &[embedding as u64, VOCAB as u64], ty, table);
+    for b in 0..blocks {
         norm(&mut w, &mut rng, format!("blk.{b}.attn_norm.weight"));
-        q4(&mut w, &mut rng, format!("blk.{b}.attn_q.weight"), EMBEDDING, HEADS * HEAD_DIM);
-        q4(&mut w, &mut rng, format!("blk.{b}.attn_k.weight"), EMBEDDING, KV_HEADS * HEAD_DIM);
-        q4(&mut w, &mut rng, format!("blk.{b}.attn_v.weight"), EMBEDDING, KV_HEADS * HEAD_DIM);
-        q4(&mut w, &mut rng, format!("blk.{b}.attn_output.weight"), HEADS * HEAD_DIM, EMBEDDING);
+        matrix(&mut w, &mut rng, format!("blk.{b}.attn_q.weight"), embedding, heads * head_dim);
+        matrix(&mut w, &mut rng, format!("blk.{b}.attn_k.weight"), embedding, kv_heads * head_dim);
+        matrix(&mut w, &mut rng, format!("blk.{b}.attn_v.weight"), embedding, kv_heads * head_dim);
+        matrix(&mut w, &mut rng, format!("blk.{b}.attn_output.weight"), heads * head_dim, embedding);
         norm(&mut w, &mut rng, format!("blk.{b}.ffn_norm.weight"));
-        q4(&mut w, &mut rng, format!("blk.{b}.ffn_gate.weight"), EMBEDDING, FFN);
-        q4(&mut w, &mut rng, format!("blk.{b}.ffn_up.weight"), EMBEDDING, FFN);
-        q4(&mut w, &mut rng, format!("blk.{b}.ffn_down.weight"), FFN, EMBEDDING);
+        matrix(&mut w, &mut rng, format!("blk.{b}.ffn_gate.weight"), embedding, ffn);
+        matrix(&mut w, &mut rng, format!("blk.{b}.ffn_up.weight"), embedding, ffn);
+        matrix(&mut w, &mut rng, format!("blk.{b}.ffn_down.weight"), ffn, embedding);
     }
     norm(&mut w, &mut rng, "output_norm.weight".to_string());
     w.write_file(path).unwrap_or_else(|e| panic!("cannot write tiny GGUF {}: {e}", path.display()));

@@ -86,6 +86,9 @@ fn keeps_unknown_tensor_types_for_the_importer_to_name() {
     assert_eq!(odd.ggml_type, GgmlType::Other(99));
     let err = f.tensor_bytes(odd).unwrap_err().to_string();
     assert!(err.contains("`odd`") && err.contains("type #99"), "{err}");
+    // llama.cpp's types without a block size here keep their names in messages.
+    assert_eq!(GgmlType::from_id(20).to_string(), "IQ4_NL");
+    assert_eq!(GgmlType::from_id(39).to_string(), "MXFP4");
 }
 
 /// Found by the `gguf` fuzz target (fuzz/regressions/gguf/crash-e106…): a shape whose element count

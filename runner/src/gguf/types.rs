@@ -96,6 +96,32 @@ impl GgmlType {
     }
 }
 
+/// llama.cpp's names for the types runner has no block geometry for (`ggml_type` in ggml.h).
+fn other_type_name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24 => "I8",
+        25 => "I16",
+        26 => "I32",
+        27 => "I64",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        40 => "NVFP4",
+        41 => "Q1_0",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for GgmlType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -106,7 +132,11 @@ impl fmt::Display for GgmlType {
             Self::Q6K => f.write_str("Q6_K"),
             Self::Q8K => f.write_str("Q8_K"),
             Self::Bf16 => f.write_str("BF16"),
-            Self::Other(id) => write!(f, "type #{id}"),
+            // Types runner cannot size still get llama.cpp's name, so an error about them names what the file holds.
+            Self::Other(id) => match other_type_name(*id) {
+                Some(name) => f.write_str(name),
+                None => write!(f, "type #{id}"),
+            },
             other => write!(f, "{other:?}"),
         }
     }

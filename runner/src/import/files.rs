@@ -1,8 +1,8 @@
 //! The model folder's text files: `tokenizer.json` (BPE rebuilt from the GGUF vocabulary so the `tokenizers`
 //! crate reproduces llama.cpp's ids), `tokenizer_config.json`, `chat_template.jinja`, onnxruntime-genai's
-//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash). The runner
-//! record is a file of its own because onnxruntime-genai refuses unknown keys in `genai_config.json`
-//! (0.18: `Unknown value "runner"`).
+//! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash, what each tensor
+//! became). The runner record is a file of its own because onnxruntime-genai refuses unknown keys in
+//! `genai_config.json` (0.18: `Unknown value "runner"`).
 
 use std::path::Path;
 
@@ -29,6 +29,9 @@ pub struct RunnerRecord {
     /// [`super::GRAPH_REVISION`] when the folder was written (0: before revisions were recorded).
     #[serde(default)]
     pub graph_revision: u32,
+    /// What each GGUF tensor became: its type and its form in the graph (empty before this was recorded).
+    #[serde(default)]
+    pub weights: std::collections::BTreeMap<String, String>,
 }
 
 impl RunnerRecord {

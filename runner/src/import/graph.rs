@@ -1,14 +1,20 @@
 //! The llama graph in the layout onnxruntime-genai's builder emits (and ORT runs fast): packed-QKV
 //! GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
-//! weights kept in their GGUF blocks as MatMulNBits (int4), requantized to 8-bit MatMulNBits (int8), or
-//! dequantized to float32 or float16 (fp16 makes float16 the graph's float type: activations, KV cache and
-//! logits too).
+//! weights kept in their GGUF blocks as MatMulNBits (int4; int8 for the 8-bit layouts), requantized to 8-bit
+//! MatMulNBits (int8), or dequantized to float32 or float16 (fp16 makes float16 the graph's float type:
+//! activations, KV cache and logits too).
 //!
-//! Exact Q4_1: MatMulNBits computes `(q - zp) * d`; GGUF stores `d * q + m`. With the integer zero point
-//! `zp = clip(rint(-m / d), 0, 15)` the difference per block is the constant `r = m + zp * d`, added back as
-//! `blocksum(x) @ r^T` where `blocksum` sums each 32-wide block of the input.
+//! Exact blocks: MatMulNBits computes `(q - zp) * scale` per block. A type with an integer zero (Q4_0, Q5_0,
+//! Q8_0, Q3_K, Q6_K) shifts its levels onto MatMulNBits' default zero point. A type with a float offset,
+//! `scale * q + m` (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K), gets the integer zero point `zp = clip(rint(-m / scale))`
+//! and the per-block constant it misses, `r = m + zp * scale`, added back as `blocksum(x) @ r^T` where
+//! `blocksum` sums each block of the input. A fused layer whose parts need different layouts (Q4_K queries
+//! beside Q6_K values) runs one MatMulNBits per run of equal layouts and concatenates them.
+//!
+//! What each tensor became is returned in [`GraphStats::weights`], recorded in `runner.json` and, summed up,
+//! in the ONNX model's metadata.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use half::f16;
@@ -18,27 +24,38 @@ use crate::lora::{LoraTarget, Side};
 use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
-use super::quant::{self, QK};
+use super::quant::{self, IntLayout, Offset, QK};
 use super::{Hparams, ImportError, ImportOptions, MODEL_DATA_FILE, MODEL_FILE, Precision};
 use crate::engine::LOGITS_FROM_INPUT;
 
 const MS: &str = "com.microsoft";
 const OPSETS: [(&str, i64); 2] = [("", 17), (MS, 1)];
 
-/// How many GGUF tensors ended up in each form.
-#[derive(Debug, Default, Clone, Copy)]
+/// How many GGUF tensors ended up in each form, and what each became.
+#[derive(Debug, Default, Clone)]
 pub struct GraphStats {
     pub quantized_tensors: usize,
     pub float_tensors: usize,
+    /// Tensor name -> its GGUF type and form in the graph, e.g. `Q6_K: MatMulNBits 8-bit, block 16, exact`.
+    pub weights: BTreeMap<String, String>,
+}
+
+impl GraphStats {
+    /// The forms with their tensor counts, for the model's metadata: `Q4_K: MatMulNBits 4-bit, ... x 60; ...`.
+    pub fn summary(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for form in self.weights.values() {
+            *counts.entry(form.as_str()).or_default() += 1;
+        }
+        counts.iter().map(|(form, n)| format!("{form} x {n}")).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// Refuses, before anything is written, a tensor whose type the importer cannot carry over.
 pub fn check_tensor_types(file: &GgufFile) -> Result<(), ImportError> {
     for t in file.tensors() {
-        let ok = matches!(
-            t.ggml_type,
-            GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0
-        );
+        let ok = matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16)
+            || quant::int_layout(t.ggml_type).is_some();
         if !ok {
             return Err(ImportError::TensorType { tensor: t.name.clone(), ty: t.ggml_type });
         }
@@ -54,11 +71,10 @@ struct Part<'a> {
 }
 
 /// The form a linear layer's weights take in the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
-    /// MatMulNBits bits 4 from Q4_0 / Q4_1 blocks.
-    Nibbles,
-    /// MatMulNBits bits 8 from Q8_0 blocks.
-    Bytes,
+    /// MatMulNBits over the GGUF's own levels and scales, in the type's [`IntLayout`]: lossless.
+    Exact(IntLayout),
     /// MatMulNBits bits 8 requantized from the dequantized values (asymmetric, uint8 zero points).
     Requantized,
     Float,
@@ -87,8 +103,10 @@ pub fn write_model(
     let mut e =
         Emitter { file, hp, options, b, stats: GraphStats::default(), blocksums: HashMap::new(), reduce_axes: None };
     e.emit()?;
-    let stats = e.stats;
-    e.b.finish(&dir.join(MODEL_FILE), &OPSETS, metadata)?;
+    let stats = std::mem::take(&mut e.stats);
+    let mut metadata = metadata.to_vec();
+    metadata.push(("runner.weights".into(), stats.summary()));
+    e.b.finish(&dir.join(MODEL_FILE), &OPSETS, &metadata)?;
     Ok(stats)
 }
 
@@ -98,10 +116,6 @@ fn sym(name: &str) -> Dimension {
 
 fn fixed(v: usize) -> Dimension {
     Dimension::fixed(v as i64)
-}
-
-fn read_f16(bytes: &[u8]) -> f32 {
-    f16::from_le_bytes([bytes[0], bytes[1]]).to_f32()
 }
 
 impl<'a> Emitter<'a> {
@@ -336,8 +350,21 @@ impl<'a> Emitter<'a> {
         let info = self.tensor(name)?;
         Self::expect_shape(info, &[self.hp.embedding])?;
         let values = self.dequantize(info)?;
-        self.stats.float_tensors += 1;
+        self.record_float(info);
         self.float_initializer(name, &[self.hp.embedding as i64], &values)
+    }
+
+    /// Counts and records a tensor stored in the graph's float type.
+    fn record_float(&mut self, info: &TensorInfo) {
+        self.stats.float_tensors += 1;
+        let float = if self.float_type() == DataType::Float16 { "float16" } else { "float32" };
+        self.stats.weights.insert(info.name.clone(), format!("{}: {float}", info.ggml_type));
+    }
+
+    /// Counts and records a tensor kept in (or requantized to) integer blocks.
+    fn record_quantized(&mut self, info: &TensorInfo, form: String) {
+        self.stats.quantized_tensors += 1;
+        self.stats.weights.insert(info.name.clone(), format!("{}: {form}", info.ggml_type));
     }
 
     fn dequantize(&self, info: &TensorInfo) -> Result<Vec<f32>, ImportError> {
@@ -365,44 +392,67 @@ impl<'a> Emitter<'a> {
         let hp = self.hp.clone();
         let info = self.tensor("token_embd.weight")?;
         Self::expect_shape(info, &[hp.embedding, hp.vocab])?;
-        // int8 stores any embedding as Q8_0 blocks; int4 keeps a Q8_0 embedding as it is.
-        let requantize = self.options.precision == Precision::Int8 && info.ggml_type != GgmlType::Q8_0;
-        let keep_q8 =
-            matches!(self.options.precision, Precision::Int4 | Precision::Int8) && info.ggml_type == GgmlType::Q8_0;
-        if requantize || keep_q8 {
-            let blocks = hp.embedding / QK;
-            let q8_0 = if requantize { quant::quantize_q8_0(&self.dequantize(info)?) } else { Vec::new() };
-            let bytes = if requantize { q8_0.as_slice() } else { self.file.tensor_bytes(info)? };
-            let (data, scales) = q8_0_as_uint8(bytes);
-            let data_name = self.b.initializer(
-                "token_embd.qweight",
-                DataType::Uint8,
-                &[hp.vocab as i64, blocks as i64, QK as i64],
-                &data,
-            )?;
-            let gather_scales =
-                self.float_initializer("token_embd.scales", &[hp.vocab as i64, blocks as i64, 1], &scales)?;
-            let gathered = self.b.node(
+        // Kept blocks are gathered as 8-bit levels (4-bit ones widen exactly), with zero points and the gathered
+        // per-block residual where the type has float offsets; int8 requantizes other embeddings to Q8_0 blocks.
+        let bytes = self.file.tensor_bytes(info)?;
+        let packed = match self.form_of(info.ggml_type) {
+            Form::Exact(layout) => {
+                let layout = IntLayout { bits: 8, block: layout.block };
+                let rows: Vec<&[u8]> = bytes.chunks_exact(bytes.len() / hp.vocab).collect();
+                let packed = pack_rows(&rows, &vec![info.ggml_type; hp.vocab], layout, hp.embedding);
+                Some((packed, layout, Self::exact_label(layout, quant::has_float_offsets(info.ggml_type))))
+            }
+            Form::Requantized => {
+                let q8_0 = quant::quantize_q8_0(&self.dequantize(info)?);
+                let rows: Vec<&[u8]> = q8_0.chunks_exact(q8_0.len() / hp.vocab).collect();
+                let layout = IntLayout { bits: 8, block: QK };
+                let packed = pack_rows(&rows, &vec![GgmlType::Q8_0; hp.vocab], layout, hp.embedding);
+                Some((packed, layout, "requantized to Q8_0 (lossy)".to_string()))
+            }
+            Form::Float => None,
+        };
+        if let Some((packed, layout, label)) = packed {
+            let (vocab, blocks) = (hp.vocab as i64, (hp.embedding / layout.block) as i64);
+            let dims = [vocab, blocks, layout.block as i64];
+            let data_name = self.b.initializer("token_embd.qweight", DataType::Uint8, &dims, &packed.data)?;
+            let gather_scales = self.float_initializer("token_embd.scales", &[vocab, blocks, 1], &packed.scales)?;
+            let mut inputs = vec![data_name.clone(), "input_ids".to_string(), gather_scales];
+            if let Some(zero_points) = &packed.zero_points {
+                let dims = [vocab, blocks, 1];
+                inputs.push(self.b.initializer("token_embd.zero_points", DataType::Uint8, &dims, zero_points)?);
+            }
+            let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            let mut gathered = self.b.node(
                 "GatherBlockQuantized",
                 MS,
-                &[&data_name, "input_ids", &gather_scales],
+                &inputs,
                 "embed_blocks",
                 vec![
                     ("bits", Attr::Int(8)),
-                    ("block_size", Attr::Int(QK as i64)),
+                    ("block_size", Attr::Int(layout.block as i64)),
                     ("gather_axis", Attr::Int(0)),
                     ("quantize_axis", Attr::Int(2)),
                 ],
             );
+            if let Some(residual) = &packed.residual {
+                // Stored [blocks, vocab] for the head's correction; the gather wants [vocab, blocks].
+                let by_token = transpose(residual, blocks as usize, hp.vocab);
+                let table = self.float_initializer("token_embd.residual", &[vocab, blocks], &by_token)?;
+                let picked =
+                    self.b.node("Gather", "", &[&table, "input_ids"], "embed_residual", vec![("axis", Attr::Int(0))]);
+                let last = self.b.initializer_i64("axes_last_embed", &[1], &[-1])?;
+                let column = self.b.node("Unsqueeze", "", &[&picked, &last], "embed_residual_column", vec![]);
+                gathered = self.b.node("Add", "", &[&gathered, &column], "embed_blocks_exact", vec![]);
+            }
             let shape = self.b.initializer_i64("embed_shape", &[3], &[0, 0, hp.embedding as i64])?;
             let embedded = self.b.node("Reshape", "", &[&gathered, &shape], "embedded", vec![]);
-            self.stats.quantized_tensors += 1;
-            return Ok((embedded, TiedHead::Q8 { data: data_name, scales }));
+            self.record_quantized(info, format!("GatherBlockQuantized {label}"));
+            return Ok((embedded, TiedHead::Blocks(StoredBlocks { weight: data_name, packed, layout })));
         }
         let values = self.dequantize(info)?;
         let table = self.float_initializer("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
         let embedded = self.b.node("Gather", "", &[&table, "input_ids"], "embedded", vec![("axis", Attr::Int(0))]);
-        self.stats.float_tensors += 1;
+        self.record_float(info);
         Ok((embedded, TiedHead::Float(values)))
     }
 
@@ -416,16 +466,8 @@ impl<'a> Emitter<'a> {
             return Ok(());
         }
         match tied {
-            TiedHead::Q8 { data, scales } => {
-                let blocks = hp.embedding / QK;
-                let scales = self.float_initializer("lm_head.scales", &[hp.vocab as i64, blocks as i64], &scales)?;
-                self.b.node_with_outputs(
-                    "MatMulNBits",
-                    MS,
-                    &[h, &data, &scales],
-                    &["logits"],
-                    self.nbits_attrs(hp.embedding, hp.vocab, 8),
-                );
+            TiedHead::Blocks(blocks) => {
+                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some("logits"))?;
             }
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
@@ -437,22 +479,23 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    fn nbits_attrs(&self, k: usize, n: usize, bits: i64) -> Vec<(&'static str, Attr)> {
+    fn nbits_attrs(&self, k: usize, n: usize, layout: IntLayout) -> Vec<(&'static str, Attr)> {
         vec![
             ("K", Attr::Int(k as i64)),
             ("N", Attr::Int(n as i64)),
-            ("bits", Attr::Int(bits)),
-            ("block_size", Attr::Int(QK as i64)),
+            ("bits", Attr::Int(i64::from(layout.bits))),
+            ("block_size", Attr::Int(layout.block as i64)),
             ("accuracy_level", Attr::Int(i64::from(self.options.accuracy_level))),
         ]
     }
 
-    /// Sum of each 32-wide block of `input`'s last axis: `[B, S, K] -> [B, S, K / 32]`.
-    fn blocksum(&mut self, input: &str, k: usize) -> Result<String, ImportError> {
-        if let Some(done) = self.blocksums.get(input) {
+    /// Sum of each `block`-wide block of `input`'s last axis: `[B, S, K] -> [B, S, K / block]`.
+    fn blocksum(&mut self, input: &str, k: usize, block: usize) -> Result<String, ImportError> {
+        let key = format!("{input}/{block}");
+        if let Some(done) = self.blocksums.get(&key) {
             return Ok(done.clone());
         }
-        let shape = self.b.initializer_i64("blocks_shape", &[4], &[0, 0, (k / QK) as i64, QK as i64])?;
+        let shape = self.b.initializer_i64("blocks_shape", &[4], &[0, 0, (k / block) as i64, block as i64])?;
         let axes = match &self.reduce_axes {
             Some(a) => a.clone(),
             None => {
@@ -461,29 +504,110 @@ impl<'a> Emitter<'a> {
                 a
             }
         };
-        let blocks = self.b.node("Reshape", "", &[input, &shape], &format!("{input}_blocks"), vec![]);
+        let blocks = self.b.node("Reshape", "", &[input, &shape], &format!("{input}_blocks{block}"), vec![]);
         let sum = self.b.node(
             "ReduceSum",
             "",
             &[&blocks, &axes],
-            &format!("{input}_blocksum"),
+            &format!("{input}_blocksum{block}"),
             vec![("keepdims", Attr::Int(0))],
         );
-        self.blocksums.insert(input.to_string(), sum.clone());
+        self.blocksums.insert(key, sum.clone());
         Ok(sum)
     }
 
-    /// `input @ W^T` for the rows of `parts` stacked in order.
-    fn linear(&mut self, input: &str, parts: &[Part], base: &str) -> Result<String, ImportError> {
-        let k = parts[0].info.dims[0] as usize;
-        let ty = parts[0].info.ggml_type;
-        let same = parts.iter().all(|p| p.info.ggml_type == ty && p.info.dims[0] as usize == k);
-        let form = match (self.options.precision, ty) {
-            (Precision::Int4, GgmlType::Q4_0 | GgmlType::Q4_1) if same => Form::Nibbles,
-            (Precision::Int4 | Precision::Int8, GgmlType::Q8_0) if same => Form::Bytes,
+    /// `input @ W^T` with MatMulNBits over `blocks` (`k` wide), plus the residual correction where the blocks
+    /// have one; the last node writes `output` when given.
+    fn nbits_product(
+        &mut self,
+        input: &str,
+        blocks: &StoredBlocks,
+        k: usize,
+        base: &str,
+        output: Option<&str>,
+    ) -> Result<String, ImportError> {
+        let StoredBlocks { weight, packed, layout } = blocks;
+        let layout = *layout;
+        let (n, blocks) = (packed.scales.len() * layout.block / k, (k / layout.block) as i64);
+        let scales = self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks], &packed.scales)?;
+        let mut inputs = vec![input.to_string(), weight.clone(), scales];
+        if let Some(zero_points) = &packed.zero_points {
+            let dims = [n as i64, (zero_points.len() / n) as i64];
+            inputs.push(self.b.initializer(&format!("{base}.zero_points"), DataType::Uint8, &dims, zero_points)?);
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let attrs = self.nbits_attrs(k, n, layout);
+        let Some(residual) = &packed.residual else {
+            return Ok(self.node_named("MatMulNBits", MS, &inputs, base, attrs, output));
+        };
+        let product = self.b.node("MatMulNBits", MS, &inputs, base, attrs);
+        let sums = self.blocksum(input, k, layout.block)?;
+        let residual = self.float_initializer(&format!("{base}.residual"), &[blocks, n as i64], residual)?;
+        let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
+        Ok(self.node_named("Add", "", &[&product, &correction], &format!("{base}_out"), vec![], output))
+    }
+
+    /// A node whose output is `output` when given (a graph output), a fresh name from `base` otherwise.
+    fn node_named(
+        &mut self,
+        op: &str,
+        domain: &str,
+        inputs: &[&str],
+        base: &str,
+        attrs: Vec<(&str, Attr)>,
+        output: Option<&str>,
+    ) -> String {
+        match output {
+            Some(out) => {
+                self.b.node_with_outputs(op, domain, inputs, &[out], attrs);
+                out.to_string()
+            }
+            None => self.b.node(op, domain, inputs, base, attrs),
+        }
+    }
+
+    /// How weights of type `ty` go into the graph at this import's precision: int4 keeps every quantized type's
+    /// blocks; int8 keeps those whose layout is 8-bit and requantizes the rest.
+    fn form_of(&self, ty: GgmlType) -> Form {
+        match (self.options.precision, quant::int_layout(ty)) {
+            (Precision::Int4, Some(layout)) => Form::Exact(layout),
+            (Precision::Int8, Some(layout)) if layout.bits == 8 => Form::Exact(layout),
             (Precision::Int8, _) => Form::Requantized,
             _ => Form::Float,
-        };
+        }
+    }
+
+    fn exact_label(layout: IntLayout, offsets: bool) -> String {
+        let offsets = if offsets { ", integer zero points + residual" } else { "" };
+        format!("{}-bit, block {}{offsets}, exact", layout.bits, layout.block)
+    }
+
+    /// `input @ W^T` for the rows of `parts` stacked in order: one product per run of parts that take the same
+    /// form, concatenated when there are several.
+    fn linear(&mut self, input: &str, parts: &[Part], base: &str) -> Result<String, ImportError> {
+        let mut runs: Vec<(Form, &[Part])> = Vec::new();
+        let mut start = 0;
+        for i in 1..=parts.len() {
+            let form = self.form_of(parts[start].info.ggml_type);
+            if i == parts.len() || self.form_of(parts[i].info.ggml_type) != form {
+                runs.push((form, &parts[start..i]));
+                start = i;
+            }
+        }
+        if let [(form, run)] = runs[..] {
+            return self.linear_run(input, run, form, base);
+        }
+        let mut outputs = Vec::new();
+        for (i, (form, run)) in runs.into_iter().enumerate() {
+            outputs.push(self.linear_run(input, run, form, &format!("{base}_part{i}"))?);
+        }
+        let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        Ok(self.b.node("Concat", "", &refs, &format!("{base}_concat"), vec![("axis", Attr::Int(-1))]))
+    }
+
+    /// `input @ W^T` for `parts` that all take `form`.
+    fn linear_run(&mut self, input: &str, parts: &[Part], form: Form, base: &str) -> Result<String, ImportError> {
+        let k = parts[0].info.dims[0] as usize;
         let mut rows: Vec<&[u8]> = Vec::new();
         for part in parts {
             let bytes = self.file.tensor_bytes(part.info)?;
@@ -492,64 +616,35 @@ impl<'a> Emitter<'a> {
             let order = row_order(n, part.unpermute_heads);
             rows.extend(order.into_iter().map(|r| &bytes[r * row_len..(r + 1) * row_len]));
         }
+        let types: Vec<GgmlType> = row_types(parts).collect();
         let n = rows.len();
-        let blocks = k / QK;
         match form {
-            Form::Nibbles => {
-                self.stats.quantized_tensors += parts.len();
-                let packed = pack_nibble_rows(&rows, ty, blocks);
+            Form::Exact(layout) => {
+                let packed = pack_rows(&rows, &types, layout, k);
+                for part in parts {
+                    let offsets = quant::has_float_offsets(part.info.ggml_type);
+                    self.record_quantized(part.info, format!("MatMulNBits {}", Self::exact_label(layout, offsets)));
+                }
+                let blocks = k / layout.block;
                 let weight = self.b.initializer(
                     &format!("{base}.qweight"),
                     DataType::Uint8,
-                    &[n as i64, blocks as i64, (QK / 2) as i64],
+                    &[n as i64, blocks as i64, (layout.block * usize::from(layout.bits) / 8) as i64],
                     &packed.data,
                 )?;
-                let scales =
-                    self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &packed.scales)?;
-                let zp = self.b.initializer(
-                    &format!("{base}.zero_points"),
-                    DataType::Uint8,
-                    &[n as i64, blocks.div_ceil(2) as i64],
-                    &packed.zero_points,
-                )?;
-                let attrs = self.nbits_attrs(k, n, 4);
-                let product = self.b.node("MatMulNBits", MS, &[input, &weight, &scales, &zp], base, attrs);
-                if packed.residual.iter().all(|r| *r == 0.0) {
-                    return Ok(product);
-                }
-                let sums = self.blocksum(input, k)?;
-                let residual =
-                    self.float_initializer(&format!("{base}.residual"), &[blocks as i64, n as i64], &packed.residual)?;
-                let correction = self.b.node("MatMul", "", &[&sums, &residual], &format!("{base}_correction"), vec![]);
-                Ok(self.b.node("Add", "", &[&product, &correction], &format!("{base}_out"), vec![]))
-            }
-            Form::Bytes => {
-                self.stats.quantized_tensors += parts.len();
-                let mut data = Vec::with_capacity(n * k);
-                let mut scales = Vec::with_capacity(n * blocks);
-                for row in &rows {
-                    let (d, s) = q8_0_as_uint8(row);
-                    data.extend_from_slice(&d);
-                    scales.extend_from_slice(&s);
-                }
-                let weight = self.b.initializer(
-                    &format!("{base}.qweight"),
-                    DataType::Uint8,
-                    &[n as i64, blocks as i64, QK as i64],
-                    &data,
-                )?;
-                let scales = self.float_initializer(&format!("{base}.scales"), &[n as i64, blocks as i64], &scales)?;
-                let attrs = self.nbits_attrs(k, n, 8);
-                Ok(self.b.node("MatMulNBits", MS, &[input, &weight, &scales], base, attrs))
+                self.nbits_product(input, &StoredBlocks { weight, packed, layout }, k, base, None)
             }
             Form::Requantized => {
-                self.stats.quantized_tensors += parts.len();
+                for part in parts {
+                    self.record_quantized(part.info, "MatMulNBits 8-bit, block 32, requantized (lossy)".into());
+                }
+                let blocks = k / QK;
                 let mut values = Vec::with_capacity(k);
                 let mut packed = Requantized8::with_capacity(n, k);
-                for (row, part_ty) in rows.iter().zip(row_types(parts)) {
+                for (row, part_ty) in rows.iter().zip(&types) {
                     values.clear();
-                    quant::dequantize_into(part_ty, row, &mut values)
-                        .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: part_ty })?;
+                    quant::dequantize_into(*part_ty, row, &mut values)
+                        .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: *part_ty })?;
                     packed.push_row(&values);
                 }
                 let weight = self.b.initializer(
@@ -566,15 +661,17 @@ impl<'a> Emitter<'a> {
                     &[n as i64, blocks as i64],
                     &packed.zero_points,
                 )?;
-                let attrs = self.nbits_attrs(k, n, 8);
+                let attrs = self.nbits_attrs(k, n, IntLayout { bits: 8, block: QK });
                 Ok(self.b.node("MatMulNBits", MS, &[input, &weight, &scales, &zp], base, attrs))
             }
             Form::Float => {
-                self.stats.float_tensors += parts.len();
+                for part in parts {
+                    self.record_float(part.info);
+                }
                 let mut weight = Vec::with_capacity(n * k);
-                for (row, part_ty) in rows.iter().zip(row_types(parts)) {
-                    quant::dequantize_into(part_ty, row, &mut weight)
-                        .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: part_ty })?;
+                for (row, part_ty) in rows.iter().zip(&types) {
+                    quant::dequantize_into(*part_ty, row, &mut weight)
+                        .map_err(|_| ImportError::TensorType { tensor: parts[0].info.name.clone(), ty: *part_ty })?;
                 }
                 let transposed = transpose(&weight, n, k);
                 let w = self.float_initializer(&format!("{base}.weight"), &[k as i64, n as i64], &transposed)?;
@@ -631,11 +728,8 @@ impl Requantized8 {
 
 /// How the tied output head reuses the embedding.
 enum TiedHead {
-    /// The embedding's Q8_0 blocks as uint8 (an initializer name) and their scales.
-    Q8 {
-        data: String,
-        scales: Vec<f32>,
-    },
+    /// The embedding's 8-bit blocks.
+    Blocks(StoredBlocks),
     Float(Vec<f32>),
 }
 
@@ -654,58 +748,77 @@ pub(crate) fn row_order(rows: usize, unpermute_heads: Option<usize>) -> Vec<usiz
         .collect()
 }
 
-/// Q8_0 blocks as uint8 (`int8 + 128`, MatMulNBits' and GatherBlockQuantized's default zero point) and scales.
-fn q8_0_as_uint8(bytes: &[u8]) -> (Vec<u8>, Vec<f32>) {
-    let blocks = bytes.len() / quant::Q8_0_BLOCK_BYTES;
-    let mut data = Vec::with_capacity(blocks * QK);
-    let mut scales = Vec::with_capacity(blocks);
-    for block in bytes.chunks_exact(quant::Q8_0_BLOCK_BYTES) {
-        scales.push(read_f16(&block[0..2]));
-        data.extend(block[2..].iter().map(|q| q.wrapping_add(128)));
-    }
-    (data, scales)
+/// Packed blocks whose levels are already the graph initializer `weight`.
+struct StoredBlocks {
+    weight: String,
+    packed: PackedBlocks,
+    layout: IntLayout,
 }
 
-/// MatMulNBits inputs for 4-bit rows.
-struct PackedNibbles {
-    /// `[N, blocks, 16]`: byte `i` holds elements `2i` (low nibble) and `2i + 1` (high nibble).
+/// MatMulNBits inputs for rows of quantized blocks in one [`IntLayout`].
+struct PackedBlocks {
+    /// `[N, blocks, block * bits / 8]`; at 4 bits byte `i` holds elements `2i` (low nibble) and `2i + 1`.
     data: Vec<u8>,
     /// `[N, blocks]`.
     scales: Vec<f32>,
-    /// `[N, ceil(blocks / 2)]`: even blocks in the low nibble.
-    zero_points: Vec<u8>,
-    /// `[blocks, N]`: what `(q - zp) * d` misses of `d * q + m`, per block.
-    residual: Vec<f32>,
+    /// `[N, blocks]` at 8 bits, `[N, ceil(blocks / 2)]` at 4 (even blocks in the low nibble); `None` when every
+    /// block uses the default zero point `2^(bits - 1)`.
+    zero_points: Option<Vec<u8>>,
+    /// `[blocks, N]`: what `(q - zp) * scale` misses of `scale * q + m`, per block; `None` when nothing is.
+    residual: Option<Vec<f32>>,
 }
 
-fn pack_nibble_rows(rows: &[&[u8]], ty: GgmlType, blocks: usize) -> PackedNibbles {
-    let n = rows.len();
-    let zp_stride = blocks.div_ceil(2);
-    let mut out = PackedNibbles {
-        data: Vec::with_capacity(n * blocks * QK / 2),
-        scales: Vec::with_capacity(n * blocks),
-        zero_points: vec![0; n * zp_stride],
-        residual: vec![0.0; blocks * n],
-    };
-    let block_bytes = if ty == GgmlType::Q4_1 { quant::Q4_1_BLOCK_BYTES } else { quant::Q4_0_BLOCK_BYTES };
-    for (r, row) in rows.iter().enumerate() {
-        for (b, block) in row.chunks_exact(block_bytes).enumerate() {
-            let d = read_f16(&block[0..2]);
-            let (zp, qs) = if ty == GgmlType::Q4_1 {
-                let m = read_f16(&block[2..4]);
-                let zp = if d == 0.0 { 0.0 } else { (-f64::from(m) / f64::from(d)).round_ties_even().clamp(0.0, 15.0) };
-                out.residual[b * n + r] = (f64::from(m) + zp * f64::from(d)) as f32;
-                (zp as u8, &block[4..20])
-            } else {
-                (8, &block[2..18])
+/// Packs `rows` (row `r` of type `types[r]`, all of `layout`, `k` elements each) for MatMulNBits. Integer zeros
+/// move the levels onto the default zero point; float offsets get an integer zero point and a residual.
+fn pack_rows(rows: &[&[u8]], types: &[GgmlType], layout: IntLayout, k: usize) -> PackedBlocks {
+    let (n, blocks, bits) = (rows.len(), k / layout.block, u32::from(layout.bits));
+    let (default_zero, top) = (1u8 << (bits - 1), ((1u32 << bits) - 1) as f64);
+    let zp_stride = if bits == 4 { blocks.div_ceil(2) } else { blocks };
+    let mut data = Vec::with_capacity(n * blocks * layout.block * bits as usize / 8);
+    let mut scales = Vec::with_capacity(n * blocks);
+    let mut zero_points = vec![0u8; n * zp_stride];
+    let mut residual = vec![0f32; blocks * n];
+    let (mut any_zp, mut any_residual) = (false, false);
+    let mut levels = Vec::with_capacity(layout.block);
+    for (r, (row, ty)) in rows.iter().zip(types).enumerate() {
+        let mut b = 0;
+        quant::for_each_block(*ty, row, |block| {
+            assert_eq!(block.len, layout.block, "{ty} blocks in a layout of {}", layout.block);
+            levels.clear();
+            let zp = match block.offset {
+                Offset::Zero(z) => {
+                    levels.extend(block.levels().iter().map(|q| q.wrapping_add(default_zero).wrapping_sub(z)));
+                    default_zero
+                }
+                Offset::Min(m) => {
+                    levels.extend_from_slice(block.levels());
+                    let (m, scale) = (f64::from(m), f64::from(block.scale));
+                    let zp = if scale == 0.0 { 0.0 } else { (-m / scale).round_ties_even().clamp(0.0, top) };
+                    residual[b * n + r] = (m + zp * scale) as f32;
+                    any_residual |= residual[b * n + r] != 0.0;
+                    zp as u8
+                }
             };
-            out.scales.push(d);
-            out.zero_points[r * zp_stride + b / 2] |= zp << (4 * (b % 2));
-            let q = |j: usize| if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 };
-            out.data.extend((0..QK / 2).map(|i| q(2 * i) | (q(2 * i + 1) << 4)));
-        }
+            any_zp |= zp != default_zero;
+            if bits == 4 {
+                zero_points[r * zp_stride + b / 2] |= zp << (4 * (b % 2));
+                data.extend(levels.chunks_exact(2).map(|pair| pair[0] | (pair[1] << 4)));
+            } else {
+                zero_points[r * zp_stride + b] = zp;
+                data.extend_from_slice(&levels);
+            }
+            scales.push(block.scale);
+            b += 1;
+        })
+        .expect("rows of a type with an IntLayout decode");
+        assert_eq!(b, blocks, "a {ty} row of {k} elements");
     }
-    out
+    PackedBlocks {
+        data,
+        scales,
+        zero_points: any_zp.then_some(zero_points),
+        residual: any_residual.then_some(residual),
+    }
 }
 
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -745,19 +858,46 @@ mod tests {
         }
     }
 
+    /// Every quantized type, packed alone and beside another type of the same layout, gives back ggml's values
+    /// as `(q - zp) * scale + residual`.
     #[test]
-    fn nibble_packing_reproduces_q4_1_values() {
-        let values: Vec<f32> = (0..64).map(|i| ((i * 7 % 23) as f32 - 5.0) * 0.13).collect();
-        let encoded = quant::quantize_q4_1(&values);
-        let expected = quant::dequantize(GgmlType::Q4_1, &encoded).unwrap();
-        let packed = pack_nibble_rows(&[&encoded], GgmlType::Q4_1, 2);
-        for (idx, want) in expected.iter().enumerate() {
-            let (b, j) = (idx / QK, idx % QK);
-            let byte = packed.data[b * 16 + j / 2];
-            let q = if j % 2 == 0 { byte & 0xF } else { byte >> 4 };
-            let zp = (packed.zero_points[b / 2] >> (4 * (b % 2))) & 0xF;
-            let got = (f32::from(q) - f32::from(zp)) * packed.scales[b] + packed.residual[b];
-            assert!((got - want).abs() < 1e-5, "element {idx}: {got} vs {want}");
+    fn packed_blocks_reproduce_every_type() {
+        let mut rng = crate::rng::SplitMix64::new(9);
+        let k = 512;
+        let pairs = [
+            (GgmlType::Q4_0, GgmlType::Q4_1),
+            (GgmlType::Q4K, GgmlType::Q4_0),
+            (GgmlType::Q2K, GgmlType::Q3K),
+            (GgmlType::Q5_0, GgmlType::Q5_1),
+            (GgmlType::Q5K, GgmlType::Q8_0),
+            (GgmlType::Q6K, GgmlType::Q6K),
+        ];
+        for (a, b) in pairs {
+            let layout = quant::int_layout(a).unwrap();
+            assert_eq!(quant::int_layout(b), Some(layout), "{a} and {b}");
+            let rows = [quant::random_blocks(a, k, 0.3, &mut rng), quant::random_blocks(b, k, 0.3, &mut rng)];
+            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+            let packed = pack_rows(&refs, &[a, b], layout, k);
+            let blocks = k / layout.block;
+            for (r, (row, ty)) in rows.iter().zip([a, b]).enumerate() {
+                let expected = quant::dequantize(ty, row).unwrap();
+                for (idx, want) in expected.iter().enumerate() {
+                    let (blk, j) = (idx / layout.block, idx % layout.block);
+                    let at = (r * blocks + blk) * layout.block + j;
+                    let (q, zp) = if layout.bits == 4 {
+                        let zp = packed
+                            .zero_points
+                            .as_ref()
+                            .map_or(8, |z| z[r * blocks.div_ceil(2) + blk / 2] >> (4 * (blk % 2)) & 0xF);
+                        (packed.data[at / 2] >> (4 * (at % 2)) & 0xF, zp)
+                    } else {
+                        (packed.data[at], packed.zero_points.as_ref().map_or(128, |z| z[r * blocks + blk]))
+                    };
+                    let residual = packed.residual.as_ref().map_or(0.0, |res| res[blk * 2 + r]);
+                    let got = (f32::from(q) - f32::from(zp)) * packed.scales[r * blocks + blk] + residual;
+                    assert!((got - want).abs() <= 1e-6 * (1.0 + want.abs()), "{ty} element {idx}: {got} vs {want}");
+                }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Turns a llama-architecture GGUF into an ONNX model folder that ONNX Runtime (and onnxruntime-genai)
 //! can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
 //! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
-//! (precision, accuracy level, the source's name and sha256).
+//! (precision, accuracy level, the source's name and sha256, what each tensor became).
 //!
 //! The folder is built beside the destination under a temporary name and renamed into place at the end,
 //! so a failed or interrupted import never leaves a folder that looks complete.
@@ -40,13 +40,13 @@ pub const MAX_ACCURACY_LEVEL: u8 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// Keep the GGUF's own 4-bit (and 8-bit) blocks, bit for bit, as MatMulNBits. At the default accuracy
-    /// level 4 the matrix products quantize activations to int8 (float32 between them); level 0 keeps them
-    /// float32.
+    /// Keep the GGUF's own blocks, bit for bit, as MatMulNBits: 4-bit for Q4_0, Q4_1, Q4_K (and Q2_K, Q3_K),
+    /// 8-bit for Q5_0, Q5_1, Q8_0, Q5_K and Q6_K. At the default accuracy level 4 the matrix products quantize
+    /// activations to int8 (float32 between them); level 0 keeps them float32.
     #[default]
     Int4,
     /// MatMulNBits 8-bit (block 32, asymmetric with uint8 zero points) requantized from the dequantized
-    /// weights; GGUF Q8_0 blocks are kept exactly. Activations as for int4: int8 inside the matrix products
+    /// weights; types whose blocks fit 8 bits (Q5_0, Q5_1, Q8_0, Q5_K, Q6_K) are kept exactly. Activations as for int4: int8 inside the matrix products
     /// at accuracy level 4, float32 at level 0.
     Int8,
     /// Everything in float16: weights, activations, KV cache and logits (the graph's float type).
@@ -289,7 +289,7 @@ fn build_folder(
 ) -> Result<(graph::GraphStats, String), ImportError> {
     let sha256 = sha256_file(file.path())?;
     let source_name = file.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let record = files::RunnerRecord {
+    let mut record = files::RunnerRecord {
         precision: options.precision,
         accuracy_level: options.accuracy_level,
         source_gguf: source_name,
@@ -297,6 +297,7 @@ fn build_folder(
         architecture: hparams.arch.clone(),
         runner_version: env!("CARGO_PKG_VERSION").to_string(),
         graph_revision: GRAPH_REVISION,
+        weights: Default::default(),
     };
     let mut metadata = record.metadata_props();
     // Adapters report their size against the base model; LoRA inputs refuse adapters above the max rank.
@@ -306,6 +307,7 @@ fn build_folder(
         metadata.push((crate::lora::model::MAX_RANK_KEY.into(), options.lora.max_rank.to_string()));
     }
     let stats = graph::write_model(file, hparams, dir, options, &metadata)?;
+    record.weights = stats.weights.clone();
     files::write_tokenizer_files(file, hparams, dir)?;
     files::write_genai_config(file, hparams, dir)?;
     files::write_json(&dir.join(RUNNER_FILE), &record)?;

@@ -1,16 +1,21 @@
-//! GGML block formats: decoding tensors to f32 (for `--precision fp32` and reference checks) and encoding
-//! f32 into Q4_1 / Q8_0 blocks (for generated test models).
+//! GGML block formats: decoding tensors to f32 (for `--precision fp32` and reference checks), describing each
+//! quantized block as the integer levels, scale and offset MatMulNBits can hold, and encoding blocks for
+//! generated test models (Q4_1 / Q8_0 from values, every other type from random but valid bytes).
 //!
-//! Layouts follow llama.cpp: a Q4_1 block is `d: f16, m: f16, qs: [u8; 16]` with element `j` in the low
-//! nibble of `qs[j]` and element `j + 16` in its high nibble, value `d * q + m`; a Q8_0 block is
-//! `d: f16, qs: [i8; 32]`, value `d * q`.
+//! Layouts follow llama.cpp's `ggml-quants.c`. Every quantized type is read as blocks of unsigned levels `q`
+//! with a float `scale` and either an integer zero `z` (`w = scale * (q - z)`: Q4_0, Q5_0, Q8_0, Q3_K, Q6_K) or
+//! a float offset `m` (`w = scale * q + m`: Q4_1, Q5_1, Q2_K, Q4_K, Q5_K). Both are evaluated in f32 in
+//! ggml's order, so decoding is bit for bit ggml's `dequantize_row_*`: a K-quant's sub-block scale is the f32
+//! product `d * sc` ggml forms first, and its offset `-(dmin * m)` (`a - b` equals `a + -b` in IEEE).
 
 use half::f16;
 
 use crate::gguf::GgmlType;
 
-/// Elements per Q4_1 / Q8_0 block.
+/// Elements per Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 block, and per K-quant sub-block of Q4_K / Q5_K.
 pub const QK: usize = 32;
+/// Elements per K-quant super-block.
+pub const QK_K: usize = 256;
 pub const Q4_0_BLOCK_BYTES: usize = 18;
 pub const Q4_1_BLOCK_BYTES: usize = 20;
 pub const Q8_0_BLOCK_BYTES: usize = 34;
@@ -24,6 +29,188 @@ fn read_f16(bytes: &[u8]) -> f32 {
     f16::from_le_bytes([bytes[0], bytes[1]]).to_f32()
 }
 
+/// How a block's levels become weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Offset {
+    /// `w = scale * (q - z)`.
+    Zero(u8),
+    /// `w = scale * q + m`.
+    Min(f32),
+}
+
+/// One block of a quantized row: up to 32 unsigned levels sharing a scale and an offset.
+#[derive(Debug, Clone, Copy)]
+pub struct IntBlock {
+    pub q: [u8; QK],
+    pub len: usize,
+    pub scale: f32,
+    pub offset: Offset,
+}
+
+impl IntBlock {
+    fn new(len: usize, scale: f32, offset: Offset, level: impl Fn(usize) -> u8) -> Self {
+        let mut q = [0u8; QK];
+        for (i, slot) in q.iter_mut().take(len).enumerate() {
+            *slot = level(i);
+        }
+        Self { q, len, scale, offset }
+    }
+
+    pub fn levels(&self) -> &[u8] {
+        &self.q[..self.len]
+    }
+
+    /// The block's weights, as ggml computes them.
+    pub fn values(&self) -> impl Iterator<Item = f32> + '_ {
+        self.levels().iter().map(move |&q| match self.offset {
+            Offset::Zero(z) => self.scale * (f32::from(q) - f32::from(z)),
+            Offset::Min(m) => self.scale * f32::from(q) + m,
+        })
+    }
+}
+
+/// The MatMulNBits form that holds a type's blocks without loss: levels of `bits` bits in blocks of `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IntLayout {
+    pub bits: u8,
+    pub block: usize,
+}
+
+/// The layout of a quantized type's blocks: 4 bits where the levels fit (Q2_K's 2-bit and Q3_K's 3-bit levels
+/// too: MatMulNBits' 2-bit kernels are not on every CPU path), 8 bits for the 5-, 6- and 8-bit ones; blocks of
+/// 16 where the type's scales are per 16 elements (Q2_K, Q3_K, Q6_K). `None` for float and unknown types.
+pub fn int_layout(ty: GgmlType) -> Option<IntLayout> {
+    let (bits, block) = match ty {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4K => (4, 32),
+        GgmlType::Q2K | GgmlType::Q3K => (4, 16),
+        GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::Q5K => (8, 32),
+        GgmlType::Q6K => (8, 16),
+        _ => return None,
+    };
+    Some(IntLayout { bits, block })
+}
+
+/// Whether `ty`'s blocks carry a float offset (`w = scale * q + m`) rather than an integer zero.
+pub fn has_float_offsets(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K)
+}
+
+/// The 6-bit scale and min of sub-block `j` of a Q4_K / Q5_K super-block (ggml's `get_scale_min_k4`).
+fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// The 6-bit scale of sub-block `i` of a Q3_K super-block, before its offset of 32: the low nibbles sit in
+/// bytes 0..8 (sub-blocks 8..16 in the high nibble), the top two bits in bytes 8..12.
+fn scale_q3_k(i: usize, s: &[u8]) -> u8 {
+    let low = if i < 8 { s[i] & 0xF } else { s[i - 8] >> 4 };
+    let high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+    low | (high << 4)
+}
+
+/// Calls `f` with every block of `bytes`, a whole number of `ty`'s blocks, in element order.
+pub fn for_each_block(ty: GgmlType, bytes: &[u8], mut f: impl FnMut(&IntBlock)) -> Result<(), UnsupportedType> {
+    let block_bytes = match ty.block_size() {
+        Some(size) if int_layout(ty).is_some() => size.bytes as usize,
+        _ => return Err(UnsupportedType(ty)),
+    };
+    for b in bytes.chunks_exact(block_bytes) {
+        match ty {
+            GgmlType::Q4_0 | GgmlType::Q4_1 => {
+                let (offset, qs) = if ty == GgmlType::Q4_0 {
+                    (Offset::Zero(8), &b[2..18])
+                } else {
+                    (Offset::Min(read_f16(&b[2..4])), &b[4..20])
+                };
+                f(&IntBlock::new(
+                    QK,
+                    read_f16(&b[0..2]),
+                    offset,
+                    |j| {
+                        if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 }
+                    },
+                ));
+            }
+            GgmlType::Q5_0 | GgmlType::Q5_1 => {
+                let (offset, rest) = if ty == GgmlType::Q5_0 {
+                    (Offset::Zero(16), &b[2..])
+                } else {
+                    (Offset::Min(read_f16(&b[2..4])), &b[4..])
+                };
+                let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let qs = &rest[4..20];
+                f(&IntBlock::new(QK, read_f16(&b[0..2]), offset, |j| {
+                    let low = if j < 16 { qs[j] & 0xF } else { qs[j - 16] >> 4 };
+                    low | (((qh >> j) & 1) as u8) << 4
+                }));
+            }
+            GgmlType::Q8_0 => {
+                // int8 levels as unsigned with a zero of 128: the same products, `q - z` being exact.
+                f(&IntBlock::new(QK, read_f16(&b[0..2]), Offset::Zero(128), |j| b[2 + j].wrapping_add(128)));
+            }
+            GgmlType::Q2K => {
+                let (scales, qs) = (&b[0..16], &b[16..80]);
+                let (d, dmin) = (read_f16(&b[80..82]), read_f16(&b[82..84]));
+                for (i, &sc) in scales.iter().enumerate() {
+                    // Sub-block i: 16 bytes of `qs` from (i / 8) * 32 + (i % 2) * 16, shifted by 2 * ((i / 2) % 4).
+                    let (base, shift) = ((i / 8) * 32 + (i % 2) * 16, 2 * ((i / 2) % 4));
+                    let offset = Offset::Min(-(dmin * f32::from(sc >> 4)));
+                    f(&IntBlock::new(16, d * f32::from(sc & 0xF), offset, |l| (qs[base + l] >> shift) & 3));
+                }
+            }
+            GgmlType::Q3K => {
+                let (hmask, qs, scales) = (&b[0..32], &b[32..96], &b[96..108]);
+                let d = read_f16(&b[108..110]);
+                for i in 0..16 {
+                    let (base, shift, bit) = ((i / 8) * 32 + (i % 2) * 16, 2 * ((i / 2) % 4), (i / 2) % 8);
+                    let scale = d * (f32::from(scale_q3_k(i, scales)) - 32.0);
+                    // Levels -4..=3 (the high bit set means no -4), held as 0..=7 with a zero of 4.
+                    f(&IntBlock::new(16, scale, Offset::Zero(4), |l| {
+                        let low = (qs[base + l] >> shift) & 3;
+                        let high = (hmask[(i % 2) * 16 + l] >> bit) & 1;
+                        low + 4 * high
+                    }));
+                }
+            }
+            GgmlType::Q4K | GgmlType::Q5K => {
+                let (d, dmin) = (read_f16(&b[0..2]), read_f16(&b[2..4]));
+                let scales = &b[4..16];
+                let (qh, qs) = if ty == GgmlType::Q5K { (Some(&b[16..48]), &b[48..176]) } else { (None, &b[16..144]) };
+                for j in 0..8 {
+                    let (sc, m) = scale_min_k4(j, scales);
+                    let offset = Offset::Min(-(dmin * f32::from(m)));
+                    let (chunk, shift) = (&qs[32 * (j / 2)..32 * (j / 2) + 32], 4 * (j % 2));
+                    f(&IntBlock::new(QK, d * f32::from(sc), offset, |l| {
+                        let low = (chunk[l] >> shift) & 0xF;
+                        qh.map_or(low, |qh| low | ((qh[l] >> j) & 1) << 4)
+                    }));
+                }
+            }
+            GgmlType::Q6K => {
+                let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
+                let d = read_f16(&b[208..210]);
+                for (i, &sc) in scales.iter().enumerate() {
+                    // Sub-block i: half n = i / 8 of the super-block, quarter p = (i / 2) % 4 of that half.
+                    let (n, p, first) = (i / 8, (i / 2) % 4, (i % 2) * 16);
+                    let low = &ql[64 * n + 32 * (p % 2)..];
+                    let high = &qh[32 * n..];
+                    let scale = d * f32::from(sc as i8);
+                    f(&IntBlock::new(16, scale, Offset::Zero(32), |l| {
+                        let lo = (low[first + l] >> (4 * (p / 2))) & 0xF;
+                        lo | ((high[first + l] >> (2 * p)) & 3) << 4
+                    }));
+                }
+            }
+            other => return Err(UnsupportedType(other)),
+        }
+    }
+    Ok(())
+}
+
 /// Decodes `bytes` of type `ty` into f32 values, appending to `out`.
 pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), UnsupportedType> {
     match ty {
@@ -34,29 +221,7 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut Vec<f32>) -> Result
         GgmlType::Bf16 => {
             out.extend(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()));
         }
-        GgmlType::Q4_1 => {
-            for block in bytes.chunks_exact(Q4_1_BLOCK_BYTES) {
-                let (d, m) = (read_f16(&block[0..2]), read_f16(&block[2..4]));
-                let qs = &block[4..];
-                out.extend(qs.iter().map(|q| d * f32::from(q & 0xF) + m));
-                out.extend(qs.iter().map(|q| d * f32::from(q >> 4) + m));
-            }
-        }
-        GgmlType::Q4_0 => {
-            for block in bytes.chunks_exact(Q4_0_BLOCK_BYTES) {
-                let d = read_f16(&block[0..2]);
-                let qs = &block[2..];
-                out.extend(qs.iter().map(|q| d * (f32::from(q & 0xF) - 8.0)));
-                out.extend(qs.iter().map(|q| d * (f32::from(q >> 4) - 8.0)));
-            }
-        }
-        GgmlType::Q8_0 => {
-            for block in bytes.chunks_exact(Q8_0_BLOCK_BYTES) {
-                let d = read_f16(&block[0..2]);
-                out.extend(block[2..].iter().map(|q| d * f32::from(*q as i8)));
-            }
-        }
-        other => return Err(UnsupportedType(other)),
+        _ => for_each_block(ty, bytes, |block| out.extend(block.values()))?,
     }
     Ok(())
 }
@@ -101,6 +266,40 @@ pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Random but valid blocks of `ty` for `elements` values (a whole number of blocks): random level and sub-scale
+/// bytes, with the f16 super-scales set so that weights stay within about `amplitude`. Test models use it for
+/// the types that have no encoder here; any bytes are a valid K-quant block once its f16 scales are finite.
+pub fn random_blocks(ty: GgmlType, elements: usize, amplitude: f32, rng: &mut crate::rng::SplitMix64) -> Vec<u8> {
+    let size = ty.block_size().unwrap_or_else(|| panic!("{ty} has no block size"));
+    let (per_block, block_bytes) = (size.elements as usize, size.bytes as usize);
+    assert!(elements.is_multiple_of(per_block), "{ty} needs whole blocks of {per_block}");
+    // (offset of an f16 field, its value): the largest level times the largest sub-scale spans `amplitude`.
+    let a = amplitude;
+    let fields: &[(usize, f32)] = match ty {
+        GgmlType::Q4_0 => &[(0, a / 8.0)],
+        GgmlType::Q4_1 => &[(0, a / 8.0), (2, -a)],
+        GgmlType::Q5_0 => &[(0, a / 16.0)],
+        GgmlType::Q5_1 => &[(0, a / 16.0), (2, -a)],
+        GgmlType::Q8_0 => &[(0, a / 128.0)],
+        GgmlType::Q2K => &[(80, 2.0 * a / 45.0), (82, a / 15.0)],
+        GgmlType::Q3K => &[(108, a / 128.0)],
+        GgmlType::Q4K => &[(0, 2.0 * a / 945.0), (2, a / 63.0)],
+        GgmlType::Q5K => &[(0, 2.0 * a / 1953.0), (2, a / 63.0)],
+        GgmlType::Q6K => &[(208, a / 4096.0)],
+        other => panic!("no random blocks for {other}"),
+    };
+    let mut out = vec![0u8; elements / per_block * block_bytes];
+    for block in out.chunks_exact_mut(block_bytes) {
+        for byte in block.iter_mut() {
+            *byte = rng.next_u64() as u8;
+        }
+        for &(at, value) in fields {
+            block[at..at + 2].copy_from_slice(&f16::from_f32(value).to_le_bytes());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,8 +332,58 @@ mod tests {
         }
     }
 
+    /// `fixtures/quants/TYPE.bin` decoded, against `TYPE.f32`: what the `gguf` package's
+    /// `gguf.quants.dequantize` gives for the same random blocks (made by `fixtures/quants/make.py`).
     #[test]
-    fn k_quants_are_refused() {
-        assert!(dequantize(GgmlType::Q6K, &[0; 210]).is_err());
+    fn every_type_decodes_bit_for_bit_like_ggml() {
+        macro_rules! fixture {
+            ($ty:expr, $name:literal) => {
+                (
+                    $ty,
+                    &include_bytes!(concat!("fixtures/quants/", $name, ".bin"))[..],
+                    &include_bytes!(concat!("fixtures/quants/", $name, ".f32"))[..],
+                )
+            };
+        }
+        let fixtures = [
+            fixture!(GgmlType::Q4_0, "Q4_0"),
+            fixture!(GgmlType::Q4_1, "Q4_1"),
+            fixture!(GgmlType::Q5_0, "Q5_0"),
+            fixture!(GgmlType::Q5_1, "Q5_1"),
+            fixture!(GgmlType::Q8_0, "Q8_0"),
+            fixture!(GgmlType::Q2K, "Q2_K"),
+            fixture!(GgmlType::Q3K, "Q3_K"),
+            fixture!(GgmlType::Q4K, "Q4_K"),
+            fixture!(GgmlType::Q5K, "Q5_K"),
+            fixture!(GgmlType::Q6K, "Q6_K"),
+        ];
+        for (ty, blocks, expected) in fixtures {
+            let got = dequantize(ty, blocks).unwrap();
+            let want = dequantize(GgmlType::F32, expected).unwrap();
+            assert_eq!(got.len(), 512, "{ty}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), w.to_bits(), "{ty} element {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_blocks_decode_within_their_amplitude() {
+        let mut rng = crate::rng::SplitMix64::new(3);
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2K, GgmlType::Q3K, GgmlType::Q4K]
+            .into_iter()
+            .chain([GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q8_0])
+        {
+            let values = dequantize(ty, &random_blocks(ty, 512, 0.5, &mut rng)).unwrap();
+            assert_eq!(values.len(), 512, "{ty}");
+            let max = values.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert!(max > 0.05 && max <= 1.01, "{ty}: largest weight {max}");
+        }
+    }
+
+    #[test]
+    fn types_without_a_decoder_are_refused() {
+        assert!(dequantize(GgmlType::Q8K, &[0; 292]).is_err());
+        assert!(dequantize(GgmlType::Other(39), &[0; 16]).is_err());
     }
 }

@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineOptions};
 use crate::gguf::writer::GgufWriter;
 use crate::gguf::{GgmlType, GgufFile, MetaValue};
 use crate::testing::reference::{compare_logits, reference_logits};
-use crate::testing::{tiny, write_tiny_llama_gguf};
+use crate::testing::{LlamaShape, tiny, write_llama_gguf, write_tiny_llama_gguf};
 
 fn tiny_gguf(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");
@@ -217,14 +217,14 @@ fn unsupported_quant_types_name_tensor_and_type() {
     let path = dir.path().join("k-quant.gguf");
     rewrite_tiny(&src, &path, |name, ty, dims, data| {
         if name == "blk.1.ffn_down.weight" {
-            // 128 x 64 elements = 32 Q6_K super-blocks of 256.
-            (GgmlType::Q6K, vec![256, 32], vec![0; 32 * 210])
+            // 128 x 64 elements = 32 Q8_K super-blocks of 256: a type llama.cpp uses for activations only.
+            (GgmlType::Q8K, vec![256, 32], vec![0; 32 * 292])
         } else {
             (ty, dims, data)
         }
     });
     let err = import_gguf(&path, &dir.path().join("out"), &ImportOptions::default()).unwrap_err().to_string();
-    assert_eq!(err, "tensor `blk.1.ffn_down.weight` has type Q6_K, which runner cannot import yet");
+    assert_eq!(err, "tensor `blk.1.ffn_down.weight` has type Q8_K, which runner cannot import yet");
 }
 
 #[test]
@@ -250,6 +250,107 @@ fn f16_and_q8_0_weights_import_exactly() {
         let diff = max_abs_diff(&reference, &stepwise);
         assert!(diff < 2e-3, "{precision}: max abs diff {diff}");
     }
+}
+
+/// The types of the K-quant test model: every quantized type runner imports, fused layers mixing layouts
+/// (block 0's QKV runs 4-bit/32, 8-bit/32 and 8-bit/16 side by side), and a Q6_K embedding tied to the head.
+fn k_quant_type(name: &str) -> GgmlType {
+    let (block, tensor) = match name.strip_prefix("blk.").and_then(|rest| rest.split_once('.')) {
+        Some((block, tensor)) => (block, tensor),
+        None if name == "token_embd.weight" => return GgmlType::Q6K,
+        None => return GgmlType::F32,
+    };
+    let types = match block {
+        "0" => {
+            [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K, GgmlType::Q5_0, GgmlType::Q4K, GgmlType::Q5_1, GgmlType::Q6K]
+        }
+        _ => {
+            [GgmlType::Q2K, GgmlType::Q3K, GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q4_0, GgmlType::Q4_1]
+        }
+    };
+    let order = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+    match order.iter().position(|t| tensor == format!("{t}.weight")) {
+        Some(i) => types[i],
+        None => GgmlType::F32,
+    }
+}
+
+/// The K-quant model imported at `precision` and `level`: max |diff| to the float64 reference of its
+/// dequantized weights, mean KL, top-1 agreement, the stepwise logits and the folder's record.
+fn check_k_quants(precision: Precision, level: u8) -> (f64, f64, f64, Vec<Vec<f32>>, RunnerRecord) {
+    check_k_quants_with(precision, level, k_quant_type)
+}
+
+fn check_k_quants_with(
+    precision: Precision,
+    level: u8,
+    type_of: impl Fn(&str) -> GgmlType,
+) -> (f64, f64, f64, Vec<Vec<f32>>, RunnerRecord) {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("k-quants.gguf");
+    write_llama_gguf(&gguf, 15, &LlamaShape::K_QUANT, type_of);
+    let out = dir.path().join("model");
+    let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
+    let reference = reference_logits(&GgufFile::open(&gguf).unwrap(), &TINY_TOKENS);
+    let (stepwise, prefill) = ort_logits(&out, &TINY_TOKENS);
+    let (kl, top1) = compare_logits(&reference, &stepwise);
+    let diff = max_abs_diff(&reference, &stepwise).max(max_abs_diff(&reference[reference.len() - 1..], &[prefill]));
+    eprintln!("k-quants {precision} level {level}: max |diff| {diff:.2e}, KL {kl:.2e}, top-1 {top1}\n{summary}");
+    (diff, kl, top1, stepwise, RunnerRecord::read(&out).unwrap().unwrap())
+}
+
+#[test]
+fn k_quants_at_level_0_give_the_fp32_logits() {
+    let (diff, _, top1, exact, record) = check_k_quants(Precision::Int4, 0);
+    assert!(diff < 1e-4, "int4 max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+    let (fp32_diff, _, _, fp32, _) = check_k_quants(Precision::Fp32, 0);
+    assert!(fp32_diff < 1e-4, "fp32 max abs diff {fp32_diff}");
+    let between = exact.iter().flatten().zip(fp32.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(between < 1e-4, "int4 level 0 against fp32: max abs diff {between}");
+    // What each tensor became, in runner.json.
+    let form = |name: &str| record.weights.get(name).map(String::as_str).unwrap_or("missing");
+    assert_eq!(form("blk.0.attn_v.weight"), "Q6_K: MatMulNBits 8-bit, block 16, exact");
+    assert_eq!(form("blk.0.attn_q.weight"), "Q4_K: MatMulNBits 4-bit, block 32, integer zero points + residual, exact");
+    assert_eq!(form("blk.0.attn_output.weight"), "Q5_0: MatMulNBits 8-bit, block 32, exact");
+    assert_eq!(form("blk.1.attn_k.weight"), "Q3_K: MatMulNBits 4-bit, block 16, exact");
+    assert_eq!(form("token_embd.weight"), "Q6_K: GatherBlockQuantized 8-bit, block 16, exact");
+    assert_eq!(form("output_norm.weight"), "F32: float32");
+    assert_eq!(record.weights.len(), 2 + 9 * 2);
+}
+
+/// An embedding with float offsets (Q4_K here, as llama.cpp's Q4_K_M gives models with a separate output
+/// head) is gathered as 8-bit levels with zero points plus its gathered residual, and the tied head uses the
+/// same blocks: exact at level 0.
+#[test]
+fn k_quant_embeddings_with_offsets_gather_exactly() {
+    let types = |name: &str| if name == "token_embd.weight" { GgmlType::Q4K } else { k_quant_type(name) };
+    let (diff, _, top1, _, record) = check_k_quants_with(Precision::Int4, 0, types);
+    assert!(diff < 1e-4, "max abs diff {diff}");
+    assert_eq!(top1, 1.0);
+    assert_eq!(
+        record.weights["token_embd.weight"],
+        "Q4_K: GatherBlockQuantized 8-bit, block 32, integer zero points + residual, exact"
+    );
+}
+
+#[test]
+fn k_quants_at_level_4_stay_close() {
+    let (_, kl, top1, _, _) = check_k_quants(Precision::Int4, 4);
+    assert!(kl < 2e-3, "mean KL {kl}");
+    assert!(top1 >= 0.9, "top-1 agreement {top1}");
+}
+
+#[test]
+fn k_quants_at_int8_keep_the_8bit_layouts() {
+    let (_, kl, top1, _, record) = check_k_quants(Precision::Int8, 0);
+    assert!(kl < 1e-4, "mean KL {kl}");
+    assert!(top1 >= 0.8, "top-1 agreement {top1}");
+    assert_eq!(
+        record.weights["blk.0.attn_k.weight"],
+        "Q5_K: MatMulNBits 8-bit, block 32, integer zero points + residual, exact"
+    );
+    assert_eq!(record.weights["blk.0.attn_q.weight"], "Q4_K: MatMulNBits 8-bit, block 32, requantized (lossy)");
 }
 
 #[test]
@@ -350,6 +451,51 @@ fn default_model_fidelity() {
         assert!(kl < max_kl && top1 >= 0.9, "{precision} level {level}: KL {kl} top-1 {top1}");
         drop(engine);
         std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+/// Any GGUF named by `RUNNER_FIDELITY_GGUF` (a K-quant requantization of the default model, say), imported at
+/// fp32 and int4 levels 0 and 4 and compared on a chat prompt with the float64 reference of its dequantized
+/// weights and with its own fp32 import. Does nothing without the variable: the GGUFs it is for are not made
+/// by the test suite.
+#[test]
+fn gguf_from_the_environment_keeps_its_fidelity() {
+    let Some(gguf) = std::env::var_os("RUNNER_FIDELITY_GGUF").map(PathBuf::from) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = GgufFile::open(&gguf).unwrap();
+    let prompt = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+        <|im_start|>user\nExplain in two sentences why the sky is blue, then name three colours of a rainbow.<|im_end|>\n\
+        <|im_start|>assistant\nThe sky looks blue because";
+    let mut runs: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+    let mut tokens = Vec::new();
+    for (precision, level) in [(Precision::Fp32, 0u8), (Precision::Int4, 0), (Precision::Int4, 4)] {
+        let out = dir.path().join(format!("{precision}-{level}"));
+        let summary = import_gguf(&gguf, &out, &options(precision, level)).unwrap();
+        eprintln!("{summary}");
+        let mut engine = load_engine(&out);
+        if tokens.is_empty() {
+            tokens = engine.tokenize(prompt, false).unwrap();
+        }
+        runs.push((
+            format!("{precision} level {level}"),
+            tokens.iter().map(|t| engine.forward(&[*t]).unwrap()).collect(),
+        ));
+        drop(engine);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    let reference = reference_logits(&file, &tokens);
+    let fp32: Vec<Vec<f64>> = runs[0].1.iter().map(|l| l.iter().map(|v| f64::from(*v)).collect()).collect();
+    for (name, logits) in &runs {
+        let (kl, top1) = compare_logits(&reference, logits);
+        let (kl_fp32, top1_fp32) = compare_logits(&fp32, logits);
+        eprintln!(
+            "{}: {} positions; against float64 mean KL {kl:.2e}, top-1 {top1:.3}; against the fp32 import {kl_fp32:.2e}, {top1_fp32:.3}",
+            gguf.display(),
+            tokens.len()
+        );
+        eprintln!("  ({name})");
+        let max_kl = if name.ends_with("level 4") { 0.02 } else { 1e-6 };
+        assert!(kl < max_kl && top1 >= 0.9, "{name}: KL {kl} top-1 {top1}");
     }
 }
 
