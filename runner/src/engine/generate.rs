@@ -526,7 +526,8 @@ impl Engine {
     }
 
     /// Scores `(context, continuations)` requests as one batch. The contexts run as one prefill (each
-    /// row's last logits score every continuation's first token); then, for each choice position, the
+    /// row's last logits score every continuation's first token; a lone context runs only from where it
+    /// parts from the tokens the cache already holds); then, for each choice position, the
     /// continuations with more than one token run on top of their contexts' cached keys and values, which
     /// are given back afterwards. They run as one step, except where GroupQueryAttention takes no multi-token
     /// step (a batch of several rows with a past): a shared buffer then takes them one position at a time
@@ -551,10 +552,24 @@ impl Engine {
             }
             needed = needed.max(context.len() + longest);
         }
-        self.session.reset_batch(requests.len(), needed)?;
         let contexts: Vec<Vec<i64>> =
             requests.iter().map(|(context, _)| context.iter().map(|&t| i64::from(t)).collect()).collect();
-        let rows: Vec<&[i64]> = contexts.iter().map(Vec::as_slice).collect();
+        // One context after another usually shares a start with the one before (a benchmark's header and
+        // few-shot examples): the cache still holds the previous context, so only what differs runs.
+        let shared = match (contexts.as_slice(), self.session.held_tokens()) {
+            ([context], Some(held)) => {
+                let common = held.iter().zip(context).take_while(|(a, b)| a == b).count();
+                // The context's last position runs again when all of it is held: its logits are needed.
+                common.min(context.len() - 1)
+            }
+            _ => 0,
+        };
+        if shared > 0 {
+            self.session.rewind(&[shared])?;
+        } else {
+            self.session.reset_batch(requests.len(), needed)?;
+        }
+        let rows: Vec<&[i64]> = contexts.iter().map(|context| &context[shared..]).collect();
         let after_context = self.session.extend(&rows, "scoring the context", true, LogitsWanted::Last)?;
         let mut scores: Vec<Vec<ContinuationScore>> = Vec::with_capacity(requests.len());
         for (row, (context, continuations)) in requests.iter().enumerate() {

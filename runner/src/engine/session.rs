@@ -211,6 +211,8 @@ pub struct DecoderSession {
     batch: usize,
     /// Real tokens each row holds in the cache.
     row_lens: Vec<usize>,
+    /// The tokens a one-row cache holds, in order (kept only for one row): what a next context may share.
+    held: Vec<i64>,
     /// Positions the cache holds per row, pads included (concat: every row's mask width).
     width: usize,
     /// Concat: the attention mask over the cache, `batch` rows of `width`.
@@ -363,6 +365,7 @@ impl DecoderSession {
             pad_token,
             batch: 0,
             row_lens: Vec::new(),
+            held: Vec::new(),
             width: 0,
             mask: Vec::new(),
             cache: Vec::new(),
@@ -433,6 +436,7 @@ impl DecoderSession {
         let resized = batch != self.batch;
         self.batch = batch;
         self.row_lens = vec![0; batch];
+        self.held.clear();
         self.width = 0;
         self.mask.clear();
         match self.layout {
@@ -471,7 +475,18 @@ impl DecoderSession {
         }
         self.row_lens = lens.to_vec();
         self.width = self.past_len();
+        if let [len] = lens {
+            self.held.truncate(*len);
+        }
         Ok(())
+    }
+
+    /// The tokens the cache holds when a context that starts with them may reuse them: one row, a shared
+    /// buffer (which can be rewound to the shared part) and no window-sized cache (whose early positions
+    /// are written over once the window is full).
+    pub fn held_tokens(&self) -> Option<&[i64]> {
+        (self.batch == 1 && self.layout == KvLayout::SharedBuffer && self.local_window == 0)
+            .then_some(self.held.as_slice())
     }
 
     /// Tokens the cache holds for the longest row.
@@ -659,6 +674,9 @@ impl DecoderSession {
                 self.width = longest;
             }
             self.row_lens = new_lens;
+            if batch == 1 {
+                self.held.extend_from_slice(rows[0]);
+            }
         }
         Ok(Logits { value: logits, dtype: self.logits_type, tokens: kept_tokens, vocab: dims[2] as usize, last })
     }

@@ -846,3 +846,39 @@ fn continuation_logprobs_of_a_batch_equal_each_request_scored_alone() {
         }
     }
 }
+
+/// Consecutive contexts that share a start (a benchmark's header and few-shot examples) reuse the cached
+/// keys and values of the shared part: every score equals the one a fresh engine gives, on a shared-buffer
+/// import; after a generation the cache is reused as well, or set up afresh.
+#[test]
+fn contexts_sharing_a_start_score_as_they_score_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = tiny_model(dir.path(), Precision::Fp32);
+    let shots = "the cat sat on the mat. the dog sat on the hat. the cat in the hat sat. ";
+    let contexts = [
+        format!("{shots}the dog in the "),
+        format!("{shots}the cat on the "),
+        format!("{shots}the cat on the "),
+        "the cat".to_string(),
+        format!("{shots}a dog"),
+    ];
+    let continuations: Vec<String> = vec!["hat".into(), "mat sat".into(), "dog".into()];
+    let mut reused = load(&imported);
+    for (step, context) in contexts.iter().enumerate() {
+        if step == 3 {
+            // A generation in between leaves other tokens in the cache.
+            reused.generate(&text("the dog"), &settings(3, &[]), &mut |_| {}).unwrap();
+        }
+        let got = reused.continuation_logprobs(context, &continuations).unwrap();
+        let want = load(&imported).continuation_logprobs(context, &continuations).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.token_count, g.context_tokens), (w.token_count, w.context_tokens));
+            assert!(
+                (g.logprob_sum - w.logprob_sum).abs() < 1e-4,
+                "{context:?}: {} reused, {} fresh",
+                g.logprob_sum,
+                w.logprob_sum
+            );
+        }
+    }
+}
