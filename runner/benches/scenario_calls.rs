@@ -4,15 +4,17 @@
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use runner::datasets::LoadedData;
+use runner::datasets::{Layout, LoadedData};
 use runner::scenario::{Scenario, ScenarioLimits};
 
 fn scenario_calls(c: &mut Criterion) {
     let mut scenario =
         Scenario::load(Path::new(scenario_artifacts::GSM8K), ScenarioLimits::default()).expect("load gsm8k");
     let embedded = scenario.embedded_dataset().expect("embedded dataset").expect("gsm8k carries a sample");
-    let loaded = LoadedData::bytes("file", embedded.file_name.clone(), &embedded.file_name, None, embedded.data)
-        .expect("decodes");
+    let layout = Layout::of(scenario.metadata());
+    let loaded =
+        LoadedData::bytes("file", embedded.file_name.clone(), &embedded.file_name, None, embedded.data, &layout)
+            .expect("decodes");
     let samples = scenario.parse_dataset(&loaded.info, &loaded.input).expect("parses");
     let sample = &samples[0];
     let answer = "6 * 14 = 84, and 84 - 59 = 25. So the answer is 25.";

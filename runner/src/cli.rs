@@ -116,6 +116,10 @@ pub struct ExecArgs {
     /// Tokens to generate at most per sample (default: the scenario's).
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<usize>,
+    /// Stop generating at this string, instead of the scenario's stop strings; repeat for several. `\n`, `\t`
+    /// and `\\` stand for a line break, a tab and a backslash.
+    #[arg(long = "stop", value_name = "TEXT", value_parser = stop_string)]
+    pub stop: Vec<String>,
     /// Sampling temperature; 0 is greedy decoding (default: greedy, or 1 when --top-k or --top-p is given).
     #[arg(long, value_name = "T", value_parser = finite_f32)]
     pub temperature: Option<f32>,
@@ -359,6 +363,30 @@ fn text_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
         Ok(path) => Ok(PathBuf::from(path)),
         Err(text) => Err(format!("{} is not valid UTF-8; results record paths as text", text.to_string_lossy())),
     })
+}
+
+/// A `--stop` value with `\n`, `\t` and `\\` unescaped: a line break is the most common stop string and the
+/// hardest to type on a command line.
+fn stop_string(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    if out.is_empty() { Err("the stop string is empty".to_string()) } else { Ok(out) }
 }
 
 fn parse_scenario_arg(text: &str) -> Result<(String, String), String> {
@@ -675,6 +703,7 @@ fn command_line_layers(args: &ExecArgs) -> (RunConfig, Vec<(&'static str, Vec<se
         max_samples: args.max_samples,
         shuffle_seed: args.shuffle_seed,
         max_new_tokens: args.max_new_tokens,
+        stop: (!args.stop.is_empty()).then(|| args.stop.clone()),
         temperature: args.temperature,
         top_k: args.top_k,
         top_p: args.top_p,
@@ -708,8 +737,13 @@ fn scoring_name(mode: ScoringMode) -> &'static str {
 fn exec_options(args: &ExecArgs, config: &RunConfig) -> Result<ExecOptions> {
     let limits = scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
     // The engine's messages start with the setting's flag name.
-    let sampling =
-        Sampling::new(config.temperature, config.top_k, config.top_p).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    // No sampling flag: the scenario's own temperature, if it declares one, else greedy (decided at load).
+    let sampling = match (config.temperature, config.top_k, config.top_p) {
+        (None, None, None) => None,
+        (temperature, top_k, top_p) => {
+            Some(Sampling::new(temperature, top_k, top_p).map_err(|e| anyhow::anyhow!("--{e}"))?)
+        }
+    };
     let repetition_penalty =
         check_repetition_penalty(config.repetition_penalty.unwrap_or(1.0)).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let think = ThinkSplit::parse(&args.think_markers).map_err(|e| anyhow::anyhow!("--{e}"))?;
@@ -749,6 +783,7 @@ fn exec_options(args: &ExecArgs, config: &RunConfig) -> Result<ExecOptions> {
         max_samples: config.max_samples,
         shuffle_seed: config.shuffle_seed,
         max_new_tokens: config.max_new_tokens,
+        stop: config.stop.clone(),
         sampling,
         seed,
         repetition_penalty,

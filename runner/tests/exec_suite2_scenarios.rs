@@ -231,3 +231,62 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
     let (records, _, _) = run("header", &["--subset", "astronomy", "--few-shot", "0"]);
     assert_eq!(records.len(), 1);
 }
+
+/// `--stop` replaces the scenario's stop strings (`\n` typed as two characters is a line break): outputs
+/// end before the first line break, the run records the strings, and its reproduce command names them.
+#[test]
+fn stop_strings_from_the_command_line_replace_the_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run");
+    let out = runner()
+        .arg("exec")
+        .arg(scenario_artifacts::XSUM)
+        .arg("--model")
+        .arg(tiny_model())
+        .args(["--no-progress", "--max-new-tokens", "40", "--max-samples", "3", "--ignore-eos", "--stop", r"\n"])
+        .args(["--stop", "zz", "--out"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    assert_eq!(summary.settings.stop, ["\n", "zz"]);
+    for record in read_samples(&results).unwrap() {
+        let output = record.output.unwrap_or_default();
+        assert!(!output.contains('\n') && !output.contains("zz"), "{output:?}");
+    }
+    let command = runner::report::reproduce::reproduce_command(&summary);
+    assert!(command.contains(r"--stop '\n' --stop zz"), "{command}");
+}
+
+/// A scenario's declared temperature is the run's default (the custom scenario takes it from its task file):
+/// the run samples at it and records it; a user's `--temperature` still wins.
+#[test]
+fn a_scenarios_temperature_is_the_default_and_the_users_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("prompts.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"the cat\"}\n{\"prompt\": \"the dog\"}\n").unwrap();
+    let task = dir.path().join("task.yaml");
+    std::fs::write(&task, "temperature: 0.7\nmax_new_tokens: 4\n").unwrap();
+    let run = |name: &str, flags: &[&str]| -> RunSummary {
+        let results = dir.path().join(name);
+        let out = runner()
+            .arg("exec")
+            .arg(scenario_artifacts::CUSTOM)
+            .arg("--model")
+            .arg(tiny_model())
+            .arg("--data")
+            .arg(&data)
+            .arg("--task")
+            .arg(&task)
+            .args(["--no-progress", "--out"])
+            .arg(&results)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap()
+    };
+    assert_eq!(run("declared", &[]).settings.temperature, 0.7);
+    assert_eq!(run("user", &["--temperature", "0"]).settings.temperature, 0.0);
+}

@@ -19,6 +19,11 @@ pub fn run(paths: &[&str]) -> Result<()> {
         cmd.args(paths.iter().map(|p| here.join(p)));
     }
     cmd.arg("--publish").arg(root.join("reports"));
+    // Figures others published (the model card's), shown beside runner's on each page.
+    let published = root.join("reports/published.yaml");
+    if published.exists() {
+        cmd.arg("--published").arg(published);
+    }
     cmd.arg("--templates").arg(root.join("templates"));
     run_command(&mut cmd)
 }

@@ -592,6 +592,8 @@ impl Engine {
         drop(after_context);
         let positions = requests.iter().map(|(_, continuations)| continuations.len()).max().unwrap_or(0);
         let context_lens: Vec<usize> = requests.iter().map(|(context, _)| context.len()).collect();
+        // `choice` indexes every row's list of continuations, not one slice: a range reads best.
+        #[allow(clippy::needless_range_loop)]
         for choice in 0..positions {
             let longer = |continuations: &Vec<Vec<u32>>| continuations.get(choice).filter(|c| c.len() > 1).cloned();
             let chunk = requests.iter().filter_map(|(_, c)| longer(c)).map(|c| c.len()).max().unwrap_or(0);

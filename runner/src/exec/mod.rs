@@ -57,8 +57,10 @@ pub struct ExecOptions {
     pub shuffle_seed: Option<u64>,
     /// Overrides the scenario's default.
     pub max_new_tokens: Option<usize>,
-    /// How tokens are chosen; greedy by default.
-    pub sampling: Sampling,
+    /// Replaces the scenario's stop strings.
+    pub stop: Option<Vec<String>>,
+    /// How tokens are chosen; `None` takes the scenario's temperature when it declares one, else greedy.
+    pub sampling: Option<Sampling>,
     /// Seeds every sample's generation afresh.
     pub seed: u64,
     /// 1 is off.
@@ -319,8 +321,13 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let model_hash = provenance::hash_dir(&model_dir)?;
     let settings = GenerationSettings {
         max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
-        stop: meta.defaults.stop.clone(),
-        sampling: opts.sampling,
+        stop: opts.stop.clone().unwrap_or_else(|| meta.defaults.stop.clone()),
+        sampling: match (opts.sampling, meta.defaults.temperature) {
+            (Some(sampling), _) => sampling,
+            (None, Some(temperature)) => Sampling::new(Some(temperature), None, None)
+                .map_err(|e| anyhow!("scenario {} declares {e}", meta.name))?,
+            (None, None) => Sampling::ArgMax,
+        },
         seed: opts.seed,
         repetition_penalty: opts.repetition_penalty,
         ignore_eos: opts.ignore_eos,

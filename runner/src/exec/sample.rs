@@ -71,11 +71,14 @@ fn likelihoods(scores: &[ContinuationScore]) -> Vec<ChoiceLikelihood> {
         .collect()
 }
 
+/// A log-likelihood sample's rendered context and its choices' scores, or why there are none.
+type Scored = Result<(String, Vec<ContinuationScore>), String>;
+
 /// Records a log-likelihood sample's context and choices, with its share of the model's time, and returns
 /// what the scenario scores.
 fn record_likelihoods(
     prompted: &mut PromptedSample,
-    scored: Result<(String, Vec<ContinuationScore>), String>,
+    scored: Scored,
     model_time: Duration,
 ) -> Result<ModelOutput, String> {
     let record = &mut prompted.record;
@@ -95,7 +98,7 @@ fn record_likelihoods(
 }
 
 /// One sample's choices scored on its own: the prompt rendered (chat template applied) and scored.
-fn score_one(engine: &mut Engine, prompted: &PromptedSample) -> Result<(String, Vec<ContinuationScore>), String> {
+fn score_one(engine: &mut Engine, prompted: &PromptedSample) -> Scored {
     let context = engine.render(&prompted.model_prompt).map_err(|e| format!("{e:#}"))?;
     let scores = engine.continuation_logprobs(&context, &prompted.choices).map_err(|e| format!("{e:#}"))?;
     Ok((context, scores))
@@ -332,7 +335,7 @@ fn run_loglikelihood_batch(
         let scores = engine.continuation_logprobs_batch(&requests).map_err(|e| format!("{e:#}"))?;
         Ok(requests.into_iter().map(|(context, _)| context).zip(scores).collect::<Vec<_>>())
     });
-    let scored: Vec<(Result<(String, Vec<ContinuationScore>), String>, Duration)> = match batch {
+    let scored: Vec<(Scored, Duration)> = match batch {
         Ok(scored) => {
             let share = started.elapsed() / scored.len().max(1) as u32;
             scored.into_iter().map(|result| (Ok(result), share)).collect()

@@ -93,6 +93,9 @@ pub struct RunConfig {
     pub shuffle_seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_new_tokens: Option<usize>,
+    /// Stop strings replacing the scenario's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,7 +119,7 @@ pub struct RunConfig {
 }
 
 /// Every run key, in the order names are built from and documentation lists them.
-pub const RUN_KEYS: [&str; 28] = [
+pub const RUN_KEYS: [&str; 29] = [
     "name",
     "scenario",
     "model",
@@ -136,6 +139,7 @@ pub const RUN_KEYS: [&str; 28] = [
     "max_samples",
     "shuffle_seed",
     "max_new_tokens",
+    "stop",
     "temperature",
     "top_k",
     "top_p",
@@ -400,6 +404,11 @@ pub fn label_of(key: &str, config: &RunConfig) -> String {
             },
         },
         "subsets" => config.subsets.as_ref().map_or("all".into(), |s| s.join("+")),
+        // Stop strings hold line breaks and punctuation: a short hash names them in a folder name.
+        "stop" => match &config.stop {
+            None => "stopdefault".into(),
+            Some(stops) => format!("stop-{}", &hex(&Sha256::digest(stops.join("\u{0}").as_bytes()))[..6]),
+        },
         "few_shot" => config.few_shot.map_or("shotdefault".into(), |k| format!("{k}shot")),
         "few_shot_data" => config.few_shot_data.as_deref().map_or("shotsame".into(), |d| format!("shots-{}", stem(d))),
         "few_shot_order" => config.few_shot_order.map_or("orderdefault".into(), |o| o.name().to_string()),
@@ -635,6 +644,7 @@ mod tests {
             max_samples: Some(3),
             shuffle_seed: Some(1),
             max_new_tokens: Some(8),
+            stop: Some(vec!["\n".into()]),
             temperature: Some(0.5),
             top_k: Some(4),
             top_p: Some(0.9),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::model::{BaselineChoice, build};
+use super::model::{BaselineChoice, PublishedFigure, build};
 use super::render::{Exporter, Format, Templates, TerminalExporter, exporter};
 use super::{archive, load_runs, publish};
 
@@ -39,6 +39,10 @@ pub struct ReportArgs {
     /// report on them.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// Figures published elsewhere (model cards, papers) to show beside runner's, a YAML list of
+    /// {scenario, model, source, figure, value, differs}; each comparison of that scenario shows its own.
+    #[arg(long, value_name = "FILE")]
+    pub published: Option<PathBuf>,
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -60,7 +64,15 @@ pub fn run(args: ReportArgs) -> Result<()> {
             }
         }
     }
-    let report = build(inputs, &baseline)?;
+    let mut report = build(inputs, &baseline)?;
+    if let Some(path) = &args.published {
+        let text = std::fs::read_to_string(path).with_context(|| format!("--published {}", path.display()))?;
+        let figures: Vec<PublishedFigure> = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("--published {}: not a list of figures", path.display()))?;
+        for comparison in &mut report.comparisons {
+            comparison.published = figures.iter().filter(|f| f.scenario == comparison.scenario).cloned().collect();
+        }
+    }
     if let Some(out) = &args.publish {
         for path in publish(report, out, &templates)? {
             eprintln!("wrote {}", path.display());

@@ -99,6 +99,27 @@ pub struct Comparison {
     /// The hosts the runs come from.
     pub hosts: Vec<String>,
     pub warnings: Vec<String>,
+    /// Figures others published for this benchmark (a model card, a paper), shown beside runner's with how
+    /// their settings differ: see [`PublishedFigure`].
+    pub published: Vec<PublishedFigure>,
+}
+
+/// A figure published elsewhere for a model on a benchmark (`runner report --published FILE`): it is not
+/// runner's measurement, and the page says how its settings differ from the runs beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedFigure {
+    /// The scenario whose comparisons show it (`arc`, `mmlu`...).
+    pub scenario: String,
+    pub model: String,
+    /// Who published it and how it was made ("SmolLM2-135M-Instruct model card, lighteval, zero-shot").
+    pub source: String,
+    /// What it measures, in their words ("ARC average (Easy and Challenge)").
+    pub figure: String,
+    /// In percent, as published.
+    pub value: f64,
+    /// How its settings differ from runner's runs of the scenario.
+    pub differs: String,
 }
 
 /// A metric with its interval, pre-formatted for tables.
@@ -188,6 +209,9 @@ pub struct Row {
     pub itl_p50_ms: Option<f64>,
     pub itl_p99_ms: Option<f64>,
     pub e2e_mean_ms: Option<f64>,
+    /// Log-likelihood runs: tokens through the model per second of scoring, and samples per second.
+    pub scored: Option<Throughput>,
+    pub samples_per_s: Option<f64>,
     pub decode: Option<Throughput>,
     pub prefill: Option<Throughput>,
     pub peak_rss_bytes: Option<u64>,
@@ -421,6 +445,8 @@ fn row(input: &RunFolder) -> Row {
         itl_p50_ms: r.itl_ms.as_ref().map(|d| d.median),
         itl_p99_ms: r.itl_ms.as_ref().map(|d| d.p99),
         e2e_mean_ms: r.e2e_ms.as_ref().map(|d| d.mean),
+        scored: throughput(&r.scored_tokens_per_s),
+        samples_per_s: r.samples_per_s,
         decode: throughput(&r.decode_tokens_per_s),
         prefill: throughput(&r.prefill_tokens_per_s),
         peak_rss_bytes: r.peak_rss_bytes,
@@ -614,12 +640,14 @@ fn comparison(
         r.headline = headline.as_ref().and_then(|h| r.metrics.get(h).cloned());
     }
     let (baseline_index, baseline_rule) = choose_baseline(&rows, baseline, &id)?;
-    let base_decode = rows[baseline_index].decode.clone();
+    // Generation runs compare decode tokens/s; log-likelihood runs, which decode nothing, scored tokens/s.
+    let (base_decode, base_scored) = (rows[baseline_index].decode.clone(), rows[baseline_index].scored.clone());
     for (i, r) in rows.iter_mut().enumerate() {
         r.is_baseline = i == baseline_index;
-        r.relative = match (&r.decode, &base_decode) {
+        r.relative = match (&r.decode, &base_decode, &r.scored, &base_scored) {
             _ if i == baseline_index => Some(Relative { ratio: 1.0, error: 0.0, text: "baseline".to_string() }),
-            (Some(d), Some(b)) if b.mean > 0.0 && d.mean > 0.0 => Some(relative(d, b)),
+            (Some(d), Some(b), _, _) if b.mean > 0.0 && d.mean > 0.0 => Some(relative(d, b)),
+            (None, None, Some(d), Some(b)) if b.mean > 0.0 && d.mean > 0.0 => Some(relative(d, b)),
             _ => None,
         };
     }
@@ -644,6 +672,7 @@ fn comparison(
         charts,
         hosts,
         warnings,
+        published: Vec::new(),
     })
 }
 

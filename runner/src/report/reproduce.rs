@@ -57,6 +57,12 @@ pub fn reproduce_command(s: &RunSummary) -> String {
         flag("scenario-arg", Some(format!("{key}={value}")));
     }
     flag("max-new-tokens", Some(settings.max_new_tokens.to_string()));
+    // Stop strings the user chose (the run's configuration names them; the scenario's own go unsaid).
+    if let Some(stops) = s.config.as_ref().and_then(|c| c.get("stop")).and_then(|v| v.as_array()) {
+        for stop in stops.iter().filter_map(|v| v.as_str()) {
+            flag("stop", Some(stop.replace('\\', "\\\\").replace('\n', "\\n").replace('\t', "\\t")));
+        }
+    }
     if settings.temperature != 0.0 {
         flag("temperature", Some(settings.temperature.to_string()));
         if let Some(k) = settings.top_k {

@@ -76,6 +76,7 @@ impl Guest for Custom {
             "Your own prompts and references, with the template and metric from a task file",
         )
         .generation(task.max_new_tokens.unwrap_or(256), &stop)
+        .temperature(task.temperature)
         .metrics(declared)
         .build()
     }

@@ -49,6 +49,8 @@ pub struct Task {
     pub system: Option<String>,
     pub max_new_tokens: Option<u32>,
     pub stop: Vec<String>,
+    /// The sampling temperature the task is defined with; none is greedy (the user's flags override it).
+    pub temperature: Option<f32>,
 }
 
 impl Default for Task {
@@ -60,6 +62,7 @@ impl Default for Task {
             system: None,
             max_new_tokens: None,
             stop: Vec::new(),
+            temperature: None,
         }
     }
 }
@@ -78,7 +81,7 @@ enum TaskValue {
     List(Vec<String>),
 }
 
-const KEYS: &[&str] = &["template", "reference_field", "metric", "system", "max_new_tokens", "stop"];
+const KEYS: &[&str] = &["template", "reference_field", "metric", "system", "max_new_tokens", "stop", "temperature"];
 
 impl Task {
     /// Parses a task file; `.json` files as JSON, everything else as the YAML subset.
@@ -128,6 +131,14 @@ impl Task {
                     if task.stop.iter().any(String::is_empty) {
                         return Err(error(format!("{file_name}: a stop string is empty")));
                     }
+                }
+                "temperature" => {
+                    let raw = text()?;
+                    let temperature =
+                        raw.trim().parse::<f32>().ok().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| {
+                            error(format!("{file_name}: temperature is {raw:?}, expected a number of 0 or more"))
+                        })?;
+                    task.temperature = Some(temperature);
                 }
                 _ => unreachable!("every key in KEYS is handled"),
             }
@@ -473,11 +484,12 @@ mod tests {
 
     #[test]
     fn json_task_files_parse() {
-        let json = r#"{"template": "Q: {q}\nA:", "metric": "regex", "stop": ["\n"], "max_new_tokens": 8}"#;
+        let json =
+            r#"{"template": "Q: {q}\nA:", "metric": "regex", "stop": ["\n"], "max_new_tokens": 8, "temperature": 0.7}"#;
         let task = Task::parse("task.json", json.as_bytes()).unwrap();
         assert_eq!(task.metric, Some(MetricKind::Regex));
         assert_eq!(task.template.columns().collect::<Vec<_>>(), ["q"]);
-        assert_eq!(task.max_new_tokens, Some(8));
+        assert_eq!((task.max_new_tokens, task.temperature), (Some(8), Some(0.7)));
     }
 
     #[test]

@@ -38,6 +38,13 @@ impl MetadataBuilder {
         self
     }
 
+    /// The sampling temperature the benchmark is defined with (none: greedy); the host samples with it
+    /// unless the user chooses (`--temperature`, `--top-k`, `--top-p`).
+    pub fn temperature(mut self, temperature: Option<f32>) -> Self {
+        self.metadata.defaults.temperature = temperature;
+        self
+    }
+
     /// The metrics each score reports (see [`crate::metrics::binary`] and [`crate::metrics::mean`]).
     pub fn metrics(mut self, metrics: impl IntoIterator<Item = MetricInfo>) -> Self {
         self.metadata.metrics.extend(metrics);
