@@ -455,7 +455,10 @@ fn committed_reports_match_what_the_templates_produce() {
     copy_tree(&root.join("reports/data"), &out.join("data"));
     let inputs = runner::report::load_runs(&[out.join("data")]).unwrap();
     let templates = Templates::from_dir(root.join("templates"));
-    let written = publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &templates).unwrap();
+    let mut report = build(inputs, &BaselineChoice::Auto).unwrap();
+    // As `cargo xtask report` does: the published figures beside runner's.
+    report.attach_published(&runner::report::model::read_published(&root.join("reports/published.yaml")).unwrap());
+    let written = publish(report, &out, &templates).unwrap();
     for path in written {
         let name = path.file_name().unwrap();
         let committed = fs::read_to_string(root.join("reports").join(name)).unwrap_or_else(|_| {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::model::{BaselineChoice, PublishedFigure, build};
+use super::model::{BaselineChoice, build, read_published};
 use super::render::{Exporter, Format, Templates, TerminalExporter, exporter};
 use super::{archive, load_runs, publish};
 

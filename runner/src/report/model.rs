@@ -66,6 +66,22 @@ pub struct Report {
     pub duplicates: Vec<Duplicate>,
 }
 
+impl Report {
+    /// Shows each published figure on the comparisons of its scenario.
+    pub fn attach_published(&mut self, figures: &[PublishedFigure]) {
+        for comparison in &mut self.comparisons {
+            comparison.published = figures.iter().filter(|f| f.scenario == comparison.scenario).cloned().collect();
+        }
+    }
+}
+
+/// Reads a published-figures file (`reports/published.yaml`): a YAML list of [`PublishedFigure`]s.
+pub fn read_published(path: &Path) -> Result<Vec<PublishedFigure>, ReportError> {
+    let read_error = |message: String| ReportError::Read { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| read_error(format!("not a list of published figures: {e}")))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Duplicate {
     pub dir: String,
