@@ -66,12 +66,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     }
     let mut report = build(inputs, &baseline)?;
     if let Some(path) = &args.published {
-        let text = std::fs::read_to_string(path).with_context(|| format!("--published {}", path.display()))?;
-        let figures: Vec<PublishedFigure> = serde_yaml_ng::from_str(&text)
-            .with_context(|| format!("--published {}: not a list of figures", path.display()))?;
-        for comparison in &mut report.comparisons {
-            comparison.published = figures.iter().filter(|f| f.scenario == comparison.scenario).cloned().collect();
-        }
+        report.attach_published(&read_published(path).context("--published")?);
     }
     if let Some(out) = &args.publish {
         for path in publish(report, out, &templates)? {
