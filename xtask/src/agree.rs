@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::bench::{humantime_now, load_average, machine, round, runner_home, target_dir};
+use crate::bench::{humantime_now, load_average, machine, round, runner_home, target_dir, venv_python};
 use crate::shell::{output, repo_root, run_command, step};
 
 /// The peers, pinned where the figures depend on them: lm-eval's task machinery is 0.4.x, and torch's CPU
@@ -32,6 +32,10 @@ const PEERS: [&str; 7] =
     ["lm-eval==0.4.13", "torch", "transformers", "accelerate", "gguf", "sentencepiece", "protobuf"];
 const MODEL: &str = "SmolLM2-135M-Instruct";
 const BATCH: usize = 16;
+/// Both tools on one thread. On this 2-core machine, shared with sweeps and builds, torch's OpenMP threads
+/// spin at their barriers: at 2 threads lm-eval scored 80 ARC requests in 72 s, at 1 thread in 18 s. One
+/// thread each keeps the two wall times comparable.
+const THREADS: usize = 1;
 const TASK_LOADERS: &str = "xtask/peers/agree_tasks.py";
 const REPORT_DIR: &str = "reports/agreement";
 /// A verdict that parts on a log-likelihood gap below this is a near-tie: float32 sums in another order
@@ -89,7 +93,15 @@ const TASKS: [Task; 5] = [
         yaml: "doc_to_text: \"{{sentence}}\\nQuestion: Is this sentence positive or negative?\\nAnswer:\"\n\
                doc_to_target: label\ndoc_to_choice: [\"negative\", \"positive\"]\nmetric_list:\n  - metric: acc\n",
     },
-    Task { name: "mmlu", scenario: "mmlu", data: "mmlu/test", few_shot: 0, metrics: ACC, loader: "mmlu", yaml: MMLU_YAML },
+    Task {
+        name: "mmlu",
+        scenario: "mmlu",
+        data: "mmlu/test",
+        few_shot: 0,
+        metrics: ACC,
+        loader: "mmlu",
+        yaml: MMLU_YAML,
+    },
     Task {
         name: "mmlu_5shot",
         scenario: "mmlu",
@@ -163,10 +175,7 @@ fn work_dir() -> PathBuf {
 
 /// The Python with lm-eval: `RUNNER_AGREE_PYTHON`, else the virtual environment `--install-peers` makes.
 fn peers_python() -> PathBuf {
-    std::env::var_os("RUNNER_AGREE_PYTHON")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("agree-venv/bin/python"))
+    venv_python("RUNNER_AGREE_PYTHON", "agree-venv")
 }
 
 fn install_peers() -> Result<()> {
@@ -320,7 +329,9 @@ fn run_lm_eval(task: &Task, names: &[String], include: &Path, limit: Option<usiz
         .arg(out)
         // Nothing to fetch: the weights and files are local, and the machine reaches no hub.
         .env("HF_HUB_OFFLINE", "1")
-        .env("HF_DATASETS_OFFLINE", "1");
+        .env("HF_DATASETS_OFFLINE", "1")
+        .env("OMP_NUM_THREADS", THREADS.to_string())
+        .env("MKL_NUM_THREADS", THREADS.to_string());
     // MMLU's selection is already the first N of each subject's file.
     if let Some(limit) = limit.filter(|_| task.loader != "mmlu") {
         cmd.args(["--limit", &limit.to_string()]);
@@ -335,7 +346,8 @@ fn run_runner(bin: &Path, task: &Task, data: &Path, limit: Option<usize>, out: &
     let mut cmd = Command::new(bin.join("runner"));
     cmd.arg("exec").arg(bin.join(format!("{}.wasm", task.scenario)));
     cmd.args(["--precision", "fp32", "--scoring", "loglikelihood", "--no-progress"]).arg("--data").arg(data);
-    cmd.args(["--few-shot", &task.few_shot.to_string(), "--batch-size", &BATCH.to_string()]).arg("--out").arg(out);
+    cmd.args(["--few-shot", &task.few_shot.to_string(), "--batch-size", &BATCH.to_string()]);
+    cmd.args(["--threads", &THREADS.to_string()]).arg("--out").arg(out);
     if let Some(limit) = limit.filter(|_| task.loader != "mmlu") {
         cmd.args(["--max-samples", &limit.to_string()]);
     }
@@ -549,7 +561,8 @@ fn compare(task: &Task, ours: &BTreeMap<Key, Answer>, theirs: &BTreeMap<Key, Ans
                 agree += 1;
                 continue;
             }
-            let (sa, sb) = if *metric == "accuracy_norm" { (per_char(a), per_char(b)) } else { (a.lls.clone(), b.lls.clone()) };
+            let (sa, sb) =
+                if *metric == "accuracy_norm" { (per_char(a), per_char(b)) } else { (a.lls.clone(), b.lls.clone()) };
             let gap = top_gap(&sa).min(top_gap(&sb));
             disagreements.push(json!({
                 "id": a.id, "runner_lls": a.lls.iter().map(|v| round(*v, 5)).collect::<Vec<_>>(),
@@ -667,7 +680,8 @@ fn render(page: &Value, findings: Option<&str>) -> String {
         let _ = writeln!(
             md,
             "Peers: {}. Machine: {}, {} logical cores, shared with other work (the load average at each task's \
-             start and end is in results.json). Both tools at batch {BATCH}, 0-shot unless the task says.\n",
+             start and end is in results.json). Both tools at batch {BATCH} on {THREADS} thread, 0-shot unless the \
+             task says.\n",
             list.join(", "),
             page["machine"]["cpu"].as_str().unwrap_or("?"),
             page["machine"]["logical_cores"]
@@ -724,11 +738,20 @@ fn render(page: &Value, findings: Option<&str>) -> String {
     for (name, task) in ordered {
         for metric in task["metrics"].as_array().into_iter().flatten() {
             let list = metric["disagreements"].as_array().cloned().unwrap_or_default();
-            let _ = writeln!(md, "### {name}, `{}`: {} of {}\n", metric["lm_eval"].as_str().unwrap_or("?"), list.len(), task["questions"]);
+            let _ = writeln!(
+                md,
+                "### {name}, `{}`: {} of {}\n",
+                metric["lm_eval"].as_str().unwrap_or("?"),
+                list.len(),
+                task["questions"]
+            );
             if list.is_empty() {
                 continue;
             }
-            let _ = writeln!(md, "| id | runner log-likelihoods | lm-eval log-likelihoods | picks (runner, lm-eval) | gap | near-tie |");
+            let _ = writeln!(
+                md,
+                "| id | runner log-likelihoods | lm-eval log-likelihoods | picks (runner, lm-eval) | gap | near-tie |"
+            );
             let _ = writeln!(md, "|---|---|---|---|---:|---|");
             for d in &list {
                 let lls = |v: &Value| {

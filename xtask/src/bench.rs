@@ -94,10 +94,16 @@ pub(crate) fn runner_home() -> PathBuf {
 /// The Python that runs the peers: `RUNNER_PEERS_PYTHON` (an environment that already has them), else the
 /// virtual environment `--install-peers` makes under the target folder.
 fn peers_python() -> PathBuf {
-    std::env::var_os("RUNNER_PEERS_PYTHON")
+    venv_python("RUNNER_PEERS_PYTHON", "peers-venv")
+}
+
+/// A peer environment's Python: the one the variable `var` names, else `bin/python` of the virtual
+/// environment `venv` under the target folder.
+pub(crate) fn venv_python(var: &str, venv: &str) -> PathBuf {
+    std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("peers-venv/bin/python"))
+        .unwrap_or_else(|| target_dir().join(venv).join("bin/python"))
 }
 
 fn install_peers() -> Result<()> {
