@@ -647,7 +647,19 @@ fn run_task(bin: &Path, task: &Task, limit: Option<usize>) -> Result<Value> {
     result["runner_wall_s"] = json!(round(runner_s, 1));
     result["lm_eval_wall_s"] = json!(round(lm_eval_s, 1));
     result["load_average"] = json!([load_before, load_average()]);
+    // Inputs named by what they are, never by this machine's paths (issue 13).
+    result["data"] = json!(task.data);
+    result["data_sha256"] = json!(sha256(&datasets_dir().join(task.data)));
+    result["runner_version"] =
+        json!(output(Command::new(bin.join("runner")).arg("--version")).ok().map(|v| v.trim().to_string()));
     Ok(result)
+}
+
+/// The file's sha256; for MMLU's folder, that of its `SHA256SUMS` beside it (which lists every CSV's).
+fn sha256(path: &Path) -> Option<String> {
+    let file = if path.is_dir() { path.with_file_name("SHA256SUMS") } else { path.to_path_buf() };
+    let text = output(Command::new("sha256sum").arg(&file)).ok()?;
+    text.split_whitespace().next().map(str::to_string)
 }
 
 fn pct(x: f64) -> String {
@@ -728,6 +740,23 @@ fn render(page: &Value, findings: Option<&str>) -> String {
          model loading). Accuracies are over the questions listed (MMLU: every question counts once, not the \
          subject average).\n"
     );
+    let _ = writeln!(md, "Reproduce (the files from `../shared/datasets`, named here by sha256):\n");
+    for (name, task) in ordered.clone() {
+        let limit = task["limit"].as_u64().map_or(String::new(), |l| format!(" --limit {l}"));
+        let _ = writeln!(
+            md,
+            "- `cargo xtask agree --install-peers --tasks {name}{limit}`: `{}` (sha256 {}{}), {}",
+            task["data"].as_str().unwrap_or("?"),
+            task["data_sha256"].as_str().unwrap_or("?"),
+            if task["data"].as_str().is_some_and(|d| d.ends_with("/test")) {
+                " of the folder's SHA256SUMS"
+            } else {
+                ""
+            },
+            task["runner_version"].as_str().unwrap_or("runner ?")
+        );
+    }
+    let _ = writeln!(md);
     let _ = writeln!(md, "## Disagreements\n");
     let _ = writeln!(
         md,
