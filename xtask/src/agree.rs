@@ -777,6 +777,11 @@ fn render(page: &Value, findings: Option<&str>) -> String {
             if list.is_empty() {
                 continue;
             }
+            // A long list (a task the two define differently) folds away so the page stays readable.
+            let folded = list.len() > 20;
+            if folded {
+                let _ = writeln!(md, "<details><summary>{} questions</summary>\n", list.len());
+            }
             let _ = writeln!(
                 md,
                 "| id | runner log-likelihoods | lm-eval log-likelihoods | picks (runner, lm-eval) | gap | near-tie |"
@@ -802,6 +807,9 @@ fn render(page: &Value, findings: Option<&str>) -> String {
                     d["gap"].as_f64().unwrap_or(0.0),
                     if d["near_tie"].as_bool() == Some(true) { "yes" } else { "**no**" }
                 );
+            }
+            if folded {
+                let _ = writeln!(md, "\n</details>");
             }
             let _ = writeln!(md);
         }
