@@ -75,12 +75,12 @@ impl BenchOptions {
     }
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// runner's data folder, found as runner's `paths` module finds it.
-fn runner_home() -> PathBuf {
+pub(crate) fn runner_home() -> PathBuf {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(home) = var("RUNNER_HOME") {
         return home;
@@ -94,10 +94,16 @@ fn runner_home() -> PathBuf {
 /// The Python that runs the peers: `RUNNER_PEERS_PYTHON` (an environment that already has them), else the
 /// virtual environment `--install-peers` makes under the target folder.
 fn peers_python() -> PathBuf {
-    std::env::var_os("RUNNER_PEERS_PYTHON")
+    venv_python("RUNNER_PEERS_PYTHON", "peers-venv")
+}
+
+/// A peer environment's Python: the one the variable `var` names, else `bin/python` of the virtual
+/// environment `venv` under the target folder.
+pub(crate) fn venv_python(var: &str, venv: &str) -> PathBuf {
+    std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("peers-venv/bin/python"))
+        .unwrap_or_else(|| target_dir().join(venv).join("bin/python"))
 }
 
 fn install_peers() -> Result<()> {
@@ -147,12 +153,12 @@ fn spread(values: &[f64]) -> Value {
     json!({"median": round(median, 2), "min": round(sorted[0], 2), "max": round(sorted[n - 1], 2), "n": n})
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
 }
 
-fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
@@ -393,14 +399,14 @@ fn model_bytes(model: &Path) -> u64 {
         .sum()
 }
 
-fn humantime_now() -> String {
+pub(crate) fn humantime_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     output(Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%d %H:%M UTC"]))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| secs.to_string())
 }
 
-fn machine(cores: usize) -> Value {
+pub(crate) fn machine(cores: usize) -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?");
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();

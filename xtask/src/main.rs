@@ -3,10 +3,12 @@
 //! - `setup`: everything a fresh machine lacks to run the main job, idempotent.
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
+//! - `agree`: runner against the lm-evaluation-harness question by question, written to `reports/agreement/`.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 //! - `report`: renders the published reports under `reports/` from `reports/data/`.
 //! - `slurm`: the documented Slurm array job on a one-node cluster on localhost, checked against one process.
 
+mod agree;
 mod bandwidth;
 mod bench;
 mod ci;
@@ -27,6 +29,10 @@ tasks:
   bench [--install-peers] [--quick] [--rounds R] [--render-only]
                   runner against onnxruntime-genai and llama.cpp (installed from PyPI into the target
                   folder with --install-peers), interleaved; writes reports/speed/README.md
+  agree [--install-peers] [--limit N] [--tasks arc_easy,openbookqa,sst2,mmlu,mmlu_5shot] [--render-only]
+                  runner and the lm-evaluation-harness (installed from PyPI into the target folder with
+                  --install-peers) on the same fp32 weights and questions, compared question by question;
+                  writes reports/agreement/README.md
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes
@@ -50,6 +56,7 @@ fn run() -> Result<()> {
         Some("setup") => setup::run(&setup::SetupOptions::parse(flags)?),
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
+        Some("agree") => agree::run(&agree::AgreeOptions::parse(flags)?),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("report") => report::run(flags),
         Some("slurm") => slurm::run(),
