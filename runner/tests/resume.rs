@@ -323,7 +323,6 @@ fn sigkill_at_random_moments_and_resume_gives_the_uninterrupted_results() {
 /// complete lines left, a summary of exactly what was written, and `--resume` completes the run.
 #[test]
 fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_it() {
-    const REPEAT: usize = 4;
     let reference = reference();
     let jsonl = fs::metadata(reference.out.join(SAMPLES_FILE)).unwrap().len();
     let largest_other = [SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, SAMPLES_CSV_FILE]
@@ -332,11 +331,14 @@ fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_i
         .max()
         .unwrap();
     // Room for the summary, the CSV and what wasmtime writes to instantiate a component (its memory image
-    // goes to a memfd, which the limit covers too), not for all the samples.
-    let limit = (96u64 << 10).max(2 * REPEAT as u64 * largest_other);
-    let expected = REPEAT as u64 * jsonl;
+    // goes to a memfd, which the limit covers too: the component's size bounds it), not for all the samples.
+    let component = fs::metadata(scenario_artifacts::GSM8K).unwrap().len();
+    let limit = (96u64 << 10).max(8 * largest_other).max(component + (64 << 10));
+    // Enough passes over the samples that samples.jsonl outgrows the limit by half again.
+    let repeats = usize::try_from((limit + limit / 2) / jsonl + 2).unwrap();
+    let expected = repeats as u64 * jsonl;
     assert!(expected > limit + limit / 2, "the run's samples.jsonl ({expected} B) must outgrow the limit ({limit} B)");
-    let repeat = REPEAT.to_string();
+    let repeat = repeats.to_string();
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
@@ -359,7 +361,7 @@ fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_i
     assert!(!status.status.success(), "the run must fail when its results cannot be written:\n{text}");
     assert!(text.contains("samples.jsonl") && text.contains("File too large"), "the error names the file:\n{text}");
     let kept = assert_only_complete_lines(&out);
-    assert!(kept > 0 && kept < SAMPLES * REPEAT, "{kept} samples kept");
+    assert!(kept > 0 && kept < SAMPLES * repeats, "{kept} samples kept");
     assert!(fs::metadata(out.join(SAMPLES_FILE)).unwrap().len() <= limit);
     let summary = read_summary(&out);
     assert_eq!(summary.status, RunStatus::Aborted);
@@ -369,7 +371,7 @@ fn a_full_disk_stops_the_run_with_every_complete_line_kept_and_resume_finishes_i
     let (status, text) = run(exec(&out).args(["--resume", "--repeat", &repeat]));
     assert!(status.status.success(), "{text}");
     let records = read_samples(&out).unwrap();
-    assert_complete_without_duplicates(&records, SAMPLES, REPEAT);
+    assert_complete_without_duplicates(&records, SAMPLES, repeats);
     let first: Vec<SampleRecord> = records.iter().filter(|r| r.repetition == 0).cloned().collect();
     assert_eq!(results_of(&first), results_of(&reference.records));
     for record in &records {
