@@ -290,3 +290,42 @@ fn a_scenarios_temperature_is_the_default_and_the_users_wins() {
     assert_eq!(run("declared", &[]).settings.temperature, 0.7);
     assert_eq!(run("user", &["--temperature", "0"]).settings.temperature, 0.0);
 }
+
+/// `--batch-size` in a log-likelihood run scores its questions together (contexts of every length, answers
+/// of several tokens: ARC's embedded sample) and records, per question, what one-at-a-time scoring records:
+/// the same choices and log-likelihoods, and the run's log-likelihood speed.
+#[test]
+fn a_batched_log_likelihood_run_scores_each_question_as_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, batch: &str| -> (Vec<runner::results::SampleRecord>, RunSummary) {
+        let results = dir.path().join(name);
+        let out = runner()
+            .arg("exec")
+            .arg(scenario_artifacts::ARC)
+            .arg("--model")
+            .arg(tiny_model())
+            .args(["--no-progress", "--scoring", "loglikelihood", "--batch-size", batch, "--out"])
+            .arg(&results)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let summary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        let mut records = read_samples(&results).unwrap();
+        records.sort_by_key(|r| r.index);
+        (records, summary)
+    };
+    let (single, _) = run("one", "1");
+    let (batched, summary) = run("three", "3");
+    assert_eq!(single.len(), 8);
+    for (a, b) in single.iter().zip(&batched) {
+        assert_eq!((&a.id, a.status, a.prompt_tokens), (&b.id, b.status, b.prompt_tokens));
+        let (a, b) = (a.choices.as_ref().unwrap(), b.choices.as_ref().unwrap());
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!((&x.text, x.tokens), (&y.text, y.tokens));
+            assert!((x.logprob - y.logprob).abs() < 2e-3, "{} alone, {} batched", x.logprob, y.logprob);
+        }
+    }
+    assert!(summary.results.samples_per_s.is_some_and(|r| r > 0.0));
+    assert!(summary.results.scored_tokens_per_s.is_some());
+}

@@ -269,14 +269,7 @@ pub(super) fn run_batch(
             .collect();
     }
     probes.peak_scope = Some(memory::reset_peak());
-    let mut finished: Vec<SampleRecord> = Vec::new();
-    let mut waiting: Vec<(PromptedSample, &Sample)> = Vec::new();
-    for (index, sample, examples) in samples {
-        match prompt_sample(*index, sample, examples, ready, probes) {
-            Prompted::Ready(prompted) => waiting.push((prompted, sample)),
-            Prompted::Failed(record) => finished.push(record),
-        }
-    }
+    let (mut finished, waiting) = prompt_batch(samples, ready, probes);
     let prompts: Vec<Prompt> = waiting.iter().map(|(p, _)| p.model_prompt.clone()).collect();
     let each_settings: Vec<GenerationSettings> =
         waiting.iter().map(|(p, _)| p.settings(settings, probes.request_budgets)).collect();
@@ -309,6 +302,24 @@ pub(super) fn run_batch(
     finished
 }
 
+/// Asks the scenario for every prompt of a batch: the samples waiting for the model, and the finished
+/// records of those whose prompt failed.
+fn prompt_batch<'s>(
+    samples: &'s [(usize, &Sample, Vec<Sample>)],
+    ready: &mut ReadyScenario,
+    probes: &mut SampleProbes,
+) -> (Vec<SampleRecord>, Vec<(PromptedSample, &'s Sample)>) {
+    let mut finished = Vec::new();
+    let mut waiting = Vec::new();
+    for (index, sample, examples) in samples {
+        match prompt_sample(*index, sample, examples, ready, probes) {
+            Prompted::Ready(prompted) => waiting.push((prompted, *sample)),
+            Prompted::Failed(record) => finished.push(record),
+        }
+    }
+    (finished, waiting)
+}
+
 /// [`run_batch`] for log-likelihood samples.
 fn run_loglikelihood_batch(
     samples: &[(usize, &Sample, Vec<Sample>)],
@@ -317,14 +328,7 @@ fn run_loglikelihood_batch(
     probes: &mut SampleProbes,
 ) -> Vec<SampleRecord> {
     probes.peak_scope = Some(memory::reset_peak());
-    let mut finished: Vec<SampleRecord> = Vec::new();
-    let mut waiting: Vec<(PromptedSample, &Sample)> = Vec::new();
-    for (index, sample, examples) in samples {
-        match prompt_sample(*index, sample, examples, ready, probes) {
-            Prompted::Ready(prompted) => waiting.push((prompted, sample)),
-            Prompted::Failed(record) => finished.push(record),
-        }
-    }
+    let (mut finished, waiting) = prompt_batch(samples, ready, probes);
     let started = Instant::now();
     let rendered: Result<Vec<(String, Vec<String>)>, String> = waiting
         .iter()
