@@ -445,17 +445,18 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
 
     let batch_size = opts.batch_size.max(1);
     let few_shot_count = ready.few_shot;
+    // A sample's few-shot examples, as positions in the pool: never the sample itself when the pool is the
+    // evaluated dataset.
+    let examples_of = |sample_index: usize| -> Vec<usize> {
+        let own = dataset.few_shot.is_none().then_some(sample_index);
+        few_shot.examples(&dataset.samples[sample_index], own, few_shot_count)
+    };
     let prepare_batch = |chunk: &[(usize, usize)]| -> Vec<(usize, &Sample, Vec<Sample>)> {
         chunk
             .iter()
             .map(|&(index, sample_index)| {
-                let sample = &dataset.samples[sample_index];
-                let own = dataset.few_shot.is_none().then_some(sample_index);
-                let examples: Vec<Sample> = few_shot
-                    .examples(sample, own, few_shot_count)
-                    .into_iter()
-                    .map(|i| few_shot_pool[i].clone())
-                    .collect();
+                let examples: Vec<Sample> =
+                    examples_of(sample_index).into_iter().map(|i| few_shot_pool[i].clone()).collect();
                 (index, &dataset.samples[sample_index], examples)
             })
             .collect()
@@ -495,11 +496,9 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     // lengths computes several times the tokens it scores. Records keep their selection order (`index`).
     let by_length = ready.scoring == ScoringMode::Loglikelihood && batch_size > 1;
     let prompt_size = |sample_index: usize| -> usize {
-        let sample = &dataset.samples[sample_index];
-        let own = dataset.few_shot.is_none().then_some(sample_index);
         let text = |s: &Sample| s.fields.iter().map(|f| f.value.len()).sum::<usize>();
-        text(sample)
-            + few_shot.examples(sample, own, few_shot_count).into_iter().map(|i| text(&few_shot_pool[i])).sum::<usize>()
+        text(&dataset.samples[sample_index])
+            + examples_of(sample_index).into_iter().map(|i| text(&few_shot_pool[i])).sum::<usize>()
     };
     let work: Vec<Vec<(usize, usize)>> = (0..repeat)
         .map(|repetition| {
