@@ -172,15 +172,13 @@ pub fn inline_choices(row: &Row<'_>, field: &str) -> Result<Choices, DatasetErro
     Ok(choices)
 }
 
-/// A multiple-choice sample's fields: `question`, then one field per choice named by its letter ("A", "B"...).
+/// A multiple-choice sample's fields: `question` (trimmed, as lm-eval's `question.strip()`), then one field
+/// per choice named by its letter ("A", "B"...), its text as the file gives it: lm-eval writes choices
+/// untrimmed, and MMLU's files have choices ending in a space, so trimming them changed those prompts.
 pub fn sample_fields(question: &str, choices: &[String]) -> Vec<Field> {
     let mut fields = vec![Field { name: "question".to_string(), value: question.trim().to_string() }];
-    fields.extend(
-        choices
-            .iter()
-            .enumerate()
-            .map(|(i, text)| Field { name: letter(i).to_string(), value: text.trim().to_string() }),
-    );
+    fields
+        .extend(choices.iter().enumerate().map(|(i, text)| Field { name: letter(i).to_string(), value: text.clone() }));
     fields
 }
 
@@ -265,12 +263,12 @@ pub fn few_shot_prompt(
     Ok(text)
 }
 
-/// The choices as lettered lines: "A. first\nB. second".
+/// The choices as lettered lines: "A. first\nB. second", each text as it is (see [`sample_fields`]).
 pub fn lettered<S: AsRef<str>>(choices: &[S]) -> String {
     choices
         .iter()
         .enumerate()
-        .map(|(i, text)| format!("{}. {}", letter(i), text.as_ref().trim()))
+        .map(|(i, text)| format!("{}. {}", letter(i), text.as_ref()))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -2,12 +2,19 @@
 //! stanfordnlp/sst2 (`idx`, `sentence`, `label` 0 = negative, 1 = positive) and GLUE's TSV (`sentence`,
 //! `label`). Scored by generation, where a verbose answer ("The sentiment is positive.") is mapped to its
 //! label through synonyms, or by the log-likelihood of the continuations " positive" and " negative".
+//!
+//! Log-likelihood scoring is the lm-evaluation-harness's `sst2` task (GLUE): the plain-text prompt
+//! "{sentence}\nQuestion: Is this sentence positive or negative?\nAnswer:", the sentence exactly as the file
+//! gives it (GLUE's sentences end in a space, and lm-eval keeps it), few-shot examples answered with their
+//! label and separated by a blank line. Generation asks in a chat, with the sentence trimmed.
 
 use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
+use runner_scenario_sdk::multiple_choice::few_shot_prompt;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
-    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, ScoringModes, label::Labels, metrics, records,
+    ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, label::Labels,
+    metrics, records,
 };
 
 /// Ten sentences in SST-2's format, written for runner (not taken from SST-2), used without --data.
@@ -19,6 +26,9 @@ const INSTRUCTION: &str = "Is the sentiment of the following movie review senten
 
 const TURNS: UserTurns = UserTurns { instruction: INSTRUCTION, label: "Sentence", field: "sentence" };
 
+/// lm-eval's `sst2` prompt after the sentence.
+const LIKELIHOOD_QUESTION: &str = "\nQuestion: Is this sentence positive or negative?\nAnswer:";
+
 /// The labels in the dataset's order (label 0, label 1) and the continuations compared by log-likelihood.
 const LABELS: [&str; 2] = ["negative", "positive"];
 const CHOICES: [&str; 2] = [" negative", " positive"];
@@ -29,6 +39,11 @@ fn labels() -> Labels {
         ("negative", &["neg", "bad", "unfavorable", "unfavourable", "critical", "criticism", "poor"]),
     ])
 }
+
+runner_scenario_sdk::config_cell!(
+    /// The run's scoring mode, decided by `configure`.
+    static MODE: ScoringMode = ScoringMode::Generate
+);
 
 pub struct Sst2;
 
@@ -51,7 +66,9 @@ impl Guest for Sst2 {
     }
 
     fn configure(options: Options) -> Result<(), ConfigError> {
-        sdk::config::check(&options, &Self::describe(), &[]).map(drop)
+        sdk::config::check(&options, &Self::describe(), &[])?;
+        MODE.set(options.scoring_mode);
+        Ok(())
     }
 
     fn embedded_dataset() -> Option<EmbeddedDataset> {
@@ -60,7 +77,8 @@ impl Guest for Sst2 {
 
     fn parse_dataset(info: DatasetInfo, input: DatasetInput) -> Result<Vec<Sample>, DatasetError> {
         records::samples(&info, input, |row| {
-            let sentence = row.str("sentence")?.trim().to_string();
+            // Kept as the file has it: lm-eval's prompt keeps GLUE's trailing space.
+            let sentence = row.str("sentence")?.to_string();
             let label = match row.int("label")? {
                 0 => LABELS[0],
                 1 => LABELS[1],
@@ -84,12 +102,21 @@ impl Guest for Sst2 {
     }
 
     fn build_prompt(sample: Sample, examples: Vec<Sample>) -> Result<Request, String> {
-        let messages = few_shot_chat(&TURNS, &sample, &examples, |example| Ok(example.reference.clone()))?;
-        Ok(Request {
-            prompt: Prompt::Chat(messages),
-            choices: CHOICES.iter().map(|c| c.to_string()).collect(),
-            max_new_tokens: None,
-        })
+        let label = |example: &Sample| Ok(example.reference.clone());
+        let prompt = match MODE.get() {
+            ScoringMode::Loglikelihood => Prompt::Text(few_shot_prompt(
+                &sample,
+                &examples,
+                |s| Ok(format!("{}{LIKELIHOOD_QUESTION}", sentence(s)?)),
+                label,
+            )?),
+            ScoringMode::Generate => {
+                let trimmed: Vec<Sample> = examples.iter().chain([&sample]).map(trimmed_sentence).collect();
+                let (sample, examples) = trimmed.split_last().expect("the sample is there");
+                Prompt::Chat(few_shot_chat(&TURNS, sample, examples, label)?)
+            }
+        };
+        Ok(Request { prompt, choices: CHOICES.iter().map(|c| c.to_string()).collect(), max_new_tokens: None })
     }
 
     fn score(sample: Sample, output: ModelOutput) -> Result<Score, String> {
@@ -112,6 +139,23 @@ impl Guest for Sst2 {
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
         Ok(Vec::new())
     }
+}
+
+/// The sample's sentence as the file gives it.
+fn sentence(sample: &Sample) -> Result<&str, String> {
+    sample
+        .fields
+        .iter()
+        .find(|f| f.name == "sentence")
+        .map(|f| f.value.as_str())
+        .ok_or_else(|| format!("sample {} has no `sentence` field", sample.id))
+}
+
+/// The sample with its sentence trimmed: a chat shows no trailing space.
+fn trimmed_sentence(sample: &Sample) -> Sample {
+    let mut sample = sample.clone();
+    sample.fields.iter_mut().filter(|f| f.name == "sentence").for_each(|f| f.value = f.value.trim().to_string());
+    sample
 }
 
 sdk::export_scenario!(Sst2);
@@ -164,6 +208,25 @@ mod tests {
         // samples[0] is positive.
         assert_eq!(metric(&harness.score_choices(&samples[0], &[-3.0, -1.0]), "accuracy"), 1.0);
         assert_eq!(metric(&harness.score_choices(&samples[0], &[-1.0, -3.0]), "accuracy"), 0.0);
+    }
+
+    #[test]
+    fn loglikelihood_prompts_are_lm_evals_sst2_text_with_the_sentence_as_the_file_has_it() {
+        let harness = Harness::<Sst2>::configured(|o| {
+            o.scoring_mode = ScoringMode::Loglikelihood;
+            o.few_shot = Some(1);
+        })
+        .unwrap();
+        let glue = harness.parse("dev.tsv", b"sentence\tlabel\nit 's fine . \t1\nawful \t0\n").unwrap();
+        let request = harness.request(&glue, 1);
+        let Prompt::Text(text) = request.prompt else { panic!("a log-likelihood prompt is plain text") };
+        let question = "\nQuestion: Is this sentence positive or negative?\nAnswer:";
+        assert_eq!(text, format!("it 's fine . {question} positive\n\nawful {question}"));
+        assert_eq!(request.choices, [" negative", " positive"]);
+        // Generation still asks in a chat, with the trailing space gone.
+        let generate = Harness::<Sst2>::new();
+        let Prompt::Chat(messages) = generate.request(&glue, 0).prompt else { panic!("chat") };
+        assert!(messages[0].content.ends_with("Sentence: it 's fine ."), "{}", messages[0].content);
     }
 
     #[test]
