@@ -160,6 +160,9 @@ pub struct Dataset {
     pub samples: Vec<Sample>,
     /// The split few-shot examples come from, when it is not the evaluated dataset itself.
     pub few_shot: Option<FewShotSplit>,
+    /// What the scenario warned about while parsing (a flawed row it read as the reference harness does),
+    /// few-shot split included: recorded in the results beside the dataset.
+    pub warnings: Vec<String>,
 }
 
 /// A dataset read only for its few-shot examples (MMLU's dev files).
@@ -224,7 +227,10 @@ pub fn load_dataset(
     if split.is_some() && matches!(data, Some(DataSource::File(_))) {
         tracing::warn!("--split applies to Hugging Face datasets; ignored for a local file");
     }
+    // Only what parsing these files provokes is the dataset's.
+    drop(ready.scenario.take_warnings());
     let samples = parse_files(ready, source, &loaded)?;
+    let mut warnings = ready.scenario.take_warnings();
     if samples.is_empty() {
         bail!("dataset {} holds no samples{}", loaded.label, selection_note(&ready.options.subsets));
     }
@@ -241,11 +247,12 @@ pub fn load_dataset(
             if samples.is_empty() {
                 bail!("--few-shot-data {}: holds no samples{}", files.label, selection_note(&ready.options.subsets));
             }
+            warnings.extend(ready.scenario.take_warnings().into_iter().map(|w| format!("few-shot data: {w}")));
             Some(FewShotSplit { label: files.label, hash: files.hash, samples, found_beside_data })
         }
         _ => None,
     };
-    Ok(Dataset { source, label: loaded.label, hash: loaded.hash, samples, few_shot })
+    Ok(Dataset { source, label: loaded.label, hash: loaded.hash, samples, few_shot, warnings })
 }
 
 fn selection_note(subsets: &[String]) -> String {

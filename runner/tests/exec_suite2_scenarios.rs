@@ -106,6 +106,46 @@ fn mmlu_pro_runs_its_embedded_sample() {
     exec_embedded(scenario_artifacts::MMLU_PRO, 2, "accuracy", &["--few-shot", "0"]);
 }
 
+/// MMLU-Pro's public test file has one row whose `answer_index` disagrees with `answer`: the run keeps it,
+/// scored against `answer` as lm-eval's mmlu_pro is, and records the scenario's warning in the results.
+#[test]
+fn a_flawed_mmlu_pro_row_is_kept_and_recorded_in_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("test.jsonl");
+    let row = |id: u32, answer: &str, index: u32| {
+        format!(
+            "{{\"question_id\": {id}, \"question\": \"Question {id}?\", \"options\": [\"a\", \"b\", \"c\", \"d\"], \
+             \"answer\": \"{answer}\", \"answer_index\": {index}, \"category\": \"math\"}}\n"
+        )
+    };
+    std::fs::write(&data, [row(10, "A", 0), row(11, "C", 1), row(12, "D", 3)].concat()).unwrap();
+    let results = dir.path().join("run");
+    let out = runner()
+        .arg("exec")
+        .arg(scenario_artifacts::MMLU_PRO)
+        .arg("--model")
+        .arg(tiny_model())
+        .arg("--data")
+        .arg(&data)
+        .args(["--no-progress", "--scoring", "loglikelihood", "--few-shot", "0", "--out"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    assert_eq!(summary.dataset.total, 3, "the flawed row is not dropped");
+    let warnings = &summary.dataset.warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("record 2") && warnings[0].contains("question_id 11"), "{warnings:?}");
+    let records = read_samples(&results).unwrap();
+    let flawed = records.iter().find(|r| r.id == "11").expect("the flawed row ran");
+    assert_eq!(flawed.reference, "C", "scored against `answer`");
+    assert!(stdout.contains("dataset warnings") && stdout.contains("question_id 11"), "{stdout}");
+    let markdown = std::fs::read_to_string(results.join("summary.md")).unwrap();
+    assert!(markdown.contains("| dataset warnings |"), "{markdown}");
+}
+
 #[test]
 fn arc_runs_both_subsets_and_aggregates_them() {
     // The embedded sample's first four questions are easy, the last four challenge: all eight cover both.

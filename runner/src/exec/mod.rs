@@ -366,6 +366,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
                 hash: split.hash.clone(),
                 total: split.samples.len(),
             }),
+            warnings: dataset.warnings.clone(),
         },
         model: ModelRecord {
             dir: model_dir.display().to_string(),

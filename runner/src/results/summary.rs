@@ -56,6 +56,10 @@ pub struct DatasetRecord {
     /// The split few-shot examples came from, when it was not this dataset (MMLU's dev files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub few_shot_source: Option<FewShotSourceRecord>,
+    /// What the scenario warned about while reading the data: flawed rows it read the way the reference
+    /// harness does (MMLU-Pro's row whose `answer` and `answer_index` disagree), each naming its row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A few-shot split a run read for its examples.

@@ -83,6 +83,9 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         "dataset",
         &format!("{} — {} of {} samples", summary.dataset.label, summary.dataset.selected, summary.dataset.total),
     ]);
+    if let Some(warnings) = dataset_warnings_line(summary) {
+        header.add_row(vec!["dataset warnings", &warnings]);
+    }
     header.add_row(vec!["model", &format!("{model_name} [{precision}] ({})", summary.model.hash)]);
     if let Some(shape) = describe_architecture(summary) {
         header.add_row(vec!["architecture", &shape]);
@@ -264,6 +267,17 @@ pub fn background_cpu_line(summary: &RunSummary) -> Option<String> {
     ))
 }
 
+/// The scenario's warnings about the data in one line (how many, the first), when it gave any: a flawed row
+/// read as the reference harness reads it must show beside the accuracy it went into.
+pub fn dataset_warnings_line(summary: &RunSummary) -> Option<String> {
+    let warnings = &summary.dataset.warnings;
+    let first = warnings.first()?;
+    Some(match warnings.len() {
+        1 => first.clone(),
+        n => format!("{n}, the first: {first} (all in summary.json, dataset.warnings)"),
+    })
+}
+
 /// The adapter against its base run in one line, for adapter runs compared with their base.
 pub fn adapter_line(summary: &RunSummary) -> Option<String> {
     let comparison = summary.adapter_comparison.as_ref()?;
@@ -345,6 +359,7 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
         reasoning => reasoning_line(summary),
         background_cpu => background_cpu_line(summary),
         adapter => adapter_line(summary),
+        dataset_warnings => dataset_warnings_line(summary),
     })?;
     Ok(text)
 }

@@ -137,6 +137,8 @@ pub struct Scenario {
     options: Option<Options>,
     /// None after a failed call: the next call starts a fresh instance.
     instance: Option<Instance>,
+    /// Warnings the guest logged, until [`Scenario::take_warnings`] takes them.
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -210,6 +212,7 @@ impl Scenario {
             pre,
             options: None,
             instance: Some(instance),
+            warnings: Vec::new(),
         })
     }
 
@@ -257,6 +260,11 @@ impl Scenario {
         })?;
         self.metadata = metadata;
         Ok(())
+    }
+
+    /// The warnings the guest logged since the last call of this (`log` at level warn), oldest first.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// The dataset the scenario carries, used when the user gives none.
@@ -350,6 +358,7 @@ impl Scenario {
     ) -> Result<R, ScenarioError> {
         let mut instance = self.take_instance()?;
         let result = instance.call(function, self.limits, call);
+        self.warnings.append(&mut instance.store.data_mut().warnings);
         if result.is_ok() && !instance.store.data().stderr_filling() {
             self.instance = Some(instance);
         }

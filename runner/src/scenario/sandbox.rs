@@ -26,7 +26,13 @@ pub(super) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     stderr: MemoryOutputPipe,
+    /// The warnings the guest logged since the host last took them (at most [`MAX_WARNINGS`]): a flawed
+    /// dataset row the scenario worked around is recorded in the results, not only in the log.
+    pub(super) warnings: Vec<String>,
 }
+
+/// Warnings kept per call: a file flawed throughout is refused by the scenario long before this.
+const MAX_WARNINGS: usize = 1000;
 
 impl GuestState {
     pub(super) fn new(scenario_name: &str, memory_bytes: usize) -> GuestState {
@@ -45,6 +51,7 @@ impl GuestState {
             wasi: builder.build(),
             table: ResourceTable::new(),
             stderr,
+            warnings: Vec::new(),
         }
     }
 
@@ -89,7 +96,12 @@ impl host::Host for GuestState {
         match level {
             LogLevel::Debug => tracing::debug!(scenario, "{message}"),
             LogLevel::Info => tracing::info!(scenario, "{message}"),
-            LogLevel::Warn => tracing::warn!(scenario, "{message}"),
+            LogLevel::Warn => {
+                tracing::warn!(scenario, "{message}");
+                if self.warnings.len() < MAX_WARNINGS {
+                    self.warnings.push(message);
+                }
+            }
             LogLevel::Error => tracing::error!(scenario, "{message}"),
         }
     }
