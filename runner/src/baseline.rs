@@ -2,7 +2,7 @@
 //! model, ONNX Runtime version, execution provider and session options, threads, every generation, prompt
 //! and scenario setting, scenario, dataset and selection) less the adapter; every complete run without an
 //! adapter is registered under its key in `<cache>/baselines/`, so an adapter run finds the base run it must
-//! be compared with instead of running it again. `exec_with_baseline` runs an adapter run, reuses or makes
+//! be compared with instead of running it again. [`run`] runs a run and registers it; for an adapter run it reuses or makes
 //! its base run, and records the adapter's overhead and accuracy delta in the adapter run's summary.
 
 use std::fs;
@@ -111,19 +111,22 @@ impl Registry {
     }
 }
 
-/// Registers a finished run as a baseline when it is one; a registry that cannot be written costs the
-/// cache, never the run, so it is a warning.
-pub fn register_finished_run(dir: &Path, summary: &RunSummary) {
-    if let Err(e) = Registry::from_env().register(dir, summary) {
+/// Runs `opts` and registers it as a baseline when it is one (complete, no adapter). A registry that cannot
+/// be written costs the cache, never the run, so it is a warning.
+fn exec_registered(registry: &Registry, opts: &ExecOptions) -> Result<RunOutcome> {
+    let outcome = exec(opts)?;
+    if let Err(e) = registry.register(&outcome.dir, &outcome.summary) {
         eprintln!("Warning: the run could not be registered as a cached baseline: {e}");
     }
+    Ok(outcome)
 }
 
-/// Runs `opts`; when it applies an adapter, also finds its base run (a registered one with the same key, or
-/// a new run without the adapter into `base_out`) and records the adapter's overhead and accuracy delta as
-/// the adapter run's `adapter_comparison` (summary.json and summary.md rewritten).
-pub fn exec_with_baseline(opts: &ExecOptions, base_out: PathBuf) -> Result<RunOutcome> {
-    exec_with_baseline_in(&Registry::from_env(), opts, |_| base_out)
+/// Runs `opts` and registers it; when it applies an adapter, also finds its base run (a registered one with
+/// the same key, or a new run without the adapter into `base_out(adapter run folder)`) and records the
+/// adapter's overhead and accuracy delta as the adapter run's `adapter_comparison` (summary.json and
+/// summary.md rewritten). `runner exec` and sweeps run every run through here; `exec` itself stays pure.
+pub fn run(opts: &ExecOptions, base_out: impl FnOnce(&Path) -> PathBuf) -> Result<RunOutcome> {
+    run_in(&Registry::from_env(), opts, base_out)
 }
 
 /// Where `runner exec --adapter` puts a base run it has to make: `<adapter run folder>-base`.
@@ -133,15 +136,11 @@ pub fn base_out_beside(adapter_run: &Path) -> PathBuf {
     adapter_run.with_file_name(name)
 }
 
-/// `exec_with_baseline` against a given registry; `base_out` names the base run's folder from the adapter
-/// run's folder. A complete base run already in that folder with the right key is reused too.
-pub fn exec_with_baseline_in(
-    registry: &Registry,
-    opts: &ExecOptions,
-    base_out: impl FnOnce(&Path) -> PathBuf,
-) -> Result<RunOutcome> {
-    let mut outcome = exec(opts)?;
-    if opts.adapter.is_none() || outcome.summary.adapter.is_none() {
+/// [`run`] against a given registry. A complete base run already in the base folder with the right key is
+/// reused too.
+pub fn run_in(registry: &Registry, opts: &ExecOptions, base_out: impl FnOnce(&Path) -> PathBuf) -> Result<RunOutcome> {
+    let mut outcome = exec_registered(registry, opts)?;
+    if opts.run.adapter.is_none() || outcome.summary.adapter.is_none() {
         return Ok(outcome);
     }
     let key = run_key(&outcome.summary);
@@ -154,8 +153,10 @@ pub fn exec_with_baseline_in(
     let (base, reused) = match registry.lookup(&key).or_else(in_base_out) {
         Some(base) => (base, true),
         None => {
-            let base_opts = ExecOptions { adapter: None, out: Some(base_out), trace: None, ..opts.clone() };
-            let base_outcome = exec(&base_opts).context("the base run (the same run without the adapter) failed")?;
+            let mut base_opts = ExecOptions { out: Some(base_out), trace: None, ..opts.clone() };
+            base_opts.run.adapter = None;
+            let base_outcome = exec_registered(registry, &base_opts)
+                .context("the base run (the same run without the adapter) failed")?;
             let base = RunFolder::load(&base_outcome.dir)
                 .with_context(|| format!("cannot read the base run {}", base_outcome.dir.display()))?;
             (base, false)

@@ -11,13 +11,9 @@ use crate::baseline;
 use crate::bench::{self, BenchOptions, Ep, PromptPreset};
 use crate::datasets::DataSource;
 use crate::engine::providers::parse_bytes;
-use crate::engine::{
-    ExecutionProvider, GraphOptimization, Mode, PromptOptions, ProviderOptions, Sampling, ThinkSplit,
-    check_repetition_penalty,
-};
-use crate::exec::{ExecOptions, exec};
+use crate::engine::{ExecutionProvider, GraphOptimization, Mode, ProviderOptions, ThinkSplit};
+use crate::exec::ExecOptions;
 use crate::experiment::file::Experiment;
-use crate::experiment::model::resolve_model;
 use crate::experiment::{PlanInput, RunConfig, Selection, Shard, plan};
 use crate::import::{ImportOptions, Precision, import_gguf};
 use crate::paths;
@@ -733,83 +729,31 @@ fn scoring_name(mode: ScoringMode) -> &'static str {
     }
 }
 
-/// The exec options of one run: its effective configuration plus the flags that are not run keys.
+/// The exec options of one run: its effective configuration, checked, plus the flags that are not run keys.
 fn exec_options(args: &ExecArgs, config: &RunConfig) -> Result<ExecOptions> {
     let limits = scenario_limits(args.scenario_memory_mib, args.scenario_timeout)?;
+    config.check()?;
     // The engine's messages start with the setting's flag name.
-    // No sampling flag: the scenario's own temperature, if it declares one, else greedy (decided at load).
-    let sampling = match (config.temperature, config.top_k, config.top_p) {
-        (None, None, None) => None,
-        (temperature, top_k, top_p) => {
-            Some(Sampling::new(temperature, top_k, top_p).map_err(|e| anyhow::anyhow!("--{e}"))?)
-        }
-    };
-    let repetition_penalty =
-        check_repetition_penalty(config.repetition_penalty.unwrap_or(1.0)).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let think = ThinkSplit::parse(&args.think_markers).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    if config.system_prompt.as_deref().is_some_and(|s| s.trim().is_empty()) {
-        anyhow::bail!("--system-prompt is empty; leave it out for no system prompt");
-    }
-    let providers = args.providers.to_options(config.ep.unwrap_or_default())?;
+    let providers = args.providers.to_options(config.execution_provider())?;
     let gpu_device = providers.device_id;
-    let seed = config.seed.unwrap_or(0);
-    let scoring = match config.scoring.as_deref() {
-        None => None,
-        Some(name) => Some(
-            <ScoringMode as clap::ValueEnum>::from_str(name, true)
-                .map_err(|_| anyhow::anyhow!("--scoring: expected generate or loglikelihood, got {name:?}"))?,
-        ),
-    };
-    let scenario = config.scenario.clone().context("no scenario given")?;
-    let model = resolve_model(config.model.as_deref(), config.precision)?;
-    let data = config.data.as_deref().map(DataSource::parse).transpose().map_err(|e| anyhow::anyhow!("--data: {e}"))?;
-    let choices = ScenarioChoices {
-        subsets: config.subsets.clone().unwrap_or_default(),
-        few_shot: config.few_shot,
-        few_shot_data: config.few_shot_data.clone(),
-        few_shot_order: config.few_shot_order,
-        scoring,
-        task_file: args.scenario_options.task.clone(),
-        args: args.scenario_options.scenario_args.clone(),
-        seed,
-    };
     Ok(ExecOptions {
-        scenario,
-        model,
-        data,
-        split: config.split.clone(),
-        choices,
+        run: config.clone(),
+        run_name: None,
+        task_file: args.scenario_options.task.clone(),
+        scenario_args: args.scenario_options.scenario_args.clone(),
         scenario_cache: !args.scenario_options.no_scenario_cache,
-        max_samples: config.max_samples,
-        shuffle_seed: config.shuffle_seed,
-        max_new_tokens: config.max_new_tokens,
-        stop: config.stop.clone(),
-        sampling,
-        seed,
-        repetition_penalty,
-        ignore_eos: config.ignore_eos.unwrap_or(false),
-        batch_size: config.batch_size.unwrap_or(1),
         out: args.out.clone(),
         ort_lib: args.ort_lib.clone(),
-        threads: config.threads,
         providers,
         limits,
         max_consecutive_failures: args.max_consecutive_failures,
         progress: !args.no_progress,
-        prompt: PromptOptions {
-            system_prompt: config.system_prompt.clone(),
-            no_chat_template: config.chat_template == Some(false),
-        },
         think,
         trace: args.trace.clone(),
         gpu_sample_interval: (args.gpu_sample_ms > 0).then(|| Duration::from_millis(args.gpu_sample_ms)),
         gpu_device,
-        adapter: config.adapter.clone(),
-        run_config: Some(config.to_json()),
-        run_name: None,
         resume: args.resume,
-        warmup: config.warmup.unwrap_or(0),
-        repeat: config.repeat.unwrap_or(1),
         csv_text: args.csv_text,
     })
 }
@@ -858,13 +802,8 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         if args.resume && opts.out.is_none() {
             anyhow::bail!("--resume needs --out DIR: the results folder to continue");
         }
-        let outcome = match opts.adapter {
-            // An adapter run is compared with its base run: a cached one, or one made beside it.
-            Some(_) => {
-                baseline::exec_with_baseline_in(&baseline::Registry::from_env(), &opts, baseline::base_out_beside)?
-            }
-            None => exec(&opts)?,
-        };
+        // An adapter run is compared with its base run: a cached one, or one made beside it.
+        let outcome = baseline::run(&opts, baseline::base_out_beside)?;
         print!("{}", escape_block(&render_terminal(&outcome.summary)));
         println!("Results: {}", outcome.dir.display());
         if let Some((path, trace)) = &outcome.trace {
@@ -993,4 +932,85 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         None => print!("{tables}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::RUN_KEYS;
+
+    /// Every run key has its `runner exec` flag, and the command line layer carries it: a key added to
+    /// `RunConfig` (and `RUN_KEYS`, which a test ties to the struct) fails here until the flag sets it.
+    #[test]
+    fn every_run_key_is_set_by_its_exec_flag() {
+        let cli = Cli::try_parse_from([
+            "runner",
+            "exec",
+            "a.wasm",
+            "--model",
+            "m",
+            "--precision",
+            "int4",
+            "--ep",
+            "cpu",
+            "--batch-size",
+            "2",
+            "--adapter",
+            "x.onnx_adapter",
+            "--no-chat-template",
+            "--system-prompt",
+            "hi",
+            "--data",
+            "d.jsonl",
+            "--split",
+            "test",
+            "--subset",
+            "s",
+            "--few-shot",
+            "1",
+            "--few-shot-data",
+            "dev",
+            "--few-shot-order",
+            "first",
+            "--scoring",
+            "generate",
+            "--max-samples",
+            "3",
+            "--shuffle-seed",
+            "4",
+            "--max-new-tokens",
+            "5",
+            "--stop",
+            "X",
+            "--temperature",
+            "0.5",
+            "--top-k",
+            "3",
+            "--top-p",
+            "0.9",
+            "--seed",
+            "1",
+            "--repetition-penalty",
+            "1.1",
+            "--ignore-eos",
+            "--threads",
+            "2",
+            "--warmup",
+            "1",
+            "--repeat",
+            "2",
+        ])
+        .unwrap();
+        let Command::Exec(args) = cli.command else { panic!("an exec command line") };
+        let (config, lists) = command_line_layers(&args);
+        let mut set: Vec<String> = config.to_json().as_object().unwrap().keys().cloned().collect();
+        set.extend(lists.iter().filter(|(_, values)| !values.is_empty()).map(|(key, _)| key.to_string()));
+        set.sort();
+        let mut keys: Vec<String> = RUN_KEYS.iter().filter(|k| **k != "name").map(|k| k.to_string()).collect();
+        keys.sort();
+        assert_eq!(set, keys, "every run key but `name` (a sweep's) comes from a flag");
+        // And the layer reaches the run: the checked options carry exactly this configuration.
+        let planned = config.layered(&RunConfig { scenario: Some("a.wasm".into()), ..Default::default() });
+        assert!(planned.check().is_ok());
+    }
 }

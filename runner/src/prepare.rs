@@ -165,6 +165,14 @@ pub struct Dataset {
     pub warnings: Vec<String>,
 }
 
+impl Dataset {
+    /// Where few-shot examples come from: the few-shot split when there is one, else the dataset itself
+    /// (less the sample, which the caller leaves out).
+    pub fn few_shot_pool(&self) -> &[Sample] {
+        self.few_shot.as_ref().map_or(&self.samples, |split| &split.samples)
+    }
+}
+
 /// A dataset read only for its few-shot examples (MMLU's dev files).
 #[derive(Debug)]
 pub struct FewShotSplit {

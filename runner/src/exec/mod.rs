@@ -16,13 +16,15 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::datasets::DataSource;
-use crate::engine::{Engine, EngineOptions, GenerationSettings, PromptOptions, ProviderOptions, Sampling, ThinkSplit};
+use crate::engine::{
+    Engine, EngineOptions, GenerationSettings, MarkerSource, PromptOptions, ProviderOptions, ThinkMarkers, ThinkSplit,
+};
+use crate::experiment::RunConfig;
 use crate::gpu_monitor::GpuMonitor;
 use crate::hub::{Hub, HubRef, RepoType};
 use crate::memory;
 use crate::paths;
-use crate::prepare::{self, ReadyScenario, ScenarioChoices, ScoringMode};
+use crate::prepare::{self, ReadyScenario, ScoringMode};
 use crate::provenance::{self, HostInfo, RunnerInfo};
 use crate::results::MetricSpec;
 use crate::results::csv;
@@ -38,49 +40,31 @@ use crate::terminal::{escape, escape_block};
 use crate::trace::{OrtProfile, TraceRecorder, TraceSummary};
 use sample::{SampleProbes, run_batch};
 
-/// Everything `runner exec` can be told.
+/// Everything `runner exec` can be told: the run's settings (`run`, every run key) and how to carry the run
+/// out (where results go, the sandbox's limits, progress, tracing), which are not part of what it measures.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    pub scenario: PathBuf,
-    /// A model folder or a Hub reference (`hf:OWNER/REPO[/SUBFOLDER][@REVISION]`); the default model when
-    /// absent.
-    pub model: Option<PathBuf>,
-    /// The dataset; the scenario's embedded sample (or its default source) when absent.
-    pub data: Option<DataSource>,
-    /// The split of a Hugging Face dataset; the scenario's default-source split when absent.
-    pub split: Option<String>,
-    /// Subsets, few-shot count, scoring mode, task file and scenario arguments.
-    pub choices: ScenarioChoices,
+    /// The run's settings, layered from the built-in defaults, an experiment file and the command line: the
+    /// one place they live. Read through its typed accessors ([`crate::experiment::effective`]); recorded
+    /// as summary.json's `config`.
+    pub run: RunConfig,
+    /// The run's name in a sweep, recorded as `run_name`.
+    pub run_name: Option<String>,
+    /// A task file for scenarios that take one (`--task`).
+    pub task_file: Option<PathBuf>,
+    /// `--scenario-arg KEY=VALUE` settings, in order.
+    pub scenario_args: Vec<(String, String)>,
     /// Use (and fill) the precompiled-component cache.
     pub scenario_cache: bool,
-    pub max_samples: Option<usize>,
-    pub shuffle_seed: Option<u64>,
-    /// Overrides the scenario's default.
-    pub max_new_tokens: Option<usize>,
-    /// Replaces the scenario's stop strings.
-    pub stop: Option<Vec<String>>,
-    /// How tokens are chosen; `None` takes the scenario's temperature when it declares one, else greedy.
-    pub sampling: Option<Sampling>,
-    /// Seeds every sample's generation afresh.
-    pub seed: u64,
-    /// 1 is off.
-    pub repetition_penalty: f32,
-    /// Generate `max_new_tokens` whatever EOS tokens come (stop strings still stop).
-    pub ignore_eos: bool,
-    /// Samples generated together as one batch (1: one at a time); results stay one line per sample.
-    pub batch_size: usize,
     /// The results folder; `results/<time>-<scenario>-<model>` when absent.
     pub out: Option<PathBuf>,
     pub ort_lib: Option<PathBuf>,
-    pub threads: Option<usize>,
-    /// Execution provider and session settings.
+    /// Session settings for the run's execution provider (`run.ep`).
     pub providers: ProviderOptions,
     pub limits: ScenarioLimits,
     /// Stop the run after this many samples in a row failed: something systematic is wrong.
     pub max_consecutive_failures: usize,
     pub progress: bool,
-    /// A system prompt and plain-text prompts (`--system-prompt`, `--no-chat-template`).
-    pub prompt: PromptOptions,
     /// How thinking is split from answers (`--think-markers`).
     pub think: ThinkSplit,
     /// Write a Chrome trace of the run, with ONNX Runtime's per-operator profile, to this file.
@@ -89,21 +73,11 @@ pub struct ExecOptions {
     pub gpu_sample_interval: Option<Duration>,
     /// The CUDA device id the execution provider runs on, for GPU monitoring.
     pub gpu_device: u32,
-    /// A LoRA adapter file applied to every sample.
-    pub adapter: Option<PathBuf>,
     /// Continue the run in `out`: keep its finished samples, run the rest (same configuration only). A folder
     /// that does not exist or holds no samples starts the run fresh.
     pub resume: bool,
-    /// Samples run first through the whole pipeline and discarded (caches, allocator and CPU warm up).
-    pub warmup: usize,
-    /// Passes over the selection (at least 1); records carry their `repetition`.
-    pub repeat: usize,
     /// Put prompts, outputs, references and extracted answers in `samples.csv` too.
     pub csv_text: bool,
-    /// The run's effective configuration (`experiment::RunConfig` as JSON), recorded as `config`.
-    pub run_config: Option<serde_json::Value>,
-    /// The run's name in a sweep, recorded as `run_name`.
-    pub run_name: Option<String>,
 }
 
 /// A finished (or aborted) run.
@@ -203,11 +177,37 @@ fn progress_bar(total: usize, enabled: bool) -> ProgressBar {
     bar
 }
 
+/// When the run started, by the clock, the monotonic clock and the machine's load.
+struct RunClock {
+    started_at: SystemTime,
+    started: Instant,
+    load_average_start: Option<f64>,
+    cpu_start: Option<provenance::CpuTimes>,
+}
+
+/// A loaded model and what was measured or decided while loading it.
+struct LoadedModel {
+    engine: Engine,
+    memory: MemoryRecord,
+    session: crate::engine::SessionRecord,
+    /// The graph's precision as measured, when it could be read.
+    graph: Option<crate::engine::inspect::GraphReport>,
+    think: Option<(ThinkMarkers, MarkerSource)>,
+    adapter: Option<crate::lora::LoadedAdapter>,
+}
+
+/// Runs one benchmark run: the scenario and its data, the model, the first summary, the samples, the
+/// closing summary. Everything finished is on disk as it finishes; an error after the results folder is
+/// open leaves a summary that says so.
 pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
-    let started_at = SystemTime::now();
-    let started = Instant::now();
-    let load_average_start = provenance::load_average();
-    let cpu_start = provenance::CpuTimes::now();
+    let clock = RunClock {
+        started_at: SystemTime::now(),
+        started: Instant::now(),
+        load_average_start: provenance::load_average(),
+        cpu_start: provenance::CpuTimes::now(),
+    };
+    opts.run.check()?;
+    let scenario_path = opts.run.scenario.clone().context("no scenario given")?;
     let mut trace = opts.trace.as_ref().map(|path| (path, TraceRecorder::new()));
     if let Some((path, _)) = &trace {
         // Fail before the run, not after it, when the trace cannot be written.
@@ -216,50 +216,25 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
 
     let scenario_load_started = Instant::now();
     let cache = opts.scenario_cache.then(ComponentCache::from_env);
-    let scenario = prepare::load_scenario(&opts.scenario, opts.limits, cache.as_ref())?;
-    let mut ready = prepare::configure(scenario, &opts.choices)?;
+    let scenario = prepare::load_scenario(&scenario_path, opts.limits, cache.as_ref())?;
+    let choices = opts.run.scenario_choices(opts.task_file.clone(), opts.scenario_args.clone())?;
+    let mut ready = prepare::configure(scenario, &choices)?;
     // After `configure`: a scenario's defaults may follow its options.
     let meta = ready.scenario.metadata().clone();
     let dataset_started = Instant::now();
-    let dataset = prepare::load_dataset(
-        &mut ready,
-        opts.data.as_ref(),
-        opts.split.as_deref(),
-        opts.choices.few_shot_data.as_deref(),
-    )?;
+    let data = opts.run.data_source()?;
+    let dataset =
+        prepare::load_dataset(&mut ready, data.as_ref(), opts.run.split.as_deref(), choices.few_shot_data.as_deref())?;
     if let Some((_, recorder)) = trace.as_mut() {
-        let args = serde_json::json!({"scenario": opts.scenario.display().to_string()});
+        let args = serde_json::json!({"scenario": scenario_path.display().to_string()});
         recorder.span("scenario load", "load", scenario_load_started, dataset_started, args);
         let args = serde_json::json!({"dataset": dataset.label, "samples": dataset.samples.len()});
         recorder.span("dataset load", "scenario", dataset_started, Instant::now(), args);
     }
-    // Examples come from the few-shot split when there is one, else from the dataset less the sample.
-    let few_shot_pool: &[Sample] = dataset.few_shot.as_ref().map_or(&dataset.samples, |split| &split.samples);
-    let few_shot_order = opts.choices.few_shot_order.unwrap_or(if dataset.few_shot.is_some() {
-        FewShotOrder::First
-    } else {
-        FewShotOrder::Seeded
-    });
-    let few_shot = FewShot::new(few_shot_pool, opts.choices.seed, few_shot_order);
-    let selection = select_samples(dataset.samples.len(), opts.shuffle_seed, opts.max_samples);
+    let selection = select_samples(dataset.samples.len(), opts.run.shuffle_seed, opts.run.max_samples);
 
-    let model_dir = match opts.model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
-        Some(reference) => {
-            let reference = HubRef::parse(reference, RepoType::Model).map_err(|e| anyhow!("--model: {e}"))?;
-            Hub::from_env().resolve(&reference, &[]).with_context(|| format!("cannot get model {reference}"))?
-        }
-        None => opts.model.clone().unwrap_or_else(paths::default_model),
-    };
-    if !model_dir.is_dir() {
-        let hint = if opts.model.is_none() {
-            "the default model is installed by `cargo xtask setup`; or pass --model DIR"
-        } else {
-            "pass a model folder (`runner import MODEL.gguf --out DIR`, an Optimum or onnxruntime-genai export) \
-             or a Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION]"
-        };
-        bail!("model folder {} does not exist: {hint}", model_dir.display());
-    }
-    let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(started_at, &meta.name, &model_dir));
+    let model_dir = resolve_model_dir(&opts.run)?;
+    let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(clock.started_at, &meta.name, &model_dir));
     if opts.resume && opts.out.is_none() {
         bail!("--resume needs --out DIR: the results folder of the run to continue");
     }
@@ -267,12 +242,126 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         // Refused before the model loads; `RunWriter::create` checks again.
         return Err(WriterError::Exists(out_dir).into());
     }
+    let model = load_model(opts, &model_dir, trace.as_mut().map(|(_, recorder)| recorder))?;
+    let settings = opts.run.generation(&meta)?;
+    let mut summary = initial_summary(opts, &clock, &mut ready, &dataset, &selection, &model_dir, &model, &settings)?;
+    let LoadedModel { mut engine, think, .. } = model;
+
+    let specs = metric_specs(&meta.metrics);
+    let repeat = opts.run.repeat();
+    let (mut writer, mut records) = open_results(opts, &out_dir, &mut summary, repeat)?;
+    if !records.is_empty() {
+        summary.results = aggregate(&records, &specs, &mut ready);
+    }
+    writer.write_summary(&summary)?;
+    if opts.resume {
+        // The kept samples' table, before anything else is written.
+        csv::write(&out_dir, &sorted(&records), opts.csv_text)?;
+    }
+    let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
+    if dataset.source == "embedded" {
+        eprintln!("Using the scenario's {}; pass --data FILE for a real dataset.", dataset.label);
+    }
+    if let Some(split) = dataset.few_shot.as_ref().filter(|split| split.found_beside_data) {
+        eprintln!(
+            "Few-shot examples come from {} (the dev split beside the data, {} order); --few-shot-data picks another.",
+            escape(&split.label),
+            few_shot_order(opts, &dataset).name()
+        );
+    }
+
+    let prompt = opts.run.prompt_options()?;
+    let samples = SampleRun {
+        opts,
+        dataset: &dataset,
+        selection: &selection,
+        few_shot: FewShot::new(dataset.few_shot_pool(), opts.run.seed(), few_shot_order(opts, &dataset)),
+        few_shot_count: ready.few_shot,
+        settings: &settings,
+        prompt: &prompt,
+        think: think.as_ref(),
+        bar: progress_bar(selection.len() * repeat, opts.progress),
+    };
+    samples.bar.set_position(records.len() as u64);
+    samples.warm_up(&mut ready, &mut engine);
+    let stopped = samples.run(
+        &mut ready,
+        &mut engine,
+        &mut writer,
+        &mut records,
+        &mut summary,
+        trace.as_mut().map(|(_, recorder)| recorder),
+        gpu.as_mut(),
+        repeat,
+    );
+    if let Err(e) = stopped {
+        // A results file that cannot be written: stop at once, with a summary of exactly what it holds.
+        summary.status = RunStatus::Aborted;
+        summary.abort_reason = Some(e.to_string());
+        let closed = close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, clock.started);
+        let error = anyhow::Error::new(e);
+        return Err(match closed {
+            Ok(()) => error,
+            Err(also) => error.context(format!("the summary could not be written either: {also:#}")),
+        });
+    }
+
+    if summary.status == RunStatus::Running {
+        summary.status = RunStatus::Complete;
+    }
+    summary.gpu = gpu.and_then(GpuMonitor::finish);
+    summary.background_cpu =
+        clock.cpu_start.zip(provenance::CpuTimes::now()).and_then(|(s, e)| e.background_share_since(&s));
+    close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, clock.started)?;
+    let trace = match trace {
+        Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
+        None => None,
+    };
+    Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary, trace })
+}
+
+/// How few-shot examples are picked: as asked, else in file order from a few-shot split (lm-eval's
+/// `first_n`), else seeded from the dataset itself.
+fn few_shot_order(opts: &ExecOptions, dataset: &prepare::Dataset) -> FewShotOrder {
+    opts.run.few_shot_order.unwrap_or(if dataset.few_shot.is_some() {
+        FewShotOrder::First
+    } else {
+        FewShotOrder::Seeded
+    })
+}
+
+/// The model folder the run's `model` and `precision` keys name: a Hub reference fetched into the cache, a
+/// folder, or the default model.
+fn resolve_model_dir(run: &RunConfig) -> Result<PathBuf> {
+    let model = run.model_folder()?;
+    let model_dir = match model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
+        Some(reference) => {
+            let reference = HubRef::parse(reference, RepoType::Model).map_err(|e| anyhow!("--model: {e}"))?;
+            Hub::from_env().resolve(&reference, &[]).with_context(|| format!("cannot get model {reference}"))?
+        }
+        None => model.clone().unwrap_or_else(paths::default_model),
+    };
+    if !model_dir.is_dir() {
+        let hint = if model.is_none() {
+            "the default model is installed by `cargo xtask setup`; or pass --model DIR"
+        } else {
+            "pass a model folder (`runner import MODEL.gguf --out DIR`, an Optimum or onnxruntime-genai export) \
+             or a Hub reference hf:OWNER/REPO[/SUBFOLDER][@REVISION]"
+        };
+        bail!("model folder {} does not exist: {hint}", model_dir.display());
+    }
+    Ok(model_dir)
+}
+
+/// Loads the engine on the model folder, measuring memory around it, then what depends on the loaded
+/// model: the measured precision of its graph, the think markers its tokenizer allows, the adapter.
+fn load_model(opts: &ExecOptions, model_dir: &Path, trace: Option<&mut TraceRecorder>) -> Result<LoadedModel> {
     let mut memory_record = MemoryRecord { before_load_bytes: memory::current_rss_bytes(), ..Default::default() };
     let model_load_started = Instant::now();
     let mut engine = Engine::load(&EngineOptions {
-        model_dir: model_dir.clone(),
+        model_dir: model_dir.to_path_buf(),
         ort_lib: opts.ort_lib.clone(),
-        intra_threads: opts.threads,
+        intra_threads: opts.run.threads,
         providers: opts.providers.clone(),
         profiling: opts.trace.as_ref().map(|path| ort_profile_prefix(path)),
     })
@@ -280,19 +369,19 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let model_load_ended = Instant::now();
     memory_record.after_load_bytes = memory::current_rss_bytes();
     memory_record.peak_after_load_bytes = memory::peak_rss_bytes();
-    if let Some((_, recorder)) = trace.as_mut() {
+    if let Some(recorder) = trace {
         let args = serde_json::json!({"model": model_dir.display().to_string()});
         recorder.model_load(model_load_started, model_load_ended, args);
         recorder.memory(model_load_ended, "after load", memory_record.after_load_bytes);
     }
-    let session_record = engine.session_record().clone();
-    if let Some(warning) = session_record.node_assignment.as_ref().and_then(|n| n.fallback_warning()) {
+    let session = engine.session_record().clone();
+    if let Some(warning) = session.node_assignment.as_ref().and_then(|n| n.fallback_warning()) {
         eprintln!("Warning: {warning}");
     }
-    if let Some(reason) = &session_record.node_assignment_error {
+    if let Some(reason) = &session.node_assignment_error {
         eprintln!("Warning: which provider ran each node is unknown: {reason}");
     }
-    let graph = match crate::engine::inspect::inspect_model(&folder_model_file(&session_record, &model_dir)) {
+    let graph = match crate::engine::inspect::inspect_model(&folder_model_file(&session, model_dir)) {
         Ok(report) => Some(report),
         Err(e) => {
             eprintln!("Warning: the model's precision could not be read from its graph: {e}");
@@ -310,7 +399,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             );
         }
     }
-    let adapter = match &opts.adapter {
+    let adapter = match &opts.run.adapter {
         Some(path) => {
             let adapter = engine.load_adapter(path)?;
             engine.set_adapter(Some(&adapter))?;
@@ -318,37 +407,37 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         }
         None => None,
     };
-    let model_hash = provenance::hash_dir(&model_dir)?;
-    let settings = GenerationSettings {
-        max_new_tokens: opts.max_new_tokens.unwrap_or(meta.defaults.max_new_tokens as usize),
-        stop: opts.stop.clone().unwrap_or_else(|| meta.defaults.stop.clone()),
-        sampling: match (opts.sampling, meta.defaults.temperature) {
-            (Some(sampling), _) => sampling,
-            (None, Some(temperature)) => Sampling::new(Some(temperature), None, None)
-                .map_err(|e| anyhow!("scenario {} declares {e}", meta.name))?,
-            (None, None) => Sampling::ArgMax,
-        },
-        seed: opts.seed,
-        repetition_penalty: opts.repetition_penalty,
-        ignore_eos: opts.ignore_eos,
-    };
+    Ok(LoadedModel { engine, memory: memory_record, session, graph, think, adapter })
+}
 
-    let specs = metric_specs(&meta.metrics);
-    let repeat = opts.repeat.max(1);
-
+/// The run's summary before its first sample: what ran (scenario, dataset and selection, model, runtime,
+/// settings as they took effect) and its fingerprint, which resume and the baseline registry compare.
+#[allow(clippy::too_many_arguments)]
+fn initial_summary(
+    opts: &ExecOptions,
+    clock: &RunClock,
+    ready: &mut ReadyScenario,
+    dataset: &prepare::Dataset,
+    selection: &[usize],
+    model_dir: &Path,
+    model: &LoadedModel,
+    settings: &GenerationSettings,
+) -> Result<RunSummary> {
+    let meta = ready.scenario.metadata().clone();
+    let engine = &model.engine;
     let mut summary = RunSummary {
         status: RunStatus::Running,
         abort_reason: None,
         runner: RunnerInfo::current(),
-        started_at: timestamp(started_at),
+        started_at: timestamp(clock.started_at),
         finished_at: None,
         wall_seconds: 0.0,
-        setup_seconds: started.elapsed().as_secs_f64(),
+        setup_seconds: clock.started.elapsed().as_secs_f64(),
         scenario: ScenarioRecord {
             name: meta.name.clone(),
             version: meta.version.clone(),
             description: meta.description.clone(),
-            path: opts.scenario.display().to_string(),
+            path: opts.run.scenario.as_deref().unwrap_or(Path::new("")).display().to_string(),
             hash: ready.scenario.hash().to_string(),
         },
         dataset: DatasetRecord {
@@ -357,10 +446,10 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             hash: dataset.hash.clone(),
             total: dataset.samples.len(),
             selected: selection.len(),
-            shuffle_seed: opts.shuffle_seed,
-            max_samples: opts.max_samples,
+            shuffle_seed: opts.run.shuffle_seed,
+            max_samples: opts.run.max_samples,
             selected_ids: selection.iter().map(|&i| dataset.samples[i].id.clone()).collect(),
-            subsets: opts.choices.subsets.clone(),
+            subsets: opts.run.subsets.clone().unwrap_or_default(),
             few_shot_source: dataset.few_shot.as_ref().map(|split| FewShotSourceRecord {
                 label: split.label.clone(),
                 hash: split.hash.clone(),
@@ -370,16 +459,16 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         },
         model: ModelRecord {
             dir: model_dir.display().to_string(),
-            hash: model_hash,
+            hash: provenance::hash_dir(model_dir)?,
             info: serde_json::to_value(engine.model_info()).context("cannot record the model's description")?,
-            graph,
+            graph: model.graph.clone(),
         },
         runtime: RuntimeRecord {
             onnxruntime_library: engine.runtime().library.display().to_string(),
             onnxruntime_version: engine.runtime().version.clone(),
             execution_provider: opts.providers.ep.to_string(),
-            intra_threads: opts.threads,
-            session: Some(session_record),
+            intra_threads: opts.run.threads,
+            session: Some(model.session.clone()),
         },
         settings: SettingsRecord {
             max_new_tokens: settings.max_new_tokens,
@@ -390,215 +479,221 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
             seed: settings.seed,
             repetition_penalty: settings.repetition_penalty,
             ignore_eos: settings.ignore_eos,
-            batch_size: opts.batch_size.max(1),
+            batch_size: opts.run.batch_size(),
             scenario_memory_bytes: opts.limits.memory_bytes,
             scenario_call_timeout_ms: opts.limits.call_timeout.as_millis() as u64,
-            system_prompt: opts.prompt.system_prompt.clone(),
-            no_chat_template: opts.prompt.no_chat_template,
-            think_markers: think.as_ref().map(|(markers, _)| markers.clone()),
-            think_markers_source: think.as_ref().map(|(_, source)| *source),
+            system_prompt: opts.run.system_prompt.clone(),
+            no_chat_template: opts.run.chat_template == Some(false),
+            think_markers: model.think.as_ref().map(|(markers, _)| markers.clone()),
+            think_markers_source: model.think.as_ref().map(|(_, source)| *source),
             few_shot: ready.few_shot,
-            few_shot_order: (ready.few_shot > 0).then(|| few_shot_order.name().to_string()),
+            few_shot_order: (ready.few_shot > 0).then(|| few_shot_order(opts, dataset).name().to_string()),
             scoring: match ready.scoring {
                 ScoringMode::Generate => "generate".to_string(),
                 ScoringMode::Loglikelihood => "loglikelihood".to_string(),
             },
-            scenario_args: opts.choices.args.clone(),
-            warmup: opts.warmup,
-            repeat,
+            scenario_args: opts.scenario_args.clone(),
+            warmup: opts.run.warmup(),
+            repeat: opts.run.repeat(),
         },
-        adapter: adapter.as_ref().map(|a| a.info.clone()),
+        adapter: model.adapter.as_ref().map(|a| a.info.clone()),
         host: HostInfo::detect(),
         fingerprint: String::new(),
         resumed_at: Vec::new(),
-        load_average_start,
+        load_average_start: clock.load_average_start,
         load_average_end: None,
-        memory: memory_record,
+        memory: model.memory.clone(),
         gpu: None,
         background_cpu: None,
         adapter_comparison: None,
         results: Aggregates::default(),
-        config: opts.run_config.clone(),
+        config: Some(opts.run.to_json()),
         run_name: opts.run_name.clone(),
     };
     summary.fingerprint = resume::fingerprint(&summary);
-    let (mut writer, mut records) = open_results(opts, &out_dir, &mut summary, repeat)?;
-    let done: BTreeSet<(usize, usize)> = records.iter().map(|r| (r.repetition, r.index)).collect();
-    if !records.is_empty() {
-        summary.results = aggregate(&records, &specs, &mut ready);
-    }
-    writer.write_summary(&summary)?;
-    if opts.resume {
-        // The kept samples' table, before anything else is written.
-        csv::write(&out_dir, &sorted(&records), opts.csv_text)?;
-    }
-    let mut gpu = start_gpu_monitor(opts, &summary.runtime.execution_provider);
-    if dataset.source == "embedded" {
-        eprintln!("Using the scenario's {}; pass --data FILE for a real dataset.", dataset.label);
-    }
-    if let Some(split) = dataset.few_shot.as_ref().filter(|split| split.found_beside_data) {
-        eprintln!(
-            "Few-shot examples come from {} (the dev split beside the data, {} order); --few-shot-data picks another.",
-            escape(&split.label),
-            few_shot_order.name()
-        );
+    Ok(summary)
+}
+
+/// The loop over a run's samples: batches of the selection (warm-up first, not recorded), each sample's
+/// record appended as it finishes, the progress bar, and the stop after too many failures in a row.
+struct SampleRun<'a> {
+    opts: &'a ExecOptions,
+    dataset: &'a prepare::Dataset,
+    selection: &'a [usize],
+    few_shot: FewShot,
+    few_shot_count: usize,
+    settings: &'a GenerationSettings,
+    prompt: &'a PromptOptions,
+    think: Option<&'a (ThinkMarkers, MarkerSource)>,
+    bar: ProgressBar,
+}
+
+impl SampleRun<'_> {
+    /// A sample's few-shot examples, as positions in the pool: never the sample itself when the pool is the
+    /// evaluated dataset.
+    fn examples_of(&self, sample_index: usize) -> Vec<usize> {
+        let own = self.dataset.few_shot.is_none().then_some(sample_index);
+        self.few_shot.examples(&self.dataset.samples[sample_index], own, self.few_shot_count)
     }
 
-    let batch_size = opts.batch_size.max(1);
-    let few_shot_count = ready.few_shot;
-    // A sample's few-shot examples, as positions in the pool: never the sample itself when the pool is the
-    // evaluated dataset.
-    let examples_of = |sample_index: usize| -> Vec<usize> {
-        let own = dataset.few_shot.is_none().then_some(sample_index);
-        few_shot.examples(&dataset.samples[sample_index], own, few_shot_count)
-    };
-    let prepare_batch = |chunk: &[(usize, usize)]| -> Vec<(usize, &Sample, Vec<Sample>)> {
+    fn prepare_batch(&self, chunk: &[(usize, usize)]) -> Vec<(usize, &Sample, Vec<Sample>)> {
+        let pool = self.dataset.few_shot_pool();
         chunk
             .iter()
             .map(|&(index, sample_index)| {
                 let examples: Vec<Sample> =
-                    examples_of(sample_index).into_iter().map(|i| few_shot_pool[i].clone()).collect();
-                (index, &dataset.samples[sample_index], examples)
+                    self.examples_of(sample_index).into_iter().map(|i| pool[i].clone()).collect();
+                (index, &self.dataset.samples[sample_index], examples)
             })
             .collect()
-    };
-    let bar = progress_bar(selection.len() * repeat, opts.progress);
-    bar.set_position(records.len() as u64);
-    if opts.warmup > 0 && !selection.is_empty() {
-        bar.set_message(format!("warming up on {} samples (not recorded)", opts.warmup));
-        // The selection's first samples, round again when it is shorter than the warm-up.
-        let warmup: Vec<(usize, usize)> = selection.iter().copied().enumerate().cycle().take(opts.warmup).collect();
-        for chunk in warmup.chunks(batch_size) {
-            let batch = prepare_batch(chunk);
-            // No trace and no GPU readings: warm-up is not part of the measurement.
-            let mut probes = SampleProbes {
-                prompt: &opts.prompt,
-                think: think.as_ref(),
-                trace: None,
-                gpu: None,
-                peak_scope: None,
-                request_budgets: opts.max_new_tokens.is_none(),
-            };
-            run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
-        }
-        bar.set_message("");
     }
-    let mut consecutive_failures = 0;
-    let first_metric = meta.metrics.first().map(|m| m.name.as_str());
-    let mut correct_so_far = records
-        .iter()
-        .filter(|r| r.repetition == 0)
-        .filter_map(|r| first_metric.and_then(|m| r.metrics.get(m)))
-        .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
-    // Batches never span two repetitions, so each repetition is batched as an uninterrupted run batches it
-    // (a resumed run only differs where its interruption split a batch).
-    // Log-likelihood batches pad every context to the batch's longest, so they are formed from samples of
-    // about one length, longest first (as lm-evaluation-harness orders its requests): a batch of random
-    // lengths computes several times the tokens it scores. Records keep their selection order (`index`).
-    let by_length = ready.scoring == ScoringMode::Loglikelihood && batch_size > 1;
-    let prompt_size = |sample_index: usize| -> usize {
-        let text = |s: &Sample| s.fields.iter().map(|f| f.value.len()).sum::<usize>();
-        text(&dataset.samples[sample_index])
-            + examples_of(sample_index).into_iter().map(|i| text(&few_shot_pool[i])).sum::<usize>()
-    };
-    let work: Vec<Vec<(usize, usize)>> = (0..repeat)
-        .map(|repetition| {
-            let mut todo: Vec<(usize, usize)> = selection
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(index, _)| !done.contains(&(repetition, *index)))
-                .collect();
-            if by_length {
-                todo.sort_by_cached_key(|&(_, sample_index)| std::cmp::Reverse(prompt_size(sample_index)));
-            }
-            todo
-        })
-        .collect();
-    'batches: for (repetition, chunk) in
-        work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)))
-    {
-        let batch = prepare_batch(chunk);
-        let mut probes = SampleProbes {
-            prompt: &opts.prompt,
-            think: think.as_ref(),
-            trace: trace.as_mut().map(|(_, recorder)| recorder),
-            gpu: gpu.as_mut(),
-            peak_scope: None,
-            request_budgets: opts.max_new_tokens.is_none(),
-        };
-        let mut batch_records = run_batch(&batch, &mut ready, &mut engine, &settings, &mut probes);
-        batch_records.iter_mut().for_each(|r| r.repetition = repetition);
-        // One sample the kernel refused the reset makes the run's peaks cumulative.
-        if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
-            summary.memory.peak_scope = probes.peak_scope;
-        }
-        for record in batch_records {
-            if let Err(e) = writer.append(&record) {
-                // Stop at once, with a summary of exactly what the file holds.
-                bar.finish_and_clear();
-                summary.status = RunStatus::Aborted;
-                summary.abort_reason = Some(e.to_string());
-                let closed = close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, started);
-                let error = anyhow::Error::new(e);
-                return Err(match closed {
-                    Ok(()) => error,
-                    Err(also) => error.context(format!("the summary could not be written either: {also:#}")),
-                });
-            }
-            if let Some(error) = &record.error {
-                consecutive_failures += 1;
-                bar.suspend(|| {
-                    eprintln!(
-                        "Sample {} ({}) failed during {:?}: {}",
-                        record.index,
-                        escape(&record.id),
-                        error.stage,
-                        escape_block(&error.message)
-                    )
-                });
-            } else {
-                consecutive_failures = 0;
-            }
-            if let Some(first) = first_metric.and_then(|m| record.metrics.get(m)).filter(|_| record.repetition == 0) {
-                correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
-            }
-            let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
-            if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
-                bar.set_message(format!(
-                    "{} {:.3}{tps}",
-                    escape(&first.name),
-                    correct_so_far.0 / correct_so_far.1 as f64
-                ));
-            }
-            bar.inc(1);
-            records.push(record);
-            if consecutive_failures >= opts.max_consecutive_failures {
-                summary.status = RunStatus::Aborted;
-                summary.abort_reason = Some(format!(
-                    "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
-                     the last error: {}",
-                    opts.max_consecutive_failures,
-                    records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
-                ));
-                break 'batches;
-            }
-        }
-    }
-    bar.finish_and_clear();
 
-    if summary.status == RunStatus::Running {
-        summary.status = RunStatus::Complete;
+    /// Runs the selection's first samples (round again when it is shorter) through the whole pipeline and
+    /// discards them: caches, allocator and CPU warm up. No trace and no GPU readings.
+    fn warm_up(&self, ready: &mut ReadyScenario, engine: &mut Engine) {
+        let warmup = self.opts.run.warmup();
+        if warmup == 0 || self.selection.is_empty() {
+            return;
+        }
+        self.bar.set_message(format!("warming up on {warmup} samples (not recorded)"));
+        let chunks: Vec<(usize, usize)> = self.selection.iter().copied().enumerate().cycle().take(warmup).collect();
+        for chunk in chunks.chunks(self.opts.run.batch_size()) {
+            let batch = self.prepare_batch(chunk);
+            let mut probes = self.probes(None, None);
+            run_batch(&batch, ready, engine, self.settings, &mut probes);
+        }
+        self.bar.set_message("");
     }
-    summary.gpu = gpu.and_then(GpuMonitor::finish);
-    summary.background_cpu = cpu_start.zip(provenance::CpuTimes::now()).and_then(|(s, e)| e.background_share_since(&s));
-    close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, started)?;
-    crate::baseline::register_finished_run(writer.dir(), &summary);
-    let trace = match trace {
-        Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
-        None => None,
-    };
-    Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary, trace })
+
+    /// What each sample of a batch is measured with; the trace and the GPU monitor are lent per batch.
+    fn probes<'p>(&'p self, trace: Option<&'p mut TraceRecorder>, gpu: Option<&'p mut GpuMonitor>) -> SampleProbes<'p> {
+        SampleProbes {
+            prompt: self.prompt,
+            think: self.think,
+            trace,
+            gpu,
+            peak_scope: None,
+            request_budgets: self.opts.run.max_new_tokens.is_none(),
+        }
+    }
+
+    /// The selection's samples not already in `records`, each repetition in turn. Log-likelihood batches pad
+    /// every context to the batch's longest, so they are formed from samples of about one length, longest
+    /// first (as lm-evaluation-harness orders its requests): a batch of random lengths computes several
+    /// times the tokens it scores. Records keep their selection order (`index`).
+    fn work(&self, records: &[SampleRecord], by_length: bool, repeat: usize) -> Vec<Vec<(usize, usize)>> {
+        let done: BTreeSet<(usize, usize)> = records.iter().map(|r| (r.repetition, r.index)).collect();
+        let pool = self.dataset.few_shot_pool();
+        let text = |s: &Sample| s.fields.iter().map(|f| f.value.len()).sum::<usize>();
+        let prompt_size = |sample_index: usize| -> usize {
+            text(&self.dataset.samples[sample_index])
+                + self.examples_of(sample_index).into_iter().map(|i| text(&pool[i])).sum::<usize>()
+        };
+        (0..repeat)
+            .map(|repetition| {
+                let mut todo: Vec<(usize, usize)> = self
+                    .selection
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|(index, _)| !done.contains(&(repetition, *index)))
+                    .collect();
+                if by_length {
+                    todo.sort_by_cached_key(|&(_, sample_index)| std::cmp::Reverse(prompt_size(sample_index)));
+                }
+                todo
+            })
+            .collect()
+    }
+
+    /// Runs every sample still to run and appends its record; stops early (status aborted, with the reason)
+    /// after too many failures in a row. An error is a record that could not be written.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        ready: &mut ReadyScenario,
+        engine: &mut Engine,
+        writer: &mut RunWriter,
+        records: &mut Vec<SampleRecord>,
+        summary: &mut RunSummary,
+        mut trace: Option<&mut TraceRecorder>,
+        mut gpu: Option<&mut GpuMonitor>,
+        repeat: usize,
+    ) -> Result<(), WriterError> {
+        let opts = self.opts;
+        let meta = ready.scenario.metadata().clone();
+        let batch_size = opts.run.batch_size();
+        let bar = &self.bar;
+        let mut consecutive_failures = 0;
+        let first_metric = meta.metrics.first().map(|m| m.name.as_str());
+        let mut correct_so_far = records
+            .iter()
+            .filter(|r| r.repetition == 0)
+            .filter_map(|r| first_metric.and_then(|m| r.metrics.get(m)))
+            .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+        // Batches never span two repetitions, so each repetition is batched as an uninterrupted run batches
+        // it (a resumed run only differs where its interruption split a batch).
+        let by_length = ready.scoring == ScoringMode::Loglikelihood && batch_size > 1;
+        let work = self.work(records, by_length, repeat);
+        for (repetition, chunk) in work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)))
+        {
+            let batch = self.prepare_batch(chunk);
+            let mut probes = self.probes(trace.as_deref_mut(), gpu.as_deref_mut());
+            let mut batch_records = run_batch(&batch, ready, engine, self.settings, &mut probes);
+            batch_records.iter_mut().for_each(|r| r.repetition = repetition);
+            // One sample the kernel refused the reset makes the run's peaks cumulative.
+            if summary.memory.peak_scope != Some(memory::PeakScope::Cumulative) {
+                summary.memory.peak_scope = probes.peak_scope;
+            }
+            for record in batch_records {
+                if let Err(e) = writer.append(&record) {
+                    bar.finish_and_clear();
+                    return Err(e);
+                }
+                if let Some(error) = &record.error {
+                    consecutive_failures += 1;
+                    bar.suspend(|| {
+                        eprintln!(
+                            "Sample {} ({}) failed during {:?}: {}",
+                            record.index,
+                            escape(&record.id),
+                            error.stage,
+                            escape_block(&error.message)
+                        )
+                    });
+                } else {
+                    consecutive_failures = 0;
+                }
+                if let Some(first) = first_metric.and_then(|m| record.metrics.get(m)).filter(|_| record.repetition == 0)
+                {
+                    correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
+                }
+                let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
+                if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
+                    bar.set_message(format!(
+                        "{} {:.3}{tps}",
+                        escape(&first.name),
+                        correct_so_far.0 / correct_so_far.1 as f64
+                    ));
+                }
+                bar.inc(1);
+                records.push(record);
+                if consecutive_failures >= opts.max_consecutive_failures {
+                    summary.status = RunStatus::Aborted;
+                    summary.abort_reason = Some(format!(
+                        "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
+                         the last error: {}",
+                        opts.max_consecutive_failures,
+                        records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
+                    ));
+                    bar.finish_and_clear();
+                    return Ok(());
+                }
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
 }
 
 /// Opens the results folder: a new one, or with `--resume` the run already there, checked against this

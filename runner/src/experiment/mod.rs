@@ -4,6 +4,7 @@
 //! command-line flags), and [`plan`] turns the layers into the sorted, named, filtered list of runs a sweep
 //! (or one shard of it) executes. `file` reads experiment folders, `model` maps `precision` to model folders.
 
+pub mod effective;
 pub mod file;
 pub mod model;
 

@@ -314,13 +314,10 @@ pub struct SweepReport {
 fn run_one(mut options: ExecOptions, run: &PlannedRun, dir: &Path, resume: bool) -> Result<RunOutcome> {
     options.out = Some(dir.to_path_buf());
     options.run_name = Some(run.name.clone());
-    options.run_config = Some(run.config.to_json());
+    options.run = run.config.clone();
     // exec keeps an interrupted run's finished samples and runs the rest (same configuration only).
     options.resume = resume;
-    match options.adapter {
-        Some(_) => crate::baseline::exec_with_baseline(&options, crate::baseline::base_out_beside(dir)),
-        None => crate::exec::exec(&options),
-    }
+    crate::baseline::run(&options, crate::baseline::base_out_beside)
 }
 
 /// Runs `plan` (this shard's slice of it) into `opts.out`. `options_for` builds each run's exec options from
