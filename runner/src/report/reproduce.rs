@@ -27,6 +27,10 @@ pub fn reproduce_command(s: &RunSummary) -> String {
     if s.dataset.source == "file" {
         flag("data", Some(portable_path(&s.dataset.label)));
     }
+    // The split a Hub dataset was read from (the run's configuration names it when the user chose one).
+    if let Some(split) = s.config.as_ref().and_then(|c| c.get("split")).and_then(|v| v.as_str()) {
+        flag("split", Some(split.to_string()));
+    }
     for subset in &s.dataset.subsets {
         flag("subset", Some(subset.clone()));
     }
@@ -106,6 +110,12 @@ pub fn reproduce_command(s: &RunSummary) -> String {
     if let Some(adapter) = &s.adapter {
         flag("adapter", Some(portable_path(&adapter.path.display().to_string())));
     }
+    if settings.warmup > 0 {
+        flag("warmup", Some(settings.warmup.to_string()));
+    }
+    if settings.repeat > 1 {
+        flag("repeat", Some(settings.repeat.to_string()));
+    }
     args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
@@ -157,6 +167,49 @@ mod tests {
         assert_eq!(portable_path("/work/shared/datasets/gsm8k/test.jsonl"), "gsm8k/test.jsonl");
         assert_eq!(portable_path("data/test.jsonl"), "data/test.jsonl");
         assert_eq!(portable_path("/test.jsonl"), "test.jsonl");
+    }
+
+    /// A run that set every run key away from its default: its reproduce command names each key's flag, so
+    /// a key added to `RunConfig` (tied to `RUN_KEYS` by a test) fails here until the command carries it.
+    #[test]
+    fn a_run_that_sets_every_run_key_is_reproduced_with_each_keys_flag() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../results/testdata/old-summary.json")).unwrap();
+        v["dataset"]["source"] = "file".into();
+        v["dataset"]["label"] = "/data/d.jsonl".into();
+        v["dataset"]["subsets"] = serde_json::json!(["s"]);
+        v["dataset"]["max_samples"] = 3.into();
+        v["dataset"]["shuffle_seed"] = 4.into();
+        v["dataset"]["few_shot_source"] = serde_json::json!({"label": "/data/dev", "hash": "sha256:00", "total": 5});
+        let settings = serde_json::json!({
+            "few_shot": 1, "few_shot_order": "seeded", "scoring": "loglikelihood", "max_new_tokens": 5,
+            "temperature": 0.5, "top_k": 3, "top_p": 0.9, "seed": 1, "repetition_penalty": 1.1, "ignore_eos": true,
+            "batch_size": 2, "system_prompt": "hi", "no_chat_template": true, "warmup": 1, "repeat": 2,
+        });
+        for (key, value) in settings.as_object().unwrap() {
+            v["settings"][key] = value.clone();
+        }
+        v["runtime"]["execution_provider"] = "cuda".into();
+        v["runtime"]["intra_threads"] = 2.into();
+        v["adapter"] = serde_json::json!({
+            "path": "/a/x.onnx_adapter", "hash": "sha256:00", "size_bytes": 1, "rank": 1, "targets": [], "layers": 1,
+            "tensors": 1, "parameters": 1, "base_parameters": null, "parameter_share": null,
+        });
+        v["config"] = serde_json::json!({"stop": ["X"], "split": "test"});
+        let summary: RunSummary = serde_json::from_value(v).unwrap();
+        let command = reproduce_command(&summary);
+        for key in crate::experiment::RUN_KEYS {
+            let flags = match key {
+                // A sweep's name, and the positional scenario, have no flag.
+                "name" | "scenario" => continue,
+                // The default model is named by its precision on any machine, another by its folder.
+                "model" | "precision" => vec!["--precision".to_string(), "--model".to_string()],
+                "subsets" => vec!["--subset".to_string()],
+                "chat_template" => vec!["--no-chat-template".to_string()],
+                key => vec![format!("--{}", key.replace('_', "-"))],
+            };
+            assert!(command.split(' ').any(|word| flags.iter().any(|f| f == word)), "{key}: no {flags:?} in {command}");
+        }
     }
 
     #[test]
