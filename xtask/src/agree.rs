@@ -23,6 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::agree_gsm8k;
 use crate::bench::{humantime_now, load_average, machine, round, runner_home, target_dir, venv_python};
 use crate::shell::{output, repo_root, run_command, step};
 
@@ -118,6 +119,9 @@ const MMLU_YAML: &str = "fewshot_split: dev\nfewshot_config:\n  sampler: first_n
     doc_to_choice: [\"A\", \"B\", \"C\", \"D\"]\ndoc_to_target: answer\nmetric_list:\n  - metric: acc\n";
 
 const DEFAULT_TASKS: [&str; 5] = ["arc_easy", "openbookqa", "sst2", "mmlu", "mmlu_5shot"];
+/// The check of lm-eval's gsm8k filters on the same outputs ([`agree_gsm8k`]): run when named.
+const GSM8K: &str = "gsm8k";
+const DATA_GSM8K: &str = "gsm8k/test.jsonl";
 
 #[derive(Debug, Clone)]
 pub struct AgreeOptions {
@@ -127,6 +131,8 @@ pub struct AgreeOptions {
     pub tasks: Vec<String>,
     /// Only render the page again from `results.json` (after editing `findings.md`).
     pub render_only: bool,
+    /// A runner GSM8K run whose outputs the gsm8k filter check scores, instead of a new one.
+    pub gsm8k_run: Option<PathBuf>,
 }
 
 impl AgreeOptions {
@@ -136,12 +142,16 @@ impl AgreeOptions {
             limit: None,
             tasks: DEFAULT_TASKS.iter().map(|t| t.to_string()).collect(),
             render_only: false,
+            gsm8k_run: None,
         };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
             match *flag {
                 "--install-peers" => options.install_peers = true,
                 "--render-only" => options.render_only = true,
+                "--gsm8k-run" => {
+                    options.gsm8k_run = Some(PathBuf::from(flags.next().context("--gsm8k-run needs a run folder")?));
+                }
                 "--limit" => {
                     let value = flags.next().context("--limit needs a number")?;
                     let limit = value
@@ -155,13 +165,14 @@ impl AgreeOptions {
                     let value = flags.next().context("--tasks needs a comma list")?;
                     options.tasks = value.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
                     for name in &options.tasks {
-                        if !TASKS.iter().any(|t| t.name == name) {
-                            bail!("--tasks: `{name}` is not one of {}", DEFAULT_TASKS.join(", "));
+                        if !TASKS.iter().any(|t| t.name == name) && name != GSM8K {
+                            bail!("--tasks: `{name}` is not one of {}, {GSM8K}", DEFAULT_TASKS.join(", "));
                         }
                     }
                 }
                 other => bail!(
-                    "unknown flag `{other}` for `cargo xtask agree` (--install-peers, --limit N, --tasks LIST, --render-only)"
+                    "unknown flag `{other}` for `cargo xtask agree` (--install-peers, --limit N, --tasks LIST, \
+                     --gsm8k-run DIR, --render-only)"
                 ),
             }
         }
@@ -206,12 +217,12 @@ fn copy_tools() -> Result<PathBuf> {
     std::fs::copy(&runner, bin.join("runner")).with_context(|| format!("copying {}", runner.display()))?;
     let scenarios =
         std::env::var_os("RUNNER_SCENARIOS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("scenarios"));
-    for task in &TASKS {
-        let component = scenarios.join(format!("{}.wasm", task.scenario));
+    for scenario in TASKS.iter().map(|t| t.scenario).chain([GSM8K]) {
+        let component = scenarios.join(format!("{scenario}.wasm"));
         if !component.is_file() {
             bail!("{} is missing: run `cargo xtask setup` (or set RUNNER_SCENARIOS)", component.display());
         }
-        std::fs::copy(&component, bin.join(format!("{}.wasm", task.scenario)))?;
+        std::fs::copy(&component, bin.join(format!("{scenario}.wasm")))?;
     }
     Ok(bin)
 }
@@ -614,8 +625,24 @@ pub fn run(options: &AgreeOptions) -> Result<()> {
         page["versions"] = versions();
         page["machine"] = machine(std::thread::available_parallelism().map_or(1, |n| n.get()));
         for name in &options.tasks {
-            let task = TASKS.iter().find(|t| t.name == name).expect("parsed");
-            let result = step(&format!("agree {name}"), || run_task(&bin, task, options.limit))?;
+            let result = match TASKS.iter().find(|t| t.name == name) {
+                Some(task) => step(&format!("agree {name}"), || run_task(&bin, task, options.limit))?,
+                None => step(&format!("agree {name}"), || {
+                    let data = datasets_dir().join("gsm8k/test.jsonl");
+                    let work = work_dir().join(GSM8K);
+                    let mut result = agree_gsm8k::run(
+                        &bin,
+                        &peers_python(),
+                        &data,
+                        &work,
+                        options.limit,
+                        options.gsm8k_run.as_deref(),
+                    )?;
+                    result["data_sha256"] = json!(sha256(&data));
+                    result["limit"] = json!(options.limit);
+                    Ok(result)
+                })?,
+            };
             page["tasks"][name] = result;
             page["generated_at"] = json!(humantime_now());
             // Written after each task, so a long run that stops keeps what it finished.
@@ -757,6 +784,16 @@ fn render(page: &Value, findings: Option<&str>) -> String {
         );
     }
     let _ = writeln!(md);
+    if let Some(gsm8k) = tasks.get(GSM8K) {
+        agree_gsm8k::render(&mut md, gsm8k);
+        let limit = gsm8k["limit"].as_u64().map_or(String::new(), |l| format!(" --limit {l}"));
+        let _ = writeln!(
+            md,
+            "Reproduce: `cargo xtask agree --install-peers --tasks gsm8k{limit}` (add `--gsm8k-run DIR` to score \
+             an existing run's outputs): `{DATA_GSM8K}` (sha256 {}).\n",
+            gsm8k["data_sha256"].as_str().unwrap_or("?")
+        );
+    }
     let _ = writeln!(md, "## Disagreements\n");
     let _ = writeln!(
         md,
