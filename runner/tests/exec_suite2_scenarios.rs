@@ -4,34 +4,18 @@
 //! (per-subset figures, macro-average) reaches the summary. The tiny model answers at random; what is
 //! checked is that every sample completes and is scored, not its accuracy.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-use runner::results::writer::{SUMMARY_FILE, read_samples};
+use common::{read_summary, runner};
+use runner::import::Precision;
+use runner::results::writer::read_samples;
 use runner::results::{RunStatus, RunSummary, SampleStatus};
 
-fn runner() -> Command {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
-    cmd.env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    cmd
-}
+mod common;
 
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let gguf = dir.path().join("tiny.gguf");
-            runner::testing::write_tiny_llama_gguf(&gguf, 11);
-            let model = dir.path().join("tiny-int4");
-            let out = runner().arg("import").arg(&gguf).arg("--out").arg(&model).output().unwrap();
-            assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
-            (dir, model)
-        })
-        .1
+/// The tiny int4 model the tests of this file share.
+fn tiny_model() -> PathBuf {
+    common::tiny_model(11, Precision::Int4)
 }
 
 /// Runs the scenario's embedded sample (its first `samples` items) and returns the samples' metrics and
@@ -60,7 +44,7 @@ fn exec_embedded(scenario: &str, samples: usize, metric: &str, flags: &[&str]) -
         assert!(record.metrics.contains_key(metric), "{scenario}: {record:?}");
         assert!(!record.prompt_text.as_deref().unwrap_or_default().is_empty());
     }
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(summary.status, RunStatus::Complete);
     summary
 }
@@ -182,7 +166,7 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
-        let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        let summary = read_summary(&results);
         (read_samples(&results).unwrap(), summary, stderr)
     };
 
@@ -249,7 +233,7 @@ fn stop_strings_from_the_command_line_replace_the_scenarios() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(summary.settings.stop, ["\n", "zz"]);
     for record in read_samples(&results).unwrap() {
         let output = record.output.unwrap_or_default();
@@ -285,7 +269,7 @@ fn a_scenarios_temperature_is_the_default_and_the_users_wins() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap()
+        read_summary(&results)
     };
     assert_eq!(run("declared", &[]).settings.temperature, 0.7);
     assert_eq!(run("user", &["--temperature", "0"]).settings.temperature, 0.0);
@@ -309,7 +293,7 @@ fn a_batched_log_likelihood_run_scores_each_question_as_one_at_a_time() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let summary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        let summary = read_summary(&results);
         let mut records = read_samples(&results).unwrap();
         records.sort_by_key(|r| r.index);
         (records, summary)
