@@ -7,9 +7,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::{read_summary, run};
-use runner::results::paired::{PairedComparison, PairedTest};
 use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE};
 use runner::results::{RunStatus, RunSummary};
+use runner::stats::paired::{PairedComparison, PairedTest};
 
 mod common;
 
@@ -76,7 +76,7 @@ fn compares_two_precisions_sample_by_sample() {
     assert_eq!(accuracy.n, 3);
     assert!(accuracy.binary);
     let PairedTest::McnemarExact { a_only, b_only } = accuracy.test else { panic!("{:?}", accuracy.test) };
-    assert_eq!(accuracy.p_value, runner::results::mcnemar::exact_p_value(a_only, b_only));
+    assert_eq!(accuracy.p_value, runner::stats::mcnemar::exact_p_value(a_only, b_only));
     assert!(accuracy.verdict.contains("int8") && accuracy.verdict.contains("McNemar p ="), "{}", accuracy.verdict);
     let measures: Vec<&str> = comparison.speed.iter().map(|s| s.measure.as_str()).collect();
     assert!(measures.contains(&"TTFT") && measures.contains(&"e2e latency"), "{measures:?}");
