@@ -1,8 +1,9 @@
 //! runner benchmarks LLM inference through ONNX Runtime, with the benchmark logic (dataset parsing,
 //! prompts, scoring) sandboxed in WebAssembly components.
 //!
-//! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
-//! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
+//! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `model_folder` is the contract
+//! of a model folder (file names, `runner.json`, graph input and output names) that `import` writes and
+//! `engine` and `lora` read, `import` turns a GGUF into an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
 //! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
 //! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
 //! measured, `stats` computes the statistics reported on it (distributions, bootstrap intervals, McNemar,
@@ -30,6 +31,7 @@ pub mod hub;
 pub mod import;
 pub mod lora;
 pub mod memory;
+pub mod model_folder;
 pub mod onnx;
 pub mod paths;
 pub mod prepare;

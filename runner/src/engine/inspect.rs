@@ -292,13 +292,13 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::Precision;
+    use crate::model_folder::Precision;
     use crate::testing::{tiny, write_tiny_model_folder};
 
     fn report(precision: Precision) -> GraphReport {
         let dir = tempfile::tempdir().unwrap();
         let model = write_tiny_model_folder(dir.path(), 5, precision);
-        let report = inspect_model(&model.join(crate::engine::model::MODEL_FILE)).unwrap();
+        let report = inspect_model(&model.join(crate::model_folder::MODEL_FILE)).unwrap();
         eprintln!("{precision}: {}", report.label);
         report
     }

@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use super::{LoraTarget, Side, parse_input_name};
+use crate::model_folder::{MAX_RANK_KEY, MODEL_FILE, PARAMETERS_KEY};
 use crate::onnx::proto::ModelProto;
-
-/// Metadata keys the importer writes.
-pub const MAX_RANK_KEY: &str = "runner.lora_max_rank";
-pub const PARAMETERS_KEY: &str = "runner.parameters";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelInspectError {
@@ -56,11 +53,7 @@ pub struct LoraSlots {
 impl LoraSlots {
     /// Reads the LoRA inputs of the ONNX model at `model_path` (a `model.onnx` file, or a folder holding one).
     pub fn read(model_path: &Path) -> Result<LoraSlots, ModelInspectError> {
-        let model_path = if model_path.is_dir() {
-            model_path.join(crate::engine::model::MODEL_FILE)
-        } else {
-            model_path.to_path_buf()
-        };
+        let model_path = if model_path.is_dir() { model_path.join(MODEL_FILE) } else { model_path.to_path_buf() };
         let bytes = std::fs::read(&model_path)
             .map_err(|source| ModelInspectError::Read { path: model_path.clone(), source })?;
         let model = ModelProto::decode(bytes.as_slice())

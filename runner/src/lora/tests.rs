@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::engine::{Engine, EngineOptions, GenerationSettings};
 use crate::gguf::GgufFile;
-use crate::import::{ImportOptions, Precision, import_gguf};
+use crate::import::{ImportOptions, LoraOptions, Precision, import_gguf};
 use crate::prompt::Prompt;
 use crate::testing::reference::{reference_logits, reference_logits_with_lora};
 use crate::testing::{quiet_ort_cache, tiny, write_tiny_llama_gguf};
