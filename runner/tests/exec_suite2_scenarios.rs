@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use common::{read_summary, runner};
+use common::{exec, read_summary};
 use runner::import::Precision;
 use runner::results::writer::read_samples;
 use runner::results::{RunStatus, RunSummary, SampleStatus};
@@ -23,12 +23,8 @@ fn tiny_model() -> PathBuf {
 fn exec_embedded(scenario: &str, samples: usize, metric: &str, flags: &[&str]) -> RunSummary {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let out = runner()
-        .arg("exec")
-        .arg(scenario)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "6", "--max-samples", &samples.to_string()])
+    let out = exec(scenario, &tiny_model())
+        .args(["--max-new-tokens", "6", "--max-samples", &samples.to_string()])
         .args(flags)
         .arg("--out")
         .arg(&results)
@@ -59,12 +55,8 @@ fn mmlu_runs_its_embedded_sample_with_few_shot_examples() {
 #[test]
 fn mmlu_runs_one_selected_subject() {
     let dir = tempfile::tempdir().unwrap();
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::MMLU)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "4", "--subset", "astronomy", "--out"])
+    let out = exec(scenario_artifacts::MMLU, &tiny_model())
+        .args(["--max-new-tokens", "4", "--subset", "astronomy", "--out"])
         .arg(dir.path().join("run"))
         .output()
         .unwrap();
@@ -72,12 +64,8 @@ fn mmlu_runs_one_selected_subject() {
     let records = read_samples(&dir.path().join("run")).unwrap();
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|r| r.subset.as_deref() == Some("astronomy")));
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::MMLU)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--subset", "cooking", "--out"])
+    let out = exec(scenario_artifacts::MMLU, &tiny_model())
+        .args(["--subset", "cooking", "--out"])
         .arg(dir.path().join("bad"))
         .output()
         .unwrap();
@@ -152,14 +140,10 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
 
     let run = |name: &str, flags: &[&str]| {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::MMLU)
-            .arg("--model")
-            .arg(tiny_model())
+        let out = exec(scenario_artifacts::MMLU, &tiny_model())
             .arg("--data")
             .arg(data.join("test"))
-            .args(["--no-progress", "--scoring", "loglikelihood", "--out"])
+            .args(["--scoring", "loglikelihood", "--out"])
             .arg(&results)
             .args(flags)
             .output()
@@ -222,12 +206,8 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
 fn stop_strings_from_the_command_line_replace_the_scenarios() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::XSUM)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "40", "--max-samples", "3", "--ignore-eos", "--stop", r"\n"])
+    let out = exec(scenario_artifacts::XSUM, &tiny_model())
+        .args(["--max-new-tokens", "40", "--max-samples", "3", "--ignore-eos", "--stop", r"\n"])
         .args(["--stop", "zz", "--out"])
         .arg(&results)
         .output()
@@ -254,16 +234,12 @@ fn a_scenarios_temperature_is_the_default_and_the_users_wins() {
     std::fs::write(&task, "temperature: 0.7\nmax_new_tokens: 4\n").unwrap();
     let run = |name: &str, flags: &[&str]| -> RunSummary {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::CUSTOM)
-            .arg("--model")
-            .arg(tiny_model())
+        let out = exec(scenario_artifacts::CUSTOM, &tiny_model())
             .arg("--data")
             .arg(&data)
             .arg("--task")
             .arg(&task)
-            .args(["--no-progress", "--out"])
+            .arg("--out")
             .arg(&results)
             .args(flags)
             .output()
@@ -283,12 +259,8 @@ fn a_batched_log_likelihood_run_scores_each_question_as_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, batch: &str| -> (Vec<runner::results::SampleRecord>, RunSummary) {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::ARC)
-            .arg("--model")
-            .arg(tiny_model())
-            .args(["--no-progress", "--scoring", "loglikelihood", "--batch-size", batch, "--out"])
+        let out = exec(scenario_artifacts::ARC, &tiny_model())
+            .args(["--scoring", "loglikelihood", "--batch-size", batch, "--out"])
             .arg(&results)
             .output()
             .unwrap();

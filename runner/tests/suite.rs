@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use common::{read_summary, run_text as run, runner};
+use common::{exec, read_summary, run_text as run, runner};
 use runner::import::Precision;
 use runner::results::writer::read_samples;
 use runner::results::{RunStatus, RunSummary, SampleRecord, SampleStatus};
@@ -21,12 +21,8 @@ fn tiny_model() -> PathBuf {
 fn exec_two(scenario: &str, extra: &[&str]) -> (Vec<SampleRecord>, RunSummary) {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let (out, text) = run(runner()
-        .arg("exec")
-        .arg(scenario)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-samples", "2", "--max-new-tokens", "4"])
+    let (out, text) = run(exec(scenario, &tiny_model())
+        .args(["--max-samples", "2", "--max-new-tokens", "4"])
         .args(extra)
         .arg("--out")
         .arg(&results));
@@ -120,11 +116,7 @@ fn custom_runs_its_embedded_sample_and_a_task_file_over_csv() {
 
     // A wrong key in the task file is named with the file.
     std::fs::write(&task, "templat: \"{question}\"\n").unwrap();
-    let (out, text) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::CUSTOM)
-        .arg("--model")
-        .arg(tiny_model())
+    let (out, text) = run(exec(scenario_artifacts::CUSTOM, &tiny_model())
         .arg("--data")
         .arg(&data)
         .arg("--task")
