@@ -12,12 +12,13 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{ExecOptions, RunOutcome, exec};
+use crate::files::write_atomically;
 use crate::provenance::hash_bytes;
 use crate::results::folder::RunFolder;
-use crate::results::overhead::AdapterComparison;
 use crate::results::summary::{RunStatus, RunSummary};
 use crate::results::table::render_markdown;
-use crate::results::writer::{SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, write_atomically};
+use crate::results::writer::{SUMMARY_FILE, SUMMARY_MARKDOWN_FILE};
+use crate::stats::overhead::AdapterComparison;
 
 /// Bumped when the key's fields change, so older registrations stop matching instead of matching wrongly.
 const KEY_VERSION: &str = "runner-baseline-key/2";

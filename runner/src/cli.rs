@@ -476,7 +476,7 @@ pub struct ImportArgs {
     #[arg(long, value_name = "LIST")]
     pub lora_targets: Option<String>,
     /// The highest adapter rank the model accepts.
-    #[arg(long, value_name = "R", default_value_t = crate::lora::DEFAULT_MAX_RANK)]
+    #[arg(long, value_name = "R", default_value_t = crate::import::DEFAULT_MAX_RANK)]
     pub lora_max_rank: usize,
 }
 
@@ -901,7 +901,7 @@ fn run_import(args: ImportArgs) -> Result<()> {
     if args.lora_max_rank == 0 {
         anyhow::bail!("--lora-max-rank must be at least 1");
     }
-    let lora = crate::lora::LoraOptions { targets, max_rank: args.lora_max_rank };
+    let lora = crate::import::LoraOptions { targets, max_rank: args.lora_max_rank };
     let force = args.force || args.if_outdated;
     let options = ImportOptions { precision: args.precision, accuracy_level: args.accuracy_level, force, lora };
     let out = args.out.unwrap_or_else(|| crate::import::default_output_dir(&args.gguf, args.precision));

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::results::folder::RunFolder;
-use crate::results::paired::{PairedComparison, compare};
 use crate::results::paired_table::render_terminal;
+use crate::stats::paired::{PairedComparison, compare};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {

@@ -411,7 +411,7 @@ impl Hub {
             if let Some(parent) = ref_file.parent() {
                 std::fs::create_dir_all(parent).map_err(io_error(parent))?;
             }
-            crate::results::writer::write_atomically(&ref_file, info.sha.as_bytes()).map_err(io_error(&ref_file))?;
+            crate::files::write_atomically(&ref_file, info.sha.as_bytes()).map_err(io_error(&ref_file))?;
         }
         Ok(repo_dir.join("snapshots").join(&info.sha))
     }

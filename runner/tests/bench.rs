@@ -1,39 +1,23 @@
 //! `runner bench` as a user runs it on a tiny generated model: the table on stdout, `--json FILE` with every
 //! repetition, `--json -` keeping stdout pure JSON, `--markdown`, and flag errors before anything loads.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
 use runner::import::Precision;
 
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let model = runner::testing::write_tiny_model_folder(dir.path(), 3, Precision::Int4);
-            (dir, model)
-        })
-        .1
-}
+mod common;
 
-/// `runner bench --model TINY --no-progress ARGS`, with ONNX Runtime's telemetry file kept in a temp dir.
+/// `runner bench --model TINY --no-progress ARGS`.
 fn bench(args: &[&str]) -> (Output, String, String) {
-    let cache = std::env::temp_dir().join("runner-test-cache");
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .env_remove("ORT_DYLIB_PATH")
-        .env("XDG_CACHE_HOME", &cache)
-        .env("RUNNER_CACHE_DIR", cache.join("runner"))
-        .arg("bench")
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--no-progress")
-        .args(args)
-        .output()
-        .expect("runner starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (out, stdout, stderr) = common::run(
+        common::runner()
+            .arg("bench")
+            .arg("--model")
+            .arg(common::tiny_model(3, Precision::Int4))
+            .arg("--no-progress")
+            .args(args),
+    );
+    // Nothing here runs a guest, so no thread of runner's may panic.
     assert!(!stderr.contains("panicked"), "runner panicked:\n{stderr}");
     (out, stdout, stderr)
 }

@@ -3,59 +3,22 @@
 //! library, a broken model folder, a bad dataset row, a bad flag).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
-use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
-use runner::results::{RunStatus, RunSummary, SampleStatus, Stage};
+use common::{exec, read_summary, run, runner};
+use runner::import::Precision;
+use runner::results::writer::{SAMPLES_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
+use runner::results::{RunStatus, SampleStatus, Stage};
 
-fn runner() -> Command {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
-    // Precompiled scenarios go to a folder of the test's own.
-    cmd.env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    cmd
-}
+mod common;
 
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("runner starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    // A guest's own panic message may appear in a sample's error; runner's main thread must never panic.
-    assert!(!stderr.contains("thread 'main'"), "runner panicked:\n{stderr}");
-    (out, stdout, stderr)
-}
-
-/// A tiny llama model imported through the CLI, shared by the tests of this file.
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let gguf = dir.path().join("tiny.gguf");
-            runner::testing::write_tiny_llama_gguf(&gguf, 7);
-            let model = dir.path().join("tiny-int4");
-            let (out, stdout, stderr) = run(runner().arg("import").arg(&gguf).arg("--out").arg(&model));
-            assert!(out.status.success(), "import failed:\n{stdout}\n{stderr}");
-            (dir, model)
-        })
-        .1
-}
-
-/// `runner exec SCENARIO --model MODEL --no-progress`, for a test to add its own flags to.
-fn exec_with(scenario: &str, model: &Path) -> Command {
-    let mut cmd = runner();
-    cmd.arg("exec").arg(scenario).arg("--model").arg(model).arg("--no-progress");
-    cmd
+/// The tiny int4 model the tests of this file share.
+fn tiny_model() -> PathBuf {
+    common::tiny_model(7, Precision::Int4)
 }
 
 fn exec_on_tiny(scenario: &str) -> Command {
-    exec_with(scenario, tiny_model())
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
+    exec(scenario, &tiny_model())
 }
 
 #[test]
@@ -134,17 +97,13 @@ fn a_missing_onnx_runtime_library_says_how_to_get_one() {
 fn a_broken_model_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    for entry in std::fs::read_dir(tiny_model()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
+    common::copy_model(&tiny_model(), &model);
     std::fs::write(model.join("model.onnx"), b"not a protobuf").unwrap();
-    let (out, _, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model).arg("--out").arg(dir.path().join("run")));
+    let (out, _, stderr) = run(exec(scenario_artifacts::GSM8K, &model).arg("--out").arg(dir.path().join("run")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("model.onnx") || stderr.contains(&model.display().to_string()), "{stderr}");
 
-    let (out, _, stderr) = run(&mut exec_with(scenario_artifacts::GSM8K, &dir.path().join("absent")));
+    let (out, _, stderr) = run(&mut exec(scenario_artifacts::GSM8K, &dir.path().join("absent")));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("absent") && stderr.contains("does not exist"), "{stderr}");
 }
@@ -233,7 +192,7 @@ fn scenario_faults_fail_their_sample_and_the_run_goes_on() {
 #[test]
 fn exit_status_tells_every_sample_passed_from_some_failed_from_none_succeeded() {
     let dir = tempfile::tempdir().unwrap();
-    let exec_with = |lines: &str, out: &str, extra: &[&str]| {
+    let run_lines = |lines: &str, out: &str, extra: &[&str]| {
         let data = dir.path().join(format!("{out}.txt"));
         std::fs::write(&data, lines).unwrap();
         let results = dir.path().join(out);
@@ -245,25 +204,25 @@ fn exit_status_tells_every_sample_passed_from_some_failed_from_none_succeeded() 
             .args(extra));
         (status.status.code(), stderr, results)
     };
-    let (code, stderr, _) = exec_with("hello\nhello again\n", "passed", &[]);
+    let (code, stderr, _) = run_lines("hello\nhello again\n", "passed", &[]);
     assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr, _) = exec_with("hello\ntrap\n", "partial", &[]);
+    let (code, stderr, _) = run_lines("hello\ntrap\n", "partial", &[]);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("Warning: 1 of 2 samples failed"), "{stderr}");
-    let (code, stderr, results) = exec_with("trap\ntrap\n", "none", &[]);
+    let (code, stderr, results) = run_lines("trap\ntrap\n", "none", &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("Error: no sample succeeded: all 2 samples failed"), "{stderr}");
     assert_eq!(read_summary(&results).results.failed, 2, "the failed samples are recorded");
 
     // A sweep of two runs (two batch sizes) that both fail every sample: each is `failed` in sweep.json.
-    let (code, stderr, sweep) = exec_with("trap\n", "sweep-none", &["--batch-size", "1,2"]);
+    let (code, stderr, sweep) = run_lines("trap\n", "sweep-none", &["--batch-size", "1,2"]);
     assert_eq!(code, Some(1), "{stderr}");
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sweep.join("sweep.json")).unwrap()).unwrap();
     let statuses: Vec<&str> = state["runs"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["failed", "failed"], "{state}");
     assert!(state["runs"][0]["error"].as_str().unwrap().contains("no sample succeeded"), "{state}");
-    let (code, stderr, _) = exec_with("hello\ntrap\n", "sweep-partial", &["--batch-size", "1,2"]);
+    let (code, stderr, _) = run_lines("hello\ntrap\n", "sweep-partial", &["--batch-size", "1,2"]);
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("2 of the runs finished with failed samples"), "{stderr}");
 }
@@ -412,7 +371,7 @@ fn lora_import_adapter_init_info_and_exec_with_adapter() {
     assert!(info["parameter_share"].as_f64().unwrap() > 0.0);
 
     let results = dir.path().join("run");
-    let (out, stdout, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model)
+    let (out, stdout, stderr) = run(exec(scenario_artifacts::GSM8K, &model)
         .args(["--max-samples", "2", "--max-new-tokens", "4", "--adapter"])
         .arg(&adapter)
         .arg("--out")
@@ -466,7 +425,7 @@ fn batched_exec_keeps_per_sample_results_and_order() {
     let mut samples = Vec::new();
     for batch in ["1", "4"] {
         let results = dir.path().join(format!("run-{batch}"));
-        let (out, stdout, stderr) = run(exec_with(scenario_artifacts::GSM8K, &model)
+        let (out, stdout, stderr) = run(exec(scenario_artifacts::GSM8K, &model)
             .arg("--data")
             .arg(&data)
             .args(["--max-new-tokens", "10", "--batch-size", batch, "--out"])
@@ -527,14 +486,14 @@ fn hub_model_references_resolve_offline_from_the_hf_cache() {
     };
 
     let results = dir.path().join("run");
-    let mut cmd = exec_with(scenario_artifacts::GSM8K, Path::new("hf:someone/tiny-onnx/cpu/int4"));
+    let mut cmd = exec(scenario_artifacts::GSM8K, Path::new("hf:someone/tiny-onnx/cpu/int4"));
     hub_env(cmd.args(["--max-samples", "1", "--max-new-tokens", "3", "--out"]).arg(&results));
     let (out, stdout, stderr) = run(&mut cmd);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let summary = read_summary(&results);
     assert!(summary.model.dir.ends_with(&format!("snapshots/{commit}/cpu/int4")), "{}", summary.model.dir);
 
-    let mut cmd = exec_with(scenario_artifacts::GSM8K, Path::new("hf:someone/other-model@v1"));
+    let mut cmd = exec(scenario_artifacts::GSM8K, Path::new("hf:someone/other-model@v1"));
     hub_env(cmd.arg("--out").arg(dir.path().join("run2")));
     let (out, _, stderr) = run(&mut cmd);
     assert_eq!(out.status.code(), Some(1));

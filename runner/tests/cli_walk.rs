@@ -7,8 +7,12 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
+
+use common::runner;
+
+mod common;
 
 /// Files and folders the cases point at, made once.
 struct Fixtures {
@@ -57,16 +61,6 @@ impl Fixtures {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_string()
     }
-}
-
-fn runner() -> Command {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH").env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    // The ONNX Runtime telemetry file and the HF cache stay out of the user's home.
-    let home = CACHE.get().unwrap().path();
-    cmd.env("XDG_CACHE_HOME", home.join("xdg")).env("HF_HOME", home.join("hf")).env("HF_HUB_OFFLINE", "1");
-    cmd
 }
 
 /// Runs one case and checks the contract; returns a description of what went wrong, if anything.

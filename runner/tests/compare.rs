@@ -6,27 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use runner::results::paired::{PairedComparison, PairedTest};
+use common::{read_summary, run};
 use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE};
 use runner::results::{RunStatus, RunSummary};
+use runner::stats::paired::{PairedComparison, PairedTest};
 
-/// The runner binary with its cache in `cache` (precompiled scenarios and the baseline registry).
+mod common;
+
+/// The runner binary with runner's cache in `cache`: the baseline tests look at what its registry holds.
 fn runner(cache: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH").env("RUNNER_CACHE_DIR", cache);
+    let mut cmd = common::runner();
+    cmd.env("RUNNER_CACHE_DIR", cache);
     cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("runner starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("thread 'main'"), "runner panicked:\n{stderr}");
-    (out, stdout, stderr)
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
 }
 
 /// Two runs of the same three embedded GSM8K samples on the tiny model in int4 and int8, made once.
@@ -85,7 +76,7 @@ fn compares_two_precisions_sample_by_sample() {
     assert_eq!(accuracy.n, 3);
     assert!(accuracy.binary);
     let PairedTest::McnemarExact { a_only, b_only } = accuracy.test else { panic!("{:?}", accuracy.test) };
-    assert_eq!(accuracy.p_value, runner::results::mcnemar::exact_p_value(a_only, b_only));
+    assert_eq!(accuracy.p_value, runner::stats::mcnemar::exact_p_value(a_only, b_only));
     assert!(accuracy.verdict.contains("int8") && accuracy.verdict.contains("McNemar p ="), "{}", accuracy.verdict);
     let measures: Vec<&str> = comparison.speed.iter().map(|s| s.measure.as_str()).collect();
     assert!(measures.contains(&"TTFT") && measures.contains(&"e2e latency"), "{measures:?}");

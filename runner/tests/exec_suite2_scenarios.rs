@@ -4,34 +4,18 @@
 //! (per-subset figures, macro-average) reaches the summary. The tiny model answers at random; what is
 //! checked is that every sample completes and is scored, not its accuracy.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-use runner::results::writer::{SUMMARY_FILE, read_samples};
+use common::{exec, read_summary};
+use runner::import::Precision;
+use runner::results::writer::read_samples;
 use runner::results::{RunStatus, RunSummary, SampleStatus};
 
-fn runner() -> Command {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
-    cmd.env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    cmd
-}
+mod common;
 
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let gguf = dir.path().join("tiny.gguf");
-            runner::testing::write_tiny_llama_gguf(&gguf, 11);
-            let model = dir.path().join("tiny-int4");
-            let out = runner().arg("import").arg(&gguf).arg("--out").arg(&model).output().unwrap();
-            assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
-            (dir, model)
-        })
-        .1
+/// The tiny int4 model the tests of this file share.
+fn tiny_model() -> PathBuf {
+    common::tiny_model(11, Precision::Int4)
 }
 
 /// Runs the scenario's embedded sample (its first `samples` items) and returns the samples' metrics and
@@ -39,12 +23,8 @@ fn tiny_model() -> &'static Path {
 fn exec_embedded(scenario: &str, samples: usize, metric: &str, flags: &[&str]) -> RunSummary {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let out = runner()
-        .arg("exec")
-        .arg(scenario)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "6", "--max-samples", &samples.to_string()])
+    let out = exec(scenario, &tiny_model())
+        .args(["--max-new-tokens", "6", "--max-samples", &samples.to_string()])
         .args(flags)
         .arg("--out")
         .arg(&results)
@@ -60,7 +40,7 @@ fn exec_embedded(scenario: &str, samples: usize, metric: &str, flags: &[&str]) -
         assert!(record.metrics.contains_key(metric), "{scenario}: {record:?}");
         assert!(!record.prompt_text.as_deref().unwrap_or_default().is_empty());
     }
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(summary.status, RunStatus::Complete);
     summary
 }
@@ -75,12 +55,8 @@ fn mmlu_runs_its_embedded_sample_with_few_shot_examples() {
 #[test]
 fn mmlu_runs_one_selected_subject() {
     let dir = tempfile::tempdir().unwrap();
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::MMLU)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "4", "--subset", "astronomy", "--out"])
+    let out = exec(scenario_artifacts::MMLU, &tiny_model())
+        .args(["--max-new-tokens", "4", "--subset", "astronomy", "--out"])
         .arg(dir.path().join("run"))
         .output()
         .unwrap();
@@ -88,12 +64,8 @@ fn mmlu_runs_one_selected_subject() {
     let records = read_samples(&dir.path().join("run")).unwrap();
     assert_eq!(records.len(), 4);
     assert!(records.iter().all(|r| r.subset.as_deref() == Some("astronomy")));
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::MMLU)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--subset", "cooking", "--out"])
+    let out = exec(scenario_artifacts::MMLU, &tiny_model())
+        .args(["--subset", "cooking", "--out"])
         .arg(dir.path().join("bad"))
         .output()
         .unwrap();
@@ -208,21 +180,17 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
 
     let run = |name: &str, flags: &[&str]| {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::MMLU)
-            .arg("--model")
-            .arg(tiny_model())
+        let out = exec(scenario_artifacts::MMLU, &tiny_model())
             .arg("--data")
             .arg(data.join("test"))
-            .args(["--no-progress", "--scoring", "loglikelihood", "--out"])
+            .args(["--scoring", "loglikelihood", "--out"])
             .arg(&results)
             .args(flags)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{stderr}");
-        let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        let summary = read_summary(&results);
         (read_samples(&results).unwrap(), summary, stderr)
     };
 
@@ -278,18 +246,14 @@ fn mmlu_reads_the_original_release_with_examples_from_its_dev_split() {
 fn stop_strings_from_the_command_line_replace_the_scenarios() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::XSUM)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-new-tokens", "40", "--max-samples", "3", "--ignore-eos", "--stop", r"\n"])
+    let out = exec(scenario_artifacts::XSUM, &tiny_model())
+        .args(["--max-new-tokens", "40", "--max-samples", "3", "--ignore-eos", "--stop", r"\n"])
         .args(["--stop", "zz", "--out"])
         .arg(&results)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(summary.settings.stop, ["\n", "zz"]);
     for record in read_samples(&results).unwrap() {
         let output = record.output.unwrap_or_default();
@@ -310,22 +274,18 @@ fn a_scenarios_temperature_is_the_default_and_the_users_wins() {
     std::fs::write(&task, "temperature: 0.7\nmax_new_tokens: 4\n").unwrap();
     let run = |name: &str, flags: &[&str]| -> RunSummary {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::CUSTOM)
-            .arg("--model")
-            .arg(tiny_model())
+        let out = exec(scenario_artifacts::CUSTOM, &tiny_model())
             .arg("--data")
             .arg(&data)
             .arg("--task")
             .arg(&task)
-            .args(["--no-progress", "--out"])
+            .arg("--out")
             .arg(&results)
             .args(flags)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap()
+        read_summary(&results)
     };
     assert_eq!(run("declared", &[]).settings.temperature, 0.7);
     assert_eq!(run("user", &["--temperature", "0"]).settings.temperature, 0.0);
@@ -339,17 +299,13 @@ fn a_batched_log_likelihood_run_scores_each_question_as_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, batch: &str| -> (Vec<runner::results::SampleRecord>, RunSummary) {
         let results = dir.path().join(name);
-        let out = runner()
-            .arg("exec")
-            .arg(scenario_artifacts::ARC)
-            .arg("--model")
-            .arg(tiny_model())
-            .args(["--no-progress", "--scoring", "loglikelihood", "--batch-size", batch, "--out"])
+        let out = exec(scenario_artifacts::ARC, &tiny_model())
+            .args(["--scoring", "loglikelihood", "--batch-size", batch, "--out"])
             .arg(&results)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let summary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+        let summary = read_summary(&results);
         let mut records = read_samples(&results).unwrap();
         records.sort_by_key(|r| r.index);
         (records, summary)

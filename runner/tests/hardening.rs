@@ -7,59 +7,31 @@
 //! must end in a clear error naming the file or scenario, never a panic, with the other samples finished.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
+use common::{run, runner};
 use runner::import::Precision;
 use runner::results::SampleStatus;
 use runner::results::writer::read_samples;
 
-fn runner() -> Command {
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH")
-        .env("RUNNER_CACHE_DIR", home.join("cache"))
-        .env("XDG_CACHE_HOME", home.join("xdg"))
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
+mod common;
+
+/// The tiny int4 model the tests of this file share; tests that break it break a copy.
+fn tiny_model() -> PathBuf {
+    common::tiny_model(7, Precision::Int4)
 }
 
-/// Runs runner and returns its output with stderr as text; runner itself must never panic.
-fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().expect("runner starts");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    // A guest's own panic message may appear in a sample's error; runner's threads must never panic.
-    assert!(!stderr.contains("thread 'main'") && out.status.code() != Some(101), "runner panicked:\n{stderr}");
-    (out, stderr)
-}
-
-/// A tiny int4 model folder made once; tests copy it before breaking it.
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let model = runner::testing::write_tiny_model_folder(dir.path(), 7, Precision::Int4);
-            (dir, model)
-        })
-        .1
-}
-
+/// A copy of the tiny model in `to/model`, for a test to break.
 fn copy_model(to: &Path) -> PathBuf {
     let model = to.join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    for entry in std::fs::read_dir(tiny_model()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
+    common::copy_model(&tiny_model(), &model);
     model
 }
 
 /// `runner exec gsm8k --model MODEL` on two samples, expected to fail: returns stderr.
 fn exec_fails(model: &Path, extra: &[&str]) -> String {
     let out_dir = tempfile::tempdir().unwrap();
-    let (out, stderr) = run(runner()
+    let (out, _, stderr) = run(runner()
         .args(["exec", scenario_artifacts::GSM8K, "--no-progress", "--max-samples", "2", "--max-new-tokens", "2"])
         .arg("--model")
         .arg(model)
@@ -167,7 +139,7 @@ fn a_chat_template_that_fails_to_render_fails_each_sample_with_its_message() {
     set_chat_template(&model, "{{ raise_exception('this template refuses every conversation') }}");
     let out_dir = tempfile::tempdir().unwrap();
     let results = out_dir.path().join("run");
-    let (out, stderr) = run(runner()
+    let (out, _, stderr) = run(runner()
         .args(["exec", scenario_artifacts::GSM8K, "--no-progress", "--max-samples", "3", "--max-new-tokens", "2"])
         .args(["--max-consecutive-failures", "2", "--model"])
         .arg(&model)
@@ -240,7 +212,7 @@ fn an_onnx_runtime_library_of_the_wrong_kind_or_version_is_refused_naming_it() {
         cases.push((lib, "libnull-ort.so"));
     }
     for (lib, expected) in cases {
-        let stderr = exec_fails(tiny_model(), &["--ort-lib", lib.to_str().unwrap()]);
+        let stderr = exec_fails(&tiny_model(), &["--ort-lib", lib.to_str().unwrap()]);
         let name = lib.file_name().unwrap().to_str().unwrap();
         assert!(stderr.contains(name), "the error must name {name}:\n{stderr}");
         assert!(stderr.contains(expected), "the error for {name} must say `{expected}`:\n{stderr}");
@@ -254,7 +226,7 @@ fn exec_lines(scenario: &str, lines: &[&str], extra: &[&str]) -> (Vec<runner::re
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, lines.join("\n") + "\n").unwrap();
     let results = dir.path().join("run");
-    let (out, stderr) = run(runner()
+    let (out, _, stderr) = run(runner()
         .args(["exec", scenario, "--no-progress", "--max-new-tokens", "2", "--batch-size", "4"])
         .args(["--scenario-timeout", "2", "--max-consecutive-failures", "100", "--model"])
         .arg(tiny_model())
@@ -324,7 +296,7 @@ fn an_aggregate_with_a_million_metrics_is_refused_and_the_run_kept() {
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, "hello\nworld\n").unwrap();
     let results = dir.path().join("run");
-    let (out, stderr) = run(runner()
+    let (out, _, stderr) = run(runner()
         .args(["exec", scenario_artifacts::FAULTY, "--no-progress", "--max-new-tokens", "2"])
         .args(["--scenario-arg", "fault=aggregate:many-metrics", "--model"])
         .arg(tiny_model())
@@ -452,7 +424,7 @@ fn a_hostile_python_guest_failing_before_the_first_sample_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("commands.txt");
         std::fs::write(&data, "hello\n").unwrap();
-        let (out, stderr) = run(runner()
+        let (out, _, stderr) = run(runner()
             .args(["exec", hostile, "--no-progress", "--scenario-timeout", "2", "--scenario-arg"])
             .arg(format!("fault={fault}"))
             .arg("--model")
@@ -512,7 +484,7 @@ fn inputs_that_once_crashed_the_fuzzers_are_read_or_refused() {
 /// A real two-sample GSM8K run on the tiny model in `dir/run`, to be made hostile afterwards.
 fn two_sample_run(dir: &Path) -> PathBuf {
     let results = dir.join("run");
-    let (out, stderr) = run(runner()
+    let (out, _, stderr) = run(runner()
         .args(["exec", scenario_artifacts::GSM8K, "--no-progress", "--max-samples", "2", "--max-new-tokens", "2"])
         .arg("--model")
         .arg(tiny_model())
@@ -549,7 +521,7 @@ fn the_html_report_escapes_markup_from_models_datasets_and_scenarios() {
     }
     std::fs::write(&summary_path, serde_json::to_vec(&summary).unwrap()).unwrap();
     let html = dir.path().join("report.html");
-    let (out, stderr) = run(runner().arg("report").arg(&results).args(["--format", "html", "--out"]).arg(&html));
+    let (out, _, stderr) = run(runner().arg("report").arg(&results).args(["--format", "html", "--out"]).arg(&html));
     assert!(out.status.success(), "{stderr}");
     let html = std::fs::read_to_string(&html).unwrap();
     assert!(!html.to_lowercase().contains("<script"), "unescaped <script> in the HTML report");

@@ -3,49 +3,28 @@
 //! memory by stage, no GPU fields on a machine without a GPU, prompt options, and reasoning splits.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
+use common::read_summary;
 use runner::engine::{ThinkMarkers, split_reasoning};
 use runner::import::Precision;
 use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, read_samples};
-use runner::results::{RunSummary, SampleRecord, SampleStatus};
+use runner::results::{SampleRecord, SampleStatus};
 use serde_json::Value;
 
-struct Tiny {
-    dir: tempfile::TempDir,
-    model: PathBuf,
-}
-
-/// The tiny int4 model, imported once for this file's tests; ONNX Runtime's telemetry goes below it too.
-fn tiny() -> &'static Tiny {
-    static TINY: OnceLock<Tiny> = OnceLock::new();
-    TINY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let model = runner::testing::write_tiny_model_folder(dir.path(), 7, Precision::Int4);
-        Tiny { dir, model }
-    })
-}
+mod common;
 
 /// `runner exec gsm8k --model TINY --no-progress --out DIR/run` plus `args`, run in `dir`.
 fn exec(dir: &Path, args: &[&str]) -> (Output, String, String, PathBuf) {
     let results = dir.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .env_remove("ORT_DYLIB_PATH")
-        .env("XDG_CACHE_HOME", tiny().dir.path().join("cache"))
-        .env("RUNNER_CACHE_DIR", tiny().dir.path().join("cache").join("runner"))
-        .current_dir(dir)
-        .arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(&tiny().model)
-        .args(["--no-progress", "--threads", "1", "--out"])
-        .arg(&results)
-        .args(args)
-        .output()
-        .expect("runner starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (out, stdout, stderr) = common::run(
+        common::exec(scenario_artifacts::GSM8K, &common::tiny_model(7, Precision::Int4))
+            .current_dir(dir)
+            .args(["--threads", "1", "--out"])
+            .arg(&results)
+            .args(args),
+    );
+    // No guest here panics on purpose, so no thread of runner's may.
     assert!(!stderr.contains("panicked"), "runner panicked:\n{stderr}");
     (out, stdout, stderr, results)
 }
@@ -54,10 +33,6 @@ fn exec_ok(dir: &Path, args: &[&str]) -> (String, PathBuf) {
     let (out, stdout, stderr, results) = exec(dir, args);
     assert!(out.status.success(), "exec {args:?} failed:\n{stdout}\n{stderr}");
     (stdout, results)
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
 }
 
 #[derive(Debug, Clone)]

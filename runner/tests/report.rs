@@ -13,6 +13,8 @@ use runner::report::{BaselineChoice, Exporter, Report, RunFolder, Templates, Ter
 use runner::results::summary::RunSummary;
 use runner::results::{Aggregates, MetricSpec, SampleRecord, SampleStatus, SampleTimings};
 
+mod common;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -415,24 +417,23 @@ fn cli_prints_tables_and_writes_formats() {
     for input in runs() {
         write_run(&dir.path().join(input.dir.file_name().unwrap()), &input);
     }
-    let runner = env!("CARGO_BIN_EXE_runner");
-    let out = Command::new(runner).args(["report"]).arg(dir.path()).output().unwrap();
+    let out = common::runner().args(["report"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Tiny int4 cpu") && text.contains("× faster"), "{text}");
-    let out = Command::new(runner).args(["report", "--format", "csv", "--out", "-"]).arg(dir.path()).output().unwrap();
+    let out = common::runner().args(["report", "--format", "csv", "--out", "-"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 5);
     let html = dir.path().join("r.html");
     let out =
-        Command::new(runner).args(["report", "--format", "html", "--out"]).arg(&html).arg(dir.path()).output().unwrap();
+        common::runner().args(["report", "--format", "html", "--out"]).arg(&html).arg(dir.path()).output().unwrap();
     assert!(out.status.success());
     check_balanced(&fs::read_to_string(&html).unwrap());
-    let out = Command::new(runner).args(["report", "--baseline", "nope"]).arg(dir.path()).output().unwrap();
+    let out = common::runner().args(["report", "--baseline", "nope"]).arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--baseline nope"), "{err}");
-    let out = Command::new(runner).args(["report"]).arg(dir.path().join("missing")).output().unwrap();
+    let out = common::runner().args(["report"]).arg(dir.path().join("missing")).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
 }

@@ -8,15 +8,18 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::{read_summary, run_text as run, runner};
 use runner::import::Precision;
 use runner::results::csv::SAMPLES_CSV_FILE;
 use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
 use runner::results::{RunStatus, RunSummary, SampleRecord, SampleStatus};
 use runner::testing::SplitMix64;
+
+mod common;
 
 /// Samples in the kill-and-resume run.
 const SAMPLES: usize = 30;
@@ -25,7 +28,6 @@ struct Fixture {
     _dir: tempfile::TempDir,
     model: PathBuf,
     data: PathBuf,
-    cache: PathBuf,
 }
 
 /// A tiny model folder and a GSM8K-format dataset of `SAMPLES` questions, shared by the tests of this file.
@@ -33,7 +35,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let model = runner::testing::write_tiny_model_folder(dir.path(), 11, Precision::Int4);
+        let model = common::tiny_model(11, Precision::Int4);
         let data = dir.path().join("questions.jsonl");
         let lines: Vec<String> = (0..SAMPLES)
             .map(|i| {
@@ -46,18 +48,8 @@ fn fixture() -> &'static Fixture {
             })
             .collect();
         fs::write(&data, lines.join("\n") + "\n").unwrap();
-        let cache = dir.path().join("cache");
-        Fixture { _dir: dir, model, data, cache }
+        Fixture { _dir: dir, model, data }
     })
-}
-
-fn runner() -> Command {
-    let f = fixture();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
-    // Precompiled scenarios and ONNX Runtime's telemetry file stay in the test's own folder.
-    cmd.env("RUNNER_CACHE_DIR", &f.cache).env("XDG_CACHE_HOME", &f.cache);
-    cmd
 }
 
 /// `runner exec gsm8k` on the tiny model and the test dataset, greedy, 3 new tokens, one thread (the same
@@ -68,29 +60,14 @@ fn exec(out: &Path) -> Command {
 
 fn exec_generating(out: &Path, max_new_tokens: usize) -> Command {
     let f = fixture();
-    let mut cmd = runner();
-    cmd.arg("exec")
-        .arg(scenario_artifacts::GSM8K)
-        .arg("--model")
-        .arg(&f.model)
-        .arg("--data")
+    let mut cmd = common::exec(scenario_artifacts::GSM8K, &f.model);
+    cmd.arg("--data")
         .arg(&f.data)
-        .args(["--no-progress", "--threads", "1", "--max-new-tokens"])
+        .args(["--threads", "1", "--max-new-tokens"])
         .arg(max_new_tokens.to_string())
         .arg("--out")
         .arg(out);
     cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().expect("runner starts");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!text.contains("thread 'main'"), "runner panicked:\n{text}");
-    (out, text)
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
 }
 
 /// What a sample's result is, timings and memory aside: two runs of one configuration agree on all of it.

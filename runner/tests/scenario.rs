@@ -13,6 +13,8 @@ use runner::scenario::{
     ScenarioLimits, ScoredSample,
 };
 
+mod common;
+
 fn load(path: &str) -> Scenario {
     Scenario::load(Path::new(path), ScenarioLimits::default()).expect("load the component")
 }
@@ -470,18 +472,10 @@ fn a_scenario_can_move_to_another_thread() {
     assert!(scenario.embedded_dataset().unwrap().is_some());
 }
 
-/// The `runner` binary, with its precompiled-component cache in a folder of the test's own.
-fn runner_command(cache: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
-    command.env("RUNNER_CACHE_DIR", cache).env_remove("ORT_DYLIB_PATH");
-    command
-}
-
+/// [`common::run`], telling only whether runner succeeded.
 fn run(command: &mut std::process::Command) -> (bool, String, String) {
-    let output = command.output().expect("runner starts");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("thread 'main'"), "runner panicked:\n{stderr}");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+    let (output, stdout, stderr) = common::run(command);
+    (output.status.success(), stdout, stderr)
 }
 
 const GSM8K_EMBEDDED_REFERENCES: [&str; 10] = ["25", "140", "320", "150", "72", "80", "45", "27", "225", "-11"];
@@ -489,10 +483,8 @@ const GSM8K_EMBEDDED_REFERENCES: [&str; 10] = ["25", "140", "320", "150", "72", 
 fn score_json(dir: &Path, outputs: &str, extra: &[&str]) -> (bool, serde_json::Value, String) {
     let file = dir.join("outputs.jsonl");
     std::fs::write(&file, outputs).unwrap();
-    let (ok, stdout, stderr) = run(runner_command(&dir.join("cache"))
-        .args(["score", scenario_artifacts::GSM8K, "--json", "--outputs"])
-        .arg(&file)
-        .args(extra));
+    let (ok, stdout, stderr) =
+        run(common::runner().args(["score", scenario_artifacts::GSM8K, "--json", "--outputs"]).arg(&file).args(extra));
     (ok, serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null), stderr)
 }
 
@@ -525,9 +517,7 @@ fn score_rates_gold_answers_right_and_wrong_answers_wrong() {
 
     // The table names the metric and the samples without output.
     let file = dir.path().join("outputs.jsonl");
-    let (ok, stdout, _) = run(runner_command(&dir.path().join("cache"))
-        .args(["score", scenario_artifacts::GSM8K, "--outputs"])
-        .arg(&file));
+    let (ok, stdout, _) = run(common::runner().args(["score", scenario_artifacts::GSM8K, "--outputs"]).arg(&file));
     assert!(ok && stdout.contains("accuracy ↑") && stdout.contains("2 samples have no output"), "{stdout}");
 }
 
@@ -567,7 +557,7 @@ fn score_reads_a_hugging_face_dataset_from_the_cache_offline() {
     let outputs = dir.path().join("outputs.jsonl");
     std::fs::write(&outputs, "{\"index\": 0, \"output\": \"The answer is 42.\"}\n").unwrap();
     let score = |data: &str, hub: &Path| {
-        run(runner_command(&dir.path().join("cache"))
+        run(common::runner()
             .env("HF_HUB_CACHE", hub)
             .env("HF_HUB_OFFLINE", "1")
             .args(["score", scenario_artifacts::GSM8K, "--json", "--data", data, "--outputs"])
@@ -592,10 +582,7 @@ fn scenario_flags_are_checked_against_the_metadata() {
     let outputs = dir.path().join("outputs.jsonl");
     std::fs::write(&outputs, "{\"index\": 0, \"output\": \"x\"}\n").unwrap();
     let score = |flags: &[&str]| {
-        run(runner_command(&dir.path().join("cache"))
-            .args(["score", scenario_artifacts::GSM8K, "--outputs"])
-            .arg(&outputs)
-            .args(flags))
+        run(common::runner().args(["score", scenario_artifacts::GSM8K, "--outputs"]).arg(&outputs).args(flags))
     };
     let (ok, _, stderr) = score(&["--subset", "algebra"]);
     assert!(!ok && stderr.contains("--subset algebra") && stderr.contains("no subsets"), "{stderr}");
@@ -610,11 +597,11 @@ fn scenario_flags_are_checked_against_the_metadata() {
 fn exec_scores_choices_by_loglikelihood_and_contains_faults() {
     use runner::results::writer::read_samples;
     let dir = tempfile::tempdir().unwrap();
-    let model = runner::testing::write_tiny_model_folder(dir.path(), 3, runner::import::Precision::Int4);
+    let model = common::tiny_model(3, runner::import::Precision::Int4);
     let data = dir.path().join("commands.txt");
     std::fs::write(&data, "hello\nscore:trap\nempty-prompt\nhello again\nscore:nan\n").unwrap();
     let results = dir.path().join("run");
-    let output = runner_command(&dir.path().join("cache"))
+    let output = common::runner()
         .args(["exec", scenario_artifacts::FAULTY, "--no-progress", "--scoring", "loglikelihood", "--model"])
         .arg(&model)
         .arg("--data")

@@ -3,60 +3,33 @@
 //! the real engine; sst2 also by log-likelihood; custom with a YAML task file over a CSV file; and
 //! `runner score` finds each reference answer correct.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
+use common::{exec, read_summary, run_text as run, runner};
 use runner::import::Precision;
-use runner::results::writer::{SUMMARY_FILE, read_samples};
+use runner::results::writer::read_samples;
 use runner::results::{RunStatus, RunSummary, SampleRecord, SampleStatus};
 
-/// A tiny model folder shared by the tests of this file.
-fn tiny_model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let model = runner::testing::write_tiny_model_folder(dir.path(), 11, Precision::Int4);
-            (dir, model)
-        })
-        .1
-}
+mod common;
 
-fn runner() -> Command {
-    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    // Precompiled scenarios, registered baselines and ONNX Runtime's telemetry stay in the test's own folder,
-    // whatever cache the user exports.
-    cmd.env_remove("ORT_DYLIB_PATH").env("RUNNER_CACHE_DIR", cache.join("runner")).env("XDG_CACHE_HOME", cache);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().expect("runner starts");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!text.contains("thread 'main'"), "runner panicked:\n{text}");
-    (out, text)
+/// The tiny int4 model the tests of this file share.
+fn tiny_model() -> PathBuf {
+    common::tiny_model(11, Precision::Int4)
 }
 
 /// Runs two embedded samples of `scenario` with `extra` flags and returns the samples and the summary.
 fn exec_two(scenario: &str, extra: &[&str]) -> (Vec<SampleRecord>, RunSummary) {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let (out, text) = run(runner()
-        .arg("exec")
-        .arg(scenario)
-        .arg("--model")
-        .arg(tiny_model())
-        .args(["--no-progress", "--max-samples", "2", "--max-new-tokens", "4"])
+    let (out, text) = run(exec(scenario, &tiny_model())
+        .args(["--max-samples", "2", "--max-new-tokens", "4"])
         .args(extra)
         .arg("--out")
         .arg(&results));
     assert!(out.status.success(), "exec {scenario} failed:\n{text}");
     assert!(text.contains("embedded") || extra.contains(&"--data"), "the embedded sample is labelled:\n{text}");
     let samples = read_samples(&results).unwrap();
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(samples.len(), 2, "{text}");
     assert_eq!(summary.status, RunStatus::Complete);
     assert!(summary.scenario.hash.starts_with("sha256:"));
@@ -143,11 +116,7 @@ fn custom_runs_its_embedded_sample_and_a_task_file_over_csv() {
 
     // A wrong key in the task file is named with the file.
     std::fs::write(&task, "templat: \"{question}\"\n").unwrap();
-    let (out, text) = run(runner()
-        .arg("exec")
-        .arg(scenario_artifacts::CUSTOM)
-        .arg("--model")
-        .arg(tiny_model())
+    let (out, text) = run(exec(scenario_artifacts::CUSTOM, &tiny_model())
         .arg("--data")
         .arg(&data)
         .arg("--task")

@@ -5,17 +5,19 @@
 //! merged into the unsharded sweep, and a failing run recorded while the sweep goes on.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{read_summary, run_text as run, runner};
 use runner::experiment::file::Experiment;
 use runner::experiment::{PlanInput, PlannedRun, RunConfig, Selection, Shard, plan, sanitize_name};
 use runner::import::Precision;
-use runner::results::writer::{SUMMARY_FILE, read_samples};
-use runner::results::{RunSummary, SampleRecord};
+use runner::results::SampleRecord;
+use runner::results::writer::read_samples;
 use runner::sweep::{RunState, SWEEP_CSV, SWEEP_FILE, SweepFile};
+
+mod common;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -198,38 +200,11 @@ fn merge_refuses_sweeps_with_different_plans() {
 // ---------------------------------------------------------------------------------------------------------
 // Through the binary.
 
-fn runner_cmd() -> Command {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    runner::testing::quiet_ort_cache();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.env_remove("ORT_DYLIB_PATH");
-    cmd.env("RUNNER_CACHE_DIR", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
-    cmd.env("XDG_CACHE_HOME", std::env::temp_dir().join("runner-test-cache"));
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().expect("runner starts");
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!text.contains("thread 'main'"), "runner panicked:\n{text}");
-    (out, text)
-}
-
 /// A tiny model as setup lays a model out: `tiny.gguf` beside its `int4/` and `fp32/` imports.
-fn tiny_models() -> &'static Path {
-    static MODEL: OnceLock<tempfile::TempDir> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            runner::testing::write_tiny_model_folder(dir.path(), 5, Precision::Int4);
-            runner::testing::write_tiny_model_folder(dir.path(), 5, Precision::Fp32);
-            dir
-        })
-        .path()
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_FILE)).unwrap()).unwrap()
+fn tiny_models() -> PathBuf {
+    common::tiny_model(5, Precision::Int4);
+    let fp32 = common::tiny_model(5, Precision::Fp32);
+    fp32.parent().unwrap().to_path_buf()
 }
 
 /// What must not change between two runs of one configuration: per sample, its id, output and metrics.
@@ -248,7 +223,7 @@ fn sweep_of(dir: &Path) -> SweepFile {
 
 /// The tiny-model sweep of the kill and shard tests: gsm8k and sst2 × int4 and fp32.
 fn tiny_sweep(out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = runner_cmd();
+    let mut cmd = runner();
     cmd.arg("exec")
         .args([scenario_artifacts::GSM8K, scenario_artifacts::SST2])
         .arg("--model")
@@ -357,7 +332,7 @@ fn shards_merge_into_the_unsharded_sweep() {
     assert!(a.join("sweep.shard-0-of-2.json").is_file());
 
     // One shard alone: the merge names each run the other shard owes, with that shard, and fails.
-    let (out, text) = run(runner_cmd().arg("merge").arg(&a).arg("--out").arg(dir.path().join("half")));
+    let (out, text) = run(runner().arg("merge").arg(&a).arg("--out").arg(dir.path().join("half")));
     assert_eq!(out.status.code(), Some(1), "{text}");
     let owed: Vec<&str> =
         half.runs.iter().filter(|r| r.status != RunState::Complete).map(|r| r.name.as_str()).collect();
@@ -366,7 +341,7 @@ fn shards_merge_into_the_unsharded_sweep() {
     }
 
     let merged = dir.path().join("merged");
-    let (out, text) = run(runner_cmd().arg("merge").arg(&a).arg(&b).arg("--out").arg(&merged));
+    let (out, text) = run(runner().arg("merge").arg(&a).arg(&b).arg("--out").arg(&merged));
     assert!(out.status.success(), "{text}");
     assert_same_results(&whole, &merged);
 
@@ -393,13 +368,8 @@ fn a_failing_run_is_recorded_and_the_sweep_goes_on() {
         ),
     );
     let out_dir = dir.path().join("out");
-    let (out, text) = run(runner_cmd()
-        .arg("exec")
-        .arg("--experiment")
-        .arg(&experiment)
-        .arg("--no-progress")
-        .arg("--out")
-        .arg(&out_dir));
+    let (out, text) =
+        run(runner().arg("exec").arg("--experiment").arg(&experiment).arg("--no-progress").arg("--out").arg(&out_dir));
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("1 of the runs failed") && text.contains("broken"), "{text}");
     let sweep = sweep_of(&out_dir);
@@ -446,7 +416,7 @@ fn default_model_sweep_over_precisions_and_scenarios_from_one_experiment_folder(
         ),
     );
     let out_dir = dir.path().join("sweep");
-    let (out, text) = run(runner_cmd()
+    let (out, text) = run(runner()
         .env("RUNNER_HOME", home.path())
         .arg("exec")
         .arg("--experiment")
@@ -474,7 +444,7 @@ fn default_model_sweep_over_precisions_and_scenarios_from_one_experiment_folder(
     assert!(text.contains("gsm8k-int8") && text.contains("accuracy"), "the comparison table:\n{text}");
 
     // One command with flags describes the same plan.
-    let (out, flags_plan) = run(runner_cmd()
+    let (out, flags_plan) = run(runner()
         .env("RUNNER_HOME", home.path())
         .arg("exec")
         .args([scenario_artifacts::GSM8K, scenario_artifacts::SST2])

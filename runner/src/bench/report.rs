@@ -8,7 +8,7 @@ use super::measure::Repetition;
 use super::plan::Configuration;
 use crate::engine::OrtRuntime;
 use crate::provenance::{HostInfo, RunnerInfo};
-use crate::results::stats::Distribution;
+use crate::stats::Distribution;
 
 pub const SCHEMA: &str = "runner.bench/1";
 

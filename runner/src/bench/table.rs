@@ -5,8 +5,8 @@ use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{Cell, CellAlignment, Table};
 
 use super::report::{BenchReport, ConfigurationResult};
-use crate::results::stats::Distribution;
-use crate::results::table::human_bytes;
+use crate::files::human_bytes;
+use crate::stats::Distribution;
 
 fn threads(result: &ConfigurationResult) -> String {
     result.threads.map_or_else(|| "default".to_string(), |t| t.to_string())

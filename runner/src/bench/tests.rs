@@ -106,7 +106,7 @@ fn precision_and_params_come_from_the_graph_like_exec() {
     assert_eq!(open_model(tiny_model()).unwrap().facts.precision, "int4");
 
     // The folder claims fp16 but its graph is not ONNX: the claim is reported with a warning, params unknown.
-    std::fs::write(fp16.join(crate::engine::model::MODEL_FILE), b"not an onnx graph").unwrap();
+    std::fs::write(fp16.join(crate::model_folder::MODEL_FILE), b"not an onnx graph").unwrap();
     let broken = open_model(&fp16).unwrap();
     assert_eq!((broken.facts.precision.as_str(), broken.facts.params), ("fp16", None));
     let warning = broken.warning.unwrap();

@@ -16,7 +16,7 @@ use super::ortlib::OrtRuntime;
 use super::providers::{self, SessionRecord};
 use super::sampling::{LogitsProcessor, Sampling};
 use super::session::{DecoderSession, KvLayout, Logits, LogitsWanted};
-use super::{EngineError, EngineOptions};
+use super::{EngineError, EngineOptions, LoadedAdapter};
 use crate::prompt::Prompt;
 
 /// What to generate. Build it with `..Default::default()` for the settings a caller does not care about:
@@ -163,12 +163,12 @@ impl Engine {
 
     /// Reads and checks a LoRA adapter file against this model and loads it into ONNX Runtime; it takes
     /// effect with [`Engine::set_adapter`].
-    pub fn load_adapter(&self, path: &std::path::Path) -> Result<crate::lora::LoadedAdapter, EngineError> {
-        Ok(crate::lora::LoadedAdapter::load(path, &self.info.dir.join(super::model::MODEL_FILE))?)
+    pub fn load_adapter(&self, path: &std::path::Path) -> Result<LoadedAdapter, EngineError> {
+        Ok(LoadedAdapter::load(path, &self.info.dir.join(crate::model_folder::MODEL_FILE))?)
     }
 
     /// Generates with `adapter` applied from now on, or with the base model (`None`).
-    pub fn set_adapter(&mut self, adapter: Option<&crate::lora::LoadedAdapter>) -> Result<(), EngineError> {
+    pub fn set_adapter(&mut self, adapter: Option<&LoadedAdapter>) -> Result<(), EngineError> {
         Ok(self.session.set_adapter(adapter.map(|a| a.inputs.clone()).unwrap_or_default())?)
     }
 

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::onnx::proto::{AttributeProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+use crate::model_folder::LOGITS;
+use crate::onnx::proto::{AttributeProto, NodeProto, TensorProto, ValueInfoProto};
+use crate::onnx::scan::{ScanError, read_model};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -21,6 +22,15 @@ pub enum InspectError {
     Decode { path: PathBuf, source: prost::DecodeError },
     #[error("{path} has no graph", path = .path.display())]
     NoGraph { path: PathBuf },
+}
+
+impl From<ScanError> for InspectError {
+    fn from(err: ScanError) -> Self {
+        match err {
+            ScanError::Read { path, source } => InspectError::Read { path, source },
+            ScanError::Decode { path, source } => InspectError::Decode { path, source },
+        }
+    }
 }
 
 /// Initializers of one element type.
@@ -148,12 +158,10 @@ fn quantized_weight_input(op: &str) -> Option<usize> {
     }
 }
 
-/// Reads and measures the ONNX model at `path`.
+/// Reads and measures the ONNX model at `path`. Its weights are measured where they lie in the mapped file,
+/// never copied: an Optimum export keeps them all inline.
 pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
-    let bytes = std::fs::read(path).map_err(|source| InspectError::Read { path: path.to_path_buf(), source })?;
-    let model = ModelProto::decode(bytes.as_slice())
-        .map_err(|source| InspectError::Decode { path: path.to_path_buf(), source })?;
-    let graph = model.graph.ok_or_else(|| InspectError::NoGraph { path: path.to_path_buf() })?;
+    let graph = read_model(path)?.graph.ok_or_else(|| InspectError::NoGraph { path: path.to_path_buf() })?;
 
     let mut initializers: BTreeMap<String, DtypeTotals> = BTreeMap::new();
     let mut elements_of: HashMap<&str, (u64, &'static str)> = HashMap::new();
@@ -245,7 +253,7 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
     let float_total: u64 = float_weights.values().sum();
     let weights = quantized_weights + float_total;
 
-    let activations = elem_type(&graph.output, |n| n == "logits")
+    let activations = elem_type(&graph.output, |n| n == LOGITS)
         .or_else(|| elem_type(&graph.output, |_| true).filter(|t| t.starts_with("float") || t.starts_with("bfloat")));
     let kv_cache = elem_type(&graph.input, |n| n.contains("past"));
     let (dominant_float, dominant_float_count) = float_weights
@@ -292,13 +300,16 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::Precision;
-    use crate::testing::{tiny, write_tiny_model_folder};
+    use crate::gguf::GgmlType;
+    use crate::import::{ImportOptions, import_gguf};
+    use crate::model_folder::{MODEL_DATA_FILE, MODEL_FILE, Precision};
+    use crate::onnx::proto::{DATA_LOCATION_EXTERNAL, ModelProto};
+    use crate::testing::{LlamaShape, tiny, write_llama_gguf, write_tiny_model_folder};
 
     fn report(precision: Precision) -> GraphReport {
         let dir = tempfile::tempdir().unwrap();
         let model = write_tiny_model_folder(dir.path(), 5, precision);
-        let report = inspect_model(&model.join(crate::engine::model::MODEL_FILE)).unwrap();
+        let report = inspect_model(&model.join(MODEL_FILE)).unwrap();
         eprintln!("{precision}: {}", report.label);
         report
     }
@@ -354,6 +365,52 @@ mod tests {
             assert_eq!(totals.bytes, totals.elements * if dtype == "float16" { 2 } else { 4 });
             assert!(r.weights >= LINEAR_WEIGHTS + EMBEDDING_WEIGHTS);
             assert_eq!(r.label, format!("{short} weights + {short} activations"));
+        }
+    }
+
+    /// The model folder `model` as an Optimum export lays out its weights: every initializer's data moved from
+    /// the external data file into `dir/model.onnx`, which is returned.
+    fn with_inline_weights(model: &Path, dir: &Path) -> PathBuf {
+        use prost::Message;
+        let mut proto = ModelProto::decode(std::fs::read(model.join(MODEL_FILE)).unwrap().as_slice()).unwrap();
+        let data = std::fs::read(model.join(MODEL_DATA_FILE)).unwrap();
+        for tensor in proto.graph.as_mut().unwrap().initializer.iter_mut() {
+            if tensor.data_location != DATA_LOCATION_EXTERNAL {
+                continue;
+            }
+            let entry = |key: &str| -> usize {
+                tensor.external_data.iter().find(|e| e.key == key).map_or(0, |e| e.value.parse().unwrap())
+            };
+            let (offset, length) = (entry("offset"), entry("length"));
+            tensor.raw_data = bytes::Bytes::copy_from_slice(&data[offset..offset + length]);
+            tensor.external_data.clear();
+            tensor.data_location = 0;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(MODEL_FILE);
+        std::fs::write(&path, proto.encode_to_vec()).unwrap();
+        path
+    }
+
+    /// Inspection reads a graph without its weights, so weights kept inline (megabytes here, gigabytes in an
+    /// Optimum export) are measured where they lie: the report is the one of the same graph with external
+    /// weights, only now none of the bytes are external.
+    #[test]
+    fn inline_weights_are_measured_as_external_ones_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let gguf = dir.path().join("wide.gguf");
+        let types = |name: &str| if name == "token_embd.weight" { GgmlType::Q8_0 } else { GgmlType::Q4_1 };
+        write_llama_gguf(&gguf, 3, &LlamaShape::K_QUANT, types);
+        for precision in [Precision::Int4, Precision::Fp32] {
+            let external = dir.path().join(precision.to_string());
+            import_gguf(&gguf, &external, &ImportOptions { precision, ..Default::default() }).unwrap();
+            let inline = with_inline_weights(&external, &dir.path().join(format!("{precision}-inline")));
+            let mut expected = inspect_model(&external.join(MODEL_FILE)).unwrap();
+            assert!(expected.initializers.values().any(|t| t.external_bytes > 0), "{precision}: {expected:?}");
+            expected.initializers.values_mut().for_each(|t| t.external_bytes = 0);
+            assert_eq!(inspect_model(&inline).unwrap(), expected, "{precision}");
+            let inline_bytes = std::fs::metadata(&inline).unwrap().len();
+            assert!(inline_bytes > 1 << 20, "{precision}: the inline model is only {inline_bytes} bytes");
         }
     }
 

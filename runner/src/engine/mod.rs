@@ -7,9 +7,11 @@
 //! `chat` renders chat templates, `session` drives the ONNX Runtime session and its KV cache, `sampling`
 //! picks tokens from logits (greedy or seeded sampling), `detok` turns tokens into text as they arrive, and `generate` ties them into
 //! the generation loop behind [`Engine`]. `providers` builds the session for an execution provider and
-//! its options, `inspect` reads what precision a graph really is, and `reasoning` splits a reasoning model's
-//! thinking from its answer.
+//! its options, `inspect` reads what precision a graph really is, `reasoning` splits a reasoning model's
+//! thinking from its answer, and `adapter` loads a LoRA adapter file, checked by `crate::lora`, into the
+//! ONNX Runtime values the session binds.
 
+mod adapter;
 mod chat;
 mod detok;
 mod generate;
@@ -23,6 +25,7 @@ mod session;
 
 use std::path::PathBuf;
 
+pub use adapter::LoadedAdapter;
 pub use chat::{ChatTemplate, PromptOptions, TemplateError, plain_text, with_system_prompt};
 pub use detok::StreamDecoder;
 pub use generate::{
@@ -33,9 +36,7 @@ pub use ortlib::{OrtLibError, OrtRuntime, load_runtime};
 pub use providers::{ExecutionProvider, GraphOptimization, Mode, ProviderError, ProviderOptions, SessionRecord};
 pub use reasoning::{MarkerSource, ReasoningError, ReasoningSplit, ThinkMarkers, ThinkSplit, split as split_reasoning};
 pub use sampling::{LogitsProcessor, Sampling, SamplingError, check_repetition_penalty};
-pub use session::{
-    AdapterInputs, DecoderSession, FloatType, KvLayout, LOGITS_FROM_INPUT, Logits, LogitsWanted, SessionError,
-};
+pub use session::{AdapterInputs, DecoderSession, FloatType, KvLayout, Logits, LogitsWanted, SessionError};
 
 /// What [`Engine::load`] needs: the model folder and how to run it.
 #[derive(Debug, Clone, Default)]

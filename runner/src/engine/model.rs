@@ -12,17 +12,11 @@ use serde::Serialize;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-pub const MODEL_FILE: &str = "model.onnx";
-pub const CONFIG_FILE: &str = "genai_config.json";
-/// The transformers config Optimum exports beside `model.onnx`.
-pub const HF_CONFIG_FILE: &str = "config.json";
-/// transformers' generation defaults; its `eos_token_id` list is often longer than config.json's.
-pub const GENERATION_CONFIG_FILE: &str = "generation_config.json";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
-pub const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
-/// How `runner import` made the folder (precision, accuracy level, source); optional.
-pub const RUNNER_FILE: &str = "runner.json";
+use crate::model_folder::{
+    ATTENTION_MASK, CHAT_TEMPLATE_FILE, CONFIG_FILE, GENERATION_CONFIG_FILE, HF_CONFIG_FILE, INPUT_IDS, LOGITS,
+    MODEL_FILE, PAST_KEY, PAST_VALUE, POSITION_IDS, PRESENT_KEY, PRESENT_VALUE, RUNNER_FILE, RunnerRecord,
+    TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
+};
 
 /// Folder names that say a precision rather than a model (`models/NAME/int4`).
 const PRECISION_FOLDERS: &[&str] = &["int4", "int8", "fp16", "fp32", "bf16"];
@@ -60,7 +54,8 @@ pub enum ModelFormat {
     Optimum,
 }
 
-/// The decoder graph's input and output names; `%d` in a pattern stands for the layer index.
+/// The decoder graph's input and output names; `%d` in a pattern stands for the layer index
+/// ([`crate::model_folder::layer_name`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IoNames {
     pub input_ids: String,
@@ -78,22 +73,15 @@ impl Default for IoNames {
     /// The names Optimum, onnxruntime-genai's builder and `runner import` all use.
     fn default() -> Self {
         IoNames {
-            input_ids: "input_ids".into(),
-            attention_mask: "attention_mask".into(),
-            position_ids: "position_ids".into(),
-            past_key: "past_key_values.%d.key".into(),
-            past_value: "past_key_values.%d.value".into(),
-            logits: "logits".into(),
-            present_key: "present.%d.key".into(),
-            present_value: "present.%d.value".into(),
+            input_ids: INPUT_IDS.into(),
+            attention_mask: ATTENTION_MASK.into(),
+            position_ids: POSITION_IDS.into(),
+            past_key: PAST_KEY.into(),
+            past_value: PAST_VALUE.into(),
+            logits: LOGITS.into(),
+            present_key: PRESENT_KEY.into(),
+            present_value: PRESENT_VALUE.into(),
         }
-    }
-}
-
-impl IoNames {
-    /// `pattern` with its `%d` replaced by `layer`.
-    pub fn layer(pattern: &str, layer: usize) -> String {
-        pattern.replace("%d", &layer.to_string())
     }
 }
 
@@ -175,7 +163,7 @@ impl ModelFolder {
         };
         let tokenizer_path = require(dir, TOKENIZER_FILE)?;
         // One reader for runner.json: the importer's, which wrote it.
-        let record = crate::import::RunnerRecord::read(dir)
+        let record = RunnerRecord::read(dir)
             .map_err(|err| ModelError::Config { path: dir.join(RUNNER_FILE), problem: err.to_string() })?;
         if let Some(record) = record {
             info.format = ModelFormat::RunnerImport;

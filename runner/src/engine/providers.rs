@@ -749,7 +749,7 @@ mod tests {
 
     use super::*;
     use crate::engine::{Engine, EngineOptions};
-    use crate::import::Precision;
+    use crate::model_folder::Precision;
     use crate::onnx::proto::ModelProto;
     use crate::testing::{quiet_ort_cache, write_tiny_model_folder};
 
@@ -764,7 +764,7 @@ mod tests {
     }
 
     fn nodes_in(model: &Path) -> usize {
-        let bytes = std::fs::read(model.join(crate::engine::model::MODEL_FILE)).unwrap();
+        let bytes = std::fs::read(model.join(crate::model_folder::MODEL_FILE)).unwrap();
         ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap().node.len()
     }
 

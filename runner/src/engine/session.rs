@@ -32,13 +32,12 @@ use ort::value::{DynTensor, DynValue, PrimitiveTensorElementType, Tensor, Tensor
 
 use super::model::{IoNames, ModelInfo};
 use super::providers::{self, ProviderError, ProviderOptions, SessionRecord};
+use crate::model_folder::{CONFIG_FILE, LOGITS_FROM_INPUT, layer_name};
 
 /// The cache never starts smaller than this many positions, so short runs do not regrow it step by step.
 const MIN_CAPACITY: usize = 64;
 /// The operator whose presence means the graph shares past and present buffers.
 const SHARED_BUFFER_OP: &str = "com.microsoft:GroupQueryAttention";
-/// The optional input (int64 [1], default 0) from which chunk position on the graph computes logits.
-pub const LOGITS_FROM_INPUT: &str = "logits_from";
 
 /// Which chunk positions a run needs logits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +252,7 @@ impl DecoderSession {
         // positions, or as many as a window-sized cache must hold.
         let probe_capacity = scan.window_cache.unwrap_or(0);
         let probe_shapes = (0..info.layers)
-            .flat_map(|i| [IoNames::layer(&io.past_key, i), IoNames::layer(&io.past_value, i)])
+            .flat_map(|i| [layer_name(&io.past_key, i), layer_name(&io.past_value, i)])
             .map(|name| (name, vec![1, info.kv_heads, probe_capacity, info.head_size]))
             .collect();
         let providers::BuiltSession { session, record } =
@@ -261,14 +260,12 @@ impl DecoderSession {
 
         let source_of_name = match info.format {
             super::model::ModelFormat::Optimum => "Optimum's naming".to_string(),
-            _ => format!("{}", info.dir.join(super::model::CONFIG_FILE).display()),
+            _ => format!("{}", info.dir.join(CONFIG_FILE).display()),
         };
-        let past_names: Vec<String> = (0..info.layers)
-            .flat_map(|i| [IoNames::layer(&io.past_key, i), IoNames::layer(&io.past_value, i)])
-            .collect();
-        let present_names: Vec<String> = (0..info.layers)
-            .flat_map(|i| [IoNames::layer(&io.present_key, i), IoNames::layer(&io.present_value, i)])
-            .collect();
+        let past_names: Vec<String> =
+            (0..info.layers).flat_map(|i| [layer_name(&io.past_key, i), layer_name(&io.past_value, i)]).collect();
+        let present_names: Vec<String> =
+            (0..info.layers).flat_map(|i| [layer_name(&io.present_key, i), layer_name(&io.present_value, i)]).collect();
         let find = |kind: &'static str, name: &str| -> Result<ValueType, SessionError> {
             let outlets = if kind == "input" { session.inputs() } else { session.outputs() };
             outlets.iter().find(|o| o.name() == name).map(|o| o.dtype().clone()).ok_or_else(|| {

@@ -810,7 +810,7 @@ fn start_gpu_monitor(opts: &ExecOptions, execution_provider: &str) -> Option<Gpu
 /// The model file the folder holds: the precision is measured there, not in an optimized-model cache copy.
 fn folder_model_file(record: &crate::engine::SessionRecord, model_dir: &Path) -> PathBuf {
     match &record.optimized_model_cache {
-        Some(cache) if cache.hit => model_dir.join(crate::engine::model::MODEL_FILE),
+        Some(cache) if cache.hit => model_dir.join(crate::model_folder::MODEL_FILE),
         _ => record.model_file.clone(),
     }
 }

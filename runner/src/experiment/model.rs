@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::inspect::inspect_model;
-use crate::engine::model::MODEL_FILE;
 use crate::import::{ImportOptions, Precision, default_output_dir, import_gguf};
+use crate::model_folder::MODEL_FILE;
 use crate::paths;
 
 /// Why a model could not be found at the precision asked for. Messages name the flag (`--precision`) and the

@@ -1,60 +1,25 @@
 //! The model folder's text files: `tokenizer.json` (BPE rebuilt from the GGUF vocabulary so the `tokenizers`
 //! crate reproduces llama.cpp's ids), `tokenizer_config.json`, `chat_template.jinja`, onnxruntime-genai's
 //! `genai_config.json`, and runner's own `runner.json` (precision, accuracy level, source hash, what each tensor
-//! became). The runner record is a file of its own because onnxruntime-genai refuses unknown keys in
-//! `genai_config.json` (0.18: `Unknown value "runner"`).
+//! became: `model_folder::RunnerRecord`, which the engine reads too). The runner record is a file of its own
+//! because onnxruntime-genai refuses unknown keys in `genai_config.json` (0.18: `Unknown value "runner"`).
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::gguf::GgufFile;
 
-use super::{Hparams, ImportError, MODEL_FILE, Precision};
+use super::{Hparams, ImportError};
+use crate::model_folder::{
+    ATTENTION_MASK, CHAT_TEMPLATE_FILE, CONFIG_FILE, INPUT_IDS, LOGITS, MODEL_FILE, PAST_KEY, PAST_VALUE, PRESENT_KEY,
+    PRESENT_VALUE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
+};
 
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
-
-/// How the folder was made, for results to report: `runner.json`, also in the ONNX model's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunnerRecord {
-    pub precision: Precision,
-    pub accuracy_level: u8,
-    pub source_gguf: String,
-    pub source_sha256: String,
-    pub architecture: String,
-    pub runner_version: String,
-    /// [`super::GRAPH_REVISION`] when the folder was written (0: before revisions were recorded).
-    #[serde(default)]
-    pub graph_revision: u32,
-    /// What each GGUF tensor became: its type and its form in the graph (empty before this was recorded).
-    #[serde(default)]
-    pub weights: std::collections::BTreeMap<String, String>,
-}
-
-impl RunnerRecord {
-    /// The record of the model folder `dir`; `None` when the folder was not made by `runner import`.
-    pub fn read(dir: &Path) -> Result<Option<Self>, ImportError> {
-        let path = dir.join(super::RUNNER_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ImportError::Io { path, source }),
-        };
-        serde_json::from_str(&text).map(Some).map_err(|source| ImportError::Record { path, source })
-    }
-
-    pub fn metadata_props(&self) -> Vec<(String, String)> {
-        vec![
-            ("runner.precision".into(), self.precision.to_string()),
-            ("runner.accuracy_level".into(), self.accuracy_level.to_string()),
-            ("runner.source_gguf".into(), self.source_gguf.clone()),
-            ("runner.source_sha256".into(), self.source_sha256.clone()),
-        ]
-    }
-}
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ImportError> {
     let text = serde_json::to_string_pretty(value).expect("serializing plain data cannot fail");
@@ -131,7 +96,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
             "vocab": vocab, "merges": merges,
         },
     });
-    let path = dir.join(super::TOKENIZER_FILE);
+    let path = dir.join(TOKENIZER_FILE);
     std::fs::write(&path, serde_json::to_string(&tokenizer).expect("plain JSON")).map_err(super::io_error(&path))?;
 
     let name_of =
@@ -150,10 +115,10 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
     });
     if let Some(template) = template {
         config["chat_template"] = json!(template);
-        let path = dir.join(super::CHAT_TEMPLATE_FILE);
+        let path = dir.join(CHAT_TEMPLATE_FILE);
         std::fs::write(&path, template).map_err(super::io_error(&path))?;
     }
-    write_json(&dir.join(super::TOKENIZER_CONFIG_FILE), &config)
+    write_json(&dir.join(TOKENIZER_CONFIG_FILE), &config)
 }
 
 /// Writes onnxruntime-genai's `genai_config.json`.
@@ -171,15 +136,15 @@ pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(
                 "head_size": hp.head_dim,
                 "hidden_size": hp.embedding,
                 "inputs": {
-                    "input_ids": "input_ids",
-                    "attention_mask": "attention_mask",
-                    "past_key_names": "past_key_values.%d.key",
-                    "past_value_names": "past_key_values.%d.value",
+                    "input_ids": INPUT_IDS,
+                    "attention_mask": ATTENTION_MASK,
+                    "past_key_names": PAST_KEY,
+                    "past_value_names": PAST_VALUE,
                 },
                 "outputs": {
-                    "logits": "logits",
-                    "present_key_names": "present.%d.key",
-                    "present_value_names": "present.%d.value",
+                    "logits": LOGITS,
+                    "present_key_names": PRESENT_KEY,
+                    "present_value_names": PRESENT_VALUE,
                 },
                 "num_attention_heads": hp.heads,
                 "num_hidden_layers": hp.blocks,
@@ -197,5 +162,5 @@ pub fn write_genai_config(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(
             "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
     });
-    write_json(&dir.join(super::CONFIG_FILE), &config)
+    write_json(&dir.join(CONFIG_FILE), &config)
 }

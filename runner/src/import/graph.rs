@@ -20,13 +20,15 @@ use std::path::Path;
 use half::f16;
 
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use crate::lora::{LoraTarget, Side};
+use crate::model_folder::{
+    ATTENTION_MASK, INPUT_IDS, LOGITS, LOGITS_FROM_INPUT, LoraTarget, MODEL_DATA_FILE, MODEL_FILE, PAST_KEY,
+    PAST_VALUE, PRESENT_KEY, PRESENT_VALUE, Side, layer_name,
+};
 use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
 use super::quant::{self, IntLayout, Offset, QK};
-use super::{Hparams, ImportError, ImportOptions, MODEL_DATA_FILE, MODEL_FILE, Precision};
-use crate::engine::LOGITS_FROM_INPUT;
+use super::{Hparams, ImportError, ImportOptions, Precision};
 
 const MS: &str = "com.microsoft";
 const OPSETS: [(&str, i64); 2] = [("", 17), (MS, 1)];
@@ -151,26 +153,26 @@ impl<'a> Emitter<'a> {
         let hp = self.hp.clone();
         let float = self.float_type();
         let kv_dims = |t: &str| [sym("batch_size"), fixed(hp.kv_heads), sym(t), fixed(hp.head_dim)];
-        self.b.input("input_ids", DataType::Int64, &[sym("batch_size"), sym("sequence_length")]);
-        self.b.input("attention_mask", DataType::Int64, &[sym("batch_size"), sym("total_sequence_length")]);
+        self.b.input(INPUT_IDS, DataType::Int64, &[sym("batch_size"), sym("sequence_length")]);
+        self.b.input(ATTENTION_MASK, DataType::Int64, &[sym("batch_size"), sym("total_sequence_length")]);
         for i in 0..hp.blocks {
-            self.b.input(&format!("past_key_values.{i}.key"), float, &kv_dims("past_sequence_length"));
-            self.b.input(&format!("past_key_values.{i}.value"), float, &kv_dims("past_sequence_length"));
+            self.b.input(&layer_name(PAST_KEY, i), float, &kv_dims("past_sequence_length"));
+            self.b.input(&layer_name(PAST_VALUE, i), float, &kv_dims("past_sequence_length"));
         }
-        self.b.output("logits", float, &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)]);
+        self.b.output(LOGITS, float, &[sym("batch_size"), sym("sequence_length"), fixed(hp.vocab)]);
         for i in 0..hp.blocks {
-            self.b.output(&format!("present.{i}.key"), float, &kv_dims("total_sequence_length"));
-            self.b.output(&format!("present.{i}.value"), float, &kv_dims("total_sequence_length"));
+            self.b.output(&layer_name(PRESENT_KEY, i), float, &kv_dims("total_sequence_length"));
+            self.b.output(&layer_name(PRESENT_VALUE, i), float, &kv_dims("total_sequence_length"));
         }
 
         // GroupQueryAttention derives positions from the mask: seqlens_k = sum(mask) - 1, total = mask width.
         let axis1 = self.b.initializer_i64("axes_1", &[1], &[1])?;
         let one = self.b.initializer_i64("one_i64", &[], &[1])?;
         let mask_sum =
-            self.b.node("ReduceSum", "", &["attention_mask", &axis1], "mask_sum", vec![("keepdims", Attr::Int(0))]);
+            self.b.node("ReduceSum", "", &[ATTENTION_MASK, &axis1], "mask_sum", vec![("keepdims", Attr::Int(0))]);
         let last = self.b.node("Sub", "", &[&mask_sum, &one], "mask_sum_minus_1", vec![]);
         let seqlens_k = self.b.node("Cast", "", &[&last], "seqlens_k", vec![("to", Attr::Int(DataType::Int32 as i64))]);
-        let mask_shape = self.b.node("Shape", "", &["attention_mask"], "mask_shape", vec![]);
+        let mask_shape = self.b.node("Shape", "", &[ATTENTION_MASK], "mask_shape", vec![]);
         let total = self.b.node("Gather", "", &[&mask_shape, &one], "total_seq_len_i64", vec![("axis", Attr::Int(0))]);
         let total_len =
             self.b.node("Cast", "", &[&total], "total_seq_len", vec![("to", Attr::Int(DataType::Int32 as i64))]);
@@ -212,8 +214,8 @@ impl<'a> Emitter<'a> {
             let lora_parts = [(LoraTarget::QProj, q_n), (LoraTarget::KProj, kv_n), (LoraTarget::VProj, kv_n)];
             let qkv = self.with_lora(&h, qkv, i, hp.embedding, &lora_parts)?;
             let attn = self.b.fresh(&format!("l{i}_attn"));
-            let (present_k, present_v) = (format!("present.{i}.key"), format!("present.{i}.value"));
-            let (past_k, past_v) = (format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value"));
+            let (present_k, present_v) = (layer_name(PRESENT_KEY, i), layer_name(PRESENT_VALUE, i));
+            let (past_k, past_v) = (layer_name(PAST_KEY, i), layer_name(PAST_VALUE, i));
             self.b.node_with_outputs(
                 "GroupQueryAttention",
                 MS,
@@ -416,7 +418,7 @@ impl<'a> Emitter<'a> {
             let dims = [vocab, blocks, layout.block as i64];
             let data_name = self.b.initializer("token_embd.qweight", DataType::Uint8, &dims, &packed.data)?;
             let gather_scales = self.float_initializer("token_embd.scales", &[vocab, blocks, 1], &packed.scales)?;
-            let mut inputs = vec![data_name.clone(), "input_ids".to_string(), gather_scales];
+            let mut inputs = vec![data_name.clone(), INPUT_IDS.to_string(), gather_scales];
             if let Some(zero_points) = &packed.zero_points {
                 let dims = [vocab, blocks, 1];
                 inputs.push(self.b.initializer("token_embd.zero_points", DataType::Uint8, &dims, zero_points)?);
@@ -439,7 +441,7 @@ impl<'a> Emitter<'a> {
                 let by_token = transpose(residual, blocks as usize, hp.vocab);
                 let table = self.float_initializer("token_embd.residual", &[vocab, blocks], &by_token)?;
                 let picked =
-                    self.b.node("Gather", "", &[&table, "input_ids"], "embed_residual", vec![("axis", Attr::Int(0))]);
+                    self.b.node("Gather", "", &[&table, INPUT_IDS], "embed_residual", vec![("axis", Attr::Int(0))]);
                 let last = self.b.initializer_i64("axes_last_embed", &[1], &[-1])?;
                 let column = self.b.node("Unsqueeze", "", &[&picked, &last], "embed_residual_column", vec![]);
                 gathered = self.b.node("Add", "", &[&gathered, &column], "embed_blocks_exact", vec![]);
@@ -451,7 +453,7 @@ impl<'a> Emitter<'a> {
         }
         let values = self.dequantize(info)?;
         let table = self.float_initializer("token_embd.weight", &[hp.vocab as i64, hp.embedding as i64], &values)?;
-        let embedded = self.b.node("Gather", "", &[&table, "input_ids"], "embedded", vec![("axis", Attr::Int(0))]);
+        let embedded = self.b.node("Gather", "", &[&table, INPUT_IDS], "embedded", vec![("axis", Attr::Int(0))]);
         self.record_float(info);
         Ok((embedded, TiedHead::Float(values)))
     }
@@ -462,18 +464,18 @@ impl<'a> Emitter<'a> {
             let info = self.tensor("output.weight")?;
             Self::expect_shape(info, &[hp.embedding, hp.vocab])?;
             let logits = self.linear(h, &[Part { info, unpermute_heads: None }], "lm_head")?;
-            self.b.node_with_outputs("Identity", "", &[&logits], &["logits"], vec![]);
+            self.b.node_with_outputs("Identity", "", &[&logits], &[LOGITS], vec![]);
             return Ok(());
         }
         match tied {
             TiedHead::Blocks(blocks) => {
-                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some("logits"))?;
+                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some(LOGITS))?;
             }
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
                 let weight =
                     self.float_initializer("lm_head.weight", &[hp.embedding as i64, hp.vocab as i64], &transposed)?;
-                self.b.node_with_outputs("MatMul", "", &[h, &weight], &["logits"], vec![]);
+                self.b.node_with_outputs("MatMul", "", &[h, &weight], &[LOGITS], vec![]);
             }
         }
         Ok(())

@@ -15,60 +15,21 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::gguf::{GgmlType, GgufError, GgufFile};
-use crate::lora::LoraOptions;
+use crate::model_folder::{LoraTarget, MAX_RANK_KEY, MODEL_FILE, PARAMETERS_KEY, RUNNER_FILE, RunnerRecord};
 use crate::onnx::OnnxWriteError;
 
-pub use files::RunnerRecord;
 pub(crate) use graph::row_order;
 pub use hparams::Hparams;
 
-// The folder's file names are the engine's, which reads what this module writes.
-pub use crate::engine::model::{
-    CHAT_TEMPLATE_FILE, CONFIG_FILE, MODEL_FILE, RUNNER_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
-};
-/// The external data of the ONNX graph.
-pub const MODEL_DATA_FILE: &str = "model.onnx.data";
+// What the folder holds and how it is named is the model folder's contract, which the engine reads too.
+pub use crate::model_folder::Precision;
 
 /// MatMulNBits' `accuracy_level` runs from 0 (float32) to 4 (int8 activations).
 pub const MAX_ACCURACY_LEVEL: u8 = 4;
-
-/// How weights (and, for fp16, activations) are stored in the imported model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Keep the GGUF's own blocks, bit for bit, as MatMulNBits: 4-bit for Q4_0, Q4_1, Q4_K (and Q2_K, Q3_K),
-    /// 8-bit for Q5_0, Q5_1, Q8_0, Q5_K and Q6_K. At the default accuracy level 4 the matrix products quantize
-    /// activations to int8 (float32 between them); level 0 keeps them float32.
-    #[default]
-    Int4,
-    /// MatMulNBits 8-bit (block 32, asymmetric with uint8 zero points) requantized from the dequantized
-    /// weights; types whose blocks fit 8 bits (Q5_0, Q5_1, Q8_0, Q5_K, Q6_K) are kept exactly. Activations as for int4: int8 inside the matrix products
-    /// at accuracy level 4, float32 at level 0.
-    Int8,
-    /// Everything in float16: weights, activations, KV cache and logits (the graph's float type).
-    Fp16,
-    /// Dequantize every weight to float32.
-    Fp32,
-}
-
-impl Precision {
-    pub const ALL: [Precision; 4] = [Precision::Int4, Precision::Int8, Precision::Fp16, Precision::Fp32];
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Precision::Int4 => "int4",
-            Precision::Int8 => "int8",
-            Precision::Fp16 => "fp16",
-            Precision::Fp32 => "fp32",
-        })
-    }
-}
 
 /// Where `runner import` writes when no `--out` is given: `models/NAME/PRECISION` under runner's home, NAME
 /// being the GGUF's file name without its extension and quantization suffix
@@ -103,6 +64,17 @@ pub struct ImportOptions {
     /// Projections that get LoRA inputs (none: a plain graph).
     pub lora: LoraOptions,
 }
+
+/// How `runner import` makes the graph adapter-capable; no targets: a plain graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoraOptions {
+    pub targets: Vec<LoraTarget>,
+    /// Adapters of a higher rank are refused when they are loaded (recorded in the model's metadata).
+    pub max_rank: usize,
+}
+
+/// Default `--lora-max-rank`.
+pub const DEFAULT_MAX_RANK: usize = 64;
 
 impl Default for ImportOptions {
     fn default() -> Self {
@@ -172,8 +144,6 @@ pub enum ImportError {
     AccuracyLevel(u8),
     #[error("{path} exists and is not empty; pass --force to replace it")]
     OutputExists { path: PathBuf },
-    #[error("{path} is not a valid runner record: {source}")]
-    Record { path: PathBuf, source: serde_json::Error },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -196,7 +166,7 @@ pub fn is_current(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<bo
     if !options.lora.targets.is_empty() || !out.join(MODEL_FILE).is_file() {
         return Ok(false);
     }
-    let Ok(Some(record)) = files::RunnerRecord::read(out) else { return Ok(false) };
+    let Ok(Some(record)) = RunnerRecord::read(out) else { return Ok(false) };
     Ok(record.graph_revision == GRAPH_REVISION
         && record.precision == options.precision
         && record.accuracy_level == options.accuracy_level
@@ -289,7 +259,7 @@ fn build_folder(
 ) -> Result<(graph::GraphStats, String), ImportError> {
     let sha256 = sha256_file(file.path())?;
     let source_name = file.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut record = files::RunnerRecord {
+    let mut record = RunnerRecord {
         precision: options.precision,
         accuracy_level: options.accuracy_level,
         source_gguf: source_name,
@@ -302,9 +272,9 @@ fn build_folder(
     let mut metadata = record.metadata_props();
     // Adapters report their size against the base model; LoRA inputs refuse adapters above the max rank.
     let parameters: u64 = file.tensors().iter().map(|t| t.dims.iter().product::<u64>()).sum();
-    metadata.push((crate::lora::model::PARAMETERS_KEY.into(), parameters.to_string()));
+    metadata.push((PARAMETERS_KEY.into(), parameters.to_string()));
     if !options.lora.targets.is_empty() {
-        metadata.push((crate::lora::model::MAX_RANK_KEY.into(), options.lora.max_rank.to_string()));
+        metadata.push((MAX_RANK_KEY.into(), options.lora.max_rank.to_string()));
     }
     let stats = graph::write_model(file, hparams, dir, options, &metadata)?;
     record.weights = stats.weights.clone();

@@ -12,7 +12,9 @@
 //! are.
 //!
 //! One job per file: `format` reads and writes the adapter file, `model` finds a model's LoRA inputs and
-//! counts its parameters, `peft` converts PEFT safetensors adapters, `command` is `runner adapter`.
+//! counts its parameters, `peft` converts PEFT safetensors adapters, `command` is `runner adapter`. The input
+//! names are the model folder's contract (`crate::model_folder`), which `runner import` writes too; the
+//! engine loads a checked adapter into ONNX Runtime and binds it (`crate::engine::LoadedAdapter`).
 
 pub mod command;
 pub mod format;
@@ -21,113 +23,14 @@ pub mod peft;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 pub use format::{AdapterFile, AdapterTensor, FormatError};
 pub use model::{LoraSlots, ModelInspectError};
 
+pub use crate::model_folder::{LoraTarget, PEFT_PREFIX, Side, parse_input_name};
 use crate::rng::SplitMix64;
-
-/// A projection LoRA can target, named as in Hugging Face / PEFT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoraTarget {
-    QProj,
-    KProj,
-    VProj,
-    OProj,
-    GateProj,
-    UpProj,
-    DownProj,
-}
-
-impl LoraTarget {
-    pub const ALL: [LoraTarget; 7] = [
-        LoraTarget::QProj,
-        LoraTarget::KProj,
-        LoraTarget::VProj,
-        LoraTarget::OProj,
-        LoraTarget::GateProj,
-        LoraTarget::UpProj,
-        LoraTarget::DownProj,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LoraTarget::QProj => "q_proj",
-            LoraTarget::KProj => "k_proj",
-            LoraTarget::VProj => "v_proj",
-            LoraTarget::OProj => "o_proj",
-            LoraTarget::GateProj => "gate_proj",
-            LoraTarget::UpProj => "up_proj",
-            LoraTarget::DownProj => "down_proj",
-        }
-    }
-
-    /// The module path inside a decoder layer.
-    fn module(self) -> &'static str {
-        match self {
-            LoraTarget::QProj | LoraTarget::KProj | LoraTarget::VProj | LoraTarget::OProj => "self_attn",
-            LoraTarget::GateProj | LoraTarget::UpProj | LoraTarget::DownProj => "mlp",
-        }
-    }
-
-    /// The graph input (and adapter tensor) name of this target's `A` or `B` in `layer`.
-    pub fn input_name(self, layer: usize, side: Side) -> String {
-        format!("{PEFT_PREFIX}{layer}.{}.{}.lora_{side}.weight", self.module(), self.name())
-    }
-}
-
-impl fmt::Display for LoraTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for LoraTarget {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LoraTarget::ALL.into_iter().find(|t| t.name() == s.trim()).ok_or_else(|| {
-            let known: Vec<&str> = LoraTarget::ALL.iter().map(|t| t.name()).collect();
-            format!("`{s}` is not a LoRA target; use {}", known.join(", "))
-        })
-    }
-}
-
-/// The prefix of every LoRA input name, up to the layer index.
-pub const PEFT_PREFIX: &str = "base_model.model.model.layers.";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    A,
-    B,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::A => "A",
-            Side::B => "B",
-        })
-    }
-}
-
-/// What a LoRA input name says: layer, target and side.
-pub fn parse_input_name(name: &str) -> Option<(usize, LoraTarget, Side)> {
-    let rest = name.strip_prefix(PEFT_PREFIX)?;
-    let (layer, rest) = rest.split_once('.')?;
-    let layer = layer.parse().ok()?;
-    let (side, rest) = if let Some(rest) = rest.strip_suffix(".lora_A.weight") {
-        (Side::A, rest)
-    } else {
-        (Side::B, rest.strip_suffix(".lora_B.weight")?)
-    };
-    let (module, target) = rest.split_once('.')?;
-    let target: LoraTarget = target.parse().ok()?;
-    (target.module() == module).then_some((layer, target, side))
-}
 
 /// Parses `q_proj,k_proj,...` (or `all`) into a sorted, deduplicated target list.
 pub fn parse_targets(list: &str) -> Result<Vec<LoraTarget>, String> {
@@ -140,17 +43,6 @@ pub fn parse_targets(list: &str) -> Result<Vec<LoraTarget>, String> {
     targets.dedup();
     Ok(targets)
 }
-
-/// How `runner import` makes the graph adapter-capable; no targets: a plain graph.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoraOptions {
-    pub targets: Vec<LoraTarget>,
-    /// Adapters of a higher rank are refused when they are loaded (recorded in the model's metadata).
-    pub max_rank: usize,
-}
-
-/// Default `--lora-max-rank`.
-pub const DEFAULT_MAX_RANK: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoraError {
@@ -352,40 +244,6 @@ pub fn check_against(file: &AdapterFile, slots: &LoraSlots, path: &Path) -> Resu
         }
     }
     Ok(())
-}
-
-/// An adapter checked against a model and by ONNX Runtime's own loader, ready for `Engine::set_adapter`.
-pub struct LoadedAdapter {
-    pub info: AdapterInfo,
-    /// Its tensors as ONNX Runtime values, bound to the model's LoRA inputs while the adapter is active.
-    pub(crate) inputs: crate::engine::AdapterInputs,
-}
-
-impl LoadedAdapter {
-    /// Reads `path`, checks it against the model at `model_path` and hands it to ONNX Runtime (which must be
-    /// loaded: the engine is).
-    pub fn load(path: &Path, model_path: &Path) -> Result<LoadedAdapter, LoraError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| LoraError::Format(FormatError::Read { path: path.to_path_buf(), source }))?;
-        let file = AdapterFile::from_bytes(&bytes, path)?;
-        let slots = LoraSlots::read(model_path)?;
-        check_against(&file, &slots, path)?;
-        let refused = |err: ort::Error| LoraError::Mismatch {
-            path: path.to_path_buf(),
-            problem: format!("ONNX Runtime refused it: {err}"),
-        };
-        // The engine binds the tensors itself (an IO binding ignores RunOptions adapters), but a file ONNX
-        // Runtime's adapter loader rejects is refused here rather than left to fail in other tools.
-        ort::session::Adapter::from_memory(&bytes, None).map_err(refused)?;
-        let mut inputs = Vec::with_capacity(file.tensors.len());
-        for t in &file.tensors {
-            let values = t.to_f32().expect("checked: float32");
-            let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-            inputs.push((t.name.clone(), ort::value::Tensor::from_array((shape, values)).map_err(refused)?));
-        }
-        let info = AdapterInfo::describe(path, &bytes, &file, slots.base_parameters);
-        Ok(LoadedAdapter { info, inputs: std::sync::Arc::new(inputs) })
-    }
 }
 
 #[cfg(test)]

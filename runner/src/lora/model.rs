@@ -1,18 +1,13 @@
 //! What a model graph offers adapters: its LoRA inputs (`A` [in, r] and `B` [r, out] per adapted projection),
 //! the max rank and base parameter count `runner import` records in the model's metadata. Read from
-//! `model.onnx` itself (weights live in the external data file, so this is cheap) without ONNX Runtime.
+//! `model.onnx` itself, its weights left in place (`onnx::scan::read_model`), without ONNX Runtime.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 use super::{LoraTarget, Side, parse_input_name};
-use crate::onnx::proto::ModelProto;
-
-/// Metadata keys the importer writes.
-pub const MAX_RANK_KEY: &str = "runner.lora_max_rank";
-pub const PARAMETERS_KEY: &str = "runner.parameters";
+use crate::model_folder::{MAX_RANK_KEY, MODEL_FILE, PARAMETERS_KEY};
+use crate::onnx::scan::{ScanError, read_model};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelInspectError {
@@ -56,15 +51,11 @@ pub struct LoraSlots {
 impl LoraSlots {
     /// Reads the LoRA inputs of the ONNX model at `model_path` (a `model.onnx` file, or a folder holding one).
     pub fn read(model_path: &Path) -> Result<LoraSlots, ModelInspectError> {
-        let model_path = if model_path.is_dir() {
-            model_path.join(crate::engine::model::MODEL_FILE)
-        } else {
-            model_path.to_path_buf()
-        };
-        let bytes = std::fs::read(&model_path)
-            .map_err(|source| ModelInspectError::Read { path: model_path.clone(), source })?;
-        let model = ModelProto::decode(bytes.as_slice())
-            .map_err(|source| ModelInspectError::Decode { path: model_path.clone(), source })?;
+        let model_path = if model_path.is_dir() { model_path.join(MODEL_FILE) } else { model_path.to_path_buf() };
+        let model = read_model(&model_path).map_err(|err| match err {
+            ScanError::Read { path, source } => ModelInspectError::Read { path, source },
+            ScanError::Decode { path, source } => ModelInspectError::Decode { path, source },
+        })?;
         let meta = |key: &str| -> Option<u64> {
             model.metadata_props.iter().find(|e| e.key == key).and_then(|e| e.value.parse().ok())
         };

@@ -4,24 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use super::*;
 use crate::engine::{Engine, EngineOptions, GenerationSettings};
 use crate::gguf::GgufFile;
-use crate::import::{ImportOptions, Precision, import_gguf};
+use crate::import::{ImportOptions, LoraOptions, Precision, import_gguf};
 use crate::prompt::Prompt;
 use crate::testing::reference::{reference_logits, reference_logits_with_lora};
-use crate::testing::{tiny, write_tiny_llama_gguf};
-
-/// ONNX Runtime writes a telemetry file under `$XDG_CACHE_HOME` when it starts: keep it out of the user's home.
-fn quiet_ort_cache() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: set once, before this test process loads ONNX Runtime through these tests.
-        unsafe { std::env::set_var("XDG_CACHE_HOME", std::env::temp_dir().join("runner-test-cache")) };
-    });
-}
+use crate::testing::{quiet_ort_cache, tiny, write_tiny_llama_gguf};
 
 const PROMPT_TOKENS: [u32; 7] = [1, 72, 101, 108, 108, 111, 260];
 

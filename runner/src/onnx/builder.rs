@@ -110,7 +110,7 @@ impl GraphBuilder {
                 entry("length", bytes.len().to_string()),
             ];
         } else {
-            tensor.raw_data = bytes.to_vec();
+            tensor.raw_data = bytes::Bytes::copy_from_slice(bytes);
         }
         self.graph.initializer.push(tensor);
         Ok(name)

@@ -134,8 +134,10 @@ pub struct TensorProto {
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
+    /// Decoded from a model's mapped file ([`super::scan::read_model`]), a slice of the mapping: an inline
+    /// weight is never copied to be looked at.
+    #[prost(bytes = "bytes", tag = "9")]
+    pub raw_data: bytes::Bytes,
     #[prost(string, tag = "12")]
     pub doc_string: String,
     #[prost(message, repeated, tag = "13")]

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::model::Row;
-use crate::results::stats::percentile;
-use crate::results::table::human_bytes;
+use crate::files::human_bytes;
+use crate::stats::percentile;
 
 /// Every chart of one comparison.
 #[derive(Debug, Clone, Serialize)]
@@ -290,7 +290,7 @@ struct Spread {
 
 /// Quartiles and p1/p99 from the per-sample values, or the summary's median and p99 (min as the low
 /// whisker) when the run's samples are not available.
-fn spread(values: &[f64], summary: Option<&crate::results::Distribution>) -> Option<Spread> {
+fn spread(values: &[f64], summary: Option<&crate::stats::Distribution>) -> Option<Spread> {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     if sorted.is_empty() {
         return summary.map(|d| Spread {

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::charts::{self, Charts};
 use super::reproduce::reproduce_command;
 use crate::results::folder::RunFolder;
-use crate::results::{Distribution, MetricSummary, RunSummary, SampleRecord};
+use crate::results::{MetricSummary, RunSummary, SampleRecord};
+use crate::stats::Distribution;
 
 /// Which row the others are compared against.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -389,7 +390,7 @@ fn provenance(input: &RunFolder) -> Provenance {
         s.host.hostname,
         s.host.cpu_model,
         s.host.logical_cores,
-        crate::results::table::human_bytes(s.host.memory_bytes),
+        crate::files::human_bytes(s.host.memory_bytes),
         s.host.os
     );
     if !gpus.is_empty() {

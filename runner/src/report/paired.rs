@@ -1,10 +1,10 @@
 //! Paired comparisons in a report: for each row that ran samples in common with the baseline, the
 //! difference of each shared metric with its confidence interval and p-value. The statistics are
-//! `results::paired::compare`'s; this module only picks the pairs and shapes the rows.
+//! `stats::paired::compare`'s; this module only picks the pairs and shapes the rows.
 
 use super::model::{PairedRow, Row};
 use crate::results::folder::RunFolder;
-use crate::results::paired::compare;
+use crate::stats::paired::compare;
 
 /// Baseline against every other row that shares samples with it, in row order.
 pub(crate) fn paired_rows(runs: &[RunFolder], rows: &[Row], baseline: usize) -> Vec<PairedRow> {

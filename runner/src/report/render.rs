@@ -10,7 +10,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 use super::model::{Comparison, Report, ReportError};
-use crate::results::table::human_bytes;
+use crate::files::human_bytes;
 
 /// The templates runner ships, by file name.
 pub const BUILTIN_TEMPLATES: [(&str, &str); 3] = [

@@ -126,7 +126,7 @@ pub fn render(records: &[SampleRecord], with_text: bool) -> Result<Vec<u8>, csv:
 pub fn write(dir: &Path, records: &[SampleRecord], with_text: bool) -> Result<(), CsvError> {
     let path = dir.join(SAMPLES_CSV_FILE);
     let bytes = render(records, with_text).map_err(|source| CsvError::Write { path: path.clone(), source })?;
-    super::writer::write_atomically(&path, &bytes).map_err(|source| CsvError::Io { path, source })
+    crate::files::write_atomically(&path, &bytes).map_err(|source| CsvError::Io { path, source })
 }
 
 #[cfg(test)]

@@ -2,20 +2,14 @@
 //! `samples.jsonl` as samples finish, a `summary.json` with provenance and aggregates, a Markdown summary,
 //! `samples.csv` for spreadsheets, and the terminal table.
 
-pub mod bootstrap;
 pub mod csv;
 pub mod folder;
-pub mod mcnemar;
-pub mod overhead;
-pub mod paired;
 pub mod paired_table;
 pub mod record;
-pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod writer;
 
 pub use record::{ChoiceRecord, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
-pub use stats::Distribution;
 pub use summary::{Aggregates, MetricSpec, MetricSummary, RunStatus, RunSummary};
 pub use writer::RunWriter;

@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::paired::{PairedComparison, PairedTest, format_p};
+use crate::stats::paired::{PairedComparison, PairedTest, format_p};
 
 /// The terminal rendering of `runner compare`.
 pub fn render_terminal(c: &PairedComparison) -> String {

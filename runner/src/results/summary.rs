@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap;
 use super::record::{SampleRecord, SampleStatus};
-use super::stats::Distribution;
 use crate::engine::SessionRecord;
 use crate::engine::inspect::GraphReport;
 use crate::engine::{MarkerSource, ThinkMarkers};
 use crate::gpu_monitor::RunGpu;
 use crate::memory::PeakScope;
 use crate::provenance::{HostInfo, RunnerInfo};
+use crate::stats::{Distribution, bootstrap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,7 +226,7 @@ pub struct MetricSummary {
     /// Standard error of the mean: sample standard deviation / √count (0 for one sample).
     #[serde(default)]
     pub std_err: f64,
-    /// Percentile bootstrap 95% interval of the mean (`results::bootstrap`: 2000 resamples, fixed seed, so
+    /// Percentile bootstrap 95% interval of the mean (`stats::bootstrap`: 2000 resamples, fixed seed, so
     /// deterministic); makes no normality assumption. Absent in summaries written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_ci95_low: Option<f64>,
@@ -510,7 +509,7 @@ pub struct RunSummary {
     pub background_cpu: Option<f64>,
     /// An adapter run against its base run: overhead, size and accuracy delta (`runner exec --adapter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter_comparison: Option<super::overhead::AdapterComparison>,
+    pub adapter_comparison: Option<crate::stats::overhead::AdapterComparison>,
     pub results: Aggregates,
     /// The run's effective configuration (experiment layers and flags applied), as the sweep planned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

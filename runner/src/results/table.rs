@@ -3,27 +3,13 @@
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::stats::Distribution;
 use super::summary::{MetricSummary, RunSummary};
+use crate::files::human_bytes;
 use crate::memory::PeakScope;
+use crate::stats::Distribution;
 use crate::trace::TraceSummary;
 
 const MARKDOWN_TEMPLATE: &str = include_str!("../../../templates/run-summary.md.jinja");
-
-/// Formats a byte count in binary units, e.g. "412.3 MiB".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = u;
-    }
-    if unit == "B" { format!("{bytes} B") } else { format!("{value:.1} {unit}") }
-}
 
 fn dist_cells(d: &Option<Distribution>, digits: usize) -> [String; 4] {
     match d {
@@ -362,16 +348,4 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
         dataset_warnings => dataset_warnings_line(summary),
     })?;
     Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_picks_a_readable_unit() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(412 * 1024 * 1024 + 300 * 1024), "412.3 MiB");
-    }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::record::SampleRecord;
 use super::summary::RunSummary;
+use crate::files::write_atomically;
 
 pub const SAMPLES_FILE: &str = "samples.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -191,23 +192,6 @@ impl RunWriter {
         let path = self.dir.join(SUMMARY_MARKDOWN_FILE);
         write_atomically(&path, markdown.as_bytes()).map_err(io_error("write", &path))
     }
-}
-
-/// Writes `path` through a temporary file beside it and a rename, so readers see the old or the new file,
-/// never a part; a failed write removes the temporary file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // A temporary name of this process's own: processes replacing the same file (shards sharing a sweep
-    // folder, two runs filling the Hub cache) never write into each other's temporary file.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = File::create(&tmp).and_then(|mut file| file.write_all(bytes).and_then(|_| file.sync_data()));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, path)
 }
 
 /// Reads the samples of a results folder back (for tests and reports); every line must be a complete record.

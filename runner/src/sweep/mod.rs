@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::{ExecOptions, RunOutcome};
 use crate::experiment::{PlannedRun, RUN_KEYS, RunConfig, Shard};
+use crate::files::human_bytes;
 use crate::results::RunSummary;
 use crate::results::summary::RunVerdict;
-use crate::results::table::human_bytes;
 
 pub const SWEEP_FILE: &str = "sweep.json";
 pub const SWEEP_CSV: &str = "sweep.csv";
@@ -236,7 +236,7 @@ fn list_or_none(names: &[&String]) -> String {
 
 /// Replaces `path` atomically; concurrent shards writing the same folder never tear or interleave a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::results::writer::write_atomically(path, bytes).with_context(|| format!("cannot replace {}", path.display()))
+    crate::files::write_atomically(path, bytes).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 fn timestamp() -> String {

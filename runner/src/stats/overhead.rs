@@ -1,14 +1,15 @@
 //! What a LoRA adapter costs and changes against its base model: inference overhead per token, end to end
 //! and to the first token (in %), its size in parameters and on disk, and the accuracy delta with the paired
-//! test of `results::paired`. Computed from two results folders: the adapter run and its base run.
+//! test of `stats::paired`. Computed from two results folders: the adapter run and its base run.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::folder::RunFolder;
+use super::Distribution;
 use super::paired::{self, MetricDifference};
-use super::stats::Distribution;
+use crate::files::human_bytes;
+use crate::results::folder::RunFolder;
 
 /// An adapter run against its base run (same model, settings and samples, no adapter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ impl AdapterComparison {
         line.push_str(&format!(
             "; {} parameters{share}, {} on disk",
             self.adapter_parameters,
-            super::table::human_bytes(self.adapter_size_bytes)
+            human_bytes(self.adapter_size_bytes)
         ));
         if let Some(first) = self.accuracy.first() {
             let delta = if first.binary {

@@ -8,11 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::folder::RunFolder;
-use super::record::{SampleRecord, SampleStatus};
-use super::stats::Distribution;
-use super::summary::RunSummary;
-use super::{bootstrap, mcnemar};
+use super::{Distribution, bootstrap, mcnemar};
+use crate::results::folder::RunFolder;
+use crate::results::{RunSummary, SampleRecord, SampleStatus};
 
 /// Differences with p below this are called significant in verdicts.
 pub const SIGNIFICANCE_LEVEL: f64 = 0.05;

@@ -3,6 +3,7 @@
 //! Resampling draws from runner's portable seeded generator, so the same values give the same interval on
 //! every machine and every run.
 
+use super::percentile;
 use crate::rng::SplitMix64;
 
 /// Resamples per interval: enough for stable 2.5% / 97.5% percentiles (the usual recommendation is ≥ 1000).
@@ -70,7 +71,7 @@ fn pick(rng: &mut SplitMix64, n: usize) -> usize {
 /// The 2.5th and 97.5th percentiles, interpolated as every other percentile runner reports.
 fn percentile_interval(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
-    (super::stats::percentile(values, 2.5), super::stats::percentile(values, 97.5))
+    (percentile(values, 2.5), percentile(values, 97.5))
 }
 
 #[cfg(test)]
