@@ -92,20 +92,16 @@ fn a_flawed_mmlu_pro_row_is_kept_and_recorded_in_the_results() {
     };
     std::fs::write(&data, [row(10, "A", 0), row(11, "C", 1), row(12, "D", 3)].concat()).unwrap();
     let results = dir.path().join("run");
-    let out = runner()
-        .arg("exec")
-        .arg(scenario_artifacts::MMLU_PRO)
-        .arg("--model")
-        .arg(tiny_model())
+    let out = exec(scenario_artifacts::MMLU_PRO, &tiny_model())
         .arg("--data")
         .arg(&data)
-        .args(["--no-progress", "--scoring", "loglikelihood", "--few-shot", "0", "--out"])
+        .args(["--scoring", "loglikelihood", "--few-shot", "0", "--out"])
         .arg(&results)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let summary: RunSummary = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    let summary = read_summary(&results);
     assert_eq!(summary.dataset.total, 3, "the flawed row is not dropped");
     let warnings = &summary.dataset.warnings;
     assert_eq!(warnings.len(), 1, "{warnings:?}");

@@ -193,7 +193,7 @@ struct LoadedModel {
     /// The graph's precision as measured, when it could be read.
     graph: Option<crate::engine::inspect::GraphReport>,
     think: Option<(ThinkMarkers, MarkerSource)>,
-    adapter: Option<crate::lora::LoadedAdapter>,
+    adapter: Option<crate::engine::LoadedAdapter>,
 }
 
 /// Runs one benchmark run: the scenario and its data, the model, the first summary, the samples, the
