@@ -24,7 +24,8 @@ use crate::shell::{repo_root, run_command};
 const DATA: &str = "gsm8k/test.jsonl";
 const SCRIPT: &str = "xtask/peers/agree_gsm8k.py";
 /// runner's metric and lm-eval's filter, compared verdict by verdict.
-const FILTERS: [(&str, &str); 2] = [("exact_match_strict", "strict-match"), ("exact_match_flexible", "flexible-extract")];
+const FILTERS: [(&str, &str); 2] =
+    [("exact_match_strict", "strict-match"), ("exact_match_flexible", "flexible-extract")];
 const DEFAULT_LIMIT: usize = 100;
 
 /// One output to score: the dataset row (0-based) and its text.
@@ -34,7 +35,14 @@ struct Output {
 }
 
 /// Runs the check; `data` is GSM8K's test file, `work` a scratch folder, `python` lm-eval's interpreter.
-pub fn run(bin: &Path, python: &Path, data: &Path, work: &Path, limit: Option<usize>, run: Option<&Path>) -> Result<Value> {
+pub fn run(
+    bin: &Path,
+    python: &Path,
+    data: &Path,
+    work: &Path,
+    limit: Option<usize>,
+    run: Option<&Path>,
+) -> Result<Value> {
     std::fs::create_dir_all(work)?;
     let docs = read_jsonl(data)?;
     let generations = match run {
@@ -44,7 +52,13 @@ pub fn run(bin: &Path, python: &Path, data: &Path, work: &Path, limit: Option<us
             let _ = std::fs::remove_dir_all(&dir);
             let limit = limit.unwrap_or(DEFAULT_LIMIT);
             let mut cmd = Command::new(bin.join("runner"));
-            cmd.arg("exec").arg(bin.join("gsm8k.wasm")).args(["--precision", "int4", "--no-progress", "--threads", "1"]);
+            cmd.arg("exec").arg(bin.join("gsm8k.wasm")).args([
+                "--precision",
+                "int4",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]);
             cmd.arg("--data").arg(data).args(["--max-samples", &limit.to_string()]).arg("--out").arg(&dir);
             run_command(&mut cmd)?;
             run_outputs(&dir)?
@@ -128,7 +142,8 @@ fn run_outputs(dir: &Path) -> Result<Vec<Output>> {
     let mut outputs = Vec::new();
     for record in records.iter().filter(|r| r["status"] == "ok" && r["repetition"].as_u64().unwrap_or(0) == 0) {
         let id = record["id"].as_str().unwrap_or_default();
-        let row: usize = id.parse().with_context(|| format!("{}: sample id {id:?} is not a row number", dir.display()))?;
+        let row: usize =
+            id.parse().with_context(|| format!("{}: sample id {id:?} is not a row number", dir.display()))?;
         let text = record["output"].as_str().context("a sample without its output (an archived run?)")?;
         outputs.push(Output { index: row - 1, text: text.to_string() });
     }
@@ -170,7 +185,8 @@ fn compare(
         let (mut runner_right, mut lm_eval_right, mut agree) = (0usize, 0usize, 0usize);
         let mut disagreements = Vec::new();
         for output in outputs {
-            let verdict = |map: &BTreeMap<usize, Value>, key: &str| map.get(&output.index).and_then(|v| v[key].as_f64());
+            let verdict =
+                |map: &BTreeMap<usize, Value>, key: &str| map.get(&output.index).and_then(|v| v[key].as_f64());
             let (Some(a), Some(b)) = (verdict(ours, metric), verdict(theirs, filter)) else {
                 bail!("{name}: row {} lacks a verdict (runner {metric}, lm-eval {filter})", output.index);
             };
@@ -180,7 +196,8 @@ fn compare(
                 agree += 1;
             } else {
                 // Ids only: the output is made from the dataset's text.
-                disagreements.push(json!({"id": (output.index + 1).to_string(), "runner_right": a, "lm_eval_right": b}));
+                disagreements
+                    .push(json!({"id": (output.index + 1).to_string(), "runner_right": a, "lm_eval_right": b}));
             }
         }
         let acc = |right: usize| (right as f64 / n.max(1) as f64 * 1e4).round() / 1e4;
