@@ -1,23 +1,24 @@
 //! runner benchmarks LLM inference through ONNX Runtime, with the benchmark logic (dataset parsing,
 //! prompts, scoring) sandboxed in WebAssembly components.
 //!
-//! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into
-//! an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
-//! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
-//! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
-//! measured, `exec` ties them into a benchmark run, `experiment` reads experiment folders and plans sweeps,
-//! `sweep` runs a plan run by run (sweep.json, shards, merge), `score` scores outputs made elsewhere, `bench`
-//! measures fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample,
-//! `baseline` caches base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the
-//! portable seeded random generator they share, and `cli` is the command line. `memory` reads resident
-//! memory, `gpu_monitor` samples NVIDIA GPUs through NVML, `trace` writes `--trace` Chrome traces, `report` compares runs side by side
-//! (terminal, Markdown, HTML, JSON, CSV), and `terminal` escapes untrusted text before it is shown.
+//! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `import` turns a GGUF into an ONNX model
+//! folder, `derive` makes other precisions of a float model folder, `hub` fetches and caches Hugging Face Hub
+//! repositories, `engine` generates text and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes
+//! dataset files and finds their sources, `prepare` readies a scenario and its samples for a run, `results` writes what
+//! a run measured, `exec` ties them into a benchmark run, `experiment` reads experiment folders and plans sweeps,
+//! `sweep` runs a plan run by run (sweep.json, shards, merge), `score` scores outputs made elsewhere, `bench` measures
+//! fixed-length generation speed like llama-bench, `compare` compares two runs sample by sample, `baseline` caches
+//! base-model runs for adapter comparisons, `lora` makes and reads LoRA adapters, `rng` is the portable seeded random
+//! generator they share, and `cli` is the command line. `memory` reads resident memory, `gpu_monitor` samples NVIDIA
+//! GPUs through NVML, `trace` writes `--trace` Chrome traces, `report` compares runs side by side (terminal, Markdown,
+//! HTML, JSON, CSV), and `terminal` escapes untrusted text before it is shown.
 
 pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod datasets;
+pub mod derive;
 pub mod engine;
 pub mod exec;
 pub mod experiment;

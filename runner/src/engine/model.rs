@@ -225,6 +225,22 @@ impl ModelFolder {
     }
 }
 
+/// The graph file of the model folder `dir`: the one `genai_config.json` names (`model.onnx` when it names
+/// none), else `model.onnx`; `None` when that file is missing or the config cannot be read.
+pub fn graph_file(dir: &Path) -> Option<PathBuf> {
+    let config = dir.join(CONFIG_FILE);
+    let name = if config.is_file() {
+        let config: Value = serde_json::from_str(&std::fs::read_to_string(&config).ok()?).ok()?;
+        match config.get("model").and_then(|m| m.get("decoder")).and_then(|d| d.get("filename")) {
+            None => MODEL_FILE.to_string(),
+            Some(file) => file.as_str()?.to_string(),
+        }
+    } else {
+        MODEL_FILE.to_string()
+    };
+    require_path(dir, &name).ok()
+}
+
 /// What the folder has instead of an exportable layout, for the error message.
 fn optimum_hint(dir: &Path) -> String {
     let has = |f: &str| dir.join(f).is_file();
@@ -445,7 +461,7 @@ fn parse_hf_config(
 }
 
 /// `models/SmolLM2-135M-Instruct/int4` is named after the model, not the precision folder.
-fn folder_model_name(dir: &Path) -> String {
+pub(crate) fn folder_model_name(dir: &Path) -> String {
     let base = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let own = base(dir).unwrap_or_else(|| dir.display().to_string());
     if PRECISION_FOLDERS.contains(&own.as_str())

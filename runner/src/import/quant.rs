@@ -470,7 +470,8 @@ mod tests {
     #[test]
     fn nbits_blocks_are_within_half_a_step_and_pad_short_blocks() {
         for (bits, k) in [(4u8, 96usize), (8, 96), (4, 80), (8, 40)] {
-            let rows: Vec<Vec<f32>> = (0..3).map(|r| ramp(k).iter().map(|v| v * (r as f32 + 0.5) + 0.1).collect()).collect();
+            let rows: Vec<Vec<f32>> =
+                (0..3).map(|r| ramp(k).iter().map(|v| v * (r as f32 + 0.5) + 0.1).collect()).collect();
             let mut q = NbitsBlocks::new(bits, 32, k);
             rows.iter().for_each(|row| q.push_row(row));
             let blocks = k.div_ceil(32);
