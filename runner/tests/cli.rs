@@ -579,6 +579,10 @@ fn exec_derives_other_precisions_of_fp32_folders_and_records_them() {
     let derived = Path::new(&summary.model.dir);
     assert!(derived.starts_with(home.path().join("models").join("derived")), "{}", derived.display());
     assert_eq!(summary.model.graph.as_ref().unwrap().weight_precision, "int4");
+    assert_eq!(
+        (summary.model.info["name"].as_str(), summary.model.info["precision"].as_str()),
+        (Some("optimum"), Some("int4"))
+    );
     let record = summary.model.derivation.as_ref().expect("summary.json records the derivation");
     let options = &record.options;
     assert_eq!((options.precision, options.block_size, options.accuracy_level), (Precision::Int4, Some(32), Some(4)));

@@ -103,7 +103,8 @@ impl ExternalData {
             let offset: usize = entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
             let length: usize =
                 entry("length").and_then(|v| v.parse().ok()).unwrap_or(map.len().saturating_sub(offset));
-            return map.get(offset..offset + length).map(Cow::Borrowed).ok_or_else(|| {
+            let range = offset..offset.checked_add(length).unwrap_or(usize::MAX);
+            return map.get(range).map(Cow::Borrowed).ok_or_else(|| {
                 DeriveError::Unsupported(format!(
                     "tensor `{}`: its external data runs past the end of the file",
                     t.name
@@ -475,7 +476,9 @@ fn convert_floats(
     }
     let types = infer_types(graph);
     let keep = if to == FLOAT16 { float32_islands(graph, &types) } else { HashSet::new() };
-    stats.float32_nodes = keep.iter().map(|&i| graph.node[i].name.clone()).collect();
+    stats.float32_nodes = (keep.iter().map(|&i| &graph.node[i]))
+        .map(|n| if n.name.is_empty() { format!("{}/{}", n.op_type, n.output.join(",")) } else { n.name.clone() })
+        .collect();
     stats.float32_nodes.sort();
 
     // Initializers: converted in place when no kept node reads them; copied when both kinds of node do.

@@ -92,6 +92,9 @@ fn check_folder(source: &Path, derived: &Path, precision: Precision) {
     let options = EngineOptions { model_dir: derived.to_path_buf(), intra_threads: Some(1), ..Default::default() };
     let engine = Engine::load(&options).unwrap();
     let info = engine.model_info();
+    // Named after its source, at the precision it was derived to.
+    let name = crate::engine::model::folder_model_name(source);
+    assert_eq!((info.name.clone(), info.precision.clone()), (name, precision.to_string()));
     let float = if precision == Precision::Fp16 { "float16" } else { "float32" };
     assert_eq!((info.kv_dtype.as_str(), info.logits_dtype.as_str()), (float, float), "{precision}");
 }

@@ -182,6 +182,13 @@ impl ModelFolder {
             info.precision = record.precision.to_string();
             info.accuracy_level = Some(record.accuracy_level.into());
         }
+        // A precision runner derived from another folder (`models/derived/NAME-HASH/int4-block32-acc4`) is that
+        // folder's model at the precision it was derived to.
+        if let Some(derived) = crate::derive::DerivationRecord::read(dir) {
+            info.name = folder_model_name(Path::new(&derived.source_dir));
+            info.precision = derived.options.precision.to_string();
+            info.accuracy_level = derived.options.accuracy_level.map(i64::from);
+        }
 
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|err| ModelError::Tokenizer { path: tokenizer_path.clone(), reason: err.to_string() })?;
