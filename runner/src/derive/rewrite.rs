@@ -103,7 +103,7 @@ impl ExternalData {
             let offset: usize = entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
             let length: usize =
                 entry("length").and_then(|v| v.parse().ok()).unwrap_or(map.len().saturating_sub(offset));
-            let range = offset..offset.checked_add(length).unwrap_or(usize::MAX);
+            let range = offset..offset.saturating_add(length);
             return map.get(range).map(Cow::Borrowed).ok_or_else(|| {
                 DeriveError::Unsupported(format!(
                     "tensor `{}`: its external data runs past the end of the file",
