@@ -79,8 +79,10 @@ pub struct ExecArgs {
     #[arg(long, value_name = "DIR|FILE.gguf|hf:REPO", value_parser = text_path())]
     pub model: Vec<PathBuf>,
     /// The model's precision, comma list or repeated (int4,int8,fp16,fp32): the default model and .gguf files use
-    /// their import of that precision (imported on demand), a folder of precision subfolders the subfolder,
-    /// and a plain model folder must hold a graph of that precision.
+    /// their import of that precision (imported on demand), a folder of precision subfolders the subfolder; a
+    /// model folder whose graph is another float precision (fp32/fp16) gets it derived (int4/int8: MatMulNBits
+    /// block 32 with zero points, accuracy level 4; fp16: the whole graph), cached under models/derived/ in
+    /// runner's home with its fidelity against the source (mean KL, top-1) in derived.json and summary.json.
     #[arg(long, value_enum, value_name = "P,...", value_delimiter = ',')]
     pub precision: Vec<Precision>,
     /// An experiment folder: experiment.yaml|yml|json (`defaults:`, `matrix:`, `runs:`, `include:`,

@@ -3,7 +3,7 @@
 //!
 //! One module per job: `gguf` reads model files, `onnx` writes ONNX protobuf, `model_folder` is the contract
 //! of a model folder (file names, `runner.json`, graph input and output names) that `import` writes and
-//! `engine` and `lora` read, `import` turns a GGUF into an ONNX model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
+//! `engine` and `lora` read, `import` turns a GGUF into an ONNX model folder, `derive` makes other precisions of a float model folder, `hub` fetches and caches Hugging Face Hub repositories, `engine` generates text
 //! and times it, `scenario` hosts the WebAssembly scenarios, `datasets` decodes dataset files and finds
 //! their sources, `prepare` readies a scenario and its samples for a run, `results` writes what a run
 //! measured, `stats` computes the statistics reported on it (distributions, bootstrap intervals, McNemar,
@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod datasets;
+pub mod derive;
 pub mod engine;
 pub mod exec;
 pub mod experiment;

@@ -501,3 +501,84 @@ fn hub_model_references_resolve_offline_from_the_hf_cache() {
         assert!(stderr.contains(needle), "{needle:?} missing from:\n{stderr}");
     }
 }
+
+/// `--precision int4` on fp32 folders that are not the default model (an Optimum export, an onnxruntime-genai
+/// layout) derives int4 into `models/derived/` under runner's home, records the derivation and its fidelity in
+/// summary.json, and reuses it on the next run; a sweep of two fp32 folders by three precisions runs, deriving
+/// what it lacks.
+#[test]
+fn exec_derives_other_precisions_of_fp32_folders_and_records_them() {
+    use runner::import::Precision;
+    use runner::testing::contracts::{OptimumOptions, write_genai_folder, write_optimum_folder};
+
+    let home = tempfile::tempdir().unwrap();
+    // runner's home is the test's own (the derived folders go there): the library is named, not looked up.
+    let ort_lib = runner::paths::ort_dir("cpu").join(runner::paths::ort_lib_name());
+    let optimum = write_optimum_folder(&home.path().join("a"), 7, OptimumOptions { position_ids: true, fp16: false });
+    let genai = write_genai_folder(&home.path().join("b"), 7, Precision::Fp32);
+    let exec = |models: &[&Path], precision: &str, out: &Path| {
+        let mut cmd = runner();
+        cmd.env("RUNNER_HOME", home.path()).arg("exec").arg(scenario_artifacts::GSM8K);
+        for model in models {
+            cmd.arg("--model").arg(model);
+        }
+        cmd.args(["--precision", precision, "--max-samples", "1", "--max-new-tokens", "2", "--no-progress"])
+            .arg("--ort-lib")
+            .arg(&ort_lib)
+            .arg("--out")
+            .arg(out);
+        run(&mut cmd)
+    };
+
+    let results = home.path().join("run");
+    let (out, stdout, stderr) = exec(&[&optimum], "int4", &results);
+    assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("Deriving int4 from") && stderr.contains("mean KL"), "{stderr}");
+    let summary = read_summary(&results);
+    let derived = Path::new(&summary.model.dir);
+    assert!(derived.starts_with(home.path().join("models").join("derived")), "{}", derived.display());
+    assert_eq!(summary.model.graph.as_ref().unwrap().weight_precision, "int4");
+    assert_eq!(
+        (summary.model.info["name"].as_str(), summary.model.info["precision"].as_str()),
+        (Some("optimum"), Some("int4"))
+    );
+    let record = summary.model.derivation.as_ref().expect("summary.json records the derivation");
+    let options = &record.options;
+    assert_eq!((options.precision, options.block_size, options.accuracy_level), (Precision::Int4, Some(32), Some(4)));
+    assert_eq!((record.source_dir.as_str(), record.source_precision.as_str()), (optimum.to_str().unwrap(), "fp32"));
+    assert!(record.source_hash.starts_with("sha256:") && record.fidelity.positions > 32, "{record:?}");
+    assert!(record.fidelity.mean_kl < 0.03 && record.fidelity.top1_agreement >= 0.55, "{:?}", record.fidelity);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
+    assert!(json["model"]["derivation"]["fidelity"]["mean_kl"].is_number(), "{}", json["model"]);
+
+    let again = home.path().join("again");
+    let (out, stdout, stderr) = exec(&[&optimum], "int4", &again);
+    assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("Deriving"), "the second run derives again:\n{stderr}");
+    assert_eq!(read_summary(&again).model.dir, summary.model.dir);
+
+    let sweep = home.path().join("sweep");
+    let (out, stdout, stderr) = exec(&[&optimum, &genai], "fp32,int8,int4", &sweep);
+    assert!(out.status.success(), "sweep failed:\n{stdout}\n{stderr}");
+    // (the folder the run names, what was derived from it): fp32 runs use the folders as they are.
+    let mut runs = Vec::new();
+    for entry in std::fs::read_dir(&sweep).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join(SUMMARY_FILE).is_file() {
+            let model = read_summary(&dir).model;
+            runs.push(match model.derivation {
+                Some(d) => (d.source_dir, d.options.precision.to_string()),
+                None => (model.dir, "as is".to_string()),
+            });
+        }
+    }
+    runs.sort();
+    let mut expected = Vec::new();
+    for source in [&optimum, &genai] {
+        for precision in ["as is", "int4", "int8"] {
+            expected.push((source.to_str().unwrap().to_string(), precision.to_string()));
+        }
+    }
+    expected.sort();
+    assert_eq!(runs, expected);
+}

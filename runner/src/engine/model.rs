@@ -170,6 +170,13 @@ impl ModelFolder {
             info.precision = record.precision.to_string();
             info.accuracy_level = Some(record.accuracy_level.into());
         }
+        // A precision runner derived from another folder (`models/derived/NAME-HASH/int4-block32-acc4`) is that
+        // folder's model at the precision it was derived to.
+        if let Some(derived) = crate::derive::DerivationRecord::read(dir) {
+            info.name = folder_model_name(Path::new(&derived.source_dir));
+            info.precision = derived.options.precision.to_string();
+            info.accuracy_level = derived.options.accuracy_level.map(i64::from);
+        }
 
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|err| ModelError::Tokenizer { path: tokenizer_path.clone(), reason: err.to_string() })?;
@@ -211,6 +218,22 @@ impl ModelFolder {
             special("eos_token").or_else(|| info.eos_token_ids.first().and_then(|&id| tokenizer.id_to_token(id)));
         Ok(ModelFolder { info, model_path, tokenizer, chat_template, bos_token: special("bos_token"), eos_token })
     }
+}
+
+/// The graph file of the model folder `dir`: the one `genai_config.json` names (`model.onnx` when it names
+/// none), else `model.onnx`; `None` when that file is missing or the config cannot be read.
+pub fn graph_file(dir: &Path) -> Option<PathBuf> {
+    let config = dir.join(CONFIG_FILE);
+    let name = if config.is_file() {
+        let config: Value = serde_json::from_str(&std::fs::read_to_string(&config).ok()?).ok()?;
+        match config.get("model").and_then(|m| m.get("decoder")).and_then(|d| d.get("filename")) {
+            None => MODEL_FILE.to_string(),
+            Some(file) => file.as_str()?.to_string(),
+        }
+    } else {
+        MODEL_FILE.to_string()
+    };
+    require_path(dir, &name).ok()
 }
 
 /// What the folder has instead of an exportable layout, for the error message.
@@ -433,7 +456,7 @@ fn parse_hf_config(
 }
 
 /// `models/SmolLM2-135M-Instruct/int4` is named after the model, not the precision folder.
-fn folder_model_name(dir: &Path) -> String {
+pub(crate) fn folder_model_name(dir: &Path) -> String {
     let base = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let own = base(dir).unwrap_or_else(|| dir.display().to_string());
     if PRECISION_FOLDERS.contains(&own.as_str())

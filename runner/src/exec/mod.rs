@@ -233,7 +233,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     }
     let selection = select_samples(dataset.samples.len(), opts.run.shuffle_seed, opts.run.max_samples);
 
-    let model_dir = resolve_model_dir(&opts.run)?;
+    let model_dir = resolve_model_dir(&opts.run, opts.ort_lib.as_deref())?;
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(clock.started_at, &meta.name, &model_dir));
     if opts.resume && opts.out.is_none() {
         bail!("--resume needs --out DIR: the results folder of the run to continue");
@@ -331,9 +331,9 @@ fn few_shot_order(opts: &ExecOptions, dataset: &prepare::Dataset) -> FewShotOrde
 }
 
 /// The model folder the run's `model` and `precision` keys name: a Hub reference fetched into the cache, a
-/// folder, or the default model.
-fn resolve_model_dir(run: &RunConfig) -> Result<PathBuf> {
-    let model = run.model_folder()?;
+/// folder (or a precision derived from it), or the default model.
+fn resolve_model_dir(run: &RunConfig, ort_lib: Option<&Path>) -> Result<PathBuf> {
+    let model = run.model_folder(ort_lib)?;
     let model_dir = match model.as_deref().and_then(Path::to_str).filter(|m| HubRef::is_hub_ref(m)) {
         Some(reference) => {
             let reference = HubRef::parse(reference, RepoType::Model).map_err(|e| anyhow!("--model: {e}"))?;
@@ -462,6 +462,7 @@ fn initial_summary(
             hash: provenance::hash_dir(model_dir)?,
             info: serde_json::to_value(engine.model_info()).context("cannot record the model's description")?,
             graph: model.graph.clone(),
+            derivation: crate::derive::DerivationRecord::read(model_dir),
         },
         runtime: RuntimeRecord {
             onnxruntime_library: engine.runtime().library.display().to_string(),

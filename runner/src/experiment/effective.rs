@@ -4,12 +4,13 @@
 //! read through one accessor. Errors start with the flag's name (`--temperature …`): the command line and an
 //! experiment file set the same keys.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 
 use super::RunConfig;
 use crate::datasets::DataSource;
+use crate::derive::FidelityRuntime;
 use crate::engine::{ExecutionProvider, GenerationSettings, PromptOptions, Sampling, check_repetition_penalty};
 use crate::experiment::model::resolve_model;
 use crate::prepare::{ScenarioChoices, ScoringMode};
@@ -102,9 +103,16 @@ impl RunConfig {
     }
 
     /// The model folder `model` and `precision` name (the default model's import of that precision, a
-    /// `.gguf` imported on demand, a precision subfolder); `None` is the default model as installed.
-    pub fn model_folder(&self) -> Result<Option<PathBuf>> {
-        Ok(resolve_model(self.model.as_deref(), self.precision)?)
+    /// `.gguf` imported on demand, a precision subfolder, a precision derived from a float folder); `None` is the
+    /// default model as installed. `ort_lib` is the run's `--ort-lib`: with the run's provider it says which ONNX
+    /// Runtime library measures a derived model's fidelity.
+    pub fn model_folder(&self, ort_lib: Option<&Path>) -> Result<Option<PathBuf>> {
+        let runtime = FidelityRuntime {
+            ort_lib: ort_lib.map(Path::to_path_buf),
+            gpu: self.ep.is_some_and(|ep| ep.is_gpu()),
+            threads: self.threads,
+        };
+        Ok(resolve_model(self.model.as_deref(), self.precision, &runtime)?)
     }
 
     /// What the scenario is told: subsets, few-shot examples, scoring mode and seed, with the task file and

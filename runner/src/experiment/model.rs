@@ -1,11 +1,14 @@
 //! `precision` -> model folder. The default model and a `.gguf` given as the model use the import at
 //! `import::default_output_dir(gguf, precision)` (`models/NAME/PRECISION` under runner's home), importing it
-//! on demand; a folder of precision subfolders picks the subfolder; a plain model folder must hold a graph of
-//! that precision, as `engine::inspect` reads it.
+//! on demand; a folder of precision subfolders picks the subfolder; a plain model folder is used when its graph
+//! is of that precision, as `engine::inspect` reads it, and otherwise, when its graph is fp32 or fp16, the
+//! precision is derived from it (`derive`, cached under `models/derived/`).
 
 use std::path::{Path, PathBuf};
 
+use crate::derive::{DeriveOptions, FidelityRuntime, derive_model, is_float_source};
 use crate::engine::inspect::inspect_model;
+use crate::engine::model::graph_file;
 use crate::import::{ImportOptions, Precision, default_output_dir, import_gguf};
 use crate::model_folder::MODEL_FILE;
 use crate::paths;
@@ -15,8 +18,8 @@ use crate::paths;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelChoiceError {
     #[error(
-        "--precision {precision}: {model} holds a {found} model ({label}); give the folder of the {precision} import \
-         or leave --precision out"
+        "--precision {precision}: {model} holds a {found} model ({label}); runner derives other precisions from fp32 \
+         or fp16 graphs only: give the folder of the {precision} model or leave --precision out"
     )]
     Mismatch { precision: Precision, model: String, found: String, label: String },
     #[error("--precision {precision}: cannot read the precision of {model}: {message}")]
@@ -35,13 +38,21 @@ pub enum ModelChoiceError {
     NoDefaultGguf { precision: Precision, gguf: String },
     #[error("--precision {precision}: importing {gguf} into {out} failed: {message}")]
     Import { precision: Precision, gguf: String, out: String, message: String },
+    #[error("--precision {precision}: deriving it from {model} failed: {message}")]
+    Derive { precision: Precision, model: String, message: String },
     #[error("--model {model}: no such file or folder")]
     Missing { model: String },
 }
 
 /// The model folder a run uses: `model` as given when no precision is asked for (the default model when
-/// absent), else the folder of that precision. `.gguf` files are imported on demand (said on stderr).
-pub fn resolve_model(model: Option<&Path>, precision: Option<Precision>) -> Result<Option<PathBuf>, ModelChoiceError> {
+/// absent), else the folder of that precision. `.gguf` files are imported on demand, other precisions of a float
+/// model folder derived on demand (said on stderr); `runtime` is the ONNX Runtime library the run loads, which
+/// measures a derived model's fidelity.
+pub fn resolve_model(
+    model: Option<&Path>,
+    precision: Option<Precision>,
+    runtime: &FidelityRuntime,
+) -> Result<Option<PathBuf>, ModelChoiceError> {
     let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
     let Some(precision) = precision else {
         return match model {
@@ -73,13 +84,16 @@ pub fn resolve_model(model: Option<&Path>, precision: Option<Precision>) -> Resu
     if !model.is_dir() {
         return Err(ModelChoiceError::Missing { model: shown });
     }
-    if model.join(MODEL_FILE).is_file() {
-        let report = inspect_model(&model.join(MODEL_FILE)).map_err(|e| ModelChoiceError::Unreadable {
+    if let Some(graph) = graph_file(model) {
+        let report = inspect_model(&graph).map_err(|e| ModelChoiceError::Unreadable {
             precision,
             model: shown.clone(),
             message: e.to_string(),
         })?;
-        if report.weight_precision != precision.to_string() {
+        if report.weight_precision == precision.to_string() {
+            return Ok(Some(model.to_path_buf()));
+        }
+        if !is_float_source(&report) {
             return Err(ModelChoiceError::Mismatch {
                 precision,
                 model: shown,
@@ -87,7 +101,7 @@ pub fn resolve_model(model: Option<&Path>, precision: Option<Precision>) -> Resu
                 label: report.label,
             });
         }
-        return Ok(Some(model.to_path_buf()));
+        return derive_on_demand(model, precision, runtime).map(Some);
     }
     let sub = model.join(precision.to_string());
     if sub.join(MODEL_FILE).is_file() {
@@ -100,12 +114,29 @@ pub fn resolve_model(model: Option<&Path>, precision: Option<Precision>) -> Resu
     if let [gguf] = ggufs.as_slice() {
         return import_into(gguf, &sub, precision).map(Some);
     }
+    // Without a GGUF, a float subfolder is a source to derive from.
+    if let Some(float) = [Precision::Fp32, Precision::Fp16].iter().map(|p| model.join(p.to_string())).find(|dir| {
+        graph_file(dir).and_then(|graph| inspect_model(&graph).ok()).is_some_and(|report| is_float_source(&report))
+    }) {
+        return derive_on_demand(&float, precision, runtime).map(Some);
+    }
     let available: Vec<String> =
         Precision::ALL.iter().map(|p| p.to_string()).filter(|p| model.join(p).join(MODEL_FILE).is_file()).collect();
     Err(ModelChoiceError::NoSubfolder {
         precision,
         model: shown,
         available: if available.is_empty() { "none".into() } else { available.join(", ") },
+    })
+}
+
+/// `precision` derived from the float model folder `source` with runner's options, cached in runner's home.
+fn derive_on_demand(
+    source: &Path,
+    precision: Precision,
+    runtime: &FidelityRuntime,
+) -> Result<PathBuf, ModelChoiceError> {
+    derive_model(source, &DeriveOptions::for_precision(precision), runtime).map(|derived| derived.dir).map_err(|e| {
+        ModelChoiceError::Derive { precision, model: source.display().to_string(), message: e.to_string() }
     })
 }
 

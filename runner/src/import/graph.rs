@@ -642,7 +642,7 @@ impl<'a> Emitter<'a> {
                 }
                 let blocks = k / QK;
                 let mut values = Vec::with_capacity(k);
-                let mut packed = Requantized8::with_capacity(n, k);
+                let mut packed = quant::NbitsBlocks::new(8, QK, k);
                 for (row, part_ty) in rows.iter().zip(&types) {
                     values.clear();
                     quant::dequantize_into(*part_ty, row, &mut values)
@@ -686,46 +686,6 @@ impl<'a> Emitter<'a> {
 /// The GGML type of every output row of `parts`, in order.
 fn row_types<'p>(parts: &'p [Part]) -> impl Iterator<Item = GgmlType> + 'p {
     parts.iter().flat_map(|p| std::iter::repeat_n(p.info.ggml_type, p.info.dims[1] as usize))
-}
-
-/// MatMulNBits 8-bit inputs, asymmetric per block of 32: `w = (q - zp) * scale` with the block's range
-/// stretched to include 0, so the zero point is an integer in 0..=255 and the error is at most `scale / 2`.
-struct Requantized8 {
-    /// `[N, blocks, 32]`.
-    data: Vec<u8>,
-    /// `[N, blocks]`.
-    scales: Vec<f32>,
-    /// `[N, blocks]`, one byte per block.
-    zero_points: Vec<u8>,
-}
-
-impl Requantized8 {
-    fn with_capacity(rows: usize, k: usize) -> Self {
-        let blocks = rows * k / QK;
-        Self {
-            data: Vec::with_capacity(rows * k),
-            scales: Vec::with_capacity(blocks),
-            zero_points: Vec::with_capacity(blocks),
-        }
-    }
-
-    fn push_row(&mut self, values: &[f32]) {
-        for block in values.chunks_exact(QK) {
-            let min = block.iter().copied().fold(0f32, f32::min);
-            let max = block.iter().copied().fold(0f32, f32::max);
-            let scale = (max - min) / 255.0;
-            if scale == 0.0 {
-                self.scales.push(0.0);
-                self.zero_points.push(0);
-                self.data.extend(std::iter::repeat_n(0, QK));
-                continue;
-            }
-            let zp = (-min / scale).round().clamp(0.0, 255.0);
-            self.scales.push(scale);
-            self.zero_points.push(zp as u8);
-            self.data.extend(block.iter().map(|x| (x / scale + zp).round().clamp(0.0, 255.0) as u8));
-        }
-    }
 }
 
 /// How the tied output head reuses the embedding.
@@ -845,23 +805,6 @@ mod tests {
         assert_eq!(row_order(3, None), vec![0, 1, 2]);
     }
 
-    #[test]
-    fn requantized_8bit_blocks_are_within_half_a_step() {
-        let values: Vec<f32> = (0..96).map(|i| ((i * 13 % 41) as f32 - 9.0) * 0.07).collect();
-        let mut packed = Requantized8::with_capacity(1, values.len());
-        packed.push_row(&values);
-        packed.push_row(&[0.0; QK]);
-        packed.push_row(&[0.5; QK]);
-        for (idx, want) in values.iter().chain(&[0.0; QK]).chain(&[0.5; QK]).enumerate() {
-            let b = idx / QK;
-            let (scale, zp) = (packed.scales[b], f32::from(packed.zero_points[b]));
-            let got = (f32::from(packed.data[idx]) - zp) * scale;
-            assert!((got - want).abs() <= scale / 2.0 + 1e-6, "element {idx}: {got} vs {want}");
-        }
-    }
-
-    /// Every quantized type, packed alone and beside another type of the same layout, gives back ggml's values
-    /// as `(q - zp) * scale + residual`.
     #[test]
     fn packed_blocks_reproduce_every_type() {
         let mut rng = crate::rng::SplitMix64::new(9);

@@ -266,6 +266,92 @@ pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Float rows quantized for MatMulNBits' `B`: `bits` (4 or 8) per weight in blocks of `block` along a row, asymmetric
+/// like ONNX Runtime's own MatMulNBits quantizer (`is_symmetric=False`): each block's range is stretched to include
+/// 0, `scale = (max - min) / (2^bits - 1)`, the zero point `round(-min / scale)` is an unsigned level, and
+/// `w = (q - zp) * scale` is within `scale / 2` of the float. A row whose length is not a whole number of blocks
+/// is padded with zeros.
+#[derive(Debug, Clone)]
+pub struct NbitsBlocks {
+    pub bits: u8,
+    pub block: usize,
+    /// Elements per row (MatMulNBits' `K`).
+    pub k: usize,
+    pub rows: usize,
+    /// `[rows, blocks, block * bits / 8]`; at 4 bits byte `i` holds elements `2i` (low nibble) and `2i + 1`.
+    pub data: Vec<u8>,
+    /// `[rows, blocks]`.
+    pub scales: Vec<f32>,
+    /// `[rows, blocks]` at 8 bits; `[rows, ceil(blocks / 2)]` at 4, block `2j` in the low nibble of byte `j`.
+    pub zero_points: Vec<u8>,
+}
+
+impl NbitsBlocks {
+    pub fn new(bits: u8, block: usize, k: usize) -> Self {
+        assert!(bits == 4 || bits == 8, "MatMulNBits blocks of {bits} bits");
+        assert!(block >= 16 && block.is_power_of_two(), "MatMulNBits block size {block}");
+        Self { bits, block, k, rows: 0, data: Vec::new(), scales: Vec::new(), zero_points: Vec::new() }
+    }
+
+    /// Blocks per row (`ceil(k / block)`).
+    pub fn blocks(&self) -> usize {
+        self.k.div_ceil(self.block)
+    }
+
+    /// Zero-point bytes per row.
+    pub fn zero_point_stride(&self) -> usize {
+        if self.bits == 4 { self.blocks().div_ceil(2) } else { self.blocks() }
+    }
+
+    /// Quantizes and appends one row of `k` values.
+    pub fn push_row(&mut self, values: &[f32]) {
+        assert_eq!(values.len(), self.k, "a row of {} values", self.k);
+        let top = ((1u32 << self.bits) - 1) as f32;
+        let zp_start = self.zero_points.len();
+        self.zero_points.resize(zp_start + self.zero_point_stride(), 0);
+        let mut levels = vec![0u8; self.block];
+        for (b, chunk) in values.chunks(self.block).enumerate() {
+            let min = chunk.iter().copied().fold(0f32, f32::min);
+            let max = chunk.iter().copied().fold(0f32, f32::max);
+            let scale = (max - min) / top;
+            let zp = if scale == 0.0 { 0.0 } else { (-min / scale).round().clamp(0.0, top) };
+            levels.fill(zp as u8);
+            if scale != 0.0 {
+                for (level, x) in levels.iter_mut().zip(chunk) {
+                    *level = (x / scale + zp).round().clamp(0.0, top) as u8;
+                }
+            }
+            self.scales.push(scale);
+            if self.bits == 4 {
+                self.zero_points[zp_start + b / 2] |= (zp as u8) << (4 * (b % 2));
+                self.data.extend(levels.chunks_exact(2).map(|pair| pair[0] | (pair[1] << 4)));
+            } else {
+                self.zero_points[zp_start + b] = zp as u8;
+                self.data.extend_from_slice(&levels);
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Row `r` as MatMulNBits reads it back: `(q - zp) * scale`, without the padding.
+    pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
+        let (blocks, stride) = (self.blocks(), self.zero_point_stride());
+        let bytes_per_block = self.block * usize::from(self.bits) / 8;
+        let mut out = Vec::with_capacity(blocks * self.block);
+        for b in 0..blocks {
+            let scale = self.scales[r * blocks + b];
+            let zp_byte = self.zero_points[r * stride + if self.bits == 4 { b / 2 } else { b }];
+            let zp = if self.bits == 4 { (zp_byte >> (4 * (b % 2))) & 0xF } else { zp_byte };
+            let start = (r * blocks + b) * bytes_per_block;
+            let bytes = &self.data[start..start + bytes_per_block];
+            let level = |i: usize| if self.bits == 4 { (bytes[i / 2] >> (4 * (i % 2))) & 0xF } else { bytes[i] };
+            out.extend((0..self.block).map(|i| (f32::from(level(i)) - f32::from(zp)) * scale));
+        }
+        out.truncate(self.k);
+        out
+    }
+}
+
 /// Random but valid blocks of `ty` for `elements` values (a whole number of blocks): random level and sub-scale
 /// bytes, with the f16 super-scales set so that weights stay within about `amplitude`. Test models use it for
 /// the types that have no encoder here; any bytes are a valid K-quant block once its f16 scales are finite.
@@ -378,6 +464,36 @@ mod tests {
             assert_eq!(values.len(), 512, "{ty}");
             let max = values.iter().fold(0f32, |a, v| a.max(v.abs()));
             assert!(max > 0.05 && max <= 1.01, "{ty}: largest weight {max}");
+        }
+    }
+
+    #[test]
+    fn nbits_blocks_are_within_half_a_step_and_pad_short_blocks() {
+        for (bits, k) in [(4u8, 96usize), (8, 96), (4, 80), (8, 40)] {
+            let rows: Vec<Vec<f32>> =
+                (0..3).map(|r| ramp(k).iter().map(|v| v * (r as f32 + 0.5) + 0.1).collect()).collect();
+            let mut q = NbitsBlocks::new(bits, 32, k);
+            rows.iter().for_each(|row| q.push_row(row));
+            let blocks = k.div_ceil(32);
+            assert_eq!((q.rows, q.scales.len()), (3, 3 * blocks));
+            assert_eq!(q.data.len(), 3 * blocks * 32 * usize::from(bits) / 8);
+            assert_eq!(q.zero_points.len(), 3 * if bits == 4 { blocks.div_ceil(2) } else { blocks });
+            for (r, row) in rows.iter().enumerate() {
+                let back = q.dequantize_row(r);
+                assert_eq!(back.len(), k);
+                for (i, (a, b)) in row.iter().zip(&back).enumerate() {
+                    let step = q.scales[r * blocks + i / 32];
+                    assert!((a - b).abs() <= step * 0.5 + 1e-6, "{bits}-bit row {r} element {i}: {a} vs {b}");
+                }
+            }
+        }
+        // An all-zero block is exact, with a zero scale; a constant one is within half a step.
+        for bits in [4, 8] {
+            let mut q = NbitsBlocks::new(bits, 32, 64);
+            q.push_row(&[[0.0; 32], [0.5; 32]].concat());
+            let back = q.dequantize_row(0);
+            assert_eq!((q.scales[0], &back[..32]), (0.0, &[0.0; 32][..]));
+            assert!(back[32..].iter().all(|v| (v - 0.5).abs() <= q.scales[1] / 2.0 + 1e-6), "{back:?}");
         }
     }
 

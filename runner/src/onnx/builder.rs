@@ -65,16 +65,31 @@ pub struct GraphBuilder {
 impl GraphBuilder {
     /// Starts a graph whose external data goes to `dir/data_file_name`.
     pub fn new(dir: &Path, data_file_name: &str) -> Result<Self, OnnxWriteError> {
+        Self::with_graph(dir, data_file_name, GraphProto { name: "main".into(), ..Default::default() })
+    }
+
+    /// Continues `graph` (another model's, being rewritten): its value and node names are taken, and new
+    /// initializers go to `dir/data_file_name`.
+    pub fn with_graph(dir: &Path, data_file_name: &str, graph: GraphProto) -> Result<Self, OnnxWriteError> {
         let data_path = dir.join(data_file_name);
         let file = File::create(&data_path).map_err(|source| OnnxWriteError { path: data_path.clone(), source })?;
+        let names = (graph.input.iter().chain(&graph.output).map(|v| v.name.clone()))
+            .chain(graph.initializer.iter().map(|t| t.name.clone()))
+            .chain(graph.node.iter().flat_map(|n| n.output.iter().chain([&n.name]).cloned()))
+            .collect();
         Ok(Self {
-            graph: GraphProto { name: "main".into(), ..Default::default() },
-            names: HashSet::new(),
+            graph,
+            names,
             data_path,
             data_file_name: data_file_name.to_string(),
             data: BufWriter::with_capacity(1 << 20, file),
             data_len: 0,
         })
+    }
+
+    /// The graph as built so far, for a rewrite to edit in place.
+    pub fn graph_mut(&mut self) -> &mut GraphProto {
+        &mut self.graph
     }
 
     /// A value name not used before, derived from `base`.
@@ -96,6 +111,22 @@ impl GraphBuilder {
         let name = self.fresh(base);
         let mut tensor =
             TensorProto { name: name.clone(), data_type: data_type as i32, dims: dims.to_vec(), ..Default::default() };
+        self.store(&mut tensor, bytes)?;
+        self.graph.initializer.push(tensor);
+        Ok(name)
+    }
+
+    /// Makes `bytes` (raw little-endian) the data of `tensor`: in the external data file when large, inline
+    /// otherwise. Whatever data the tensor held before is dropped.
+    pub fn store(&mut self, tensor: &mut TensorProto, bytes: &[u8]) -> Result<(), OnnxWriteError> {
+        tensor.float_data.clear();
+        tensor.int32_data.clear();
+        tensor.int64_data.clear();
+        tensor.double_data.clear();
+        tensor.uint64_data.clear();
+        tensor.external_data.clear();
+        tensor.raw_data.clear();
+        tensor.data_location = 0;
         if bytes.len() >= EXTERNAL_MIN_BYTES {
             let offset = self.data_len.div_ceil(EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
             let io = |source| OnnxWriteError { path: self.data_path.clone(), source };
@@ -112,8 +143,7 @@ impl GraphBuilder {
         } else {
             tensor.raw_data = bytes::Bytes::copy_from_slice(bytes);
         }
-        self.graph.initializer.push(tensor);
-        Ok(name)
+        Ok(())
     }
 
     pub fn initializer_f32(&mut self, base: &str, dims: &[i64], values: &[f32]) -> Result<String, OnnxWriteError> {
@@ -188,17 +218,11 @@ impl GraphBuilder {
 
     /// Writes `model_path` and finishes the data file (removed when nothing went there).
     pub fn finish(
-        mut self,
+        self,
         model_path: &Path,
         opsets: &[(&str, i64)],
         metadata: &[(String, String)],
     ) -> Result<(), OnnxWriteError> {
-        self.data.flush().map_err(|source| OnnxWriteError { path: self.data_path.clone(), source })?;
-        drop(self.data);
-        if self.data_len == 0 {
-            std::fs::remove_file(&self.data_path)
-                .map_err(|source| OnnxWriteError { path: self.data_path.clone(), source })?;
-        }
         let model = ModelProto {
             ir_version: IR_VERSION,
             opset_import: opsets
@@ -207,13 +231,25 @@ impl GraphBuilder {
                 .collect(),
             producer_name: "runner".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
-            graph: Some(self.graph),
             metadata_props: metadata
                 .iter()
                 .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
                 .collect(),
             ..Default::default()
         };
+        self.finish_model(model_path, model)
+    }
+
+    /// Writes `model` (its other fields as they are) with this graph to `model_path`, and finishes the data file
+    /// (removed when nothing went there).
+    pub fn finish_model(mut self, model_path: &Path, mut model: ModelProto) -> Result<(), OnnxWriteError> {
+        self.data.flush().map_err(|source| OnnxWriteError { path: self.data_path.clone(), source })?;
+        drop(self.data);
+        if self.data_len == 0 {
+            std::fs::remove_file(&self.data_path)
+                .map_err(|source| OnnxWriteError { path: self.data_path.clone(), source })?;
+        }
+        model.graph = Some(self.graph);
         std::fs::write(model_path, model.encode_to_vec())
             .map_err(|source| OnnxWriteError { path: model_path.to_path_buf(), source })
     }

@@ -1,4 +1,5 @@
-//! ONNX protobuf messages (the subset runner writes), with tags from onnx/onnx.proto3.
+//! ONNX protobuf messages (the subset runner writes, and the parts of others' graphs a rewrite must keep:
+//! subgraph attributes and every tensor data field), with tags from onnx/onnx.proto3.
 
 /// `TensorProto.DataType` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,7 @@ pub mod attribute_type {
     pub const FLOAT: i32 = 1;
     pub const INT: i32 = 2;
     pub const STRING: i32 = 3;
+    pub const TENSOR: i32 = 4;
     pub const FLOATS: i32 = 6;
     pub const INTS: i32 = 7;
 }
@@ -118,6 +120,17 @@ pub struct AttributeProto {
     pub ints: Vec<i64>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
+    /// A subgraph (`If` branches, `Loop` / `Scan` bodies), kept so that rewriting a graph does not drop it.
+    #[prost(message, optional, boxed, tag = "6")]
+    pub g: Option<Box<GraphProto>>,
+    #[prost(message, repeated, tag = "10")]
+    pub tensors: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "11")]
+    pub graphs: Vec<GraphProto>,
+    #[prost(string, tag = "13")]
+    pub doc_string: String,
+    #[prost(string, tag = "21")]
+    pub ref_attr_name: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -130,6 +143,8 @@ pub struct TensorProto {
     pub float_data: Vec<f32>,
     #[prost(int32, repeated, tag = "5")]
     pub int32_data: Vec<i32>,
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    pub string_data: Vec<Vec<u8>>,
     #[prost(int64, repeated, tag = "7")]
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
@@ -138,6 +153,10 @@ pub struct TensorProto {
     /// weight is never copied to be looked at.
     #[prost(bytes = "bytes", tag = "9")]
     pub raw_data: bytes::Bytes,
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
+    #[prost(uint64, repeated, tag = "11")]
+    pub uint64_data: Vec<u64>,
     #[prost(string, tag = "12")]
     pub doc_string: String,
     #[prost(message, repeated, tag = "13")]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::record::{SampleRecord, SampleStatus};
+use crate::derive::DerivationRecord;
 use crate::engine::SessionRecord;
 use crate::engine::inspect::GraphReport;
 use crate::engine::{MarkerSource, ThinkMarkers};
@@ -82,6 +83,10 @@ pub struct ModelRecord {
     /// The precision measured from the ONNX graph (initializer types, quantized operators), not a label.
     #[serde(default)]
     pub graph: Option<GraphReport>,
+    /// How runner derived the model from a float model folder (`--precision` on an fp32 or fp16 folder): the
+    /// source, the options and the fidelity measured against the source; absent for models used as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<DerivationRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -186,21 +186,5 @@ pub fn reference_logits_with_lora(gguf: &GgufFile, tokens: &[u32], adapter: Opti
     all_logits
 }
 
-/// Mean KL(p_ref || p_test) over positions and the share of positions whose argmax agrees.
-pub fn compare_logits(reference: &[Vec<f64>], test: &[Vec<f32>]) -> (f64, f64) {
-    assert_eq!(reference.len(), test.len());
-    let log_softmax = |v: Vec<f64>| {
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lse = max + v.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
-        v.into_iter().map(|x| x - lse).collect::<Vec<f64>>()
-    };
-    let argmax = |v: &[f64]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let (mut kl, mut agree) = (0.0, 0usize);
-    for (r, t) in reference.iter().zip(test) {
-        let lp = log_softmax(r.clone());
-        let lq = log_softmax(t.iter().map(|v| f64::from(*v)).collect());
-        kl += lp.iter().zip(&lq).map(|(p, q)| p.exp() * (p - q)).sum::<f64>();
-        agree += usize::from(argmax(&lp) == argmax(&lq));
-    }
-    (kl / reference.len() as f64, agree as f64 / reference.len() as f64)
-}
+/// Mean KL and top-1 agreement of logits against a reference: the measure derived models record.
+pub use crate::derive::compare_logits;
