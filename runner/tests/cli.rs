@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::{exec, read_summary, run, runner};
 use runner::import::Precision;
-use runner::results::writer::{SAMPLES_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
+use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
 use runner::results::{RunStatus, SampleStatus, Stage};
 
 mod common;
