@@ -371,7 +371,7 @@ fn run_runner(bin: &Path, task: &Task, data: &Path, limit: Option<usize>, out: &
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
+pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())

@@ -19,6 +19,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::agree::read_jsonl;
 use crate::shell::{repo_root, run_command};
 
 const DATA: &str = "gsm8k/test.jsonl";
@@ -249,15 +250,6 @@ pub fn render(md: &mut String, task: &Value) {
         }
     }
     let _ = writeln!(md);
-}
-
-fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1)))
-        .collect()
 }
 
 #[cfg(test)]

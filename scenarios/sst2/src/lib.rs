@@ -11,6 +11,7 @@
 use runner_scenario_sdk::chat::{UserTurns, few_shot_chat};
 use runner_scenario_sdk::metadata::{MetadataBuilder, embedded};
 use runner_scenario_sdk::multiple_choice::few_shot_prompt;
+use runner_scenario_sdk::records::field;
 use runner_scenario_sdk::{
     self as sdk, ConfigError, DatasetError, DatasetInfo, DatasetInput, EmbeddedDataset, Field, Guest, Metadata, Metric,
     ModelOutput, Options, Prompt, Request, Sample, Score, ScoredSample, ScoringMode, ScoringModes, label::Labels,
@@ -107,7 +108,7 @@ impl Guest for Sst2 {
             ScoringMode::Loglikelihood => Prompt::Text(few_shot_prompt(
                 &sample,
                 &examples,
-                |s| Ok(format!("{}{LIKELIHOOD_QUESTION}", sentence(s)?)),
+                |s| Ok(format!("{}{LIKELIHOOD_QUESTION}", field(s, "sentence")?)),
                 label,
             )?),
             ScoringMode::Generate => {
@@ -139,16 +140,6 @@ impl Guest for Sst2 {
     fn aggregate(_samples: Vec<ScoredSample>) -> Result<Vec<Metric>, String> {
         Ok(Vec::new())
     }
-}
-
-/// The sample's sentence as the file gives it.
-fn sentence(sample: &Sample) -> Result<&str, String> {
-    sample
-        .fields
-        .iter()
-        .find(|f| f.name == "sentence")
-        .map(|f| f.value.as_str())
-        .ok_or_else(|| format!("sample {} has no `sentence` field", sample.id))
 }
 
 /// The sample with its sentence trimmed: a chat shows no trailing space.
