@@ -569,11 +569,34 @@ impl Engine {
         } else {
             self.session.reset_batch(requests.len(), needed)?;
         }
-        let rows: Vec<&[i64]> = contexts.iter().map(|context| &context[shared..]).collect();
-        let after_context = self.session.extend(&rows, "scoring the context", true, LogitsWanted::Last)?;
+        // A lone context runs together with its first several-token continuation: one forward pass instead of
+        // two, each of which reads every weight (the cache is rewound to the context afterwards).
+        let merged = match requests {
+            [(_, continuations)]
+                if self.session.layout == KvLayout::SharedBuffer && !self.session.has_window_cache() =>
+            {
+                continuations.iter().position(|c| c.len() > 1)
+            }
+            _ => None,
+        };
+        let mut rows: Vec<Vec<i64>> = contexts.iter().map(|context| context[shared..].to_vec()).collect();
+        let context_last = |row: usize| requests[row].0.len() - 1 - shared;
+        let wanted = match merged {
+            Some(choice) => {
+                let continuation = &requests[0].1[choice];
+                rows[0].extend(continuation[..continuation.len() - 1].iter().map(|&t| i64::from(t)));
+                LogitsWanted::From(context_last(0))
+            }
+            None => LogitsWanted::Last,
+        };
+        let row_refs: Vec<&[i64]> = rows.iter().map(Vec::as_slice).collect();
+        let after_context = self.session.extend(&row_refs, "scoring the context", true, wanted)?;
         let mut scores: Vec<Vec<ContinuationScore>> = Vec::with_capacity(requests.len());
         for (row, (context, continuations)) in requests.iter().enumerate() {
-            let last = after_context.last(row);
+            // With a merged continuation the row ends past its context; otherwise its last token is the
+            // context's (left-padded rows of a concat cache end where the chunk does).
+            let last =
+                if merged.is_some() { after_context.at(row, context_last(row)) } else { after_context.last(row) };
             let mut row_scores = Vec::with_capacity(continuations.len());
             for continuation in continuations {
                 let mut score = ContinuationScore {
@@ -589,12 +612,22 @@ impl Engine {
             }
             scores.push(row_scores);
         }
-        drop(after_context);
+        if let Some(choice) = merged {
+            let continuation = &requests[0].1[choice];
+            for (position, &token) in continuation.iter().enumerate().skip(1) {
+                scores[0][choice].add(&after_context.at(0, context_last(0) + position), token)?;
+            }
+            drop(after_context);
+            self.session.rewind(&[requests[0].0.len()])?;
+        }
         let positions = requests.iter().map(|(_, continuations)| continuations.len()).max().unwrap_or(0);
         let context_lens: Vec<usize> = requests.iter().map(|(context, _)| context.len()).collect();
         // `choice` indexes every row's list of continuations, not one slice: a range reads best.
         #[allow(clippy::needless_range_loop)]
         for choice in 0..positions {
+            if merged == Some(choice) {
+                continue;
+            }
             let longer = |continuations: &Vec<Vec<u32>>| continuations.get(choice).filter(|c| c.len() > 1).cloned();
             let chunk = requests.iter().filter_map(|(_, c)| longer(c)).map(|c| c.len()).max().unwrap_or(0);
             if chunk == 0 {

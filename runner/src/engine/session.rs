@@ -46,6 +46,9 @@ pub enum LogitsWanted {
     Last,
     /// After every token of the chunk: what scoring a continuation reads.
     Every,
+    /// After every token from this chunk position on: a context's last token and a continuation run in
+    /// the same pass.
+    From(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +151,8 @@ pub struct Logits {
     dtype: FloatType,
     tokens: usize,
     vocab: usize,
+    /// The chunk position of the first position computed (the head may skip the ones before).
+    from: usize,
     /// Per row, the chunk position of its last real token.
     last: Vec<usize>,
 }
@@ -162,10 +167,14 @@ impl Logits {
         self.tokens
     }
 
-    /// Logits of `row` at position `position` of the positions computed (all of the chunk's unless the run
-    /// asked for [`LogitsWanted::Last`] on a graph that trims; f16 widened to f32).
+    /// Logits of `row` after chunk position `position`, which must be one the run computed (every position
+    /// unless it asked for [`LogitsWanted::Last`] or [`LogitsWanted::From`] on a graph that trims; f16
+    /// widened to f32).
     pub fn at(&self, row: usize, position: usize) -> Cow<'_, [f32]> {
-        let start = (row * self.tokens + position) * self.vocab;
+        let Some(computed) = position.checked_sub(self.from).filter(|&p| p < self.tokens) else {
+            return Cow::Borrowed(&[]);
+        };
+        let start = (row * self.tokens + computed) * self.vocab;
         // Shape and type were checked when this was built.
         match self.dtype {
             FloatType::F32 => match self.value.try_extract_tensor::<f32>() {
@@ -615,6 +624,7 @@ impl DecoderSession {
         // The head runs from the earliest position any row needs; rows' `last` count from there.
         let from = match wanted {
             LogitsWanted::Last if self.trims_logits => last.iter().copied().min().unwrap_or(0),
+            LogitsWanted::From(position) if self.trims_logits => position.min(chunk - 1),
             _ => 0,
         };
         if self.trims_logits {
@@ -625,7 +635,6 @@ impl DecoderSession {
                 self.binding.bind_input(LOGITS_FROM_INPUT, &from_tensor).map_err(run_error(phase))?;
                 self.logits_from_bound = Some(from);
             }
-            last.iter_mut().for_each(|position| *position -= from);
         }
         let kept_tokens = chunk - from;
         // Rebound every run: a bound logits buffer would be reused, and its shape changes with the chunk.
@@ -675,7 +684,7 @@ impl DecoderSession {
                 self.held.extend_from_slice(rows[0]);
             }
         }
-        Ok(Logits { value: logits, dtype: self.logits_type, tokens: kept_tokens, vocab: dims[2] as usize, last })
+        Ok(Logits { value: logits, dtype: self.logits_type, tokens: kept_tokens, vocab: dims[2] as usize, from, last })
     }
 
     /// (Re)allocates the shared buffers with room for `capacity` positions per row, keeping what the cache
