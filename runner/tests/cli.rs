@@ -550,6 +550,16 @@ fn exec_derives_other_precisions_of_fp32_folders_and_records_them() {
     assert!(record.fidelity.mean_kl < 0.03 && record.fidelity.top1_agreement >= 0.55, "{:?}", record.fidelity);
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join(SUMMARY_FILE)).unwrap()).unwrap();
     assert!(json["model"]["derivation"]["fidelity"]["mean_kl"].is_number(), "{}", json["model"]);
+    // People read it too: the terminal's header and summary.md name the source and the fidelity.
+    assert!(stdout.contains("derived"), "{stdout}");
+    let markdown = std::fs::read_to_string(results.join("summary.md")).unwrap();
+    let line = markdown.lines().find(|l| l.starts_with("| derived |")).unwrap_or_else(|| panic!("{markdown}"));
+    assert!(
+        line.contains("int4 (MatMulNBits block 32, accuracy level 4) from the fp32 graph in")
+            && line.contains(&record.source_hash)
+            && line.contains("mean KL"),
+        "{line}"
+    );
 
     let again = home.path().join("again");
     let (out, stdout, stderr) = exec(&[&optimum], "int4", &again);
