@@ -5,7 +5,9 @@
 //! Archived runs are published, and benchmark datasets are not ours to republish: the archive keeps what
 //! pairs runs sample by sample (ids, outputs, extracted answers, metrics, timings, each choice's
 //! log-likelihood) and drops the dataset's text (prompts, references, choice texts). `samples.csv` stays
-//! behind too: it is `samples.jsonl` again as a table, and a full MMLU run's is megabytes.
+//! behind too: it is `samples.jsonl` again as a table, and a full MMLU run's is megabytes. Numbers are
+//! rounded to what they can mean (timings to the microsecond, log-likelihoods to 1e-9), which halves a
+//! generation run's archive and keeps reports/ small enough to hold every published run.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -143,12 +145,54 @@ pub fn without_dataset_text(jsonl: &str) -> String {
         if let Some(serde_json::Value::Array(choices)) = record.get_mut("choices") {
             for choice in choices.iter_mut().filter_map(serde_json::Value::as_object_mut) {
                 choice.remove("text");
+                if let Some(logprob) = choice.get_mut("logprob") {
+                    round_floats(logprob, LOGPROB_DECIMALS);
+                }
+                if choice.get("greedy") == Some(&serde_json::Value::Bool(false)) {
+                    choice.remove("greedy");
+                }
             }
+        }
+        if let Some(serde_json::Value::Object(timings)) = record.get_mut("timings") {
+            // Phases that took no time read back as zero (SampleTimings defaults them).
+            timings.retain(|_, value| !is_nothing(value));
+            timings.values_mut().for_each(|value| round_floats(value, TIMING_DECIMALS));
         }
         out.push_str(&serde_json::Value::Object(record).to_string());
         out.push('\n');
     }
     out
+}
+
+/// Milliseconds to the microsecond (and tokens/s to a thousandth): finer digits are clock noise.
+const TIMING_DECIMALS: i32 = 3;
+/// Log-likelihoods to 1e-9: far below the 1e-5 at which two engines' sums part, so near-ties stay ties.
+const LOGPROB_DECIMALS: i32 = 9;
+
+/// Zero, null or an empty list: what a reader's defaults give back.
+fn is_nothing(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Number(number) => number.as_f64() == Some(0.0),
+        serde_json::Value::Array(items) => items.is_empty(),
+        _ => false,
+    }
+}
+
+/// Rounds every non-integer number in `value` (recursively) to `decimals` places.
+fn round_floats(value: &mut serde_json::Value, decimals: i32) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let scale = 10f64.powi(decimals);
+            let rounded = number.as_f64().map(|v| (v * scale).round() / scale);
+            if let Some(rounded) = rounded.and_then(serde_json::Number::from_f64) {
+                *number = rounded;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| round_floats(item, decimals)),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(|field| round_floats(field, decimals)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +211,23 @@ mod tests {
         assert_eq!((kept["output"].as_str(), kept["extracted"].as_str()), (Some("B"), Some("B")));
         assert_eq!(kept["choices"][0]["logprob"], -2.0);
         assert!(kept["choices"][0].get("text").is_none());
+    }
+
+    #[test]
+    fn archived_numbers_are_rounded_to_what_they_mean() {
+        let line = r#"{"index":0,"id":"q1","status":"ok","metrics":{"accuracy":1.0},"choices":[{"text":" A","logprob":-4.972450750476606,"tokens":1,"greedy":true}],"peak_rss_bytes":634892288,"timings":{"prompt_ms":0.070134,"render_ms":0.0,"tokenize_ms":0.0,"prefill_ms":0.0,"ttft_ms":0.0,"itl_ms":[12.345678901234,7.0],"sampling_ms":0.0,"detokenize_ms":0.0,"score_ms":0.065678,"generate_ms":62.387533000000005,"e2e_ms":62.53175699999999,"decode_tokens_per_s":null,"prefill_tokens_per_s":null}}"#;
+        let kept: serde_json::Value = serde_json::from_str(without_dataset_text(line).trim()).unwrap();
+        assert_eq!(kept["choices"][0]["logprob"], -4.972450750);
+        assert_eq!(kept["choices"][0]["tokens"], 1);
+        assert_eq!(kept["peak_rss_bytes"], 634892288u64);
+        assert_eq!(kept["timings"]["e2e_ms"], 62.532);
+        assert_eq!(kept["timings"]["itl_ms"], serde_json::json!([12.346, 7.0]));
+        // Zeros, nulls and `greedy: false` are left out, and read back as they were.
+        assert_eq!(kept["timings"].as_object().unwrap().len(), 5, "{kept}");
+        assert!(kept["choices"][0].get("greedy").is_some());
+        let record: crate::results::record::SampleRecord = serde_json::from_value(kept).unwrap();
+        let timings = &record.timings;
+        assert_eq!((timings.render_ms, timings.prefill_ms, timings.decode_tokens_per_s), (0.0, 0.0, None));
+        assert_eq!((timings.prompt_ms, timings.generate_ms), (0.07, 62.388));
     }
 }

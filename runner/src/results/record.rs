@@ -37,8 +37,10 @@ pub struct SampleError {
     pub message: String,
 }
 
-/// Per-phase times of one sample, in milliseconds.
+/// Per-phase times of one sample, in milliseconds. A phase that is absent took no time (published records
+/// leave out the zeros: a log-likelihood run has no decode steps).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SampleTimings {
     /// The scenario building the prompt (WebAssembly call).
     pub prompt_ms: f64,
@@ -52,7 +54,6 @@ pub struct SampleTimings {
     pub itl_ms: Vec<f64>,
     /// Choosing tokens from logits (penalties, sampling), summed over the generation; part of TTFT and of
     /// the inter-token latencies above.
-    #[serde(default)]
     pub sampling_ms: f64,
     pub detokenize_ms: f64,
     /// The scenario scoring the output (WebAssembly call).
@@ -76,7 +77,8 @@ pub struct ChoiceRecord {
     /// Sum of the natural-log probabilities of its tokens.
     pub logprob: f64,
     pub tokens: u32,
-    /// Whether greedy decoding would have produced it.
+    /// Whether greedy decoding would have produced it (absent in published records when it would not).
+    #[serde(default)]
     pub greedy: bool,
 }
 
