@@ -172,6 +172,35 @@ fn runs_group_by_scenario_and_compare_against_fp32() {
     assert!(int4.command.contains("--data data/test.jsonl --max-samples 12 --shuffle-seed 1"), "{}", int4.command);
 }
 
+/// 0-shot and 5-shot runs, or generation and log-likelihood runs, of one scenario on the same samples pose
+/// different tasks: each setup is a comparison (and a page) of its own, named by its setup, and no paired
+/// difference is drawn between them.
+#[test]
+fn runs_posed_differently_are_separate_comparisons() {
+    let mut runs = runs();
+    let mut five_shot =
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 12.0, modulus: 3, peak_mib: 300 }, "vm");
+    five_shot.summary.settings.few_shot = 5;
+    five_shot.summary.settings.few_shot_order = Some("first".into());
+    let mut scored = run(Config { scenario: "gsm8k", precision: "fp32", itl: 21.0, modulus: 2, peak_mib: 700 }, "vm");
+    scored.summary.settings.scoring = "loglikelihood".into();
+    runs.extend([five_shot, scored]);
+    let report = build(runs, &BaselineChoice::Auto).unwrap();
+    let gsm8k: Vec<(&str, &str, usize)> = report
+        .comparisons
+        .iter()
+        .filter(|c| c.scenario == "gsm8k")
+        .map(|c| (c.id.as_str(), c.title.as_str(), c.rows.len()))
+        .collect();
+    assert_eq!(gsm8k.len(), 3, "{gsm8k:?}");
+    let find = |setup: &str| *gsm8k.iter().find(|(_, title, _)| title.ends_with(setup)).unwrap();
+    assert_eq!(find("(12 of 100 samples)").2, 3, "the three plain generation runs: {gsm8k:?}");
+    let (id, _, rows) = find(", 5-shot (first)");
+    assert!(id.contains("-5-shot-first-") && rows == 1, "{gsm8k:?}");
+    let (id, _, rows) = find(", log-likelihood");
+    assert!(id.contains("-log-likelihood-") && rows == 1, "{gsm8k:?}");
+}
+
 #[test]
 fn baseline_can_be_chosen_by_name_or_index_and_bad_choices_name_the_rows() {
     // Each comparison has exactly one int4 row.

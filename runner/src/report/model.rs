@@ -579,7 +579,7 @@ fn headline_metric(metric_names: &[String]) -> Option<String> {
 pub fn build(inputs: Vec<RunFolder>, baseline: &BaselineChoice) -> Result<Report, ReportError> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut duplicates = Vec::new();
-    let mut groups: BTreeMap<(String, String, String), Vec<RunFolder>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String, String, String), Vec<RunFolder>> = BTreeMap::new();
     for input in inputs {
         let hash = summary_hash(&input.summary);
         let dir = input.dir.display().to_string();
@@ -588,21 +588,46 @@ pub fn build(inputs: Vec<RunFolder>, baseline: &BaselineChoice) -> Result<Report
             continue;
         }
         seen.insert(hash, dir);
-        let key =
-            (input.summary.scenario.name.clone(), input.summary.dataset.hash.clone(), selection_hash(&input.summary));
+        let key = (
+            input.summary.scenario.name.clone(),
+            input.summary.dataset.hash.clone(),
+            selection_hash(&input.summary),
+            task_setup(&input.summary),
+        );
         groups.entry(key).or_default().push(input);
     }
     let mut comparisons = Vec::new();
-    for ((scenario, dataset_hash, selection), inputs) in groups {
-        comparisons.push(comparison(scenario, dataset_hash, selection, inputs, baseline)?);
+    for ((scenario, dataset_hash, selection, setup), inputs) in groups {
+        comparisons.push(comparison(scenario, dataset_hash, selection, setup, inputs, baseline)?);
     }
     Ok(Report { comparisons, duplicates })
+}
+
+/// How the task was posed, beyond the scenario and the samples: log-likelihood or generation, few-shot
+/// examples and how they were chosen, scenario arguments. Runs posed differently answer different questions
+/// (0-shot and 5-shot MMLU are two tasks), so they are never rows of one comparison. Empty for the plain
+/// zero-shot generation run.
+fn task_setup(summary: &RunSummary) -> String {
+    let settings = &summary.settings;
+    let mut parts = Vec::new();
+    match settings.scoring.as_str() {
+        "generate" => {}
+        "loglikelihood" => parts.push("log-likelihood".to_string()),
+        other => parts.push(other.to_string()),
+    }
+    if settings.few_shot > 0 {
+        let order = settings.few_shot_order.as_deref().map(|o| format!(" ({o})")).unwrap_or_default();
+        parts.push(format!("{}-shot{order}", settings.few_shot));
+    }
+    parts.extend(settings.scenario_args.iter().map(|(key, value)| format!("{key}={value}")));
+    parts.join(", ")
 }
 
 fn comparison(
     scenario: String,
     dataset_hash: String,
     selection: String,
+    setup: String,
     inputs: Vec<RunFolder>,
     baseline: &BaselineChoice,
 ) -> Result<Comparison, ReportError> {
@@ -610,8 +635,18 @@ fn comparison(
     let dataset =
         if first.dataset.source == "file" { file_stem(&first.dataset.label) } else { first.dataset.label.clone() };
     let samples = first.dataset.selected;
-    let id = slug(&format!("{scenario}-{dataset}-n{samples}-{}", short_hash(&selection)));
-    let title = format!("{scenario} on {dataset} ({samples} of {} samples)", first.dataset.total);
+    // The page's name and title carry the setup when there is one, so each setup has a page of its own.
+    let (id, title) = if setup.is_empty() {
+        (
+            slug(&format!("{scenario}-{dataset}-n{samples}-{}", short_hash(&selection))),
+            format!("{scenario} on {dataset} ({samples} of {} samples)", first.dataset.total),
+        )
+    } else {
+        (
+            slug(&format!("{scenario}-{dataset}-n{samples}-{setup}-{}", short_hash(&selection))),
+            format!("{scenario} on {dataset} ({samples} of {} samples), {setup}", first.dataset.total),
+        )
+    };
     let scenario_description = first.scenario.description.clone();
     let dataset_total = first.dataset.total;
     let warnings = inputs
