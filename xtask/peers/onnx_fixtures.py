@@ -223,7 +223,7 @@ def export_optimum(hf_dir, out, work):
     # Optimum saves the tokenizer through its own transformers (4.x), which cannot read the tokenizer_config
     # transformers 5 wrote, and goes on without one: the files are copied, as a user would.
     copied = []
-    for name in ["tokenizer.json", "tokenizer_config.json"]:
+    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
         if not (out / name).exists():
             shutil.copy(hf_dir / name, out / name)
             copied.append(name)
