@@ -236,7 +236,7 @@ fn check_derivations(source: &str, builder_int4: &str, far: &mut Vec<String>) {
 #[test]
 fn precisions_derived_from_builder_fp32_folders_stay_as_close_as_genais_int4() {
     let mut far = Vec::new();
-    for arch in ["llama", "qwen3", "phi3", "gemma3", "granite"] {
+    for arch in ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "granite", "smollm3", "olmo"] {
         check_derivations(&format!("{arch}-genai-fp32"), &format!("{arch}-genai-int4"), &mut far);
     }
     assert!(far.is_empty(), "{far:#?}");
@@ -245,7 +245,7 @@ fn precisions_derived_from_builder_fp32_folders_stay_as_close_as_genais_int4() {
 #[test]
 fn precisions_derived_from_optimum_exports_stay_as_close_as_genais_int4() {
     let mut far = Vec::new();
-    for arch in ["llama", "qwen2"] {
+    for arch in ["llama", "qwen2", "qwen3"] {
         check_derivations(&format!("{arch}-optimum-fp32"), &format!("{arch}-genai-int4"), &mut far);
     }
     assert!(far.is_empty(), "{far:#?}");

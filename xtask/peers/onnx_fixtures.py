@@ -8,6 +8,8 @@ genai without installing genai. Failures of a tool on an architecture are record
 hidden.
 
 Usage: onnx_fixtures.py WORK_DIR FIXTURES_DIR [ARCH ...]
+       onnx_fixtures.py --default-model GGUF OUT_DIR   (the default model's GGUF, dequantized by transformers,
+       built by the builder into OUT_DIR/genai-fp32 and OUT_DIR/genai-int4: reports/derivation.md's real weights)
 Environment: OPTIMUM_PYTHONPATH, a `pip --target` folder with optimum-onnx and transformers < 4.58 (Optimum's
 exporter refuses newer ones); without it no Optimum folders are made.
 """
@@ -292,7 +294,29 @@ def prune(folder):
         (folder / name).unlink(missing_ok=True)
 
 
+def default_model_builds(gguf, out):
+    """The default model's weights built by genai: transformers dequantizes the GGUF to fp32 (as lm-eval
+    loads it), the weights are saved as a Hugging Face folder, and the builder makes fp32 and int4 of it."""
+    hf = out / "hf"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained ("quantized with gguf"): its dequantized weights go into a
+    # plain model of the same config.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    plain.save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    for precision in ["fp32", "int4"]:
+        build_genai(hf, out / f"genai-{precision}", precision, out)
+
+
 def main():
+    if sys.argv[1] == "--default-model":
+        default_model_builds(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
     work, fixtures = Path(sys.argv[1]), Path(sys.argv[2])
     only = set(sys.argv[3:])
     work.mkdir(parents=True, exist_ok=True)

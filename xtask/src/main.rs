@@ -36,10 +36,11 @@ tasks:
                   runner and the lm-evaluation-harness (installed from PyPI into the target folder with
                   --install-peers) on the same fp32 weights and questions, compared question by question;
                   writes reports/agreement/README.md
-  onnx-fixtures [--install-peers] [ARCH...]
+  onnx-fixtures [--install-peers] [ARCH...] [--default-model-builds GGUF]
                   tiny random-weight models of each architecture built by onnxruntime-genai's builder
                   and exported by Optimum (installed into the target folder with --install-peers), with
-                  genai's greedy tokens; writes runner/tests/fixtures/onnx/ (committed, never run in CI)
+                  genai's greedy tokens; writes runner/tests/fixtures/onnx/ (committed, never run in CI);
+                  --default-model-builds builds the default GGUF's weights at fp32 and int4 instead
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes

@@ -6,6 +6,10 @@
 //! exports some with Optimum, and records genai's own greedy tokens in each builder folder's `expected.json`,
 //! so that the tests hold runner to genai without genai installed. CI never runs this: it reads the folders.
 //!
+//! `--default-model-builds GGUF` instead builds the default model's weights (the GGUF dequantized by transformers)
+//! with the builder at fp32 and int4 into `<target>/onnx-fixtures/default-model/`, the real weights on which
+//! `reports/derivation.md` compares runner's derived int4 with genai's own (600 MB: never committed).
+//!
 //! `--install-peers` makes the Python environments under the target folder: a venv with torch, transformers,
 //! onnxruntime-genai and `onnx_ir` (the builder needs it), and beside it a `pip --target` folder with Optimum
 //! and the transformers before 4.58 that Optimum's exporter requires.
@@ -19,7 +23,7 @@ use crate::bench::{target_dir, venv_python};
 use crate::shell::{repo_root, run_command, step};
 
 /// The builder's side: genai pinned to what the fixtures were made with (and onnxruntime to what runner loads).
-const PEERS: [&str; 11] = [
+const PEERS: [&str; 12] = [
     "torch==2.15.0",
     "transformers==5.25.0",
     "tokenizers",
@@ -31,6 +35,8 @@ const PEERS: [&str; 11] = [
     "safetensors",
     "sentencepiece",
     "protobuf",
+    // transformers needs it to load a GGUF (`--default-model-builds`).
+    "accelerate",
 ];
 /// Optimum's side, installed without dependencies (torch and onnx come from the venv) into its own folder:
 /// Optimum's exporter refuses transformers 4.58 and later, which would break the builder's side.
@@ -42,16 +48,23 @@ const FIXTURES: &str = "runner/tests/fixtures/onnx";
 
 pub struct FixtureOptions {
     install_peers: bool,
+    /// The default model's GGUF, to build with the builder instead of making the fixtures.
+    default_model_builds: Option<PathBuf>,
     /// Architectures to make again (all when empty); the others' folders stay as they are.
     archs: Vec<String>,
 }
 
 impl FixtureOptions {
     pub fn parse(flags: &[&str]) -> Result<Self> {
-        let mut options = FixtureOptions { install_peers: false, archs: Vec::new() };
-        for flag in flags {
+        let mut options = FixtureOptions { install_peers: false, default_model_builds: None, archs: Vec::new() };
+        let mut flags = flags.iter();
+        while let Some(flag) = flags.next() {
             match *flag {
                 "--install-peers" => options.install_peers = true,
+                "--default-model-builds" => match flags.next() {
+                    Some(gguf) => options.default_model_builds = Some(PathBuf::from(gguf)),
+                    None => bail!("onnx-fixtures: --default-model-builds needs the default model's GGUF file"),
+                },
                 arch if !arch.starts_with('-') => options.archs.push(arch.to_string()),
                 other => bail!("onnx-fixtures: unknown flag `{other}`"),
             }
@@ -87,6 +100,12 @@ pub fn run(options: &FixtureOptions) -> Result<()> {
     }
     if !python().is_file() {
         bail!("no Python with onnxruntime-genai at {}: run with --install-peers", python().display());
+    }
+    if let Some(gguf) = &options.default_model_builds {
+        let out = target_dir().join("onnx-fixtures/default-model");
+        let mut cmd = Command::new(python());
+        cmd.arg(repo_root().join(SCRIPT)).arg("--default-model").arg(gguf).arg(&out).env("HF_HUB_OFFLINE", "1");
+        return step("build the default model with the builder", || run_command(&mut cmd));
     }
     let fixtures = repo_root().join(FIXTURES);
     let mut cmd = Command::new(python());
