@@ -4,6 +4,7 @@
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
 //! - `agree`: runner against the lm-evaluation-harness question by question, written to `reports/agreement/`.
+//! - `onnx-fixtures`: tiny model folders made by onnxruntime-genai's builder and Optimum, for runner's tests.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 //! - `report`: renders the published reports under `reports/` from `reports/data/`.
 //! - `slurm`: the documented Slurm array job on a one-node cluster on localhost, checked against one process.
@@ -14,6 +15,7 @@ mod bandwidth;
 mod bench;
 mod ci;
 mod fuzz;
+mod onnx_fixtures;
 mod report;
 mod setup;
 mod shell;
@@ -34,6 +36,11 @@ tasks:
                   runner and the lm-evaluation-harness (installed from PyPI into the target folder with
                   --install-peers) on the same fp32 weights and questions, compared question by question;
                   writes reports/agreement/README.md
+  onnx-fixtures [--install-peers] [ARCH...] [--default-model-builds GGUF]
+                  tiny random-weight models of each architecture built by onnxruntime-genai's builder
+                  and exported by Optimum (installed into the target folder with --install-peers), with
+                  genai's greedy tokens; writes runner/tests/fixtures/onnx/ (committed, never run in CI);
+                  --default-model-builds builds the default GGUF's weights at fp32 and int4 instead
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes
@@ -58,6 +65,7 @@ fn run() -> Result<()> {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
         Some("agree") => agree::run(&agree::AgreeOptions::parse(flags)?),
+        Some("onnx-fixtures") => onnx_fixtures::run(&onnx_fixtures::FixtureOptions::parse(flags)?),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("report") => report::run(flags),
         Some("slurm") => slurm::run(),
