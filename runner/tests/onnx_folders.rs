@@ -265,6 +265,20 @@ fn runner_exec_runs_builder_folders_and_an_optimum_export() {
         let graph = summary.model.graph.as_ref().expect("the graph is inspected");
         assert_eq!(graph.weight_precision, name.rsplit('-').next().unwrap(), "{name}");
         assert!(summary.model.dir.contains(arch), "{name}: {}", summary.model.dir);
+        // Provenance on folders runner did not write (issue 14.3): the node-assignment probe fills the past
+        // dimensions the builder names (`kv_cache_dim`), the model says what it is, and each sample keeps
+        // its output token ids.
+        let session = summary.runtime.session.as_ref().expect("the session is recorded");
+        let nodes = session.node_assignment.as_ref().unwrap_or_else(|| panic!("{name}: no node assignment"));
+        assert!(nodes.nodes_per_provider.values().sum::<usize>() > 0, "{name}: {nodes:?}");
+        let recorded = summary.model.info.get("architecture").and_then(|a| a.as_str()).unwrap_or_default();
+        assert!(recorded.contains(arch), "{name}: architecture {recorded:?}");
+        let samples = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+        for line in samples.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let ids = record["output_token_ids"].as_array().unwrap_or_else(|| panic!("{name}: {line}"));
+            assert_eq!(Some(ids.len() as u64), record["output_tokens"].as_u64(), "{name}: {line}");
+        }
     }
 }
 
