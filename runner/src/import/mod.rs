@@ -10,7 +10,9 @@ mod arch;
 mod files;
 mod graph;
 mod hparams;
+mod pre_tokenizers;
 pub mod quant;
+mod sentencepiece;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
