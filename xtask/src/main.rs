@@ -4,6 +4,7 @@
 //! - `ci`: setup, then formatting, lints and the whole test suite: what `.ci/run` runs.
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
 //! - `agree`: runner against the lm-evaluation-harness question by question, written to `reports/agreement/`.
+//! - `gguf-fixtures`: the importer's GGUF fixtures, made by llama.cpp's converter and quantizer, with its logits.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 //! - `report`: renders the published reports under `reports/` from `reports/data/`.
 //! - `slurm`: the documented Slurm array job on a one-node cluster on localhost, checked against one process.
@@ -14,6 +15,7 @@ mod bandwidth;
 mod bench;
 mod ci;
 mod fuzz;
+mod gguf_fixtures;
 mod report;
 mod setup;
 mod shell;
@@ -34,6 +36,9 @@ tasks:
                   runner and the lm-evaluation-harness (installed from PyPI into the target folder with
                   --install-peers) on the same fp32 weights and questions, compared question by question;
                   writes reports/agreement/README.md
+  gguf-fixtures [--install-peers]
+                  remake runner/tests/fixtures/gguf: tiny random-weight Hugging Face models converted and
+                  quantized by llama.cpp (installed from PyPI with --install-peers), with its logits and ids
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes
@@ -58,6 +63,7 @@ fn run() -> Result<()> {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
         Some("agree") => agree::run(&agree::AgreeOptions::parse(flags)?),
+        Some("gguf-fixtures") => gguf_fixtures::run(&gguf_fixtures::FixtureOptions::parse(flags)?),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("report") => report::run(flags),
         Some("slurm") => slurm::run(),

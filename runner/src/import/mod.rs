@@ -296,4 +296,6 @@ fn sha256_file(path: &Path) -> Result<String, ImportError> {
 }
 
 #[cfg(test)]
+mod llama_cpp_tests;
+#[cfg(test)]
 mod tests;
