@@ -1,6 +1,7 @@
 //! Which GGUF architectures the importer reads, and what each adds to the llama block: how llama.cpp's
 //! converter stored the Q/K rows for its rotary, query/key/value biases, per-head query/key RMS norms, fused
-//! projections, Gemma's embedding scale, post-norms, GELU, soft-capping and sliding windows. Phi-3's `attention.sliding_window` is read and, as llama.cpp does (it disables Phi SWA), not applied.
+//! projections, Gemma's embedding scale, post-norms, GELU, soft-capping and sliding windows. Phi-3's
+//! `attention.sliding_window` is left unapplied, as llama.cpp leaves it (it disables Phi SWA).
 //! Mistral needs no entry of its own: llama.cpp's converter writes `MistralForCausalLM` as `llama`.
 
 /// An architecture the importer builds a graph for.

@@ -1,6 +1,6 @@
 //! The llama-family graph (llama, Qwen2's QKV biases, Qwen3's Q/K norms, Phi-3's fused projections, Gemma's
-//! embedding scale, post-norms, GELU gate, soft-capping and sliding windows) in the layout onnxruntime-genai's builder emits (and ORT runs fast): packed-QKV
-//! GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
+//! embedding scale, post-norms, GELU gate, soft-capping and sliding windows) in the layout onnxruntime-genai's
+//! builder emits (and ORT runs fast): packed-QKV GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
 //! weights kept in their GGUF blocks as MatMulNBits (int4; int8 for the 8-bit layouts), requantized to 8-bit
 //! MatMulNBits (int8), or dequantized to float32 or float16 (fp16 makes float16 the graph's float type:
 //! activations, KV cache and logits too).

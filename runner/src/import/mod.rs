@@ -1,6 +1,6 @@
 //! Turns a llama-family GGUF (llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3) into an ONNX model folder
-//! that ONNX Runtime (and onnxruntime-genai) can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
-//! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
+//! that ONNX Runtime (and onnxruntime-genai) can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`,
+//! `tokenizer_config.json`, `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
 //! (precision, accuracy level, the source's name and sha256, what each tensor became).
 //!
 //! The folder is built beside the destination under a temporary name and renamed into place at the end,
