@@ -5,6 +5,7 @@
 //! - `bench`: runner against onnxruntime-genai and llama.cpp, written to `reports/speed/`.
 //! - `agree`: runner against the lm-evaluation-harness question by question, written to `reports/agreement/`.
 //! - `onnx-fixtures`: tiny model folders made by onnxruntime-genai's builder and Optimum, for runner's tests.
+//! - `gguf-fixtures`: the importer's GGUF fixtures, made by llama.cpp's converter and quantizer, with its logits.
 //! - `fuzz`: the cargo-fuzz targets in `fuzz/`, each for a bounded time.
 //! - `report`: renders the published reports under `reports/` from `reports/data/`.
 //! - `slurm`: the documented Slurm array job on a one-node cluster on localhost, checked against one process.
@@ -15,6 +16,7 @@ mod bandwidth;
 mod bench;
 mod ci;
 mod fuzz;
+mod gguf_fixtures;
 mod onnx_fixtures;
 mod report;
 mod setup;
@@ -41,6 +43,9 @@ tasks:
                   and exported by Optimum (installed into the target folder with --install-peers), with
                   genai's greedy tokens; writes runner/tests/fixtures/onnx/ (committed, never run in CI);
                   --default-model-builds builds the default GGUF's weights at fp32 and int4 instead
+  gguf-fixtures [--install-peers]
+                  remake runner/tests/fixtures/gguf: tiny random-weight Hugging Face models converted and
+                  quantized by llama.cpp (installed from PyPI with --install-peers), with its logits and ids
   fuzz [--seconds N] [--sanitizer none|address] [TARGET...]
                   run the fuzz targets (gguf, datasets, task, results; default all) for N seconds
                   each (default 600) with nightly and cargo-fuzz; prints executions and crashes
@@ -66,6 +71,7 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&bench::BenchOptions::parse(flags)?),
         Some("agree") => agree::run(&agree::AgreeOptions::parse(flags)?),
         Some("onnx-fixtures") => onnx_fixtures::run(&onnx_fixtures::FixtureOptions::parse(flags)?),
+        Some("gguf-fixtures") => gguf_fixtures::run(&gguf_fixtures::FixtureOptions::parse(flags)?),
         Some("fuzz") => fuzz::run(&fuzz::FuzzOptions::parse(flags)?),
         Some("report") => report::run(flags),
         Some("slurm") => slurm::run(),

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, MetaValue};
 
 use super::{Hparams, ImportError};
 use crate::model_folder::{
@@ -20,6 +20,70 @@ use crate::model_folder::{
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// Token texts llama.cpp's vocabulary loader makes control tokens whatever their GGUF type (its end-of-turn,
+/// end-of-generation and fill-in-the-middle detection in src/llama-vocab.cpp): it then splits them out of text
+/// as special tokens, so runner's tokenizer must too. Converters write, for instance, a SentencePiece model's
+/// user-defined `<|im_end|>` as a normal token.
+const LLAMA_CPP_CONTROL_TEXTS: [&str; 57] = [
+    "</s>",
+    "<EOT>",
+    "<MID>",
+    "<PAD>",
+    "<PRE>",
+    "<REPO>",
+    "<SUF>",
+    "<end_of_turn>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<fim-middle>",
+    "<fim-pad>",
+    "<fim-prefix>",
+    "<fim-repo>",
+    "<fim-suffix>",
+    "<fim_middle>",
+    "<fim_pad>",
+    "<fim_prefix>",
+    "<fim_suffix>",
+    "<reponame>",
+    "<turn|>",
+    "<|calls|>",
+    "<|call|>",
+    "<|code_middle|>",
+    "<|code_prefix|>",
+    "<|code_suffix|>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "<|end|>",
+    "<|eom_id|>",
+    "<|eot_id|>",
+    "<|file_sep|>",
+    "<|fim_middle|>",
+    "<|fim_pad|>",
+    "<|fim_prefix|>",
+    "<|fim_repo|>",
+    "<|fim_suffix|>",
+    "<|flush|>",
+    "<|im_end|>",
+    "<|middle|>",
+    "<|prefix|>",
+    "<|repo_name|>",
+    "<|return|>",
+    "<|suffix|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "<\u{ff5c}fim\u{2581}begin\u{ff5c}>",
+    "<\u{ff5c}fim\u{2581}end\u{ff5c}>",
+    "<\u{ff5c}fim\u{2581}hole\u{ff5c}>",
+    "[EOS]",
+    "[EOT]",
+    "[PAD]",
+    "[e~[",
+    "_<EOT>",
+    "\u{2581}<MID>",
+    "\u{2581}<PRE>",
+    "\u{2581}<SUF>",
+];
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ImportError> {
     let text = serde_json::to_string_pretty(value).expect("serializing plain data cannot fail");
@@ -41,51 +105,19 @@ fn token_types(file: &GgufFile, vocab: usize) -> Vec<i64> {
     }
 }
 
-/// Writes `tokenizer.json`, `tokenizer_config.json` and (when the GGUF has one) `chat_template.jinja`.
-pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(), ImportError> {
-    let model = file.str("tokenizer.ggml.model")?;
-    if model != "gpt2" {
+/// The parts of a byte-level BPE `tokenizer.json` (GPT-2's byte symbols, the GGUF's merges, the pre-tokenizer
+/// `tokenizer.ggml.pre` names).
+fn byte_level_bpe(file: &GgufFile, tokens: &[&str]) -> Result<Value, ImportError> {
+    let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
+    let Some(pre_tokenizer) = super::pre_tokenizers::for_gguf_name(pre) else {
         return Err(unsupported(
             file,
-            format!("tokenizer.ggml.model is `{model}`; runner imports byte-level BPE (`gpt2`) tokenizers only"),
+            format!("tokenizer.ggml.pre is `{pre}`; runner knows the pre-tokenizers {}", super::pre_tokenizers::KNOWN),
         ));
-    }
-    let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
-    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
-    let pre_tokenizer = match pre {
-        // SmolLM's pre-tokenizer splits every digit on its own before GPT-2's byte-level regex.
-        "smollm" => json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true},
-            byte_level.clone(),
-        ]}),
-        "gpt-2" | "default" => byte_level.clone(),
-        other => {
-            return Err(unsupported(
-                file,
-                format!("tokenizer.ggml.pre is `{other}`; runner knows the `smollm` and `gpt-2` pre-tokenizers"),
-            ));
-        }
     };
-    let tokens = file.str_array("tokenizer.ggml.tokens")?;
     let merges = file.str_array("tokenizer.ggml.merges")?;
-    let types = token_types(file, tokens.len());
-    let mut vocab = Map::new();
-    let mut added = Vec::new();
-    for (id, token) in tokens.iter().enumerate() {
-        vocab.insert(token.to_string(), json!(id));
-        let ty = types.get(id).copied().unwrap_or(1);
-        if ty == TOKEN_TYPE_CONTROL || ty == TOKEN_TYPE_USER_DEFINED {
-            added.push(json!({
-                "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
-                "normalized": false, "special": ty == TOKEN_TYPE_CONTROL,
-            }));
-        }
-    }
-    let tokenizer = json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
+    let vocab: Map<String, Value> = tokens.iter().enumerate().map(|(id, t)| (t.to_string(), json!(id))).collect();
+    Ok(json!({
         "normalizer": null,
         "pre_tokenizer": pre_tokenizer,
         "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
@@ -95,7 +127,49 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
             "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
             "vocab": vocab, "merges": merges,
         },
-    });
+    }))
+}
+
+/// Writes `tokenizer.json`, `tokenizer_config.json` and (when the GGUF has one) `chat_template.jinja`.
+pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Result<(), ImportError> {
+    let model = file.str("tokenizer.ggml.model")?;
+    let tokens = file.str_array("tokenizer.ggml.tokens")?;
+    let types = token_types(file, tokens.len());
+    let mut tokenizer = match model {
+        "gpt2" => byte_level_bpe(file, &tokens)?,
+        "llama" => {
+            let scores: Vec<f64> = match file.array("tokenizer.ggml.scores") {
+                Ok(scores) => scores.iter().map(|s| s.as_f64().unwrap_or(0.0)).collect(),
+                Err(_) => vec![0.0; tokens.len()],
+            };
+            let add_space_prefix = file.get("tokenizer.ggml.add_space_prefix") != Some(&MetaValue::Bool(false));
+            let unk = token_id(file, "tokenizer.ggml.unknown_token_id").and_then(|id| tokens.get(id as usize).copied());
+            super::sentencepiece::tokenizer_parts(&tokens, &scores, &types, add_space_prefix, unk)
+        }
+        other => {
+            return Err(unsupported(
+                file,
+                format!(
+                    "tokenizer.ggml.model is `{other}`; runner imports byte-level BPE (`gpt2`) and SentencePiece (`llama`) tokenizers"
+                ),
+            ));
+        }
+    };
+    let mut added = Vec::new();
+    for (id, token) in tokens.iter().enumerate() {
+        let ty = types.get(id).copied().unwrap_or(1);
+        let control = ty == TOKEN_TYPE_CONTROL || LLAMA_CPP_CONTROL_TEXTS.contains(token);
+        if control || ty == TOKEN_TYPE_USER_DEFINED {
+            added.push(json!({
+                "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
+                "normalized": false, "special": control,
+            }));
+        }
+    }
+    tokenizer["version"] = json!("1.0");
+    tokenizer["truncation"] = Value::Null;
+    tokenizer["padding"] = Value::Null;
+    tokenizer["added_tokens"] = json!(added);
     let path = dir.join(TOKENIZER_FILE);
     std::fs::write(&path, serde_json::to_string(&tokenizer).expect("plain JSON")).map_err(super::io_error(&path))?;
 
@@ -103,7 +177,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
         |key: &str| token_id(file, key).and_then(|id| tokens.get(id as usize)).map(|t| Value::String(t.to_string()));
     let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
     let mut config = json!({
-        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(Value::Bool(false), |v| json!(v == &crate::gguf::MetaValue::Bool(true))),
+        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(json!(model == "llama"), |v| json!(v == &MetaValue::Bool(true))),
         "add_eos_token": false,
         "bos_token": name_of("tokenizer.ggml.bos_token_id"),
         "eos_token": name_of("tokenizer.ggml.eos_token_id"),
@@ -111,7 +185,7 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
         "unk_token": name_of("tokenizer.ggml.unknown_token_id"),
         "clean_up_tokenization_spaces": false,
         "model_max_length": hp.context,
-        "tokenizer_class": "GPT2Tokenizer",
+        "tokenizer_class": if model == "llama" { "LlamaTokenizer" } else { "GPT2Tokenizer" },
     });
     if let Some(template) = template {
         config["chat_template"] = json!(template);

@@ -1,5 +1,6 @@
-//! The llama graph in the layout onnxruntime-genai's builder emits (and ORT runs fast): packed-QKV
-//! GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
+//! The llama-family graph (llama, Qwen2's QKV biases, Qwen3's Q/K norms, Phi-3's fused projections, Gemma's
+//! embedding scale, post-norms, GELU gate, soft-capping and sliding windows) in the layout onnxruntime-genai's
+//! builder emits (and ORT runs fast): packed-QKV GroupQueryAttention with rotary inside, (Skip)SimplifiedLayerNormalization, fused gate/up MLP, and
 //! weights kept in their GGUF blocks as MatMulNBits (int4; int8 for the 8-bit layouts), requantized to 8-bit
 //! MatMulNBits (int8), or dequantized to float32 or float16 (fp16 makes float16 the graph's float type:
 //! activations, KV cache and logits too).
@@ -176,85 +177,81 @@ impl<'a> Emitter<'a> {
         let total = self.b.node("Gather", "", &[&mask_shape, &one], "total_seq_len_i64", vec![("axis", Attr::Int(0))]);
         let total_len =
             self.b.node("Cast", "", &[&total], "total_seq_len", vec![("to", Attr::Int(DataType::Int32 as i64))]);
-        let (cos, sin) = self.rotary_caches()?;
+        let (cos, sin) = self.rotary_caches(hp.rope_theta, "")?;
+        // Sliding-window blocks may turn at a base of their own (Gemma 3's local layers).
+        let local_rotary = if hp.windows.iter().any(Option::is_some) && hp.rope_theta_local != hp.rope_theta {
+            self.rotary_caches(hp.rope_theta_local, "_local")?
+        } else {
+            (cos.clone(), sin.clone())
+        };
 
         let split = self.b.initializer_i64("split_ffn", &[2], &[hp.ffn as i64, hp.ffn as i64])?;
         let (embedded, head) = self.embedding()?;
+        let embedded = if hp.architecture.scales_embedding() { self.scale_embedding(&embedded)? } else { embedded };
         let mut residual = embedded.clone();
         let mut pending: Option<String> = None;
         for i in 0..hp.blocks {
             let gamma = self.norm_weight(&format!("blk.{i}.attn_norm.weight"))?;
             let h = match pending.take() {
-                None => self.b.node(
-                    "SimplifiedLayerNormalization",
-                    "",
-                    &[&residual, &gamma],
-                    &format!("l{i}_attn_norm"),
-                    vec![
-                        ("axis", Attr::Int(-1)),
-                        ("epsilon", Attr::Float(hp.rms_eps as f32)),
-                        ("stash_type", Attr::Int(1)),
-                    ],
-                ),
+                None => self.rms_norm(&residual, &gamma, &format!("l{i}_attn_norm")),
                 Some(mlp_out) => self.skip_norm(&mlp_out, &mut residual, &gamma, &format!("l{i}_attn_norm")),
             };
-            let q = self.tensor(&format!("blk.{i}.attn_q.weight"))?;
-            let k = self.tensor(&format!("blk.{i}.attn_k.weight"))?;
-            let v = self.tensor(&format!("blk.{i}.attn_v.weight"))?;
-            Self::expect_shape(q, &[hp.embedding, hp.heads * hp.head_dim])?;
-            Self::expect_shape(k, &[hp.embedding, hp.kv_heads * hp.head_dim])?;
-            Self::expect_shape(v, &[hp.embedding, hp.kv_heads * hp.head_dim])?;
-            let parts = [
-                Part { info: q, unpermute_heads: Some(hp.heads) },
-                Part { info: k, unpermute_heads: Some(hp.kv_heads) },
-                Part { info: v, unpermute_heads: None },
-            ];
-            let qkv = self.linear(&h, &parts, &format!("l{i}_qkv"))?;
+            let qkv = self.qkv_projection(&h, i)?;
             let (q_n, kv_n) = (hp.heads * hp.head_dim, hp.kv_heads * hp.head_dim);
             let lora_parts = [(LoraTarget::QProj, q_n), (LoraTarget::KProj, kv_n), (LoraTarget::VProj, kv_n)];
             let qkv = self.with_lora(&h, qkv, i, hp.embedding, &lora_parts)?;
+            let qkv = self.qkv_bias(qkv, i)?;
+            let qkv = if hp.architecture.has_qk_norm() { self.qk_norm(&qkv, i)? } else { qkv };
             let attn = self.b.fresh(&format!("l{i}_attn"));
+            let (cos, sin) = if hp.windows[i].is_some() { &local_rotary } else { &(cos.clone(), sin.clone()) };
+            let mut attrs = vec![
+                ("num_heads", Attr::Int(hp.heads as i64)),
+                ("kv_num_heads", Attr::Int(hp.kv_heads as i64)),
+                ("do_rotary", Attr::Int(1)),
+                ("rotary_interleaved", Attr::Int(0)),
+                ("scale", Attr::Float(hp.attention_scale as f32)),
+                // local_window_size = llama.cpp's n_swa gives llama.cpp's mask: the Gemma fixtures, whose window is
+                // shorter than their text, part from llama.cpp from the window's end on with n_swa - 1.
+                ("local_window_size", Attr::Int(hp.windows[i].map_or(-1, |w| w as i64))),
+            ];
+            if let Some(cap) = hp.attention_softcap {
+                attrs.push(("softcap", Attr::Float(cap as f32)));
+            }
             let (present_k, present_v) = (layer_name(PRESENT_KEY, i), layer_name(PRESENT_VALUE, i));
             let (past_k, past_v) = (layer_name(PAST_KEY, i), layer_name(PAST_VALUE, i));
             self.b.node_with_outputs(
                 "GroupQueryAttention",
                 MS,
-                &[&qkv, "", "", &past_k, &past_v, &seqlens_k, &total_len, &cos, &sin],
+                &[&qkv, "", "", &past_k, &past_v, &seqlens_k, &total_len, cos, sin],
                 &[&attn, &present_k, &present_v],
-                vec![
-                    ("num_heads", Attr::Int(hp.heads as i64)),
-                    ("kv_num_heads", Attr::Int(hp.kv_heads as i64)),
-                    ("do_rotary", Attr::Int(1)),
-                    ("rotary_interleaved", Attr::Int(0)),
-                    ("scale", Attr::Float((1.0 / (hp.head_dim as f64).sqrt()) as f32)),
-                    ("local_window_size", Attr::Int(-1)),
-                ],
+                attrs,
             );
             let o = self.tensor(&format!("blk.{i}.attn_output.weight"))?;
             Self::expect_shape(o, &[hp.heads * hp.head_dim, hp.embedding])?;
             let attn_out = self.linear(&attn, &[Part { info: o, unpermute_heads: None }], &format!("l{i}_o"))?;
             let attn_out =
                 self.with_lora(&attn, attn_out, i, hp.heads * hp.head_dim, &[(LoraTarget::OProj, hp.embedding)])?;
+            let attn_out = self.post_norm(attn_out, &format!("blk.{i}.post_attention_norm.weight"))?;
 
             let gamma = self.norm_weight(&format!("blk.{i}.ffn_norm.weight"))?;
             let h = self.skip_norm(&attn_out, &mut residual, &gamma, &format!("l{i}_ffn_norm"));
-            let gate = self.tensor(&format!("blk.{i}.ffn_gate.weight"))?;
-            let up = self.tensor(&format!("blk.{i}.ffn_up.weight"))?;
             let down = self.tensor(&format!("blk.{i}.ffn_down.weight"))?;
-            Self::expect_shape(gate, &[hp.embedding, hp.ffn])?;
-            Self::expect_shape(up, &[hp.embedding, hp.ffn])?;
             Self::expect_shape(down, &[hp.ffn, hp.embedding])?;
-            let parts = [Part { info: gate, unpermute_heads: None }, Part { info: up, unpermute_heads: None }];
-            let gate_up = self.linear(&h, &parts, &format!("l{i}_gate_up"))?;
+            let gate_up = self.gate_up_projection(&h, i)?;
             let lora_parts = [(LoraTarget::GateProj, hp.ffn), (LoraTarget::UpProj, hp.ffn)];
             let gate_up = self.with_lora(&h, gate_up, i, hp.embedding, &lora_parts)?;
             let (g, u) = (self.b.fresh(&format!("l{i}_gate")), self.b.fresh(&format!("l{i}_up")));
             self.b.node_with_outputs("Split", "", &[&gate_up, &split], &[&g, &u], vec![("axis", Attr::Int(-1))]);
-            let sig = self.b.node("Sigmoid", "", &[&g], &format!("l{i}_gate_sigmoid"), vec![]);
-            let silu = self.b.node("Mul", "", &[&g, &sig], &format!("l{i}_gate_silu"), vec![]);
-            let act = self.b.node("Mul", "", &[&silu, &u], &format!("l{i}_act"), vec![]);
+            let gate = if hp.architecture.gelu_gate() {
+                self.b.node("FastGelu", MS, &[&g], &format!("l{i}_gate_gelu"), vec![])
+            } else {
+                let sig = self.b.node("Sigmoid", "", &[&g], &format!("l{i}_gate_sigmoid"), vec![]);
+                self.b.node("Mul", "", &[&g, &sig], &format!("l{i}_gate_silu"), vec![])
+            };
+            let act = self.b.node("Mul", "", &[&gate, &u], &format!("l{i}_act"), vec![]);
             let mlp_out = self.linear(&act, &[Part { info: down, unpermute_heads: None }], &format!("l{i}_down"))?;
             let mlp_out = self.with_lora(&act, mlp_out, i, hp.ffn, &[(LoraTarget::DownProj, hp.embedding)])?;
+            let mlp_out = self.post_norm(mlp_out, &format!("blk.{i}.post_ffw_norm.weight"))?;
             pending = Some(mlp_out);
         }
         let gamma = self.norm_weight("output_norm.weight")?;
@@ -274,7 +271,85 @@ impl<'a> Emitter<'a> {
         let to_end = self.b.initializer_i64("logits_to_end", &[1], &[i64::MAX])?;
         let head_input =
             self.b.node("Slice", "", &[&final_h, LOGITS_FROM_INPUT, &to_end, &axis1], "head_input", vec![]);
-        self.lm_head(&head_input, head)
+        let Some(cap) = hp.final_softcap else { return self.lm_head(&head_input, head, LOGITS) };
+        self.lm_head(&head_input, head, "logits_uncapped")?;
+        self.soft_cap("logits_uncapped", cap, LOGITS)
+    }
+
+    /// RMS norm over the last axis with weight `gamma`, statistics in float32.
+    fn rms_norm(&mut self, input: &str, gamma: &str, base: &str) -> String {
+        let attrs = vec![
+            ("axis", Attr::Int(-1)),
+            ("epsilon", Attr::Float(self.hp.rms_eps as f32)),
+            ("stash_type", Attr::Int(1)),
+        ];
+        self.b.node("SimplifiedLayerNormalization", "", &[input, gamma], base, attrs)
+    }
+
+    /// Gemma's post-norm of a block's attention or MLP output (`weight`), where the architecture has one.
+    fn post_norm(&mut self, output: String, weight: &str) -> Result<String, ImportError> {
+        if !self.hp.architecture.has_post_norms() {
+            return Ok(output);
+        }
+        let gamma = self.norm_weight(weight)?;
+        Ok(self.rms_norm(&output, &gamma, &format!("{output}_post_norm")))
+    }
+
+    /// Gemma's embedding times sqrt(embedding width).
+    fn scale_embedding(&mut self, embedded: &str) -> Result<String, ImportError> {
+        let factor = (self.hp.embedding as f32).sqrt();
+        let factor = self.float_initializer("embedding_scale", &[], &[factor])?;
+        Ok(self.b.node("Mul", "", &[embedded, &factor], "embedded_scaled", vec![]))
+    }
+
+    /// `cap * tanh(input / cap)` into `output` (Gemma 2's final logits).
+    fn soft_cap(&mut self, input: &str, cap: f64, output: &str) -> Result<(), ImportError> {
+        let cap = self.float_initializer("final_softcap", &[], &[cap as f32])?;
+        let scaled = self.b.node("Div", "", &[input, &cap], "logits_over_cap", vec![]);
+        let squashed = self.b.node("Tanh", "", &[&scaled], "logits_tanh", vec![]);
+        self.b.node_with_outputs("Mul", "", &[&squashed, &cap], &[output], vec![]);
+        Ok(())
+    }
+
+    /// The packed `[Q | K | V]` projection of layer `i`: one fused GGUF tensor (Phi-3's `attn_qkv`) or three,
+    /// Q and K rows put back in Hugging Face's order where llama.cpp permuted them.
+    fn qkv_projection(&mut self, h: &str, i: usize) -> Result<String, ImportError> {
+        let hp = self.hp.clone();
+        let (q_n, kv_n) = (hp.heads * hp.head_dim, hp.kv_heads * hp.head_dim);
+        if hp.architecture.fuses_qkv() {
+            let qkv = self.tensor(&format!("blk.{i}.attn_qkv.weight"))?;
+            Self::expect_shape(qkv, &[hp.embedding, q_n + 2 * kv_n])?;
+            return self.linear(h, &[Part { info: qkv, unpermute_heads: None }], &format!("l{i}_qkv"));
+        }
+        let q = self.tensor(&format!("blk.{i}.attn_q.weight"))?;
+        let k = self.tensor(&format!("blk.{i}.attn_k.weight"))?;
+        let v = self.tensor(&format!("blk.{i}.attn_v.weight"))?;
+        Self::expect_shape(q, &[hp.embedding, q_n])?;
+        Self::expect_shape(k, &[hp.embedding, kv_n])?;
+        Self::expect_shape(v, &[hp.embedding, kv_n])?;
+        let permuted = hp.architecture.permutes_qk_rows();
+        let parts = [
+            Part { info: q, unpermute_heads: permuted.then_some(hp.heads) },
+            Part { info: k, unpermute_heads: permuted.then_some(hp.kv_heads) },
+            Part { info: v, unpermute_heads: None },
+        ];
+        self.linear(h, &parts, &format!("l{i}_qkv"))
+    }
+
+    /// The packed `[gate | up]` projection of layer `i`: Phi-3's `ffn_up` holds both, others have two tensors.
+    fn gate_up_projection(&mut self, h: &str, i: usize) -> Result<String, ImportError> {
+        let hp = self.hp.clone();
+        if hp.architecture.fuses_gate_up() {
+            let gate_up = self.tensor(&format!("blk.{i}.ffn_up.weight"))?;
+            Self::expect_shape(gate_up, &[hp.embedding, 2 * hp.ffn])?;
+            return self.linear(h, &[Part { info: gate_up, unpermute_heads: None }], &format!("l{i}_gate_up"));
+        }
+        let gate = self.tensor(&format!("blk.{i}.ffn_gate.weight"))?;
+        let up = self.tensor(&format!("blk.{i}.ffn_up.weight"))?;
+        Self::expect_shape(gate, &[hp.embedding, hp.ffn])?;
+        Self::expect_shape(up, &[hp.embedding, hp.ffn])?;
+        let parts = [Part { info: gate, unpermute_heads: None }, Part { info: up, unpermute_heads: None }];
+        self.linear(h, &parts, &format!("l{i}_gate_up"))
     }
 
     /// Adds the LoRA update `(input @ A) @ B` of every targeted part of a (possibly fused) projection to
@@ -349,11 +424,79 @@ impl<'a> Emitter<'a> {
     }
 
     fn norm_weight(&mut self, name: &str) -> Result<String, ImportError> {
+        self.vector(name, self.hp.embedding)
+    }
+
+    /// A 1-D tensor of `width` values (norm weights, biases) as a float initializer.
+    fn vector(&mut self, name: &str, width: usize) -> Result<String, ImportError> {
         let info = self.tensor(name)?;
-        Self::expect_shape(info, &[self.hp.embedding])?;
+        Self::expect_shape(info, &[width])?;
         let values = self.dequantize(info)?;
         self.record_float(info);
-        self.float_initializer(name, &[self.hp.embedding as i64], &values)
+        self.float_initializer(name, &[width as i64], &values)
+    }
+
+    /// Adds `blk.N.attn_{q,k,v}.bias` to the packed QKV product. Architectures that have them (Qwen2) must;
+    /// a llama GGUF may carry them too (HF's `attention_bias`), which llama.cpp then applies as well.
+    fn qkv_bias(&mut self, qkv: String, layer: usize) -> Result<String, ImportError> {
+        let hp = self.hp.clone();
+        let name = |part: &str| format!("blk.{layer}.attn_{part}.bias");
+        if !hp.architecture.has_qkv_bias() && self.file.tensor(&name("q")).is_err() {
+            return Ok(qkv);
+        }
+        let permuted = hp.architecture.permutes_qk_rows();
+        let mut bias = Vec::new();
+        for (part, heads, unpermute) in
+            [("q", hp.heads, permuted), ("k", hp.kv_heads, permuted), ("v", hp.kv_heads, false)]
+        {
+            let info = self.tensor(&name(part))?;
+            Self::expect_shape(info, &[heads * hp.head_dim])?;
+            let values = self.dequantize(info)?;
+            self.record_float(info);
+            bias.extend(row_order(values.len(), unpermute.then_some(heads)).into_iter().map(|r| values[r]));
+        }
+        let bias = self.float_initializer(&format!("blk.{layer}.attn_qkv.bias"), &[bias.len() as i64], &bias)?;
+        Ok(self.b.node("Add", "", &[&qkv, &bias], &format!("l{layer}_qkv_biased"), vec![]))
+    }
+
+    /// Qwen3's RMS norm over each head of Q and K (`blk.N.attn_{q,k}_norm.weight`, one weight per head
+    /// element), applied to the packed QKV before GroupQueryAttention's rotary, as the model applies it.
+    fn qk_norm(&mut self, qkv: &str, layer: usize) -> Result<String, ImportError> {
+        let hp = self.hp.clone();
+        let (q_n, kv_n) = (hp.heads * hp.head_dim, hp.kv_heads * hp.head_dim);
+        let sizes =
+            self.b.initializer_i64(&format!("l{layer}_qkv_sizes"), &[3], &[q_n as i64, kv_n as i64, kv_n as i64])?;
+        let base = format!("l{layer}");
+        let (q, k, v) = (
+            self.b.fresh(&format!("{base}_q")),
+            self.b.fresh(&format!("{base}_k")),
+            self.b.fresh(&format!("{base}_v")),
+        );
+        self.b.node_with_outputs("Split", "", &[qkv, &sizes], &[&q, &k, &v], vec![("axis", Attr::Int(-1))]);
+        let mut normed = Vec::new();
+        for (part, value, heads) in [("q", &q, hp.heads), ("k", &k, hp.kv_heads)] {
+            let gamma = self.vector(&format!("blk.{layer}.attn_{part}_norm.weight"), hp.head_dim)?;
+            let per_head = self.b.initializer_i64(
+                &format!("{base}_{part}_heads_shape"),
+                &[4],
+                &[0, 0, heads as i64, hp.head_dim as i64],
+            )?;
+            let flat = self.b.initializer_i64(
+                &format!("{base}_{part}_flat_shape"),
+                &[3],
+                &[0, 0, (heads * hp.head_dim) as i64],
+            )?;
+            let split = self.b.node("Reshape", "", &[value, &per_head], &format!("{base}_{part}_heads"), vec![]);
+            let norm = self.rms_norm(&split, &gamma, &format!("{base}_{part}_norm"));
+            normed.push(self.b.node("Reshape", "", &[&norm, &flat], &format!("{base}_{part}_normed"), vec![]));
+        }
+        Ok(self.b.node(
+            "Concat",
+            "",
+            &[&normed[0], &normed[1], &v],
+            &format!("{base}_qkv_normed"),
+            vec![("axis", Attr::Int(-1))],
+        ))
     }
 
     /// Counts and records a tensor stored in the graph's float type.
@@ -374,19 +517,21 @@ impl<'a> Emitter<'a> {
             .map_err(|_| ImportError::TensorType { tensor: info.name.clone(), ty: info.ggml_type })
     }
 
-    fn rotary_caches(&mut self) -> Result<(String, String), ImportError> {
+    /// cos/sin caches for GroupQueryAttention's rotary at base `theta`, named `cos_cache{suffix}`/`sin_cache{suffix}`.
+    fn rotary_caches(&mut self, theta: f64, suffix: &str) -> Result<(String, String), ImportError> {
         let (len, half) = (self.hp.context, self.hp.head_dim / 2);
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
         for pos in 0..len {
             for i in 0..half {
-                let angle = pos as f64 * self.hp.rope_theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64);
+                let angle = pos as f64 * theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64);
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
         }
         let dims = [len as i64, half as i64];
-        Ok((self.float_initializer("cos_cache", &dims, &cos)?, self.float_initializer("sin_cache", &dims, &sin)?))
+        let cos = self.float_initializer(&format!("cos_cache{suffix}"), &dims, &cos)?;
+        Ok((cos, self.float_initializer(&format!("sin_cache{suffix}"), &dims, &sin)?))
     }
 
     /// The token embedding, and how the tied output head can reuse it.
@@ -458,24 +603,25 @@ impl<'a> Emitter<'a> {
         Ok((embedded, TiedHead::Float(values)))
     }
 
-    fn lm_head(&mut self, h: &str, tied: TiedHead) -> Result<(), ImportError> {
+    /// The output head over `h`, written to `output`.
+    fn lm_head(&mut self, h: &str, tied: TiedHead, output: &str) -> Result<(), ImportError> {
         let hp = self.hp.clone();
         if self.file.tensor("output.weight").is_ok() {
             let info = self.tensor("output.weight")?;
             Self::expect_shape(info, &[hp.embedding, hp.vocab])?;
             let logits = self.linear(h, &[Part { info, unpermute_heads: None }], "lm_head")?;
-            self.b.node_with_outputs("Identity", "", &[&logits], &[LOGITS], vec![]);
+            self.b.node_with_outputs("Identity", "", &[&logits], &[output], vec![]);
             return Ok(());
         }
         match tied {
             TiedHead::Blocks(blocks) => {
-                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some(LOGITS))?;
+                self.nbits_product(h, &blocks, hp.embedding, "lm_head", Some(output))?;
             }
             TiedHead::Float(table) => {
                 let transposed = transpose(&table, hp.vocab, hp.embedding);
                 let weight =
                     self.float_initializer("lm_head.weight", &[hp.embedding as i64, hp.vocab as i64], &transposed)?;
-                self.b.node_with_outputs("MatMul", "", &[h, &weight], &[LOGITS], vec![]);
+                self.b.node_with_outputs("MatMul", "", &[h, &weight], &[output], vec![]);
             }
         }
         Ok(())

@@ -1,13 +1,16 @@
 //! The model's hyper-parameters, read from GGUF metadata and checked against the graph runner emits.
 
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, MetaValue};
 
 use super::ImportError;
+use super::arch::Architecture;
 
-/// Shapes and constants of a llama model.
+/// Shapes and constants of a llama-family model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hparams {
+    /// `general.architecture` as the GGUF names it.
     pub arch: String,
+    pub architecture: Architecture,
     pub blocks: usize,
     pub embedding: usize,
     pub heads: usize,
@@ -18,14 +21,24 @@ pub struct Hparams {
     pub rope_theta: f64,
     pub rms_eps: f64,
     pub vocab: usize,
+    /// What attention scores are multiplied by: 1/sqrt(head size), except where a model says otherwise.
+    pub attention_scale: f64,
+    /// Per block: the sliding window it attends within (`None`: the whole context).
+    pub windows: Vec<Option<usize>>,
+    /// The rotary base of sliding-window blocks (Gemma 3's local layers use 10000, its global ones 1e6).
+    pub rope_theta_local: f64,
+    /// `cap * tanh(score / cap)` on attention scores (Gemma 2).
+    pub attention_softcap: Option<f64>,
+    /// `cap * tanh(logit / cap)` on the output logits (Gemma 2).
+    pub final_softcap: Option<f64>,
 }
 
 impl Hparams {
     pub fn read(file: &GgufFile) -> Result<Self, ImportError> {
         let arch = file.str("general.architecture")?.to_string();
-        if arch != "llama" {
+        let Some(architecture) = Architecture::from_gguf_name(&arch) else {
             return Err(ImportError::Architecture { path: file.path().to_path_buf(), arch });
-        }
+        };
         let key = |k: &str| format!("{arch}.{k}");
         let int = |k: &str| -> Result<usize, ImportError> { Ok(file.u64(&key(k))? as usize) };
         let blocks = int("block_count")?;
@@ -39,13 +52,19 @@ impl Hparams {
         let rms_eps = file.f64(&key("attention.layer_norm_rms_epsilon"))?;
         let vocab = file.array("tokenizer.ggml.tokens")?.len();
         let unsupported = |what: String| ImportError::Unsupported { path: file.path().to_path_buf(), what };
-        if heads == 0 || kv_heads == 0 || embedding % heads != 0 || heads % kv_heads != 0 {
+        // Qwen3 and others may give heads a size of their own (`attention.key_length`), not embedding / heads.
+        let key_length =
+            if file.get(&key("attention.key_length")).is_some() { Some(int("attention.key_length")?) } else { None };
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || (key_length.is_none() && embedding % heads != 0) {
             return Err(unsupported(format!(
                 "{} heads, {} kv heads and embedding {} do not make whole attention heads",
                 heads, kv_heads, embedding
             )));
         }
-        let head_dim = embedding / heads;
+        let head_dim = key_length.unwrap_or(embedding / heads);
+        if file.get(&key("attention.value_length")).is_some() && int("attention.value_length")? != head_dim {
+            return Err(unsupported(format!("{arch}.attention.value_length differs from key_length {head_dim}")));
+        }
         let rope_dim =
             if file.get(&key("rope.dimension_count")).is_some() { int("rope.dimension_count")? } else { head_dim };
         if rope_dim != head_dim {
@@ -53,11 +72,92 @@ impl Hparams {
                 "{arch}.rope.dimension_count is {rope_dim}, not the head size {head_dim} (partial rotary is not supported)"
             )));
         }
-        if embedding % 32 != 0 || ffn % 32 != 0 || head_dim % 2 != 0 {
+        if embedding % 32 != 0 || ffn % 32 != 0 || head_dim % 2 != 0 || (heads * head_dim) % 32 != 0 {
             return Err(unsupported(format!(
                 "embedding {embedding} and feed-forward {ffn} must be multiples of 32 (GGML blocks)"
             )));
         }
-        Ok(Self { arch, blocks, embedding, heads, kv_heads, head_dim, ffn, context, rope_theta, rms_eps, vocab })
+        let float_or = |k: &str, default: f64| -> Result<f64, ImportError> {
+            if file.get(&key(k)).is_some() { Ok(file.f64(&key(k))?) } else { Ok(default) }
+        };
+        if let Some(MetaValue::String(scaling)) = file.get(&key("rope.scaling.type"))
+            && scaling != "none"
+        {
+            return Err(unsupported(format!(
+                "{arch}.rope.scaling.type is `{scaling}`; runner applies no rope scaling"
+            )));
+        }
+        let windows = sliding_windows(file, &arch, architecture, blocks)?;
+        // llama.cpp's Gemma 2 defaults when the GGUF leaves them out: caps of 50 and 30.
+        let (attention_softcap, final_softcap) = match architecture {
+            Architecture::Gemma2 => {
+                (Some(float_or("attn_logit_softcapping", 50.0)?), Some(float_or("final_logit_softcapping", 30.0)?))
+            }
+            Architecture::Gemma3 => (None, Some(float_or("final_logit_softcapping", 0.0)?)),
+            _ => (None, None),
+        };
+        let final_softcap = final_softcap.filter(|cap| *cap > 0.0);
+        // Gemma's 27B models scale queries by 1/sqrt(embedding / heads), the others by 1/sqrt(head size)
+        // (llama.cpp tells them apart by their block count, as gemma_pytorch's config does by name).
+        let is_27b = matches!((architecture, blocks), (Architecture::Gemma2, 46) | (Architecture::Gemma3, 62));
+        let attention_scale =
+            if is_27b { (embedding as f64 / heads as f64).sqrt().recip() } else { (head_dim as f64).sqrt().recip() };
+        let rope_theta_local = float_or("rope.freq_base_swa", rope_theta)?;
+        Ok(Self {
+            attention_scale,
+            windows,
+            rope_theta_local,
+            attention_softcap,
+            final_softcap,
+            arch,
+            architecture,
+            blocks,
+            embedding,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn,
+            context,
+            rope_theta,
+            rms_eps,
+            vocab,
+        })
     }
+}
+
+/// Each block's sliding window, as llama.cpp decides it: `{arch}.attention.sliding_window` for the blocks that
+/// `{arch}.attention.sliding_window_pattern` (a period, or one flag per block) or the architecture's default
+/// pattern marks local. Gemma 2 falls back on a 4096-token window, as llama.cpp does.
+fn sliding_windows(
+    file: &GgufFile,
+    arch: &str,
+    architecture: Architecture,
+    blocks: usize,
+) -> Result<Vec<Option<usize>>, ImportError> {
+    let Some(default_pattern) = architecture.default_window_pattern() else { return Ok(vec![None; blocks]) };
+    let window_key = format!("{arch}.attention.sliding_window");
+    let window = match file.get(&window_key) {
+        Some(_) => file.u64(&window_key)? as usize,
+        None if architecture == Architecture::Gemma2 => 4096,
+        None => 0,
+    };
+    if window == 0 {
+        return Ok(vec![None; blocks]);
+    }
+    let pattern_key = format!("{arch}.attention.sliding_window_pattern");
+    let local: Vec<bool> = match file.get(&pattern_key) {
+        Some(MetaValue::Array(flags)) => flags.iter().map(|f| *f == MetaValue::Bool(true)).collect(),
+        Some(_) => {
+            let n = file.u64(&pattern_key)? as usize;
+            (0..blocks).map(|i| n == 0 || i % n < n - 1).collect()
+        }
+        None => (0..blocks).map(|i| i % default_pattern < default_pattern - 1).collect(),
+    };
+    if local.len() != blocks {
+        return Err(ImportError::Unsupported {
+            path: file.path().to_path_buf(),
+            what: format!("{pattern_key} has {} flags for {blocks} blocks", local.len()),
+        });
+    }
+    Ok(local.into_iter().map(|is_local| is_local.then_some(window)).collect())
 }

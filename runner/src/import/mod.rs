@@ -1,15 +1,18 @@
-//! Turns a llama-architecture GGUF into an ONNX model folder that ONNX Runtime (and onnxruntime-genai)
-//! can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`, `tokenizer_config.json`,
-//! `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
+//! Turns a llama-family GGUF (llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3) into an ONNX model folder
+//! that ONNX Runtime (and onnxruntime-genai) can run: `model.onnx` + `model.onnx.data`, `tokenizer.json`,
+//! `tokenizer_config.json`, `chat_template.jinja`, `genai_config.json` (onnxruntime-genai runs the folder as it is) and `runner.json`
 //! (precision, accuracy level, the source's name and sha256, what each tensor became).
 //!
 //! The folder is built beside the destination under a temporary name and renamed into place at the end,
 //! so a failed or interrupted import never leaves a folder that looks complete.
 
+mod arch;
 mod files;
 mod graph;
 mod hparams;
+mod pre_tokenizers;
 pub mod quant;
+mod sentencepiece;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use crate::gguf::{GgmlType, GgufError, GgufFile};
 use crate::model_folder::{LoraTarget, MAX_RANK_KEY, MODEL_FILE, PARAMETERS_KEY, RUNNER_FILE, RunnerRecord};
 use crate::onnx::OnnxWriteError;
 
+pub use arch::Architecture;
 pub(crate) use graph::row_order;
 pub use hparams::Hparams;
 
@@ -132,7 +136,7 @@ impl fmt::Display for ImportSummary {
 pub enum ImportError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("{path}: general.architecture is `{arch}`; runner can import `llama` models only")]
+    #[error("{path}: general.architecture is `{arch}`; runner can import {}", Architecture::SUPPORTED)]
     Architecture { path: PathBuf, arch: String },
     #[error("tensor `{tensor}` has type {ty}, which runner cannot import yet")]
     TensorType { tensor: String, ty: GgmlType },
@@ -291,5 +295,7 @@ fn sha256_file(path: &Path) -> Result<String, ImportError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
+#[cfg(test)]
+mod llama_cpp_tests;
 #[cfg(test)]
 mod tests;

@@ -180,15 +180,21 @@ fn tiny_tokenizer_splits_digits_and_keeps_special_tokens() {
     assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
 }
 
-/// The tiny model's metadata and tensors, with `edit` applied, written to `path`.
+/// The tiny model's metadata (`meta` replacing or adding keys) and tensors, with `edit` applied, written to `path`.
 fn rewrite_tiny(
     src: &Path,
     path: &Path,
+    meta: &[(&str, MetaValue)],
     edit: impl Fn(&str, GgmlType, Vec<u64>, Vec<u8>) -> (GgmlType, Vec<u64>, Vec<u8>),
 ) {
     let file = GgufFile::open(src).unwrap();
     let mut w = GgufWriter::new();
     for (key, value) in file.metadata() {
+        if !meta.iter().any(|(k, _)| *k == key.as_str()) {
+            w.meta(key, value.clone());
+        }
+    }
+    for (key, value) in meta {
         w.meta(key, value.clone());
     }
     for t in file.tensors() {
@@ -196,6 +202,28 @@ fn rewrite_tiny(
         w.tensor(&t.name, &dims, ty, data);
     }
     w.write_file(path).unwrap();
+}
+
+/// What runner cannot carry over keeps an error naming the key: rope scaling, an unknown BPE pre-tokenizer, an
+/// unknown tokenizer model.
+#[test]
+fn unsupported_metadata_is_refused_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny_gguf(dir.path());
+    let string = |s: &str| MetaValue::String(s.into());
+    let cases = [
+        ("llama.rope.scaling.type", string("linear"), "linear"),
+        ("tokenizer.ggml.pre", string("tekken"), "tekken"),
+        ("tokenizer.ggml.model", string("bert"), "bert"),
+    ];
+    for (key, value, named) in cases {
+        let path = dir.path().join("edited.gguf");
+        rewrite_tiny(&src, &path, &[(key, value)], |_, ty, dims, data| (ty, dims, data));
+        let out = dir.path().join("out");
+        let err = import_gguf(&path, &out, &ImportOptions::default()).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(named), "{key}: {err}");
+        assert!(!out.exists());
+    }
 }
 
 #[test]
@@ -215,7 +243,7 @@ fn unsupported_quant_types_name_tensor_and_type() {
     let dir = tempfile::tempdir().unwrap();
     let src = tiny_gguf(dir.path());
     let path = dir.path().join("k-quant.gguf");
-    rewrite_tiny(&src, &path, |name, ty, dims, data| {
+    rewrite_tiny(&src, &path, &[], |name, ty, dims, data| {
         if name == "blk.1.ffn_down.weight" {
             // 128 x 64 elements = 32 Q8_K super-blocks of 256: a type llama.cpp uses for activations only.
             (GgmlType::Q8K, vec![256, 32], vec![0; 32 * 292])
@@ -232,7 +260,7 @@ fn f16_and_q8_0_weights_import_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let src = tiny_gguf(dir.path());
     let path = dir.path().join("mixed.gguf");
-    rewrite_tiny(&src, &path, |name, ty, dims, data| {
+    rewrite_tiny(&src, &path, &[], |name, ty, dims, data| {
         let values = || quant::dequantize(ty, &data).unwrap();
         if name.ends_with("attn_output.weight") {
             (GgmlType::Q8_0, dims, quant::quantize_q8_0(&values()))

@@ -1,0 +1,220 @@
+"""Tiny GGUF fixtures for runner's importer tests, made by the tools people's GGUFs come from.
+
+Two stages, each run with the Python that has its packages (`cargo xtask gguf-fixtures` drives them):
+
+  hf OUT CONVERTER   (torch + transformers + tokenizers + sentencepiece): trains a small byte-level BPE and a
+                     small SentencePiece tokenizer on the text below, builds random-weight Hugging Face models
+                     (2 layers, 256 wide so K-quant rows are whole super-blocks) and converts each with
+                     llama.cpp's own convert_hf_to_gguf.py to F32 GGUF files in OUT/f32.
+  llama OUT          (llama-cpp-python): quantizes each F32 file with llama.cpp's quantizer to the types in
+                     TYPES, runs every quantized file in llama.cpp and records its token ids for TOKENIZER_TEXT
+                     and its logits (all positions, float16) for LOGITS_TEXT in OUT/expected.json and OUT/*.logits.
+
+The converter recognises BPE pre-tokenizers by hashing a known tokenizer's output, which a locally trained
+tokenizer never matches: the hf stage names the pre-tokenizer each fixture declares (tokenizer.ggml.pre)
+itself, through the converter's `get_vocab_base_pre`; everything else is the converter's own code.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+CORPUS = """The quick brown fox jumps over the lazy dog. It's 2026 and we're testing 12345 tokens!
+Rust's ownership model makes memory safety explicit: fn main() { println!("hello, world"); }
+Qu'est-ce que c'est ? Ça va très bien, merci. Straße, naïve café, résumé.
+Numbers like 3.14159, 42, 1000000 and 2^10 = 1024 appear in code and prose alike.
+<|im_start|>user
+What is the capital of France?<|im_end|>
+<|im_start|>assistant
+The capital of France is Paris. It has been the capital for centuries.<|im_end|>
+    indented code block
+\tdef f(x):\n\t\treturn x * 2
+I've been told he'll come, they'd said; you're sure? We'VE seen it ALL.
+Emoji and symbols: ✅ 🚀 → ≤ ≥ ±; CJK: 我想在苹果工作; Cyrillic: нещо на български.
+"""
+
+TOKENIZER_TEXT = (
+    "Hello world! It's 2026: 12345 tokens, 3.14 and 1000000.\n\n  indented\tand tabs\n"
+    "I've been told he'll come; WE'RE sure. naïve café ✅ 🚀 我想 нещо <|im_start|>user\nhi<|im_end|>"
+)
+
+LOGITS_TEXT = (
+    "<|im_start|>user\nWhat is the capital of France? Answer in one sentence.<|im_end|>\n"
+    "<|im_start|>assistant\nThe capital of France is Paris, which has been the capital for centuries."
+)
+LOGITS_POSITIONS = 48
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# name: (HF class, config overrides, tokenizer kind, pre-tokenizer the GGUF declares)
+FIXTURES = {
+    "llama": ("LlamaForCausalLM", {}, "bpe", "llama-bpe"),
+    "mistral": ("MistralForCausalLM", {"sliding_window": None}, "bpe", "llama-bpe"),
+    "qwen2": ("Qwen2ForCausalLM", {"use_sliding_window": False}, "bpe", "qwen2"),
+    "qwen3": ("Qwen3ForCausalLM", {"num_attention_heads": 8, "head_dim": 64}, "bpe", "qwen2"),
+    "llama-spm": ("LlamaForCausalLM", {}, "spm", None),
+    # A window shorter than the logits text, so llama.cpp's sliding-window mask shows in the logits.
+    "phi3": ("Phi3ForCausalLM", {"sliding_window": 16, "original_max_position_embeddings": 256,
+                                 "pad_token_id": 0}, "spm", None),
+    # Windows of 16 tokens in a 48-token text; Gemma 3 with one local and one global layer, and an untied head
+    # (the converter always ties Gemma 2's).
+    "gemma2": ("Gemma2ForCausalLM", {"head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 16,
+                                     "pad_token_id": 0}, "spm", None),
+    "gemma3": ("Gemma3ForCausalLM", {"tie_word_embeddings": False, "head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 16,
+                                     "layer_types": ["sliding_attention", "full_attention"],
+                                     "rope_parameters": {
+                                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                         "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}},
+                                     "pad_token_id": 0}, "spm", None),
+}
+
+# llama.cpp's quantizer file types (llama_ftype) each fixture gets; the llama fixture gets every quantized one.
+FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_M": 12,
+          "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
+# (F16 is left out: 1.8 MB, and the synthetic tests cover float weights.)
+TYPES = {"llama": [t for t in FTYPES if t != "F16"], "mistral": ["Q4_K_M"], "qwen2": ["Q4_K_M", "Q4_0"],
+         "qwen3": ["Q4_K_M", "Q4_0"], "llama-spm": ["Q4_K_M"], "phi3": ["Q4_K_M"],
+         "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"]}
+
+VOCAB_SIZE = 384
+SEED = 15
+
+
+def train_bpe(out: Path):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([CORPUS] * 4, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token=None, pad_token="<|endoftext|>")
+    fast.save_pretrained(out)
+    return len(tok.get_vocab())
+
+
+def train_spm(out: Path):
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    text = out / "corpus.txt"
+    text.write_text(CORPUS * 4)
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(out / "tokenizer"), vocab_size=VOCAB_SIZE,
+                                   model_type="bpe", byte_fallback=True, character_coverage=1.0,
+                                   user_defined_symbols=["<|im_start|>", "<|im_end|>"], split_digits=True,
+                                   bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
+    text.unlink()
+    (out / "tokenizer.vocab").unlink()
+    LlamaTokenizer(vocab_file=str(out / "tokenizer.model"), legacy=False).save_pretrained(out)
+    return VOCAB_SIZE
+
+
+def make_model(name: str, out: Path):
+    import torch
+    import transformers
+
+    hf_class, overrides, tokenizer_kind, _ = FIXTURES[name]
+    vocab = train_bpe(out) if tokenizer_kind == "bpe" else train_spm(out)
+    config_name = {"Gemma3ForCausalLM": "Gemma3TextConfig"}.get(hf_class, hf_class.replace("ForCausalLM", "Config"))
+    config_class = getattr(transformers, config_name)
+    config = config_class(**{
+        "vocab_size": vocab, "hidden_size": 256, "intermediate_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": True,
+        "bos_token_id": 1, "eos_token_id": 2, "torch_dtype": "float32", **overrides,
+    })
+    torch.manual_seed(SEED)
+    model = getattr(transformers, hf_class)(config)
+    # Random weights wider than HF's 0.02 init, so the logits have a shape worth comparing (near-uniform
+    # logits would agree whatever the engines did); norms and biases off their trivial values for the same reason.
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("norm.weight"):
+                # Gemma's norms multiply by 1 + weight, the others by weight.
+                p.copy_(float("Gemma" not in hf_class) + 0.2 * torch.randn_like(p))
+            elif pname.endswith(".bias"):
+                p.copy_(0.3 * torch.randn_like(p))
+            elif pname.endswith("embed_tokens.weight") and "Gemma" in hf_class:
+                # Gemma scales the embedding by sqrt(width) = 16: a smaller table keeps the token's own embedding
+                # from dominating the residual stream (and, through a tied head, every prediction).
+                p.copy_((0.03 if model.config.tie_word_embeddings else 0.12 / 16) * torch.randn_like(p))
+            else:
+                p.copy_(0.12 * torch.randn_like(p))
+    model.save_pretrained(out, safe_serialization=True)
+
+
+def stage_hf(out: Path, converter: Path, only=None):
+    import tempfile
+
+    sys.path.insert(0, str(converter.parent))
+    sys.path.insert(1, str(converter.parent / "gguf-py"))
+    import convert_hf_to_gguf as convert
+    from conversion import base
+
+    (out / "f32").mkdir(parents=True, exist_ok=True)
+    for name, (_, _, _, pre) in FIXTURES.items():
+        if only and name not in only:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            make_model(name, Path(tmp))
+            base.TextModel.get_vocab_base_pre = lambda self, tokenizer, pre=pre: pre
+            # A fixed model name (the converter would name the model after the temporary folder). Not "phi3":
+            # llama.cpp gives models so named Phi-3's special-token strip rules, which need Phi-3's own tokens.
+            model_name = f"runner-fixture-{name}".replace("phi3", "phi")
+            sys.argv = ["convert_hf_to_gguf.py", tmp, "--outtype", "f32", "--model-name", model_name,
+                        "--outfile", str(out / "f32" / f"{name}.gguf")]
+            convert.main()
+
+
+def stage_llama(out: Path, only=None):
+    import llama_cpp
+    import numpy as np
+
+    expected = {"llama_cpp_python": llama_cpp.__version__, "tokenizer_text": TOKENIZER_TEXT,
+                "logits_text": LOGITS_TEXT, "cells": []}
+    if only and (out / "expected.json").exists():
+        kept = json.loads((out / "expected.json").read_text())["cells"]
+        expected["cells"] = [c for c in kept if c["architecture"] not in only]
+    for name in FIXTURES:
+        if only and name not in only:
+            continue
+        source = out / "f32" / f"{name}.gguf"
+        for ftype in TYPES[name]:
+            gguf = out / f"{name}.{ftype}.gguf"
+            params = llama_cpp.llama_model_quantize_default_params()
+            params.ftype = FTYPES[ftype]
+            params.nthread = 2
+            if llama_cpp.llama_model_quantize(str(source).encode(), str(gguf).encode(), params) != 0:
+                raise SystemExit(f"llama.cpp could not quantize {source} to {ftype}")
+            llm = llama_cpp.Llama(str(gguf), n_ctx=256, n_batch=256, n_threads=2, logits_all=True, verbose=False)
+            ids = llm.tokenize(LOGITS_TEXT.encode(), add_bos=False, special=True)[:LOGITS_POSITIONS]
+            llm.eval(ids)
+            logits = np.asarray(llm.scores[: len(ids)], dtype=np.float16)
+            logits_file = f"{name}.{ftype}.logits"
+            (out / logits_file).write_bytes(logits.tobytes())
+            expected["cells"].append({
+                "gguf": gguf.name, "architecture": name, "type": ftype, "tokens": ids,
+                "logits": logits_file, "vocab": int(llm.n_vocab()),
+                "tokenized": llm.tokenize(TOKENIZER_TEXT.encode(), add_bos=False, special=True),
+                "tokenized_plain": llm.tokenize(TOKENIZER_TEXT.encode(), add_bos=False, special=False),
+            })
+            print(f"{gguf.name}: {gguf.stat().st_size} bytes, {len(ids)} positions", flush=True)
+            del llm
+    (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    stage, out = sys.argv[1], Path(sys.argv[2])
+    if stage == "hf":
+        stage_hf(out, Path(sys.argv[3]), sys.argv[4:])
+    elif stage == "llama":
+        stage_llama(out, sys.argv[3:])
+    else:
+        raise SystemExit(f"unknown stage {stage}")
