@@ -579,17 +579,17 @@ impl Engine {
             }
             _ => None,
         };
-        let mut rows: Vec<Vec<i64>> = contexts.iter().map(|context| context[shared..].to_vec()).collect();
         let context_last = |row: usize| requests[row].0.len() - 1 - shared;
-        let wanted = match merged {
-            Some(choice) => {
-                let continuation = &requests[0].1[choice];
-                rows[0].extend(continuation[..continuation.len() - 1].iter().map(|&t| i64::from(t)));
-                LogitsWanted::From(context_last(0))
-            }
-            None => LogitsWanted::Last,
+        // Only a merged row is built anew; otherwise the contexts run as they are.
+        let merged_row: Option<Vec<i64>> = merged.map(|choice| {
+            let continuation = &requests[0].1[choice];
+            let tail = continuation[..continuation.len() - 1].iter().map(|&t| i64::from(t));
+            contexts[0][shared..].iter().copied().chain(tail).collect()
+        });
+        let (row_refs, wanted): (Vec<&[i64]>, _) = match &merged_row {
+            Some(row) => (vec![row.as_slice()], LogitsWanted::From(context_last(0))),
+            None => (contexts.iter().map(|context| &context[shared..]).collect(), LogitsWanted::Last),
         };
-        let row_refs: Vec<&[i64]> = rows.iter().map(Vec::as_slice).collect();
         let after_context = self.session.extend(&row_refs, "scoring the context", true, wanted)?;
         let mut scores: Vec<Vec<ContinuationScore>> = Vec::with_capacity(requests.len());
         for (row, (context, continuations)) in requests.iter().enumerate() {
