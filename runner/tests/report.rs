@@ -184,7 +184,11 @@ fn runs_posed_differently_are_separate_comparisons() {
     five_shot.summary.settings.few_shot_order = Some("first".into());
     let mut scored = run(Config { scenario: "gsm8k", precision: "fp32", itl: 21.0, modulus: 2, peak_mib: 700 }, "vm");
     scored.summary.settings.scoring = "loglikelihood".into();
-    runs.extend([five_shot, scored]);
+    // Zero examples where the scenario gives five by default: a task of its own, titled so.
+    let mut zero_shot =
+        run(Config { scenario: "gsm8k", precision: "int8", itl: 12.0, modulus: 3, peak_mib: 300 }, "vm");
+    zero_shot.summary.scenario.default_few_shot = Some(5);
+    runs.extend([five_shot, scored, zero_shot]);
     let report = build(runs, &BaselineChoice::Auto).unwrap();
     let gsm8k: Vec<(&str, &str, usize)> = report
         .comparisons
@@ -192,13 +196,15 @@ fn runs_posed_differently_are_separate_comparisons() {
         .filter(|c| c.scenario == "gsm8k")
         .map(|c| (c.id.as_str(), c.title.as_str(), c.rows.len()))
         .collect();
-    assert_eq!(gsm8k.len(), 3, "{gsm8k:?}");
+    assert_eq!(gsm8k.len(), 4, "{gsm8k:?}");
     let find = |setup: &str| *gsm8k.iter().find(|(_, title, _)| title.ends_with(setup)).unwrap();
     assert_eq!(find("(12 of 100 samples)").2, 3, "the three plain generation runs: {gsm8k:?}");
     let (id, _, rows) = find(", 5-shot (first)");
     assert!(id.contains("-5-shot-first-") && rows == 1, "{gsm8k:?}");
     let (id, _, rows) = find(", log-likelihood");
     assert!(id.contains("-log-likelihood-") && rows == 1, "{gsm8k:?}");
+    let (id, _, rows) = find(", 0-shot");
+    assert!(id.contains("-0-shot-") && rows == 1, "{gsm8k:?}");
 }
 
 #[test]

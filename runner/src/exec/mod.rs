@@ -439,6 +439,7 @@ fn initial_summary(
             description: meta.description.clone(),
             path: opts.run.scenario.as_deref().unwrap_or(Path::new("")).display().to_string(),
             hash: ready.scenario.hash().to_string(),
+            default_few_shot: Some(meta.default_few_shot as usize),
         },
         dataset: DatasetRecord {
             source: dataset.source.to_string(),

@@ -618,6 +618,9 @@ fn task_setup(summary: &RunSummary) -> String {
     if settings.few_shot > 0 {
         let order = settings.few_shot_order.as_deref().map(|o| format!(" ({o})")).unwrap_or_default();
         parts.push(format!("{}-shot{order}", settings.few_shot));
+    } else if summary.few_shot_chosen() {
+        // A zero-shot run of a scenario that gives examples by default (MMLU) says so.
+        parts.push("0-shot".to_string());
     }
     parts.extend(settings.scenario_args.iter().map(|(key, value)| format!("{key}={value}")));
     parts.join(", ")

@@ -41,6 +41,10 @@ pub fn reproduce_command(s: &RunSummary) -> String {
         flag("shuffle-seed", Some(seed.to_string()));
     }
     let settings = &s.settings;
+    if settings.few_shot == 0 && s.few_shot_chosen() {
+        // Zero-shot where the scenario would give examples (MMLU's default is 5): the count must be said.
+        flag("few-shot", Some("0".to_string()));
+    }
     if settings.few_shot > 0 {
         flag("few-shot", Some(settings.few_shot.to_string()));
         if let Some(source) = &s.dataset.few_shot_source {
@@ -210,6 +214,26 @@ mod tests {
             };
             assert!(command.split(' ').any(|word| flags.iter().any(|f| f == word)), "{key}: no {flags:?} in {command}");
         }
+    }
+
+    /// MMLU gives five examples unless told otherwise: its 0-shot run is reproduced only with `--few-shot 0`,
+    /// while a scenario that is 0-shot by default (ARC) needs no flag.
+    #[test]
+    fn a_zero_shot_run_of_a_few_shot_scenario_names_its_count() {
+        let summary = |default: Option<usize>, config: serde_json::Value| -> RunSummary {
+            let mut v: serde_json::Value =
+                serde_json::from_str(include_str!("../results/testdata/old-summary.json")).unwrap();
+            v["settings"]["few_shot"] = 0.into();
+            v["scenario"]["default_few_shot"] = default.into();
+            v["config"] = config;
+            serde_json::from_value(v).unwrap()
+        };
+        let says_zero = |s: &RunSummary| reproduce_command(s).contains("--few-shot 0");
+        assert!(says_zero(&summary(Some(5), serde_json::json!({}))));
+        assert!(!says_zero(&summary(Some(0), serde_json::json!({"few_shot": 0}))));
+        // Results from before the default was recorded: the configuration that named the count decides.
+        assert!(says_zero(&summary(None, serde_json::json!({"few_shot": 0}))));
+        assert!(!says_zero(&summary(None, serde_json::json!({}))));
     }
 
     #[test]

@@ -33,6 +33,11 @@ pub struct ScenarioRecord {
     pub path: String,
     /// sha256 of the component file.
     pub hash: String,
+    /// Examples the scenario puts in each prompt when the run names no count (its `default-few-shot`):
+    /// what tells a 0-shot MMLU run, which chose 0, from a 0-shot ARC run, which did not. Absent in
+    /// results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_few_shot: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -543,6 +548,19 @@ pub enum RunVerdict {
 }
 
 impl RunSummary {
+    /// Whether the run's few-shot count differs from the one its scenario picks by itself, so that saying
+    /// the count is part of saying what the run was. Results written before the scenario's default was
+    /// recorded count as chosen when they used examples or their configuration named the count.
+    pub fn few_shot_chosen(&self) -> bool {
+        match self.scenario.default_few_shot {
+            Some(default) => self.settings.few_shot != default,
+            None => {
+                self.settings.few_shot > 0
+                    || self.config.as_ref().is_some_and(|config| config.get("few_shot").is_some())
+            }
+        }
+    }
+
     pub fn verdict(&self) -> RunVerdict {
         let r = &self.results;
         if self.status == RunStatus::Aborted {
