@@ -8,7 +8,9 @@ own quantizer (allow_requantize, as people requantize downloads), imports the fi
 llama.cpp (llama-cpp-python, logits_all) and the imported model.onnx in ONNX Runtime's Python API. Prints one JSON
 line per type: mean KL(llama.cpp || runner) over the positions and the share of positions whose argmax agrees.
 
-Needs llama-cpp-python and onnxruntime==1.31.1 in the Python running it.
+Needs llama-cpp-python and onnxruntime==1.31.1 in the Python running it. With RUNNER_F64_REFERENCE=1 each line
+also gives both tools' distance from a float64 forward pass of the file's own weights (gguf_reference.py; needs
+the `gguf` package, e.g. llama.cpp's gguf-py on PYTHONPATH): the judge of which tool is far from the file.
 """
 import json
 import os
@@ -57,10 +59,23 @@ def compare(gguf, model_dir):
     reference = np.asarray(llm.scores[: len(ids)])
     del llm
     ours = ort_logits(model_dir, ids)
+    kl = mean_kl(reference, ours)
+    result = {"positions": len(ids), "mean_kl": float(kl.mean()), "max_kl": float(kl.max()),
+              "top1": float((reference.argmax(-1) == ours.argmax(-1)).mean())}
+    if os.environ.get("RUNNER_F64_REFERENCE"):
+        # Both tools against a float64 forward pass of the file's exact weights: which one is far from the file.
+        from gguf_reference import reference_logits
+        exact = reference_logits(str(gguf), list(ids))
+        for tool, logits in (("llama_cpp", reference), ("runner", ours)):
+            result[f"f64_kl_{tool}"] = float(mean_kl(exact, logits).mean())
+            result[f"f64_top1_{tool}"] = float((exact.argmax(-1) == logits.argmax(-1)).mean())
+    return result
+
+
+def mean_kl(reference, ours):
+    """KL(reference || ours) at each position."""
     p, q = log_softmax(reference), log_softmax(ours)
-    kl = (np.exp(p) * (p - q)).sum(-1)
-    return {"positions": len(ids), "mean_kl": float(kl.mean()), "max_kl": float(kl.max()),
-            "top1": float((reference.argmax(-1) == ours.argmax(-1)).mean())}
+    return (np.exp(p) * (p - q)).sum(-1)
 
 
 def main():
