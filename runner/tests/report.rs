@@ -11,7 +11,7 @@ use std::process::Command;
 use runner::report::render::{CsvExporter, HtmlExporter, JsonExporter, MarkdownExporter};
 use runner::report::{BaselineChoice, Exporter, Report, RunFolder, Templates, TerminalExporter, build, publish};
 use runner::results::summary::RunSummary;
-use runner::results::{Aggregates, MetricSpec, SampleRecord, SampleStatus, SampleTimings};
+use runner::results::{Aggregates, ChoiceRecord, MetricSpec, SampleRecord, SampleStatus, SampleTimings};
 
 mod common;
 
@@ -766,4 +766,58 @@ fn html_renders_in_headless_chromium_to_a_picture_with_charts() {
     assert!(share > 0.01, "only {:.2}% of pixels are not white-ish", share * 100.0);
     // The bar colour of the charts is on the page.
     assert!(colours.iter().any(|&(r, g, b)| (r, g, b) == (0x3b, 0x6f, 0xb6)), "no chart bars rendered");
+}
+
+/// A log-likelihood run as `exec --scoring loglikelihood` writes it: choices scored, nothing decoded.
+fn scored_run(precision: &str, ms_per_sample: f64, modulus: usize) -> RunFolder {
+    let c = Config { scenario: "arc", precision, itl: 10.0, modulus, peak_mib: 300 };
+    let mut samples = records(&c);
+    for record in &mut samples {
+        record.output = None;
+        record.output_tokens = None;
+        record.finish = None;
+        record.timings = SampleTimings {
+            prompt_ms: 0.05,
+            score_ms: 0.05,
+            generate_ms: ms_per_sample,
+            e2e_ms: ms_per_sample + 0.2,
+            ..Default::default()
+        };
+        record.choices = Some(
+            (0..4)
+                .map(|k| ChoiceRecord { text: String::new(), logprob: -(k as f64), tokens: 2, greedy: false })
+                .collect(),
+        );
+    }
+    let mut summary = summary(&c, &samples, "vm");
+    summary.settings.scoring = "loglikelihood".into();
+    let binary = MetricSpec { higher_is_better: true, binary: true, sum: false };
+    let specs = BTreeMap::from([("accuracy".to_string(), binary), ("answered".to_string(), binary)]);
+    summary.results = Aggregates::from_records(&samples, &specs);
+    RunFolder { dir: PathBuf::from(format!("runs/arc-{precision}")), summary, samples, warnings: Vec::new() }
+}
+
+/// Log-likelihood runs decode nothing: their speed is scored tokens/s, in the Pareto plane too, and their model
+/// time is prefill work, not decode.
+#[test]
+fn log_likelihood_pages_measure_speed_in_scored_tokens() {
+    let runs = vec![scored_run("fp32", 200.0, 2), scored_run("int4", 80.0, 3), scored_run("int8", 60.0, 2)];
+    let report = build(runs, &BaselineChoice::Auto).unwrap();
+    let c = &report.comparisons[0];
+    assert!(
+        c.charts.scatter.title.contains("scored tokens/s") && !c.charts.scatter.empty,
+        "{}",
+        c.charts.scatter.title
+    );
+    let front: Vec<(&str, bool)> = c.charts.scatter.rows.iter().map(|p| (p.name.as_str(), p.on_front)).collect();
+    // int8 is fastest and as accurate as fp32: it alone is on the front.
+    assert_eq!(front, [("Tiny fp32 cpu", false), ("Tiny int8 cpu", true), ("Tiny int4 cpu", false)], "{front:?}");
+    let fp32 = &c.rows[0];
+    assert!(fp32.phases.prefill_ms >= 200.0 && fp32.phases.decode_ms == 0.0, "{:?}", fp32.phases);
+    let markdown = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(markdown.contains("| run | accuracy | scored tokens/s | on the Pareto front |"), "{markdown}");
+    let html = HtmlExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(html.contains("Scored tokens&#x2f;s (log-likelihood"), "no scored-throughput chart");
+    let ttft = html.find("Time to first token").map(|at| &html[at.saturating_sub(300)..at + 100]);
+    assert!(ttft.is_none(), "a chart with no data: {ttft:?}");
 }

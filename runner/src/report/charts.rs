@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::model::Row;
+use super::model::{Row, Throughput};
 use crate::files::human_bytes;
 use crate::stats::percentile;
 
@@ -109,7 +109,17 @@ pub struct ScatterPoint {
     pub label_y: f64,
 }
 
-/// Headline metric against decode throughput; the Pareto front joins the rows no other row beats on both.
+/// One row of the accuracy–speed plane, as the Markdown page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParetoRow {
+    pub name: String,
+    pub speed: f64,
+    pub metric: f64,
+    pub on_front: bool,
+}
+
+/// Headline metric against throughput (decode tokens/s; scored tokens/s for log-likelihood runs, which decode
+/// nothing); the Pareto front joins the rows no other row beats on both.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scatter {
     pub title: String,
@@ -126,6 +136,10 @@ pub struct Scatter {
     pub points: Vec<ScatterPoint>,
     /// SVG polyline points ("x,y x,y ...") through the front, by throughput.
     pub front: String,
+    /// The rows plotted, in row order, with their values: the Markdown page's table of the same plane.
+    pub rows: Vec<ParetoRow>,
+    /// What the speed axis measures, for the Markdown table's header.
+    pub speed_label: String,
     pub empty: bool,
 }
 
@@ -371,15 +385,26 @@ pub fn pareto_front(points: &[(f64, f64)], higher_is_better: bool) -> Vec<bool> 
         .collect()
 }
 
+/// The throughput a comparison's speed is read from: decode tokens/s, or scored tokens/s where no row decodes
+/// (log-likelihood runs), with its name.
+fn speed_of(rows: &[Row]) -> (fn(&Row) -> Option<&Throughput>, &'static str) {
+    if rows.iter().all(|r| r.decode.is_none()) && rows.iter().any(|r| r.scored.is_some()) {
+        (|r| r.scored.as_ref(), "scored tokens/s")
+    } else {
+        (|r| r.decode.as_ref(), "decode tokens/s")
+    }
+}
+
 fn scatter(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Scatter {
     let (width, height) = (WIDTH, 380.0);
     let (left, right, top, bottom) = (70.0, WIDTH - 30.0, 16.0, 380.0 - 46.0);
+    let (speed, speed_label) = speed_of(rows);
     let data: Vec<(usize, f64, f64, f64, f64)> = rows
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let m = r.headline.as_ref()?;
-            Some((i, r.decode.as_ref()?.mean, m.mean, m.ci95_low, m.ci95_high))
+            Some((i, speed(r)?.mean, m.mean, m.ci95_low, m.ci95_high))
         })
         .collect();
     let x_max = data.iter().map(|d| d.1).fold(0.0, f64::max);
@@ -412,9 +437,21 @@ fn scatter(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Scat
     front.sort_by(|a, b| a.x.total_cmp(&b.x));
     let front = front.iter().map(|p| format!("{},{}", p.x, p.y)).collect::<Vec<_>>().join(" ");
     let metric = headline.unwrap_or("metric");
+    let table = data
+        .iter()
+        .zip(&front_flags)
+        .map(|(&(i, speed, mean, _, _), &on_front)| ParetoRow {
+            name: rows[i].name.clone(),
+            speed,
+            metric: mean,
+            on_front,
+        })
+        .collect();
     Scatter {
-        title: format!("{metric} against decode throughput"),
-        x_label: "decode tokens/s (mean)".to_string(),
+        title: format!("{metric} against {speed_label}"),
+        x_label: format!("{speed_label} (mean)"),
+        rows: table,
+        speed_label: speed_label.to_string(),
         y_label: format!("{metric} (95% CI)"),
         width,
         height,
@@ -504,11 +541,17 @@ fn phases(rows: &[Row]) -> StackedChart {
 
 pub fn build(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Charts {
     let mib = |b: f64| human_bytes(b as u64);
+    let (speed, speed_label) = speed_of(rows);
+    let speed_title = if speed_label == "decode tokens/s" {
+        "Decode throughput (tokens/s, mean ± sd)"
+    } else {
+        "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)"
+    };
     Charts {
         decode: bar_chart(
-            "Decode throughput (tokens/s, mean ± sd)",
+            speed_title,
             rows,
-            |r| r.decode.as_ref().map(|d| (d.mean, Some(d.std))),
+            |r| speed(r).map(|d| (d.mean, Some(d.std))),
             |v| format!("{v:.1} tok/s"),
             tick_label,
         ),

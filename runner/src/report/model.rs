@@ -340,6 +340,24 @@ fn string_field(value: &serde_json::Value, key: &str) -> Option<String> {
 }
 
 fn phases(summary: &RunSummary, samples: &[SampleRecord]) -> Phases {
+    // A log-likelihood run decodes nothing: its model time is the forward passes that score the choices,
+    // prefill work (a context and its continuations), never decode.
+    let scored: Vec<&SampleRecord> =
+        samples.iter().filter(|r| r.choices.as_ref().is_some_and(|c| !c.is_empty())).collect();
+    if summary.settings.scoring == "loglikelihood" && !scored.is_empty() {
+        let n = scored.len() as f64;
+        let mean = |f: &dyn Fn(&SampleRecord) -> f64| scored.iter().map(|r| f(r)).sum::<f64>() / n;
+        let model = mean(&|r| r.timings.generate_ms);
+        let scenario = mean(&|r| r.timings.prompt_ms + r.timings.score_ms);
+        return Phases {
+            tokenize_ms: 0.0,
+            prefill_ms: model,
+            decode_ms: 0.0,
+            scenario_ms: scenario,
+            other_ms: (mean(&|r| r.timings.e2e_ms) - model - scenario).max(0.0),
+            from_samples: true,
+        };
+    }
     let generated: Vec<&SampleRecord> = samples.iter().filter(|r| r.output_tokens.is_some()).collect();
     if !generated.is_empty() {
         let n = generated.len() as f64;
