@@ -50,6 +50,12 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # name: (HF class, config overrides, tokenizer kind, pre-tokenizer the GGUF declares)
 FIXTURES = {
     "llama": ("LlamaForCausalLM", {}, "bpe", "llama-bpe"),
+    # Llama 3.1's rope: converted to one divisor per frequency (rope_freqs.weight). An original context of 64
+    # puts the 32 frequencies of a 64-wide head on all three sides of the smoothing band (4 at 1, 5 between,
+    # 23 at 8); the same weights as "llama" otherwise.
+    "llama3-rope": ("LlamaForCausalLM", {"rope_parameters": {
+        "rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}}, "bpe", "llama-bpe"),
     "mistral": ("MistralForCausalLM", {"sliding_window": None}, "bpe", "llama-bpe"),
     "qwen2": ("Qwen2ForCausalLM", {"use_sliding_window": False}, "bpe", "qwen2"),
     "qwen3": ("Qwen3ForCausalLM", {"num_attention_heads": 8, "head_dim": 64}, "bpe", "qwen2"),
@@ -73,7 +79,7 @@ FIXTURES = {
 FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10, "Q3_K_M": 12,
           "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 # (F16 is left out: 1.8 MB, and the synthetic tests cover float weights.)
-TYPES = {"llama": [t for t in FTYPES if t != "F16"], "mistral": ["Q4_K_M"], "qwen2": ["Q4_K_M", "Q4_0"],
+TYPES = {"llama": [t for t in FTYPES if t != "F16"], "llama3-rope": ["Q4_K_M"], "mistral": ["Q4_K_M"], "qwen2": ["Q4_K_M", "Q4_0"],
          "qwen3": ["Q4_K_M", "Q4_0"], "llama-spm": ["Q4_K_M"], "phi3": ["Q4_K_M"],
          "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"]}
 
@@ -207,6 +213,9 @@ def stage_llama(out: Path, only=None):
             })
             print(f"{gguf.name}: {gguf.stat().st_size} bytes, {len(ids)} positions", flush=True)
             del llm
+    # In FIXTURES and TYPES order whichever fixtures this run remade.
+    order = [(name, ftype) for name in FIXTURES for ftype in TYPES[name]]
+    expected["cells"].sort(key=lambda c: order.index((c["architecture"], c["type"])))
     (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 

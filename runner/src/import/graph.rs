@@ -29,7 +29,7 @@ use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
 use super::quant::{self, IntLayout, Offset, QK};
-use super::{Hparams, ImportError, ImportOptions, Precision};
+use super::{Architecture, Hparams, ImportError, ImportOptions, Precision};
 
 const MS: &str = "com.microsoft";
 const OPSETS: [(&str, i64); 2] = [("", 17), (MS, 1)];
@@ -177,10 +177,12 @@ impl<'a> Emitter<'a> {
         let total = self.b.node("Gather", "", &[&mask_shape, &one], "total_seq_len_i64", vec![("axis", Attr::Int(0))]);
         let total_len =
             self.b.node("Cast", "", &[&total], "total_seq_len", vec![("to", Attr::Int(DataType::Int32 as i64))]);
-        let (cos, sin) = self.rotary_caches(hp.rope_theta, "")?;
-        // Sliding-window blocks may turn at a base of their own (Gemma 3's local layers).
-        let local_rotary = if hp.windows.iter().any(Option::is_some) && hp.rope_theta_local != hp.rope_theta {
-            self.rotary_caches(hp.rope_theta_local, "_local")?
+        let factors = self.rope_factors()?;
+        let (cos, sin) = self.rotary_caches(hp.rope_theta, hp.rope_freq_scale, factors.as_deref(), "")?;
+        // Sliding-window blocks may turn at a base and scale of their own (Gemma 3's local layers).
+        let local_differs = hp.rope_theta_local != hp.rope_theta || hp.rope_freq_scale_local != hp.rope_freq_scale;
+        let local_rotary = if hp.windows.iter().any(Option::is_some) && local_differs {
+            self.rotary_caches(hp.rope_theta_local, hp.rope_freq_scale_local, factors.as_deref(), "_local")?
         } else {
             (cos.clone(), sin.clone())
         };
@@ -517,16 +519,44 @@ impl<'a> Emitter<'a> {
             .map_err(|_| ImportError::TensorType { tensor: info.name.clone(), ty: info.ggml_type })
     }
 
-    /// cos/sin caches for GroupQueryAttention's rotary at base `theta`, named `cos_cache{suffix}`/`sin_cache{suffix}`.
-    fn rotary_caches(&mut self, theta: f64, suffix: &str) -> Result<(String, String), ImportError> {
+    /// The rotary's per-frequency divisors (llama.cpp's `freq_factors`: frequency `i` turns at
+    /// `theta^(-2i/d) / factors[i]`), from the tensors llama.cpp reads for this architecture: Llama's
+    /// `rope_freqs.weight` (Llama 3's rope, which llama.cpp's converter stores as one factor per frequency).
+    fn rope_factors(&mut self) -> Result<Option<Vec<f32>>, ImportError> {
+        let name = "rope_freqs.weight";
+        if self.hp.architecture != Architecture::Llama || self.file.tensor(name).is_err() {
+            return Ok(None);
+        }
+        let info = self.tensor(name)?;
+        Self::expect_shape(info, &[self.hp.head_dim / 2])?;
+        let factors = self.dequantize(info)?;
+        self.stats
+            .weights
+            .insert(name.into(), format!("{}: divides the rotary frequencies (cos/sin caches)", info.ggml_type));
+        Ok(Some(factors))
+    }
+
+    /// cos/sin caches for GroupQueryAttention's rotary at base `theta`, named `cos_cache{suffix}`/`sin_cache{suffix}`,
+    /// as llama.cpp's rope computes them (without YaRN): angle `pos * freq_scale * theta^(-2i/d) / factors[i]`,
+    /// cos and sin times the attention factor.
+    fn rotary_caches(
+        &mut self,
+        theta: f64,
+        freq_scale: f64,
+        factors: Option<&[f32]>,
+        suffix: &str,
+    ) -> Result<(String, String), ImportError> {
         let (len, half) = (self.hp.context, self.hp.head_dim / 2);
+        let mscale = self.hp.rope_attn_factor;
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
         for pos in 0..len {
             for i in 0..half {
-                let angle = pos as f64 * theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64);
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+                let divisor = factors.map_or(1.0, |f| f64::from(f[i]));
+                let freq = theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64) / divisor;
+                let angle = pos as f64 * freq_scale * freq;
+                cos.push((angle.cos() * mscale) as f32);
+                sin.push((angle.sin() * mscale) as f32);
             }
         }
         let dims = [len as i64, half as i64];

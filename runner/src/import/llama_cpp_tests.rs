@@ -106,6 +106,26 @@ fn llama_at_level_0_runs_like_llama_cpp() {
     assert_close("llama", &check_against_llama_cpp("llama", 0), MAX_KL, MIN_TOP1);
 }
 
+/// Llama 3.1's rope, which llama.cpp's converter stores as `rope_freqs.weight` (one divisor per frequency: 1, a
+/// smooth band, 8), on the llama fixture's weights. The llama fixture's Q4_K_M file holds the same tensors less
+/// `rope_freqs`: run by runner, it is this model with the factors ignored, and must miss llama.cpp's logits.
+#[test]
+fn llama3_rope_runs_like_llama_cpp() {
+    assert_close("llama3-rope", &check_against_llama_cpp("llama3-rope", 4), MAX_KL, MIN_TOP1);
+    let cells = expected().cells;
+    let cell = cells.iter().find(|c| c.gguf == "llama3-rope.Q4_K_M.gguf").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import_gguf(
+        &fixtures().join("llama.Q4_K_M.gguf"),
+        dir.path(),
+        &ImportOptions { force: true, ..Default::default() },
+    )
+    .unwrap();
+    let (kl, top1) = compare_logits(&llama_cpp_logits(cell), &runner_logits(dir.path(), &cell.tokens));
+    eprintln!("llama3-rope with rope_freqs ignored: mean KL {kl:.2e}, top-1 {top1:.3}");
+    assert!(kl > 5.0 * MAX_KL, "ignoring rope_freqs should show: mean KL {kl:.2e}");
+}
+
 #[test]
 fn mistral_runs_like_llama_cpp() {
     assert_close("mistral", &check_against_llama_cpp("mistral", 4), MAX_KL, MIN_TOP1);

@@ -212,7 +212,7 @@ fn unsupported_metadata_is_refused_by_key() {
     let src = tiny_gguf(dir.path());
     let string = |s: &str| MetaValue::String(s.into());
     let cases = [
-        ("llama.rope.scaling.type", string("linear"), "linear"),
+        ("llama.rope.scaling.type", string("yarn"), "yarn"),
         ("tokenizer.ggml.pre", string("tekken"), "tekken"),
         ("tokenizer.ggml.model", string("bert"), "bert"),
     ];
