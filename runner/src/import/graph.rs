@@ -66,6 +66,29 @@ pub fn check_tensor_types(file: &GgufFile) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// Refuses a GGUF that holds a tensor the graph never read (every tensor read is recorded in `stats.weights`), so
+/// a part of the model runner does not implement (a bias, rope factors, an expert) cannot be dropped silently.
+/// The tensors llama.cpp itself loads and leaves unused for the language model are recorded as left out.
+fn check_every_tensor_used(file: &GgufFile, hp: &Hparams, stats: &mut GraphStats) -> Result<(), ImportError> {
+    let exempt = hp.architecture.tensors_llama_cpp_leaves_unused();
+    let mut unused = Vec::new();
+    for t in file.tensors() {
+        if stats.weights.contains_key(&t.name) {
+            continue;
+        }
+        if exempt.contains(&t.name.as_str()) {
+            let form = format!("{}: left out (llama.cpp does not use it for logits either)", t.ggml_type);
+            stats.weights.insert(t.name.clone(), form);
+        } else {
+            unused.push(t.name.clone());
+        }
+    }
+    if unused.is_empty() {
+        return Ok(());
+    }
+    Err(ImportError::UnusedTensors { path: file.path().to_path_buf(), arch: hp.arch.clone(), tensors: unused })
+}
+
 /// One GGUF matrix taking part in a (possibly fused) linear layer.
 struct Part<'a> {
     info: &'a TensorInfo,
@@ -106,7 +129,8 @@ pub fn write_model(
     let mut e =
         Emitter { file, hp, options, b, stats: GraphStats::default(), blocksums: HashMap::new(), reduce_axes: None };
     e.emit()?;
-    let stats = std::mem::take(&mut e.stats);
+    let mut stats = std::mem::take(&mut e.stats);
+    check_every_tensor_used(file, hp, &mut stats)?;
     let mut metadata = metadata.to_vec();
     metadata.push(("runner.weights".into(), stats.summary()));
     e.b.finish(&dir.join(MODEL_FILE), &OPSETS, &metadata)?;

@@ -144,6 +144,11 @@ pub enum ImportError {
     TensorShape { tensor: String, found: Vec<u64>, expected: Vec<u64> },
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
+    #[error(
+        "{path}: runner's {arch} graph does not use the tensor(s) {}; refusing an import that would leave them out",
+        .tensors.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnusedTensors { path: PathBuf, arch: String, tensors: Vec<String> },
     #[error("--accuracy-level {0} is not one of MatMulNBits' levels 0 to 4")]
     AccuracyLevel(u8),
     #[error("{path} exists and is not empty; pass --force to replace it")]
