@@ -63,8 +63,7 @@ FIXTURES = {
     # A window shorter than the logits text, so llama.cpp's sliding-window mask shows in the logits.
     "phi3": ("Phi3ForCausalLM", {"sliding_window": 16, "original_max_position_embeddings": 256,
                                  "pad_token_id": 0}, "spm", None),
-    # Windows of 16 tokens in a 48-token text; Gemma 3 with one local and one global layer, and an untied head
-    # (the converter always ties Gemma 2's).
+    # Windows of 16 tokens in a 48-token text; Gemma 3 with an untied head (the converter always ties Gemma 2's).
     "gemma2": ("Gemma2ForCausalLM", {"head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 16,
                                      "pad_token_id": 0}, "spm", None),
     "gemma3": ("Gemma3ForCausalLM", {"tie_word_embeddings": False, "head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 16,
@@ -73,6 +72,27 @@ FIXTURES = {
                                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                                          "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}},
                                      "pad_token_id": 0}, "spm", None),
+    # Gemma 3 4B and larger: linear rope scaling (factor 8) on the global layers only; the same weights as "gemma3".
+    # The converter writes no window pattern and llama.cpp's Gemma 3 default is five local layers, then one global:
+    # both layers of "gemma3" and "gemma3-linear" are local (unscaled, base 10000) for llama.cpp whatever
+    # layer_types says. "gemma3-linear-global" has no window (sliding_window_pattern 1), so every layer is global.
+    "gemma3-linear": ("Gemma3ForCausalLM", {"tie_word_embeddings": False, "head_dim": 64, "query_pre_attn_scalar": 64,
+                                            "sliding_window": 16,
+                                            "layer_types": ["sliding_attention", "full_attention"],
+                                            "rope_parameters": {
+                                                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                                "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                                   "rope_theta": 1000000.0}},
+                                            "pad_token_id": 0}, "spm", None),
+    "gemma3-linear-global": ("Gemma3ForCausalLM", {"tie_word_embeddings": False, "head_dim": 64,
+                                                   "query_pre_attn_scalar": 64, "sliding_window_pattern": 1,
+                                                   "layer_types": ["full_attention", "full_attention"],
+                                                   "rope_parameters": {
+                                                       "sliding_attention": {"rope_type": "default",
+                                                                             "rope_theta": 10000.0},
+                                                       "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                                          "rope_theta": 1000000.0}},
+                                                   "pad_token_id": 0}, "spm", None),
 }
 
 # llama.cpp's quantizer file types (llama_ftype) each fixture gets; the llama fixture gets every quantized one.
@@ -81,7 +101,8 @@ FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K
 # (F16 is left out: 1.8 MB, and the synthetic tests cover float weights.)
 TYPES = {"llama": [t for t in FTYPES if t != "F16"], "llama3-rope": ["Q4_K_M"], "mistral": ["Q4_K_M"], "qwen2": ["Q4_K_M", "Q4_0"],
          "qwen3": ["Q4_K_M", "Q4_0"], "llama-spm": ["Q4_K_M"], "phi3": ["Q4_K_M"],
-         "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"]}
+         "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"], "gemma3-linear": ["Q4_K_M"],
+         "gemma3-linear-global": ["Q4_K_M"]}
 
 VOCAB_SIZE = 384
 SEED = 15

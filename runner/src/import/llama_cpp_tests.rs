@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use super::*;
 use crate::engine::{Engine, EngineOptions};
+use crate::gguf::writer::GgufWriter;
+use crate::gguf::{GgufFile, MetaValue};
 use crate::testing::reference::compare_logits;
 
 #[derive(Debug, Deserialize)]
@@ -112,18 +114,36 @@ fn llama_at_level_0_runs_like_llama_cpp() {
 #[test]
 fn llama3_rope_runs_like_llama_cpp() {
     assert_close("llama3-rope", &check_against_llama_cpp("llama3-rope", 4), MAX_KL, MIN_TOP1);
+    let stand_in = fixtures().join("llama.Q4_K_M.gguf");
+    assert_misses_llama_cpp("llama3-rope.Q4_K_M.gguf", &stand_in, "rope_freqs ignored (llama.Q4_K_M.gguf)");
+}
+
+/// runner on `stand_in` (`cell_gguf`'s tensors, less a feature) must miss `cell_gguf`'s llama.cpp logits by far:
+/// the feature shows in the logits, so the test of `cell_gguf` would fail without it.
+fn assert_misses_llama_cpp(cell_gguf: &str, stand_in: &Path, what: &str) {
     let cells = expected().cells;
-    let cell = cells.iter().find(|c| c.gguf == "llama3-rope.Q4_K_M.gguf").unwrap();
+    let cell = cells.iter().find(|c| c.gguf == cell_gguf).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    import_gguf(
-        &fixtures().join("llama.Q4_K_M.gguf"),
-        dir.path(),
-        &ImportOptions { force: true, ..Default::default() },
-    )
-    .unwrap();
+    let options = ImportOptions { force: true, ..Default::default() };
+    import_gguf(stand_in, dir.path(), &options).unwrap();
     let (kl, top1) = compare_logits(&llama_cpp_logits(cell), &runner_logits(dir.path(), &cell.tokens));
-    eprintln!("llama3-rope with rope_freqs ignored: mean KL {kl:.2e}, top-1 {top1:.3}");
-    assert!(kl > 5.0 * MAX_KL, "ignoring rope_freqs should show: mean KL {kl:.2e}");
+    eprintln!("{cell_gguf} with {what}: mean KL {kl:.2e}, top-1 {top1:.3}");
+    assert!(kl > 5.0 * MAX_KL, "{cell_gguf} with {what} should miss llama.cpp: mean KL {kl:.2e}");
+}
+
+/// A copy of the fixture `gguf` in `dir` with the metadata `key` set to `value`.
+fn with_metadata(gguf: &str, dir: &Path, key: &str, value: MetaValue) -> PathBuf {
+    let file = GgufFile::open(&fixtures().join(gguf)).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        w.meta(k, if k == key { value.clone() } else { v.clone() });
+    }
+    for t in file.tensors() {
+        w.tensor(&t.name, &t.dims, t.ggml_type, file.tensor_bytes(t).unwrap().to_vec());
+    }
+    let path = dir.join(gguf);
+    w.write_file(&path).unwrap();
+    path
 }
 
 #[test]
@@ -157,6 +177,21 @@ fn gemma2_runs_like_llama_cpp() {
 #[test]
 fn gemma3_runs_like_llama_cpp() {
     assert_close("gemma3", &check_against_llama_cpp("gemma3", 4), MAX_KL, MIN_TOP1);
+}
+
+/// Gemma 3 4B and larger scale their global layers' rotary linearly (`rope.scaling.factor` 8: llama.cpp's
+/// freq_scale 1/8) and leave the local ones unscaled. gemma3-linear-global has no window, so both its layers are
+/// global: with the scaling type set to `none` it must miss llama.cpp. gemma3-linear's two layers are both local
+/// (llama.cpp's Gemma 3 pattern is five local, then one global; the converter writes none): it matches llama.cpp
+/// only unscaled (measured: mean KL 0.585, top-1 0.50 with the factor applied to local layers too).
+#[test]
+fn gemma3_linear_rope_runs_like_llama_cpp() {
+    assert_close("gemma3-linear", &check_against_llama_cpp("gemma3-linear", 4), MAX_KL, MIN_TOP1);
+    assert_close("gemma3-linear-global", &check_against_llama_cpp("gemma3-linear-global", 4), MAX_KL, MIN_TOP1);
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = "gemma3-linear-global.Q4_K_M.gguf";
+    let unscaled = with_metadata(gguf, dir.path(), "gemma3.rope.scaling.type", MetaValue::String("none".into()));
+    assert_misses_llama_cpp(gguf, &unscaled, "rope.scaling.type none");
 }
 
 #[test]
