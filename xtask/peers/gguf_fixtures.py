@@ -63,6 +63,17 @@ FIXTURES = {
     # A window shorter than the logits text, so llama.cpp's sliding-window mask shows in the logits.
     "phi3": ("Phi3ForCausalLM", {"sliding_window": 16, "original_max_position_embeddings": 256,
                                  "pad_token_id": 0}, "spm", None),
+    # Phi-3 128k's LongRoPE: a context of 1024 over an original 256, per-frequency short and long divisors and the
+    # attention factor sqrt(1 + ln 4 / ln 256) the converter derives. llama.cpp picks the long factors at an n_ctx
+    # past 256 (its n_ctx is padded to 256): logits at n_ctx 1024 (long) and 256 (short).
+    "phi3-longrope": ("Phi3ForCausalLM", {"sliding_window": None, "max_position_embeddings": 1024,
+                                          "original_max_position_embeddings": 256, "pad_token_id": 0,
+                                          "rope_parameters": {
+                                              "rope_type": "longrope", "rope_theta": 10000.0,
+                                              "original_max_position_embeddings": 256,
+                                              "short_factor": [1.0 + 0.25 * i / 31 for i in range(32)],
+                                              "long_factor": [1.0 + 7.0 * i / 31 for i in range(32)]}},
+                      "spm", None),
     # Windows of 16 tokens in a 48-token text; Gemma 3 with an untied head (the converter always ties Gemma 2's).
     "gemma2": ("Gemma2ForCausalLM", {"head_dim": 64, "query_pre_attn_scalar": 64, "sliding_window": 16,
                                      "pad_token_id": 0}, "spm", None),
@@ -100,9 +111,12 @@ FTYPES = {"F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K
           "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 # (F16 is left out: 1.8 MB, and the synthetic tests cover float weights.)
 TYPES = {"llama": [t for t in FTYPES if t != "F16"], "llama3-rope": ["Q4_K_M"], "mistral": ["Q4_K_M"], "qwen2": ["Q4_K_M", "Q4_0"],
-         "qwen3": ["Q4_K_M", "Q4_0"], "llama-spm": ["Q4_K_M"], "phi3": ["Q4_K_M"],
+         "qwen3": ["Q4_K_M", "Q4_0"], "llama-spm": ["Q4_K_M"], "phi3": ["Q4_K_M"], "phi3-longrope": ["Q4_K_M"],
          "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"], "gemma3-linear": ["Q4_K_M"],
          "gemma3-linear-global": ["Q4_K_M"]}
+
+# llama.cpp's context per fixture (default 256), then the other contexts whose logits are recorded too.
+N_CTX = {"phi3-longrope": [1024, 256]}
 
 VOCAB_SIZE = 384
 SEED = 15
@@ -220,20 +234,33 @@ def stage_llama(out: Path, only=None):
             params.nthread = 2
             if llama_cpp.llama_model_quantize(str(source).encode(), str(gguf).encode(), params) != 0:
                 raise SystemExit(f"llama.cpp could not quantize {source} to {ftype}")
-            llm = llama_cpp.Llama(str(gguf), n_ctx=256, n_batch=256, n_threads=2, logits_all=True, verbose=False)
+            n_ctx, *other_n_ctx = N_CTX.get(name, [256])
+            llm = llama_cpp.Llama(str(gguf), n_ctx=n_ctx, n_batch=256, n_threads=2, logits_all=True, verbose=False)
             ids = llm.tokenize(LOGITS_TEXT.encode(), add_bos=False, special=True)[:LOGITS_POSITIONS]
             llm.eval(ids)
             logits = np.asarray(llm.scores[: len(ids)], dtype=np.float16)
             logits_file = f"{name}.{ftype}.logits"
             (out / logits_file).write_bytes(logits.tobytes())
-            expected["cells"].append({
+            cell = {
                 "gguf": gguf.name, "architecture": name, "type": ftype, "tokens": ids,
                 "logits": logits_file, "vocab": int(llm.n_vocab()),
                 "tokenized": llm.tokenize(TOKENIZER_TEXT.encode(), add_bos=False, special=True),
                 "tokenized_plain": llm.tokenize(TOKENIZER_TEXT.encode(), add_bos=False, special=False),
-            })
-            print(f"{gguf.name}: {gguf.stat().st_size} bytes, {len(ids)} positions", flush=True)
+            }
             del llm
+            if name in N_CTX:
+                cell["n_ctx"] = n_ctx
+                cell["logits_at_n_ctx"] = {}
+            for other in other_n_ctx:
+                llm = llama_cpp.Llama(str(gguf), n_ctx=other, n_batch=256, n_threads=2, logits_all=True,
+                                      verbose=False)
+                llm.eval(ids)
+                other_file = f"{name}.{ftype}.n_ctx{other}.logits"
+                (out / other_file).write_bytes(np.asarray(llm.scores[: len(ids)], dtype=np.float16).tobytes())
+                cell["logits_at_n_ctx"][str(other)] = other_file
+                del llm
+            expected["cells"].append(cell)
+            print(f"{gguf.name}: {gguf.stat().st_size} bytes, {len(ids)} positions", flush=True)
     # In FIXTURES and TYPES order whichever fixtures this run remade.
     order = [(name, ftype) for name in FIXTURES for ftype in TYPES[name]]
     expected["cells"].sort(key=lambda c: order.index((c["architecture"], c["type"])))

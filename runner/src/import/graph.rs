@@ -28,6 +28,7 @@ use crate::model_folder::{
 use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
+use super::hparams::RopeScaling;
 use super::quant::{self, IntLayout, Offset, QK};
 use super::{Architecture, Hparams, ImportError, ImportOptions, Precision};
 
@@ -41,6 +42,8 @@ pub struct GraphStats {
     pub float_tensors: usize,
     /// Tensor name -> its GGUF type and form in the graph, e.g. `Q6_K: MatMulNBits 8-bit, block 16, exact`.
     pub weights: BTreeMap<String, String>,
+    /// The rotary's per-frequency factors, where the model has some: which tensor and why.
+    pub rope: Option<String>,
 }
 
 impl GraphStats {
@@ -545,18 +548,50 @@ impl<'a> Emitter<'a> {
 
     /// The rotary's per-frequency divisors (llama.cpp's `freq_factors`: frequency `i` turns at
     /// `theta^(-2i/d) / factors[i]`), from the tensors llama.cpp reads for this architecture: Llama's
-    /// `rope_freqs.weight` (Llama 3's rope, which llama.cpp's converter stores as one factor per frequency).
+    /// `rope_freqs.weight` (Llama 3's rope, which llama.cpp's converter stores as one factor per frequency), or
+    /// LongRoPE's `rope_factors_long`/`rope_factors_short` (Phi-3 always; Llama with scaling `longrope`).
     fn rope_factors(&mut self) -> Result<Option<Vec<f32>>, ImportError> {
-        let name = "rope_freqs.weight";
-        if self.hp.architecture != Architecture::Llama || self.file.tensor(name).is_err() {
+        let hp = self.hp.clone();
+        let long_rope = hp.architecture == Architecture::Phi3
+            || (hp.architecture == Architecture::Llama && hp.rope_scaling == RopeScaling::LongRope);
+        if !long_rope {
+            if hp.architecture != Architecture::Llama || self.file.tensor("rope_freqs.weight").is_err() {
+                return Ok(None);
+            }
+            return self.factor_tensor("rope_freqs.weight", "divides the rotary frequencies (cos/sin caches)");
+        }
+        // llama.cpp picks the long factors when the context of a sequence exceeds the original context, the short
+        // ones otherwise, once for the whole context. runner's caches are fixed at import and cover the model's
+        // whole context (`context_length`), the context runner runs with: it picks what llama.cpp picks at that
+        // n_ctx, so the long factors for Phi-3 128k (131072 > 4096). llama.cpp run at a smaller n_ctx (4096 and
+        // under) uses the short ones, and Hugging Face switches by the length of the sequence so far: on prompts
+        // within the original context those differ from runner. The choice is recorded in runner.json.
+        let (context, original) = (hp.context, hp.rope_original_context);
+        let use_long = context > original;
+        let (chosen, other) = if use_long { ("long", "short") } else { ("short", "long") };
+        let comparison = if use_long { ">" } else { "<=" };
+        let why = format!(
+            "the context {context} {comparison} the original {original}, as llama.cpp at n_ctx {comparison} {original}"
+        );
+        let other_name = format!("rope_factors_{other}.weight");
+        if let Ok(info) = self.file.tensor(&other_name) {
+            let form = format!("{}: left out (LongRoPE {other} factors; {why} uses the {chosen} ones)", info.ggml_type);
+            self.stats.weights.insert(other_name, form);
+        }
+        let name = format!("rope_factors_{chosen}.weight");
+        if self.file.tensor(&name).is_err() {
             return Ok(None);
         }
+        self.factor_tensor(&name, &format!("divides the rotary frequencies (LongRoPE {chosen} factors: {why})"))
+    }
+
+    /// The rotary divisors in tensor `name` (one per frequency), recorded as `what`.
+    fn factor_tensor(&mut self, name: &str, what: &str) -> Result<Option<Vec<f32>>, ImportError> {
         let info = self.tensor(name)?;
         Self::expect_shape(info, &[self.hp.head_dim / 2])?;
         let factors = self.dequantize(info)?;
-        self.stats
-            .weights
-            .insert(name.into(), format!("{}: divides the rotary frequencies (cos/sin caches)", info.ggml_type));
+        self.stats.weights.insert(name.into(), format!("{}: {what}", info.ggml_type));
+        self.stats.rope = Some(format!("{name}: {what}"));
         Ok(Some(factors))
     }
 

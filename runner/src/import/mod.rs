@@ -27,7 +27,7 @@ use crate::onnx::OnnxWriteError;
 
 pub use arch::Architecture;
 pub(crate) use graph::row_order;
-pub use hparams::Hparams;
+pub use hparams::{Hparams, RopeScaling};
 
 // What the folder holds and how it is named is the model folder's contract, which the engine reads too.
 pub use crate::model_folder::Precision;
@@ -99,6 +99,8 @@ pub struct ImportSummary {
     pub quantized_tensors: usize,
     /// GGUF tensors stored as float32.
     pub float_tensors: usize,
+    /// The rotary's per-frequency factors and why (Llama 3's rope_freqs, the LongRoPE set chosen), if any.
+    pub rope_factors: Option<String>,
     pub seconds: f64,
 }
 
@@ -124,6 +126,9 @@ impl fmt::Display for ImportSummary {
             self.quantized_tensors,
             self.float_tensors
         )?;
+        if let Some(rope) = &self.rope_factors {
+            writeln!(f, "  rope factors: {rope}")?;
+        }
         for (name, len) in &self.files {
             writeln!(f, "  {name:<24} {:>10.1} MB", *len as f64 / 1e6)?;
         }
@@ -233,6 +238,7 @@ pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<I
         files,
         quantized_tensors: stats.quantized_tensors,
         float_tensors: stats.float_tensors,
+        rope_factors: stats.rope.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
