@@ -115,6 +115,34 @@ TYPES = {"llama": [t for t in FTYPES if t != "F16"], "llama3-rope": ["Q4_K_M"], 
          "gemma2": ["Q4_K_M"], "gemma3": ["Q4_K_M"], "gemma3-linear": ["Q4_K_M"],
          "gemma3-linear-global": ["Q4_K_M"]}
 
+# Vocabulary-only fixtures (`convert_hf_to_gguf.py --vocab-only`; llama.cpp tokenizes them with vocab_only=True).
+# phi3.vocab.gguf: a SentencePiece vocabulary with Phi-3's special tokens in a model named phi3, which llama.cpp
+# gives Phi-3's special-token rules (RSTRIP on special tokens but <unk>, <s>, <|endoftext|>).
+PHI3_TOKENS = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
+PHI3_TEXT = ("<|system|>\n  You are terse.<|end|>\n<|user|>\nWhat is 2+2?  <|end|>\n \n<|assistant|>\n\t It is 4.<|end|>"
+             "<|endoftext|>  after\n</s>  x<s> y <|user|>z<|end|>   ")
+# pre-tokenizers.vocab.gguf: a byte-level BPE vocabulary whose merges cross the regexes' splits, converted once per llama.cpp pre-tokenizer name in
+# PRE_TOKENIZERS; the files differ in tokenizer.ggml.pre only, so one is kept (named "gpt-2") and the test gives
+# it each name. The text exercises what the regexes split differently.
+PRE_TOKENIZERS = ["a.x-4.0", "bailingmoe", "bailingmoe2", "bloom", "codeshell", "command-r", "dbrx", "deepseek-coder",
+                  "deepseek-llm", "deepseek-r1-qwen", "deepseek-v3", "default", "exaone", "exaone-moe", "exaone4",
+                  "f2llmv2", "falcon", "falcon-h1", "falcon3", "gigachat", "gpt-2", "gpt-4o", "gpt3-finnish",
+                  "granite-docling", "granite-embed-multi-97m", "grok-2", "hunyuan", "hunyuan-dense", "hy_v4", "jais",
+                  "jais-2", "jina-v5-nano", "joyai-llm", "kanana2", "kormo", "laguna", "lfm2", "llada-moe",
+                  "llama-bpe", "llama-v3", "llama3", "llama4", "megrez", "mellum", "mellum2", "midm-2.0",
+                  "minerva-7b", "minicpm5", "minimax-m2", "mpt", "olmo", "phi-2", "pixtral", "poro-chat", "qwen2",
+                  "qwen35", "refact", "seed-coder", "smaug-bpe", "smollm", "solar-open", "spark2_5", "stablelm2",
+                  "starcoder", "talkie", "tekken", "trillion", "ufakzeka", "viking", "youtu"]
+PRE_TOKENIZER_TEXT = (
+    "Hello world! It's 2026: 1 12 123 1234 12345 3.14159 1,000,000 and x2 v1.0.3 abc123def.\n\n\n"
+    "I've, I'M, we'Re, they'd've; don't WON'T y'all 'tis\r\n  indented\tand\t\ttabs   \n    four\n \n"
+    "HelloWorld HTTPServer iPhone McDonald's ÉCOLE naïve café résumé Ångström Straße\n"
+    "Emoji ✅🚀👍🏽❤️ → ≤ ± ©; !!! ??? ... --- ((x)) {a:b} <tag/> #$%^&* `code` a+b=c |pipe| ~tilde\n"
+    "CJK 我想在苹果工作。日本語のテキスト、カタカナ 한국어 텍스트；Cyrillic: нещо на български, Привет!\n"
+    "Arabic مرحبا ١٢٣ and Hindi नमस्ते। fn main() {\n    println!(\"hi\");\n}\n"
+    "<|im_start|>user\nhi<|im_end|>  trailing   "
+)
+
 # llama.cpp's context per fixture (default 256), then the other contexts whose logits are recorded too.
 N_CTX = {"phi3-longrope": [1024, 256]}
 
@@ -122,26 +150,27 @@ VOCAB_SIZE = 384
 SEED = 15
 
 
-def train_bpe(out: Path):
+def train_bpe(out: Path, across_splits=False):
+    """A byte-level BPE; `across_splits`: trained without a pre-tokenizer on the corpus and the pre-tokenizer text,
+    1024 entries, so its merges cross where the pre-tokenizers split and every difference in splitting shows."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
+    tok.pre_tokenizer = pre_tokenizers.Sequence(([] if across_splits else [
         pre_tokenizers.Split(Regex(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    ]) + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=1024 if across_splits else VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator([CORPUS] * 4, trainer)
+    tok.train_from_iterator([CORPUS] * 4 + ([PRE_TOKENIZER_TEXT] * 4 if across_splits else []), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                    unk_token=None, pad_token="<|endoftext|>")
     fast.save_pretrained(out)
     return len(tok.get_vocab())
 
 
-def train_spm(out: Path):
+def train_spm(out: Path, symbols=("<|im_start|>", "<|im_end|>")):
     import sentencepiece as spm
     from transformers import LlamaTokenizer
 
@@ -149,20 +178,36 @@ def train_spm(out: Path):
     text.write_text(CORPUS * 4)
     spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(out / "tokenizer"), vocab_size=VOCAB_SIZE,
                                    model_type="bpe", byte_fallback=True, character_coverage=1.0,
-                                   user_defined_symbols=["<|im_start|>", "<|im_end|>"], split_digits=True,
+                                   user_defined_symbols=list(symbols), split_digits=True,
                                    bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
     text.unlink()
     (out / "tokenizer.vocab").unlink()
     LlamaTokenizer(vocab_file=str(out / "tokenizer.model"), legacy=False).save_pretrained(out)
+    if list(symbols) == PHI3_TOKENS:
+        # As Phi-3's tokenizer_config.json declares its added tokens: the converter types them from it (special:
+        # control; <|system|> left non-special here, so a user-defined token takes part too).
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+        config = json.loads((out / "tokenizer_config.json").read_text())
+        for token in symbols:
+            config.setdefault("added_tokens_decoder", {})[str(sp.PieceToId(token))] = {
+                "content": token, "lstrip": False, "normalized": False, "rstrip": True, "single_word": False,
+                "special": token != "<|system|>"}
+        (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     return VOCAB_SIZE
 
 
-def make_model(name: str, out: Path):
+def make_model(name: str, out: Path, spec=None):
     import torch
     import transformers
 
-    hf_class, overrides, tokenizer_kind, _ = FIXTURES[name]
-    vocab = train_bpe(out) if tokenizer_kind == "bpe" else train_spm(out)
+    hf_class, overrides, tokenizer_kind, _ = spec or FIXTURES[name]
+    if tokenizer_kind in ("bpe", "bpe-across-splits"):
+        vocab = train_bpe(out, tokenizer_kind == "bpe-across-splits")
+    elif tokenizer_kind == "spm-phi3":
+        vocab = train_spm(out, PHI3_TOKENS)
+    else:
+        vocab = train_spm(out)
     config_name = {"Gemma3ForCausalLM": "Gemma3TextConfig"}.get(hf_class, hf_class.replace("ForCausalLM", "Config"))
     config_class = getattr(transformers, config_name)
     config = config_class(**{
@@ -200,6 +245,7 @@ def stage_hf(out: Path, converter: Path, only=None):
     from conversion import base
 
     (out / "f32").mkdir(parents=True, exist_ok=True)
+    stage_hf_vocab(out, convert, base, only)
     for name, (_, _, _, pre) in FIXTURES.items():
         if only and name not in only:
             continue
@@ -214,6 +260,56 @@ def stage_hf(out: Path, converter: Path, only=None):
             convert.main()
 
 
+def stage_hf_vocab(out: Path, convert, base, only=None):
+    """The vocabulary-only fixtures: phi3.vocab.gguf, and the BPE vocabulary once per pre-tokenizer name in
+    OUT/vocab-pre (the llama stage tokenizes each, then keeps the gpt-2 one as pre-tokenizers.vocab.gguf)."""
+    import tempfile
+
+    def vocab_only(model_dir, model_name, outfile, pre):
+        base.TextModel.get_vocab_base_pre = lambda self, tokenizer, pre=pre: pre
+        sys.argv = ["convert_hf_to_gguf.py", model_dir, "--vocab-only", "--model-name", model_name,
+                    "--outfile", str(outfile)]
+        convert.main()
+
+    if not only or "phi3-vocab" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_model("phi3-vocab", Path(tmp), ("Phi3ForCausalLM", {"pad_token_id": 0}, "spm-phi3", None))
+            vocab_only(tmp, "runner-fixture-phi3-vocab", out / "phi3.vocab.gguf", None)
+    if not only or "pre-tokenizers" in only:
+        (out / "vocab-pre").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            make_model("pre-tokenizers", Path(tmp), ("LlamaForCausalLM", {}, "bpe-across-splits", None))
+            for pre in PRE_TOKENIZERS:
+                vocab_only(tmp, "runner-fixture-pre-tokenizers", out / "vocab-pre" / f"{pre}.gguf", pre)
+
+
+def stage_llama_vocab(out: Path, expected: dict, only=None):
+    """llama.cpp's ids for the vocabulary-only fixtures, special tokens parsed and not."""
+    import llama_cpp
+
+    kept = [c for c in expected.get("vocab_cells", []) if only and c["fixture"] not in only]
+    cells = []
+
+    def tokenize(path, fixture, name):
+        llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+        text = expected["vocab_texts"][fixture]
+        cells.append({"fixture": fixture, "name": name,
+                      "tokenized": llm.tokenize(text.encode(), add_bos=False, special=True)})
+        del llm
+
+    expected["vocab_texts"] = {"phi3-vocab": PHI3_TEXT, "pre-tokenizers": PRE_TOKENIZER_TEXT}
+    if not only or "phi3-vocab" in only:
+        tokenize(out / "phi3.vocab.gguf", "phi3-vocab", "phi3")
+    if not only or "pre-tokenizers" in only:
+        for pre in PRE_TOKENIZERS:
+            tokenize(out / "vocab-pre" / f"{pre}.gguf", "pre-tokenizers", pre)
+        (out / "vocab-pre" / "gpt-2.gguf").replace(out / "pre-tokenizers.vocab.gguf")
+        import shutil
+        shutil.rmtree(out / "vocab-pre")
+    order = ["phi3-vocab", "pre-tokenizers"]
+    expected["vocab_cells"] = sorted(kept + cells, key=lambda c: (order.index(c["fixture"]), c["name"]))
+
+
 def stage_llama(out: Path, only=None):
     import llama_cpp
     import numpy as np
@@ -221,8 +317,10 @@ def stage_llama(out: Path, only=None):
     expected = {"llama_cpp_python": llama_cpp.__version__, "tokenizer_text": TOKENIZER_TEXT,
                 "logits_text": LOGITS_TEXT, "cells": []}
     if only and (out / "expected.json").exists():
-        kept = json.loads((out / "expected.json").read_text())["cells"]
-        expected["cells"] = [c for c in kept if c["architecture"] not in only]
+        previous = json.loads((out / "expected.json").read_text())
+        expected["cells"] = [c for c in previous["cells"] if c["architecture"] not in only]
+        expected["vocab_cells"] = previous.get("vocab_cells", [])
+    stage_llama_vocab(out, expected, only)
     for name in FIXTURES:
         if only and name not in only:
             continue
@@ -264,7 +362,11 @@ def stage_llama(out: Path, only=None):
     # In FIXTURES and TYPES order whichever fixtures this run remade.
     order = [(name, ftype) for name in FIXTURES for ftype in TYPES[name]]
     expected["cells"].sort(key=lambda c: order.index((c["architecture"], c["type"])))
-    (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    # The vocabulary cells one a line (their id lists would take 20,000 lines at one id a line).
+    vocab_cells = expected.pop("vocab_cells")
+    text = json.dumps(expected, indent=1)[:-2] + ',\n "vocab_cells": [\n'
+    text += ",\n".join("  " + json.dumps(c) for c in vocab_cells) + "\n ]\n}"
+    (out / "expected.json").write_text(text + "\n")
 
 
 if __name__ == "__main__":

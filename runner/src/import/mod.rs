@@ -170,8 +170,11 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 
 /// The revision of the graph `runner import` writes, recorded in `runner.json`; bumped when folders written
 /// before would miss something runner uses. 1: the language-model head takes `logits_from`, so generation
-/// computes logits for the last position only.
-pub const GRAPH_REVISION: u32 = 1;
+/// computes logits for the last position only. 2: rope factors and scaling (Llama 3's `rope_freqs`, linear,
+/// LongRoPE) and llama.cpp's tokenization (Phi-3's special-token rstrip, the space prefix after special tokens in
+/// SentencePiece vocabularies, `default` and the other pre-tokenizers' regexes): folders of before give other
+/// logits or ids for some GGUFs.
+pub const GRAPH_REVISION: u32 = 2;
 
 /// Whether `out` already holds what importing `gguf` with `options` would write: made from the same GGUF
 /// (by hash), at the same precision and accuracy level, at the current [`GRAPH_REVISION`], without LoRA

@@ -213,7 +213,7 @@ fn unsupported_metadata_is_refused_by_key() {
     let string = |s: &str| MetaValue::String(s.into());
     let cases = [
         ("llama.rope.scaling.type", string("yarn"), "yarn"),
-        ("tokenizer.ggml.pre", string("tekken"), "tekken"),
+        ("tokenizer.ggml.pre", string("kimi-k2"), "kimi-k2"),
         ("tokenizer.ggml.model", string("bert"), "bert"),
     ];
     for (key, value, named) in cases {
