@@ -1,7 +1,9 @@
 //! `cargo xtask gguf-fixtures [--install-peers]`: remakes the GGUF fixtures the importer's llama.cpp tests read
 //! (runner/tests/fixtures/gguf): tiny random-weight Hugging Face models converted by llama.cpp's own
 //! convert_hf_to_gguf.py, quantized by llama.cpp's quantizer, with llama.cpp's logits and token ids recorded in
-//! `expected.json` (xtask/peers/gguf_fixtures.py does the work). CI reads the committed files and needs neither.
+//! `expected.json` (xtask/peers/gguf_fixtures.py does the work), and vocabulary-only GGUFs (`--vocab-only`) with
+//! llama.cpp's ids for Phi-3's special tokens and every BPE pre-tokenizer runner knows. A full remake leaves the
+//! committed files byte-identical (seeded). CI reads the committed files and needs neither.
 //!
 //! Two Pythons: one with torch, transformers, tokenizers and sentencepiece (`RUNNER_FIXTURE_HF_PYTHON`, else the
 //! agree task's target/agree-venv) and one with llama-cpp-python (`RUNNER_FIXTURE_LLAMA_PYTHON`, else

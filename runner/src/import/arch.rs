@@ -75,6 +75,18 @@ impl Architecture {
         matches!(self, Self::Gemma2 | Self::Gemma3)
     }
 
+    /// Tensors llama.cpp loads for this architecture but never uses for the language model's logits, so runner
+    /// may leave them out: Qwen3's reranker head (`cls_out`, used only when llama.cpp pools for ranking) and
+    /// Gemma 3's sentence-transformers projections (`dense_2_out`, `dense_3_out`, used only for embeddings).
+    /// llama.cpp refuses a GGUF holding any tensor its architecture does not load.
+    pub fn tensors_llama_cpp_leaves_unused(self) -> &'static [&'static str] {
+        match self {
+            Self::Qwen3 => &["cls_out.weight"],
+            Self::Gemma3 => &["dense_2_out.weight", "dense_3_out.weight"],
+            _ => &[],
+        }
+    }
+
     /// Layers that attend within a sliding window: llama.cpp's pattern `n` makes layer `i` local when
     /// `i % n < n - 1` (Gemma 2: every other layer from the first; Gemma 3: five local, then one global).
     /// `None`: no sliding window (Phi-3 declares one, but llama.cpp disables Phi SWA).

@@ -85,6 +85,32 @@ const LLAMA_CPP_CONTROL_TEXTS: [&str; 57] = [
     "\u{2581}<SUF>",
 ];
 
+/// Phi-3's special tokens that keep the whitespace after them (llama.cpp's exceptions to its Phi-3 rule).
+const PHI3_KEPT_WHITESPACE: [&str; 3] = ["<unk>", "<s>", "<|endoftext|>"];
+
+/// Whether the added tokens drop the whitespace after them, as llama.cpp's vocabulary loader decides by the model's
+/// name (src/llama-vocab.cpp): a `general.name` containing `phi3` or `phi-3` (any case) gives every special token
+/// (control, user-defined, unknown) RSTRIP, and `</s>` too, but not `<unk>`, `<s>` and `<|endoftext|>`. llama.cpp
+/// looks those four up by text and fails to load a vocabulary without them: so does runner. (llama.cpp strips
+/// what C's `isspace` calls space, `tokenizers` what Unicode does; they part on non-ASCII spaces only.)
+fn phi3_rstrip(file: &GgufFile, tokens: &[&str]) -> Result<bool, ImportError> {
+    let name = file.get("general.name").and_then(|v| v.as_str()).unwrap_or_default().to_lowercase();
+    if !name.contains("phi3") && !name.contains("phi-3") {
+        return Ok(false);
+    }
+    for needed in ["</s>"].iter().chain(&PHI3_KEPT_WHITESPACE) {
+        if !tokens.contains(needed) {
+            return Err(unsupported(
+                file,
+                format!(
+                    "general.name `{name}` names Phi-3, whose special-token rules llama.cpp applies by name, but the vocabulary has no `{needed}` (llama.cpp refuses it too)"
+                ),
+            ));
+        }
+    }
+    Ok(true)
+}
+
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ImportError> {
     let text = serde_json::to_string_pretty(value).expect("serializing plain data cannot fail");
     std::fs::write(path, text + "\n").map_err(super::io_error(path))
@@ -109,7 +135,7 @@ fn token_types(file: &GgufFile, vocab: usize) -> Vec<i64> {
 /// `tokenizer.ggml.pre` names).
 fn byte_level_bpe(file: &GgufFile, tokens: &[&str]) -> Result<Value, ImportError> {
     let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
-    let Some(pre_tokenizer) = super::pre_tokenizers::for_gguf_name(pre) else {
+    let Some((pre_tokenizer, ignore_merges)) = super::pre_tokenizers::for_gguf_name(pre) else {
         return Err(unsupported(
             file,
             format!("tokenizer.ggml.pre is `{pre}`; runner knows the pre-tokenizers {}", super::pre_tokenizers::KNOWN),
@@ -124,7 +150,7 @@ fn byte_level_bpe(file: &GgufFile, tokens: &[&str]) -> Result<Value, ImportError
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {
             "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignore_merges,
             "vocab": vocab, "merges": merges,
         },
     }))
@@ -155,13 +181,15 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
             ));
         }
     };
+    let rstrip = phi3_rstrip(file, &tokens)?;
     let mut added = Vec::new();
     for (id, token) in tokens.iter().enumerate() {
         let ty = types.get(id).copied().unwrap_or(1);
         let control = ty == TOKEN_TYPE_CONTROL || LLAMA_CPP_CONTROL_TEXTS.contains(token);
         if control || ty == TOKEN_TYPE_USER_DEFINED {
             added.push(json!({
-                "id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false,
+                "id": id, "content": token, "single_word": false, "lstrip": false,
+                "rstrip": rstrip && !PHI3_KEPT_WHITESPACE.contains(token),
                 "normalized": false, "special": control,
             }));
         }
@@ -176,8 +204,9 @@ pub fn write_tokenizer_files(file: &GgufFile, hp: &Hparams, dir: &Path) -> Resul
     let name_of =
         |key: &str| token_id(file, key).and_then(|id| tokens.get(id as usize)).map(|t| Value::String(t.to_string()));
     let template = file.get("tokenizer.chat_template").and_then(|v| v.as_str());
+    let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
     let mut config = json!({
-        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(json!(model == "llama"), |v| json!(v == &MetaValue::Bool(true))),
+        "add_bos_token": file.get("tokenizer.ggml.add_bos_token").map_or(json!(model == "llama" || (model == "gpt2" && super::pre_tokenizers::adds_bos(pre))), |v| json!(v == &MetaValue::Bool(true))),
         "add_eos_token": false,
         "bos_token": name_of("tokenizer.ggml.bos_token_id"),
         "eos_token": name_of("tokenizer.ggml.eos_token_id"),

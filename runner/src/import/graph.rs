@@ -28,8 +28,9 @@ use crate::model_folder::{
 use crate::onnx::proto::Dimension;
 use crate::onnx::{Attr, DataType, GraphBuilder};
 
+use super::hparams::RopeScaling;
 use super::quant::{self, IntLayout, Offset, QK};
-use super::{Hparams, ImportError, ImportOptions, Precision};
+use super::{Architecture, Hparams, ImportError, ImportOptions, Precision};
 
 const MS: &str = "com.microsoft";
 const OPSETS: [(&str, i64); 2] = [("", 17), (MS, 1)];
@@ -41,6 +42,8 @@ pub struct GraphStats {
     pub float_tensors: usize,
     /// Tensor name -> its GGUF type and form in the graph, e.g. `Q6_K: MatMulNBits 8-bit, block 16, exact`.
     pub weights: BTreeMap<String, String>,
+    /// The rotary's per-frequency factors, where the model has some: which tensor and why.
+    pub rope: Option<String>,
 }
 
 impl GraphStats {
@@ -64,6 +67,29 @@ pub fn check_tensor_types(file: &GgufFile) -> Result<(), ImportError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a GGUF that holds a tensor the graph never read (every tensor read is recorded in `stats.weights`), so
+/// a part of the model runner does not implement (a bias, rope factors, an expert) cannot be dropped silently.
+/// The tensors llama.cpp itself loads and leaves unused for the language model are recorded as left out.
+fn check_every_tensor_used(file: &GgufFile, hp: &Hparams, stats: &mut GraphStats) -> Result<(), ImportError> {
+    let exempt = hp.architecture.tensors_llama_cpp_leaves_unused();
+    let mut unused = Vec::new();
+    for t in file.tensors() {
+        if stats.weights.contains_key(&t.name) {
+            continue;
+        }
+        if exempt.contains(&t.name.as_str()) {
+            let form = format!("{}: left out (llama.cpp does not use it for logits either)", t.ggml_type);
+            stats.weights.insert(t.name.clone(), form);
+        } else {
+            unused.push(t.name.clone());
+        }
+    }
+    if unused.is_empty() {
+        return Ok(());
+    }
+    Err(ImportError::UnusedTensors { path: file.path().to_path_buf(), arch: hp.arch.clone(), tensors: unused })
 }
 
 /// One GGUF matrix taking part in a (possibly fused) linear layer.
@@ -106,7 +132,8 @@ pub fn write_model(
     let mut e =
         Emitter { file, hp, options, b, stats: GraphStats::default(), blocksums: HashMap::new(), reduce_axes: None };
     e.emit()?;
-    let stats = std::mem::take(&mut e.stats);
+    let mut stats = std::mem::take(&mut e.stats);
+    check_every_tensor_used(file, hp, &mut stats)?;
     let mut metadata = metadata.to_vec();
     metadata.push(("runner.weights".into(), stats.summary()));
     e.b.finish(&dir.join(MODEL_FILE), &OPSETS, &metadata)?;
@@ -177,10 +204,12 @@ impl<'a> Emitter<'a> {
         let total = self.b.node("Gather", "", &[&mask_shape, &one], "total_seq_len_i64", vec![("axis", Attr::Int(0))]);
         let total_len =
             self.b.node("Cast", "", &[&total], "total_seq_len", vec![("to", Attr::Int(DataType::Int32 as i64))]);
-        let (cos, sin) = self.rotary_caches(hp.rope_theta, "")?;
-        // Sliding-window blocks may turn at a base of their own (Gemma 3's local layers).
-        let local_rotary = if hp.windows.iter().any(Option::is_some) && hp.rope_theta_local != hp.rope_theta {
-            self.rotary_caches(hp.rope_theta_local, "_local")?
+        let factors = self.rope_factors()?;
+        let (cos, sin) = self.rotary_caches(hp.rope_theta, hp.rope_freq_scale, factors.as_deref(), "")?;
+        // Sliding-window blocks may turn at a base and scale of their own (Gemma 3's local layers).
+        let local_differs = hp.rope_theta_local != hp.rope_theta || hp.rope_freq_scale_local != hp.rope_freq_scale;
+        let local_rotary = if hp.windows.iter().any(Option::is_some) && local_differs {
+            self.rotary_caches(hp.rope_theta_local, hp.rope_freq_scale_local, factors.as_deref(), "_local")?
         } else {
             (cos.clone(), sin.clone())
         };
@@ -517,16 +546,76 @@ impl<'a> Emitter<'a> {
             .map_err(|_| ImportError::TensorType { tensor: info.name.clone(), ty: info.ggml_type })
     }
 
-    /// cos/sin caches for GroupQueryAttention's rotary at base `theta`, named `cos_cache{suffix}`/`sin_cache{suffix}`.
-    fn rotary_caches(&mut self, theta: f64, suffix: &str) -> Result<(String, String), ImportError> {
+    /// The rotary's per-frequency divisors (llama.cpp's `freq_factors`: frequency `i` turns at
+    /// `theta^(-2i/d) / factors[i]`), from the tensors llama.cpp reads for this architecture: Llama's
+    /// `rope_freqs.weight` (Llama 3's rope, which llama.cpp's converter stores as one factor per frequency), or
+    /// LongRoPE's `rope_factors_long`/`rope_factors_short` (Phi-3 always; Llama with scaling `longrope`).
+    fn rope_factors(&mut self) -> Result<Option<Vec<f32>>, ImportError> {
+        let hp = self.hp.clone();
+        let long_rope = hp.architecture == Architecture::Phi3
+            || (hp.architecture == Architecture::Llama && hp.rope_scaling == RopeScaling::LongRope);
+        if !long_rope {
+            if hp.architecture != Architecture::Llama || self.file.tensor("rope_freqs.weight").is_err() {
+                return Ok(None);
+            }
+            return self.factor_tensor("rope_freqs.weight", "divides the rotary frequencies (cos/sin caches)");
+        }
+        // llama.cpp picks the long factors when the context of a sequence exceeds the original context, the short
+        // ones otherwise, once for the whole context. runner's caches are fixed at import and cover the model's
+        // whole context (`context_length`), the context runner runs with: it picks what llama.cpp picks at that
+        // n_ctx, so the long factors for Phi-3 128k (131072 > 4096). llama.cpp run at a smaller n_ctx (4096 and
+        // under) uses the short ones, and Hugging Face switches by the length of the sequence so far: on prompts
+        // within the original context those differ from runner. The choice is recorded in runner.json.
+        let (context, original) = (hp.context, hp.rope_original_context);
+        let use_long = context > original;
+        let (chosen, other) = if use_long { ("long", "short") } else { ("short", "long") };
+        let comparison = if use_long { ">" } else { "<=" };
+        let why = format!(
+            "the context {context} {comparison} the original {original}, as llama.cpp at n_ctx {comparison} {original}"
+        );
+        let other_name = format!("rope_factors_{other}.weight");
+        if let Ok(info) = self.file.tensor(&other_name) {
+            let form = format!("{}: left out (LongRoPE {other} factors; {why} uses the {chosen} ones)", info.ggml_type);
+            self.stats.weights.insert(other_name, form);
+        }
+        let name = format!("rope_factors_{chosen}.weight");
+        if self.file.tensor(&name).is_err() {
+            return Ok(None);
+        }
+        self.factor_tensor(&name, &format!("divides the rotary frequencies (LongRoPE {chosen} factors: {why})"))
+    }
+
+    /// The rotary divisors in tensor `name` (one per frequency), recorded as `what`.
+    fn factor_tensor(&mut self, name: &str, what: &str) -> Result<Option<Vec<f32>>, ImportError> {
+        let info = self.tensor(name)?;
+        Self::expect_shape(info, &[self.hp.head_dim / 2])?;
+        let factors = self.dequantize(info)?;
+        self.stats.weights.insert(name.into(), format!("{}: {what}", info.ggml_type));
+        self.stats.rope = Some(format!("{name}: {what}"));
+        Ok(Some(factors))
+    }
+
+    /// cos/sin caches for GroupQueryAttention's rotary at base `theta`, named `cos_cache{suffix}`/`sin_cache{suffix}`,
+    /// as llama.cpp's rope computes them (without YaRN): angle `pos * freq_scale * theta^(-2i/d) / factors[i]`,
+    /// cos and sin times the attention factor.
+    fn rotary_caches(
+        &mut self,
+        theta: f64,
+        freq_scale: f64,
+        factors: Option<&[f32]>,
+        suffix: &str,
+    ) -> Result<(String, String), ImportError> {
         let (len, half) = (self.hp.context, self.hp.head_dim / 2);
+        let mscale = self.hp.rope_attn_factor;
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
         for pos in 0..len {
             for i in 0..half {
-                let angle = pos as f64 * theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64);
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+                let divisor = factors.map_or(1.0, |f| f64::from(f[i]));
+                let freq = theta.powf(-2.0 * i as f64 / self.hp.head_dim as f64) / divisor;
+                let angle = pos as f64 * freq_scale * freq;
+                cos.push((angle.cos() * mscale) as f32);
+                sin.push((angle.sin() * mscale) as f32);
             }
         }
         let dims = [len as i64, half as i64];

@@ -31,6 +31,33 @@ pub struct Hparams {
     pub attention_softcap: Option<f64>,
     /// `cap * tanh(logit / cap)` on the output logits (Gemma 2).
     pub final_softcap: Option<f64>,
+    /// The rope scaling `{arch}.rope.scaling.type` names (llama.cpp reads a missing key as `linear`).
+    pub rope_scaling: RopeScaling,
+    /// llama.cpp's `freq_scale`, 1 / `{arch}.rope.scaling.factor` (1 without a factor, or with scaling `none`):
+    /// every rotary angle of a full-attention block is multiplied by it (linear scaling, "position
+    /// interpolation").
+    pub rope_freq_scale: f64,
+    /// The same for sliding-window blocks: Gemma 3's local layers turn unscaled (llama.cpp's
+    /// `rope_freq_scale_train_swa` = 1, as Hugging Face scales only Gemma 3's global rotary); Gemma 2's scale like
+    /// its global ones.
+    pub rope_freq_scale_local: f64,
+    /// `{arch}.rope.scaling.attn_factor` (default 1): multiplies cos and sin, so attention scores by its square
+    /// (Phi-3 LongRoPE's `sqrt(1 + ln(context / original) / ln(original))`).
+    pub rope_attn_factor: f64,
+    /// `{arch}.rope.scaling.original_context_length` (default: the context): LongRoPE's long factors apply past it.
+    pub rope_original_context: usize,
+}
+
+/// The rope scaling types runner applies (llama.cpp's `llama_rope_scaling_type`, less YaRN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeScaling {
+    /// `none`: no frequency scale, whatever the factor says.
+    None,
+    /// `linear` (also what a GGUF without the key gets): angles times `freq_scale`. Llama 3's rope (`llama3` in
+    /// Hugging Face's config) is stored this way too, with its per-frequency factors in `rope_freqs.weight`.
+    Linear,
+    /// `longrope` (Phi-3): per-frequency factors `rope_factors_long`/`rope_factors_short` and an attention factor.
+    LongRope,
 }
 
 impl Hparams {
@@ -80,13 +107,28 @@ impl Hparams {
         let float_or = |k: &str, default: f64| -> Result<f64, ImportError> {
             if file.get(&key(k)).is_some() { Ok(file.f64(&key(k))?) } else { Ok(default) }
         };
-        if let Some(MetaValue::String(scaling)) = file.get(&key("rope.scaling.type"))
-            && scaling != "none"
-        {
-            return Err(unsupported(format!(
-                "{arch}.rope.scaling.type is `{scaling}`; runner applies no rope scaling"
-            )));
-        }
+        let rope_scaling = match file.get(&key("rope.scaling.type")) {
+            None => RopeScaling::Linear,
+            Some(_) => match file.str(&key("rope.scaling.type"))? {
+                "none" => RopeScaling::None,
+                "linear" => RopeScaling::Linear,
+                "longrope" => RopeScaling::LongRope,
+                other => {
+                    return Err(unsupported(format!(
+                        "{arch}.rope.scaling.type is `{other}`; runner applies the rope scalings none, linear and longrope"
+                    )));
+                }
+            },
+        };
+        // llama.cpp: `rope.scaling.factor`, else the older `rope.scale_linear`; 0 or missing means 1.
+        let factor = float_or("rope.scaling.factor", float_or("rope.scale_linear", 0.0)?)?;
+        let rope_freq_scale = if factor == 0.0 || rope_scaling == RopeScaling::None { 1.0 } else { factor.recip() };
+        let rope_freq_scale_local = if architecture == Architecture::Gemma3 { 1.0 } else { rope_freq_scale };
+        let rope_attn_factor = float_or("rope.scaling.attn_factor", 1.0)?;
+        let rope_original_context = match file.get(&key("rope.scaling.original_context_length")) {
+            Some(_) => int("rope.scaling.original_context_length")?,
+            None => context,
+        };
         let windows = sliding_windows(file, &arch, architecture, blocks)?;
         // llama.cpp's Gemma 2 defaults when the GGUF leaves them out: caps of 50 and 30.
         let (attention_softcap, final_softcap) = match architecture {
@@ -102,8 +144,15 @@ impl Hparams {
         let is_27b = matches!((architecture, blocks), (Architecture::Gemma2, 46) | (Architecture::Gemma3, 62));
         let attention_scale =
             if is_27b { (embedding as f64 / heads as f64).sqrt().recip() } else { (head_dim as f64).sqrt().recip() };
-        let rope_theta_local = float_or("rope.freq_base_swa", rope_theta)?;
+        // llama.cpp: Gemma 2's local base defaults to its global one, Gemma 3's to 10000.
+        let local_default = if architecture == Architecture::Gemma3 { 10000.0 } else { rope_theta };
+        let rope_theta_local = float_or("rope.freq_base_swa", local_default)?;
         Ok(Self {
+            rope_scaling,
+            rope_freq_scale,
+            rope_freq_scale_local,
+            rope_attn_factor,
+            rope_original_context,
             attention_scale,
             windows,
             rope_theta_local,

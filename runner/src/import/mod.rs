@@ -27,7 +27,7 @@ use crate::onnx::OnnxWriteError;
 
 pub use arch::Architecture;
 pub(crate) use graph::row_order;
-pub use hparams::Hparams;
+pub use hparams::{Hparams, RopeScaling};
 
 // What the folder holds and how it is named is the model folder's contract, which the engine reads too.
 pub use crate::model_folder::Precision;
@@ -99,6 +99,8 @@ pub struct ImportSummary {
     pub quantized_tensors: usize,
     /// GGUF tensors stored as float32.
     pub float_tensors: usize,
+    /// The rotary's per-frequency factors and why (Llama 3's rope_freqs, the LongRoPE set chosen), if any.
+    pub rope_factors: Option<String>,
     pub seconds: f64,
 }
 
@@ -124,6 +126,9 @@ impl fmt::Display for ImportSummary {
             self.quantized_tensors,
             self.float_tensors
         )?;
+        if let Some(rope) = &self.rope_factors {
+            writeln!(f, "  rope factors: {rope}")?;
+        }
         for (name, len) in &self.files {
             writeln!(f, "  {name:<24} {:>10.1} MB", *len as f64 / 1e6)?;
         }
@@ -144,6 +149,11 @@ pub enum ImportError {
     TensorShape { tensor: String, found: Vec<u64>, expected: Vec<u64> },
     #[error("{path}: {what}")]
     Unsupported { path: PathBuf, what: String },
+    #[error(
+        "{path}: runner's {arch} graph does not use the tensor(s) {}; refusing an import that would leave them out",
+        .tensors.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnusedTensors { path: PathBuf, arch: String, tensors: Vec<String> },
     #[error("--accuracy-level {0} is not one of MatMulNBits' levels 0 to 4")]
     AccuracyLevel(u8),
     #[error("{path} exists and is not empty; pass --force to replace it")]
@@ -160,8 +170,11 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 
 /// The revision of the graph `runner import` writes, recorded in `runner.json`; bumped when folders written
 /// before would miss something runner uses. 1: the language-model head takes `logits_from`, so generation
-/// computes logits for the last position only.
-pub const GRAPH_REVISION: u32 = 1;
+/// computes logits for the last position only. 2: rope factors and scaling (Llama 3's `rope_freqs`, linear,
+/// LongRoPE) and llama.cpp's tokenization (Phi-3's special-token rstrip, the space prefix after special tokens in
+/// SentencePiece vocabularies, `default` and the other pre-tokenizers' regexes): folders of before give other
+/// logits or ids for some GGUFs.
+pub const GRAPH_REVISION: u32 = 2;
 
 /// Whether `out` already holds what importing `gguf` with `options` would write: made from the same GGUF
 /// (by hash), at the same precision and accuracy level, at the current [`GRAPH_REVISION`], without LoRA
@@ -228,6 +241,7 @@ pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<I
         files,
         quantized_tensors: stats.quantized_tensors,
         float_tensors: stats.float_tensors,
+        rope_factors: stats.rope.clone(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

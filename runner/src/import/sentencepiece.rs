@@ -1,9 +1,9 @@
 //! SentencePiece vocabularies (`tokenizer.ggml.model = llama`: Llama 2, Mistral, Gemma, ...) as a `tokenizer.json`
 //! the `tokenizers` crate runs the way llama.cpp's SPM tokenizer does, as Hugging Face's Llama fast tokenizer
-//! expresses it: spaces become `▁` and every stretch of text between special tokens gets a leading `▁`
-//! (llama.cpp's `add_space_prefix`), then BPE merges pieces in the order of the merged piece's score (llama.cpp
-//! merges the adjacent pair whose result scores highest), and characters outside the vocabulary fall back to
-//! their `<0xXX>` byte tokens.
+//! expresses it: every stretch of text between special tokens gets a leading `▁` (llama.cpp's
+//! `add_space_prefix`), even one that starts with a space, and spaces become `▁`; then BPE merges pieces in the
+//! order of the merged piece's score (llama.cpp merges the adjacent pair whose result scores highest), and
+//! characters outside the vocabulary fall back to their `<0xXX>` byte tokens.
 
 use std::collections::HashMap;
 
@@ -28,12 +28,18 @@ pub fn tokenizer_parts(
     for (id, token) in tokens.iter().enumerate() {
         vocab.insert(token.to_string(), json!(id));
     }
+    // llama.cpp prefixes every stretch of text between special tokens with a space, even one that starts with a
+    // space; `tokenizers`' Metaspace prepends only to a stretch that does not. The normalizer runs on each stretch
+    // the added tokens leave (and not on empty ones), so Prepend does what llama.cpp does.
+    let replace = json!({"type": "Replace", "pattern": {"String": " "}, "content": SPACE_MARK});
+    let normalizer = if add_space_prefix {
+        json!({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": SPACE_MARK}, replace]})
+    } else {
+        replace
+    };
     json!({
-        "normalizer": null,
-        "pre_tokenizer": {
-            "type": "Metaspace", "replacement": SPACE_MARK, "split": false,
-            "prepend_scheme": if add_space_prefix { "always" } else { "never" },
-        },
+        "normalizer": normalizer,
+        "pre_tokenizer": null,
         "post_processor": null,
         "decoder": {"type": "Sequence", "decoders": [
             {"type": "Replace", "pattern": {"String": SPACE_MARK}, "content": " "},

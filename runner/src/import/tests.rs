@@ -212,8 +212,8 @@ fn unsupported_metadata_is_refused_by_key() {
     let src = tiny_gguf(dir.path());
     let string = |s: &str| MetaValue::String(s.into());
     let cases = [
-        ("llama.rope.scaling.type", string("linear"), "linear"),
-        ("tokenizer.ggml.pre", string("tekken"), "tekken"),
+        ("llama.rope.scaling.type", string("yarn"), "yarn"),
+        ("tokenizer.ggml.pre", string("kimi-k2"), "kimi-k2"),
         ("tokenizer.ggml.model", string("bert"), "bert"),
     ];
     for (key, value, named) in cases {
@@ -224,6 +224,38 @@ fn unsupported_metadata_is_refused_by_key() {
         assert!(err.contains(key) && err.contains(named), "{key}: {err}");
         assert!(!out.exists());
     }
+}
+
+/// A tensor the graph never reads is refused by name, not dropped: a llama GGUF with attention-output and MLP
+/// biases (llama.cpp adds them; runner's graph has no place for them) and a tensor of no known role.
+#[test]
+fn unused_tensors_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tiny_gguf(dir.path());
+    let file = GgufFile::open(&src).unwrap();
+    let width = file.tensor("output_norm.weight").unwrap().dims[0];
+    let mut w = GgufWriter::new();
+    for (key, value) in file.metadata() {
+        w.meta(key, value.clone());
+    }
+    for t in file.tensors() {
+        w.tensor(&t.name, &t.dims, t.ggml_type, file.tensor_bytes(t).unwrap().to_vec());
+    }
+    let extra = ["blk.0.attn_output.bias", "blk.1.ffn_down.bias", "mystery.weight"];
+    for name in extra {
+        w.tensor(name, &[width], GgmlType::F32, vec![0; width as usize * 4]);
+    }
+    let path = dir.path().join("extra.gguf");
+    w.write_file(&path).unwrap();
+    let out = dir.path().join("out");
+    let err = import_gguf(&path, &out, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("does not use the tensor(s) `blk.0.attn_output.bias`, `blk.1.ffn_down.bias`, `mystery.weight`"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // Without them the same file imports.
+    import_gguf(&src, &out, &ImportOptions::default()).unwrap();
 }
 
 #[test]
