@@ -19,6 +19,7 @@ use crate::bench::{target_dir, venv_python};
 use crate::shell::{repo_root, run_command};
 
 const SCRIPT: &str = "xtask/peers/gguf_fixtures.py";
+const REFERENCE_SCRIPT: &str = "xtask/peers/gguf_reference.py";
 const LLAMA_CPP: &str = "llama-cpp-python==0.3.36";
 /// A native build segfaults on AMX Xeons in its first decode; AVX2 without AVX-512/AMX runs everywhere here.
 const LLAMA_CPP_CMAKE_ARGS: &str = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF";
@@ -124,6 +125,16 @@ pub fn run(options: &FixtureOptions) -> Result<()> {
     let script = repo_root().join(SCRIPT);
     run_command(Command::new(hf_python()).arg(&script).arg("hf").arg(&out).arg(converter()?))?;
     run_command(Command::new(llama_python()).arg(&script).arg("llama").arg(&out))?;
+    // The judge of exactness: a float64 pass of each fixture's own weights, dequantized by llama.cpp's gguf-py
+    // (the same source tree's), beside each fixture as NAME.f64.logits.
+    let gguf_py = converter()?.parent().map(|tree| tree.join("gguf-py")).context("converter has no folder")?;
+    run_command(
+        Command::new(llama_python())
+            .env("PYTHONPATH", &gguf_py)
+            .arg(repo_root().join(REFERENCE_SCRIPT))
+            .arg("fixtures")
+            .arg(&out),
+    )?;
     // The float32 conversions are the quantizer's input only; the tests read the quantized files.
     remove_dir(&out.join("f32"))
 }
