@@ -71,7 +71,8 @@ impl Guest for Mmlu {
             "mmlu",
             env!("CARGO_PKG_VERSION"),
             "MMLU multiple-choice questions in 57 subjects (MMLU-Redux with --scenario-arg variant=redux), 5-shot \
-             in the original prompt format; accuracy macro-averaged over subjects",
+             in the original prompt format by default; accuracy over all questions (as lm-eval's mmlu group weighs \
+             subjects, by size), with accuracy_macro, the mean over subjects, beside it",
         )
         .generation(32, &["\n\n"])
         .metrics(LIKELIHOODS.metrics())
