@@ -13,7 +13,6 @@ use serde::Deserialize;
 use super::*;
 use super::{files, pre_tokenizers};
 use crate::engine::{Engine, EngineOptions};
-use crate::gguf::writer::GgufWriter;
 use crate::gguf::{GgufFile, MetaValue};
 use crate::testing::reference::compare_logits;
 
@@ -71,10 +70,15 @@ fn llama_cpp_logits(cell: &Cell) -> Vec<Vec<f64>> {
     logits_file(cell, &cell.logits)
 }
 
+/// llama.cpp's logits as the fixture maker stores them: float16, row after row.
 fn logits_file(cell: &Cell, name: &str) -> Vec<Vec<f64>> {
     let bytes = std::fs::read(fixtures().join(name)).unwrap();
-    let values: Vec<f64> =
-        bytes.chunks_exact(2).map(|b| f64::from(f16::from_le_bytes([b[0], b[1]]).to_f32())).collect();
+    logit_rows(cell, name, bytes.chunks_exact(2).map(|b| f64::from(f16::from_le_bytes([b[0], b[1]]).to_f32())))
+}
+
+/// One row of `cell.vocab` logits per position of `cell.tokens`.
+fn logit_rows(cell: &Cell, name: &str, values: impl Iterator<Item = f64>) -> Vec<Vec<f64>> {
+    let values: Vec<f64> = values.collect();
     assert_eq!(values.len(), cell.tokens.len() * cell.vocab, "{name}");
     values.chunks_exact(cell.vocab).map(<[f64]>::to_vec).collect()
 }
@@ -91,10 +95,11 @@ fn runner_logits(model_dir: &Path, tokens: &[u32]) -> Vec<Vec<f32>> {
 fn float64_reference(cell: &Cell) -> Option<Vec<Vec<f64>>> {
     let name = cell.gguf.replace(".gguf", ".f64.logits");
     let bytes = std::fs::read(fixtures().join(&name)).ok()?;
-    let values: Vec<f64> =
-        bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
-    assert_eq!(values.len(), cell.tokens.len() * cell.vocab, "{name}");
-    Some(values.chunks_exact(cell.vocab).map(<[f64]>::to_vec).collect())
+    Some(logit_rows(
+        cell,
+        &name,
+        bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+    ))
 }
 
 /// Imports every fixture of `architecture` at `accuracy_level` and compares its logits with llama.cpp's;
@@ -199,16 +204,8 @@ fn assert_misses_llama_cpp(cell_gguf: &str, stand_in: &Path, what: &str) {
 
 /// A copy of the fixture `gguf` in `dir` with the metadata `key` set to `value`.
 fn with_metadata(gguf: &str, dir: &Path, key: &str, value: MetaValue) -> PathBuf {
-    let file = GgufFile::open(fixtures().join(gguf)).unwrap();
-    let mut w = GgufWriter::new();
-    for (k, v) in file.metadata() {
-        w.meta(k, if k == key { value.clone() } else { v.clone() });
-    }
-    for t in file.tensors() {
-        w.tensor(&t.name, &t.dims, t.ggml_type, file.tensor_bytes(t).unwrap().to_vec());
-    }
     let path = dir.join(gguf);
-    w.write_file(&path).unwrap();
+    super::tests::rewrite_tiny(&fixtures().join(gguf), &path, &[(key, value)], |_, ty, dims, data| (ty, dims, data));
     path
 }
 

@@ -180,8 +180,8 @@ fn tiny_tokenizer_splits_digits_and_keeps_special_tokens() {
     assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
 }
 
-/// The tiny model's metadata (`meta` replacing or adding keys) and tensors, with `edit` applied, written to `path`.
-fn rewrite_tiny(
+/// A GGUF's metadata (`meta` replacing or adding keys) and tensors, with `edit` applied, written to `path`.
+pub(super) fn rewrite_tiny(
     src: &Path,
     path: &Path,
     meta: &[(&str, MetaValue)],
