@@ -11,8 +11,11 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
+    // `--no-optional-locks`: a plain `git status` refreshes and rewrites .git/index, which this script
+    // watches, so every later cargo command would build runner again (in a fresh clone, `cargo run` right
+    // after `cargo xtask setup` rebuilt it).
     let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args(["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"])
         .output()
         .ok()
         .filter(|o| o.status.success())
