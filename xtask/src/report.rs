@@ -3,11 +3,18 @@
 //! the templates in `templates/`. It runs `runner report --publish` so xtask stays free of runner's heavy
 //! dependencies; the rendering code is runner's (`runner/src/report/`).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::shell::{cargo, repo_root, run_command};
 
 pub fn run(paths: &[&str]) -> Result<()> {
+    // Every argument is a results path; a flag would otherwise be joined to the folder and "not exist".
+    if let Some(flag) = paths.iter().find(|p| p.starts_with('-')) {
+        bail!(
+            "`cargo xtask report` takes results folders only, not `{flag}`: `cargo xtask report [PATH...]` renders \
+             reports/ from reports/data/ (or the PATHs); for other formats use `runner report --help`"
+        );
+    }
     let root = repo_root();
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--quiet", "-p", "runner", "--", "report"]);
