@@ -386,19 +386,35 @@ pub fn pareto_front(points: &[(f64, f64)], higher_is_better: bool) -> Vec<bool> 
 }
 
 /// The throughput a comparison's speed is read from: decode tokens/s, or scored tokens/s where no row decodes
-/// (log-likelihood runs), with its name.
-fn speed_of(rows: &[Row]) -> (fn(&Row) -> Option<&Throughput>, &'static str) {
+/// (log-likelihood runs).
+struct Speed {
+    read: fn(&Row) -> Option<&Throughput>,
+    /// Axis and table header.
+    label: &'static str,
+    /// Title of the bar chart.
+    chart_title: &'static str,
+}
+
+fn speed_of(rows: &[Row]) -> Speed {
     if rows.iter().all(|r| r.decode.is_none()) && rows.iter().any(|r| r.scored.is_some()) {
-        (|r| r.scored.as_ref(), "scored tokens/s")
+        Speed {
+            read: |r| r.scored.as_ref(),
+            label: "scored tokens/s",
+            chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
+        }
     } else {
-        (|r| r.decode.as_ref(), "decode tokens/s")
+        Speed {
+            read: |r| r.decode.as_ref(),
+            label: "decode tokens/s",
+            chart_title: "Decode throughput (tokens/s, mean ± sd)",
+        }
     }
 }
 
 fn scatter(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Scatter {
     let (width, height) = (WIDTH, 380.0);
     let (left, right, top, bottom) = (70.0, WIDTH - 30.0, 16.0, 380.0 - 46.0);
-    let (speed, speed_label) = speed_of(rows);
+    let Speed { read: speed, label: speed_label, .. } = speed_of(rows);
     let data: Vec<(usize, f64, f64, f64, f64)> = rows
         .iter()
         .enumerate()
@@ -541,12 +557,7 @@ fn phases(rows: &[Row]) -> StackedChart {
 
 pub fn build(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Charts {
     let mib = |b: f64| human_bytes(b as u64);
-    let (speed, speed_label) = speed_of(rows);
-    let speed_title = if speed_label == "decode tokens/s" {
-        "Decode throughput (tokens/s, mean ± sd)"
-    } else {
-        "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)"
-    };
+    let Speed { read: speed, chart_title: speed_title, .. } = speed_of(rows);
     Charts {
         decode: bar_chart(
             speed_title,
