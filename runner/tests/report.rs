@@ -266,6 +266,26 @@ fn identical_runs_are_read_once() {
     );
 }
 
+/// A page can hold runs made by older builds of its scenario (the published MMLU pages do): it describes
+/// the scenario as its newest run recorded it, whatever order the folders were read in.
+#[test]
+fn a_page_describes_the_scenario_as_its_newest_run_does() {
+    let mut inputs: Vec<RunFolder> = runs().into_iter().filter(|r| r.summary.scenario.name == "gsm8k").collect();
+    let dated = [
+        ("2026-11-20T09:00:00Z", "old words"),
+        ("2026-12-01T09:00:00Z", "new words"),
+        ("2026-11-25T09:00:00Z", "middle words"),
+    ];
+    for (input, (started, words)) in inputs.iter_mut().zip(dated) {
+        input.summary.started_at = started.to_string();
+        input.summary.scenario.description = words.to_string();
+    }
+    for order in [inputs.clone(), inputs.iter().rev().cloned().collect()] {
+        let report = build(order, &BaselineChoice::Auto).unwrap();
+        assert_eq!(report.comparisons[0].scenario_description, "new words");
+    }
+}
+
 #[test]
 fn runs_from_two_hosts_are_named_by_host() {
     let inputs = vec![

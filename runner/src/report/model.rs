@@ -668,7 +668,10 @@ fn comparison(
             format!("{scenario} on {dataset} ({samples} of {} samples), {setup}", first.dataset.total),
         )
     };
-    let scenario_description = first.scenario.description.clone();
+    // The scenario as its newest run describes it: a page can hold runs of older builds of the scenario, and
+    // its description must say what the scenario does now, not what the first folder read happened to record.
+    let newest = inputs.iter().max_by(|a, b| a.summary.started_at.cmp(&b.summary.started_at)).unwrap_or(&inputs[0]);
+    let scenario_description = newest.summary.scenario.description.clone();
     let dataset_total = first.dataset.total;
     let warnings = inputs
         .iter()
