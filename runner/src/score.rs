@@ -18,7 +18,7 @@ use crate::engine::cut_at_stop_strings;
 use crate::exec::{metric_specs, scenario_aggregate};
 use crate::prepare::{self, ScenarioChoices};
 use crate::results::table::metrics_table;
-use crate::results::{Aggregates, MetricSummary, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
+use crate::results::{Aggregates, MetricSummary, SampleError, SampleRecord, SampleStatus, Stage};
 use crate::scenario::{ComponentCache, Sample, ScenarioLimits};
 
 /// Everything `runner score` can be told.
@@ -137,34 +137,9 @@ pub fn score(opts: &ScoreOptions) -> Result<ScoreReport> {
 fn score_one(scenario: &mut crate::scenario::Scenario, index: usize, sample: &Sample, output: &str) -> SampleRecord {
     let started = std::time::Instant::now();
     let score = scenario.score_text(sample, output);
-    let mut record = SampleRecord {
-        index,
-        repetition: 0,
-        id: sample.id.clone(),
-        subset: sample.subset.clone(),
-        status: SampleStatus::Failed,
-        reference: sample.reference.clone(),
-        prompt: None,
-        prompt_text: None,
-        output: Some(output.to_string()),
-        thinking: None,
-        thinking_tokens: None,
-        answer_tokens: None,
-        thinking_unclosed: false,
-        choices: None,
-        extracted: None,
-        metrics: BTreeMap::new(),
-        finish: None,
-        prompt_tokens: None,
-        output_tokens: None,
-        output_token_ids: None,
-        timings: SampleTimings { score_ms: started.elapsed().as_secs_f64() * 1e3, ..SampleTimings::default() },
-        peak_rss_bytes: None,
-        rss_after_prefill_bytes: None,
-        rss_after_generation_bytes: None,
-        gpu: None,
-        error: None,
-    };
+    let mut record = SampleRecord::begin(index, sample.id.clone(), sample.subset.clone(), sample.reference.clone());
+    record.output = Some(output.to_string());
+    record.timings.score_ms = started.elapsed().as_secs_f64() * 1e3;
     match score {
         Ok(score) => {
             record.status = SampleStatus::Ok;

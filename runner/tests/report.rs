@@ -38,26 +38,13 @@ fn records(c: &Config) -> Vec<SampleRecord> {
             let ttft = 8.0 * c.itl + i as f64 * 1.5;
             let correct = if i % c.modulus == 0 { 1.0 } else { 0.0 };
             SampleRecord {
-                repetition: 0,
-                index: i,
-                id: format!("q{i:02}"),
-                subset: None,
                 status: SampleStatus::Ok,
-                reference: "42".into(),
-                prompt: None,
-                prompt_text: None,
                 output: Some("The answer is 42.".into()),
-                thinking: None,
-                thinking_tokens: None,
-                answer_tokens: None,
-                thinking_unclosed: false,
-                choices: None,
                 extracted: Some("42".into()),
                 metrics: BTreeMap::from([("accuracy".to_string(), correct), ("answered".to_string(), 1.0)]),
                 finish: Some("eos".into()),
                 prompt_tokens: Some(40 + i),
                 output_tokens: Some(11),
-                output_token_ids: None,
                 timings: SampleTimings {
                     prompt_ms: 0.05,
                     render_ms: 0.1,
@@ -74,10 +61,7 @@ fn records(c: &Config) -> Vec<SampleRecord> {
                     prefill_tokens_per_s: Some((40 + i) as f64 / (ttft / 1000.0)),
                 },
                 peak_rss_bytes: Some(c.peak_mib * 1024 * 1024 + i as u64 * 4096),
-                rss_after_prefill_bytes: None,
-                rss_after_generation_bytes: None,
-                gpu: None,
-                error: None,
+                ..SampleRecord::begin(i, format!("q{i:02}"), None, "42".into())
             }
         })
         .collect()

@@ -7,7 +7,6 @@
 //! (NVML) over each generation, and, with `--trace`, the spans that place the scenario calls on the run's
 //! timeline. It applies the run's prompt options and splits a reasoning model's thinking from the answer.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -143,34 +142,7 @@ fn prompt_sample(
 ) -> Prompted {
     let loglikelihood = ready.scoring == ScoringMode::Loglikelihood;
     let started = Instant::now();
-    let mut record = SampleRecord {
-        index,
-        repetition: 0,
-        id: sample.id.clone(),
-        subset: sample.subset.clone(),
-        status: SampleStatus::Failed,
-        reference: sample.reference.clone(),
-        prompt: None,
-        prompt_text: None,
-        output: None,
-        thinking: None,
-        thinking_tokens: None,
-        answer_tokens: None,
-        thinking_unclosed: false,
-        choices: None,
-        extracted: None,
-        metrics: BTreeMap::new(),
-        finish: None,
-        prompt_tokens: None,
-        output_tokens: None,
-        output_token_ids: None,
-        timings: SampleTimings::default(),
-        peak_rss_bytes: None,
-        rss_after_prefill_bytes: None,
-        rss_after_generation_bytes: None,
-        gpu: None,
-        error: None,
-    };
+    let mut record = SampleRecord::begin(index, sample.id.clone(), sample.subset.clone(), sample.reference.clone());
     let prompt_started = Instant::now();
     let request = ready.scenario.build_prompt(sample, examples, loglikelihood);
     let prompt_ended = Instant::now();

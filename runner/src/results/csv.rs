@@ -138,26 +138,15 @@ mod tests {
 
     fn record(index: usize, repetition: usize, output: &str, metrics: &[(&str, f64)]) -> SampleRecord {
         SampleRecord {
-            index,
             repetition,
-            id: format!("id-{index}"),
-            subset: None,
             status: SampleStatus::Ok,
-            reference: "42".into(),
-            prompt: None,
             prompt_text: Some("Q: \"a, b\"\nA:".into()),
             output: Some(output.into()),
-            thinking: None,
-            thinking_tokens: None,
-            answer_tokens: None,
-            thinking_unclosed: false,
-            choices: None,
             extracted: Some("42".into()),
             metrics: metrics.iter().map(|(n, v)| (n.to_string(), *v)).collect::<BTreeMap<_, _>>(),
             finish: Some("eos".into()),
             prompt_tokens: Some(12),
             output_tokens: Some(3),
-            output_token_ids: None,
             timings: SampleTimings {
                 ttft_ms: 5.0,
                 itl_ms: vec![1.0, 2.0],
@@ -166,10 +155,7 @@ mod tests {
                 ..Default::default()
             },
             peak_rss_bytes: Some(1 << 20),
-            rss_after_prefill_bytes: None,
-            rss_after_generation_bytes: None,
-            gpu: None,
-            error: None,
+            ..SampleRecord::begin(index, format!("id-{index}"), None, "42".into())
         }
     }
 

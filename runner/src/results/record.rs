@@ -152,3 +152,38 @@ pub struct SampleRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SampleError>,
 }
+
+impl SampleRecord {
+    /// A sample's record before any stage ran: who it is and what it expects, failed until scoring says
+    /// otherwise, every measurement still absent.
+    pub fn begin(index: usize, id: String, subset: Option<String>, reference: String) -> Self {
+        SampleRecord {
+            index,
+            repetition: 0,
+            id,
+            subset,
+            status: SampleStatus::Failed,
+            reference,
+            prompt: None,
+            prompt_text: None,
+            output: None,
+            thinking: None,
+            thinking_tokens: None,
+            answer_tokens: None,
+            thinking_unclosed: false,
+            choices: None,
+            extracted: None,
+            metrics: BTreeMap::new(),
+            finish: None,
+            prompt_tokens: None,
+            output_tokens: None,
+            output_token_ids: None,
+            timings: SampleTimings::default(),
+            peak_rss_bytes: None,
+            rss_after_prefill_bytes: None,
+            rss_after_generation_bytes: None,
+            gpu: None,
+            error: None,
+        }
+    }
+}

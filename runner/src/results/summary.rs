@@ -611,26 +611,12 @@ mod tests {
 
     fn record(index: usize, accuracy: Option<f64>, itl: Vec<f64>) -> SampleRecord {
         SampleRecord {
-            index,
-            repetition: 0,
-            id: format!("s{index}"),
-            subset: None,
             status: if accuracy.is_some() { SampleStatus::Ok } else { SampleStatus::Failed },
-            reference: "1".into(),
-            prompt: None,
-            prompt_text: None,
             output: Some("x".into()),
-            thinking: None,
-            thinking_tokens: None,
-            answer_tokens: None,
-            thinking_unclosed: false,
-            choices: None,
-            extracted: None,
             metrics: accuracy.map(|a| BTreeMap::from([("accuracy".to_string(), a)])).unwrap_or_default(),
             finish: Some("eos".into()),
             prompt_tokens: Some(10),
             output_tokens: Some(itl.len() + 1),
-            output_token_ids: None,
             timings: SampleTimings {
                 ttft_ms: 20.0,
                 e2e_ms: 100.0,
@@ -642,10 +628,8 @@ mod tests {
                 ..Default::default()
             },
             peak_rss_bytes: Some(1000 + index as u64),
-            rss_after_prefill_bytes: None,
-            rss_after_generation_bytes: None,
-            gpu: None,
             error: accuracy.is_none().then(|| SampleError { stage: Stage::Score, message: "trap".into() }),
+            ..SampleRecord::begin(index, format!("s{index}"), None, "1".into())
         }
     }
 
