@@ -141,7 +141,8 @@ pub fn base_out_beside(adapter_run: &Path) -> PathBuf {
 /// reused too.
 pub fn run_in(registry: &Registry, opts: &ExecOptions, base_out: impl FnOnce(&Path) -> PathBuf) -> Result<RunOutcome> {
     let mut outcome = exec_registered(registry, opts)?;
-    if opts.run.adapter.is_none() || outcome.summary.adapter.is_none() {
+    // An interrupted adapter run is reported as it is; its base run waits for `--resume`.
+    if opts.run.adapter.is_none() || outcome.summary.adapter.is_none() || crate::interrupt::requested() {
         return Ok(outcome);
     }
     let key = run_key(&outcome.summary);

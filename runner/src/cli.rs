@@ -814,6 +814,7 @@ fn run_exec(args: ExecArgs) -> Result<()> {
         return match outcome.summary.verdict() {
             RunVerdict::Passed => Ok(()),
             partial @ RunVerdict::SomeSamplesFailed { .. } => Err(SamplesFailed(partial.to_string()).into()),
+            RunVerdict::Interrupted { reason } => Err(Interrupted(reason).into()),
             failed => Err(anyhow::anyhow!("{failed}")),
         };
     }
@@ -854,6 +855,13 @@ fn run_exec(args: ExecArgs) -> Result<()> {
     let report = run_sweep(&plan, &sweep_options, &options_for)?;
     print!("{}", escape_block(&crate::sweep::render_table(&report.sweep)));
     println!("Sweep: {} ({} and {})", report.dir.display(), crate::sweep::SWEEP_FILE, crate::sweep::SWEEP_CSV);
+    if let Some(name) = &report.interrupted {
+        return Err(Interrupted(format!(
+            "the sweep stopped during {name}; every finished sample and run is kept, and `--resume` with \
+             the same --out continues it"
+        ))
+        .into());
+    }
     if !report.failed.is_empty() {
         anyhow::bail!("{} of the runs failed or stopped early: {}", report.failed.len(), report.failed.join(", "));
     }
@@ -871,8 +879,14 @@ fn run_exec(args: ExecArgs) -> Result<()> {
 /// The exit status of a run or sweep that finished but in which some samples failed; `main` exits with
 /// it. runner's exit statuses (README, "Exit status"): 0 when every run and every sample succeeded; 1 on an
 /// error, a run that failed or stopped early, or a run in which no sample succeeded; 2 for a usage error;
-/// 3 when every run finished but some samples failed.
+/// 3 when every run finished but some samples failed; 130 when Ctrl-C or SIGTERM stopped a run.
 pub const EXIT_SAMPLES_FAILED: i32 = 3;
+
+/// Returned when a signal stopped a run or sweep (exit status [`crate::interrupt::EXIT_INTERRUPTED`]): not an
+/// error, since every finished sample was kept and `--resume` continues.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// Returned when every run finished but some samples failed: an outcome to report with
 /// [`EXIT_SAMPLES_FAILED`], not an error, since every result was kept.

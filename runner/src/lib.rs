@@ -30,6 +30,7 @@ pub mod gguf;
 pub mod gpu_monitor;
 pub mod hub;
 pub mod import;
+pub mod interrupt;
 pub mod lora;
 pub mod memory;
 pub mod model_folder;

@@ -23,6 +23,10 @@ fn main() {
         if reader_gone {
             std::process::exit(0);
         }
+        if let Some(stopped) = err.downcast_ref::<runner::cli::Interrupted>() {
+            eprintln!("Interrupted: {}", runner::terminal::escape_block(&stopped.to_string()));
+            std::process::exit(runner::interrupt::EXIT_INTERRUPTED);
+        }
         if let Some(partial) = err.downcast_ref::<runner::cli::SamplesFailed>() {
             eprintln!("Warning: {}", runner::terminal::escape_block(&partial.to_string()));
             std::process::exit(runner::cli::EXIT_SAMPLES_FAILED);

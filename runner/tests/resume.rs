@@ -410,3 +410,137 @@ fn warmup_and_repeat_are_recorded_and_aggregated_and_the_csv_has_every_sample() 
     let (status, text) = run(exec(&dir.path().join("zero")).args(["--repeat", "0"]));
     assert!(!status.status.success() && text.contains("--repeat"), "{text}");
 }
+
+/// Starts `cmd` with SIGINT at its default (a test harness started in the background may pass it on
+/// ignored, which runner then respects), its stderr in `log` and its stdout in `stdout.log` beside it.
+fn spawn_interruptible(cmd: &mut Command, log: &Path) -> std::process::Child {
+    let stdout = fs::File::create(log.with_file_name("stdout.log")).unwrap();
+    cmd.stdout(stdout).stderr(fs::File::create(log).unwrap());
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Polls until `done` holds (or the child exits first: then false).
+fn wait_for(child: &mut std::process::Child, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return done();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn signal(child: &std::process::Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+}
+
+/// Ctrl-C mid-run: the sample in progress finishes, the summary says `interrupted` with the aggregates of
+/// exactly the samples written and how to continue, the exit status is 130, and `--resume` completes the
+/// run. SIGTERM (what `kill`, systemd and Slurm send) does the same.
+#[test]
+fn ctrl_c_or_sigterm_stops_after_the_sample_in_progress_and_resume_finishes_the_run() {
+    const REPEAT: usize = 4;
+    for (signal_number, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let log = dir.path().join("stderr.log");
+        let mut cmd = exec(&out);
+        cmd.args(["--repeat", &REPEAT.to_string()]);
+        let mut child = spawn_interruptible(&mut cmd, &log);
+        assert!(wait_for(&mut child, || lines_written(&out) >= 3), "{name}: the run ended before 3 samples");
+        signal(&child, signal_number);
+        let status = child.wait().unwrap();
+        let stderr = fs::read_to_string(&log).unwrap();
+        assert!(!stderr.contains("panicked"), "{name}: runner panicked:\n{stderr}");
+        assert_eq!(status.code(), Some(runner::interrupt::EXIT_INTERRUPTED), "{name}:\n{stderr}");
+        assert!(stderr.contains("Interrupted: stopping after the samples in progress"), "{name}:\n{stderr}");
+        let kept = assert_only_complete_lines(&out);
+        assert!((3..SAMPLES * REPEAT).contains(&kept), "{name}: {kept} samples kept");
+        let summary = read_summary(&out);
+        assert_eq!(summary.status, RunStatus::Interrupted, "{name}");
+        let reason = summary.abort_reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("after {kept} of {} samples", SAMPLES * REPEAT)) && reason.contains("--resume"),
+            "{name}: {reason}"
+        );
+        assert!(stderr.contains(&reason), "{name}: the reason is printed:\n{stderr}");
+        let table = fs::read_to_string(dir.path().join("stdout.log")).unwrap();
+        assert!(table.contains("status") && table.contains(&format!("after {kept} of")), "{name}:\n{table}");
+        assert_eq!(summary.results.samples, kept, "{name}: the summary aggregates exactly the samples written");
+        assert!(summary.results.metrics.contains_key("accuracy"), "{name}: {:?}", summary.results.metrics);
+
+        let (status, text) = run(exec(&out).args(["--resume", "--repeat", &REPEAT.to_string()]));
+        assert!(status.status.success(), "{name}: {text}");
+        assert_complete_without_duplicates(&read_samples(&out).unwrap(), SAMPLES, REPEAT);
+        assert_eq!(read_summary(&out).status, RunStatus::Complete, "{name}");
+    }
+}
+
+/// A second Ctrl-C does not wait for the sample in progress (long here: 900 tokens each): the process ends
+/// at once with status 130, every line written complete.
+#[test]
+fn a_second_ctrl_c_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let log = dir.path().join("stderr.log");
+    let mut child = spawn_interruptible(exec_generating(&out, 900).arg("--ignore-eos"), &log);
+    assert!(wait_for(&mut child, || lines_written(&out) >= 1), "the run ended before its first sample");
+    signal(&child, libc::SIGINT);
+    let stopping = || fs::read_to_string(&log).unwrap().contains("Interrupted: stopping");
+    assert!(wait_for(&mut child, stopping), "no message after the first Ctrl-C");
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    let stderr = fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(runner::interrupt::EXIT_INTERRUPTED), "{stderr}");
+    assert!(stderr.contains("Stopped at once"), "{stderr}");
+    let kept = assert_only_complete_lines(&out);
+    assert!((1..SAMPLES).contains(&kept), "{kept} samples kept");
+}
+
+/// Ctrl-C in a sweep stops the sweep too: the run in progress is `interrupted` in sweep.json, the runs after
+/// it are never started, the exit status is 130, and `--resume` runs what is left.
+#[test]
+fn ctrl_c_stops_a_sweep_and_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let log = dir.path().join("stderr.log");
+    let sweep = |cmd: &mut Command| {
+        cmd.args(["--repeat", "4", "--batch-size", "1,2"]);
+    };
+    let mut cmd = exec(&out);
+    sweep(&mut cmd);
+    let mut child = spawn_interruptible(&mut cmd, &log);
+    let first_run_started =
+        || fs::read_dir(&out).into_iter().flatten().flatten().any(|entry| lines_written(&entry.path()) >= 3);
+    assert!(wait_for(&mut child, first_run_started), "the sweep ended before its first run wrote 3 samples");
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    let stderr = fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(runner::interrupt::EXIT_INTERRUPTED), "{stderr}");
+    assert!(stderr.contains("the sweep stopped during"), "{stderr}");
+    let state: runner::sweep::SweepFile =
+        serde_json::from_slice(&fs::read(out.join(runner::sweep::SWEEP_FILE)).unwrap()).unwrap();
+    let statuses: Vec<&str> = state.runs.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["interrupted", "pending"], "{stderr}");
+
+    let mut cmd = exec(&out);
+    sweep(&mut cmd);
+    let (status, text) = run(cmd.arg("--resume"));
+    assert!(status.status.success(), "{text}");
+    let state: runner::sweep::SweepFile =
+        serde_json::from_slice(&fs::read(out.join(runner::sweep::SWEEP_FILE)).unwrap()).unwrap();
+    assert!(state.runs.iter().all(|r| r.status.as_str() == "complete"), "{text}");
+    for run in &state.runs {
+        assert_complete_without_duplicates(&read_samples(&out.join(&run.dir)).unwrap(), SAMPLES, 4);
+    }
+}

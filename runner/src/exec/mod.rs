@@ -22,6 +22,7 @@ use crate::engine::{
 use crate::experiment::RunConfig;
 use crate::gpu_monitor::GpuMonitor;
 use crate::hub::{Hub, HubRef, RepoType};
+use crate::interrupt;
 use crate::memory;
 use crate::paths;
 use crate::prepare::{self, ReadyScenario, ScoringMode};
@@ -284,6 +285,8 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     };
     samples.bar.set_position(records.len() as u64);
     samples.warm_up(&mut ready, &mut engine);
+    // From here until the summary is closed, a first Ctrl-C stops the run after the samples in progress.
+    let _samples_running = interrupt::SamplesRunning::start();
     let stopped = samples.run(
         &mut ready,
         &mut engine,
@@ -609,7 +612,8 @@ impl SampleRun<'_> {
     }
 
     /// Runs every sample still to run and appends its record; stops early (status aborted, with the reason)
-    /// after too many failures in a row. An error is a record that could not be written.
+    /// after too many failures in a row, and before the next batch once a signal asked it to (status
+    /// interrupted). An error is a record that could not be written.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -639,6 +643,17 @@ impl SampleRun<'_> {
         let work = self.work(records, by_length, repeat);
         for (repetition, chunk) in work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)))
         {
+            // Checked before a batch, not after: a signal during the last batch lets the run complete.
+            if interrupt::requested() {
+                summary.status = RunStatus::Interrupted;
+                summary.abort_reason = Some(format!(
+                    "stopped by a signal after {} of {} samples; `--resume` with the same --out continues it",
+                    records.len(),
+                    self.selection.len() * repeat
+                ));
+                bar.finish_and_clear();
+                return Ok(());
+            }
             let batch = self.prepare_batch(chunk);
             let mut probes = self.probes(trace.as_deref_mut(), gpu.as_deref_mut());
             let mut batch_records = run_batch(&batch, ready, engine, self.settings, &mut probes);

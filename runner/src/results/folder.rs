@@ -51,6 +51,11 @@ impl RunFolder {
                  are used",
                 dir.display()
             )),
+            RunStatus::Interrupted => warnings.push(format!(
+                "{}: the run was interrupted ({}); its finished samples are used",
+                dir.display(),
+                summary.abort_reason.as_deref().unwrap_or("no reason recorded")
+            )),
             RunStatus::Aborted => warnings.push(format!(
                 "{}: the run stopped early ({}); its finished samples are used",
                 dir.display(),

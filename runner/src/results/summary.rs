@@ -23,6 +23,9 @@ pub enum RunStatus {
     Complete,
     /// The run stopped early (too many consecutive failures); its finished samples are kept.
     Aborted,
+    /// Ctrl-C or SIGTERM stopped the run after the samples in progress; its finished samples are kept and
+    /// `--resume` continues it.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -480,7 +483,7 @@ impl Aggregates {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub status: RunStatus,
-    /// Why the run stopped early, when it did.
+    /// Why the run stopped before its end (aborted or interrupted), when it did.
     pub abort_reason: Option<String>,
     pub runner: RunnerInfo,
     pub started_at: String,
@@ -545,6 +548,10 @@ pub enum RunVerdict {
     NoSampleSucceeded {
         samples: usize,
     },
+    /// A signal stopped the run; the reason says how far it got and how to continue.
+    Interrupted {
+        reason: String,
+    },
 }
 
 impl RunSummary {
@@ -563,7 +570,10 @@ impl RunSummary {
 
     pub fn verdict(&self) -> RunVerdict {
         let r = &self.results;
-        if self.status == RunStatus::Aborted {
+        if self.status == RunStatus::Interrupted {
+            let reason = self.abort_reason.clone().unwrap_or_else(|| "stopped by a signal".into());
+            RunVerdict::Interrupted { reason }
+        } else if self.status == RunStatus::Aborted {
             let reason = self.abort_reason.clone().unwrap_or_else(|| "too many consecutive failures".into());
             RunVerdict::Aborted { reason }
         } else if r.failed > 0 && r.succeeded == 0 {
@@ -581,6 +591,7 @@ impl std::fmt::Display for RunVerdict {
         match self {
             RunVerdict::Passed => write!(f, "every sample succeeded"),
             RunVerdict::Aborted { reason } => write!(f, "the run stopped early: {reason}"),
+            RunVerdict::Interrupted { reason } => write!(f, "{reason}"),
             RunVerdict::SomeSamplesFailed { failed, samples } => {
                 write!(f, "{failed} of {samples} samples failed; the other samples' results stand")
             }

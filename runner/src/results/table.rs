@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::summary::{MetricSummary, RunSummary};
+use super::summary::{MetricSummary, RunStatus, RunSummary};
 use crate::files::human_bytes;
 use crate::memory::PeakScope;
 use crate::stats::Distribution;
@@ -116,6 +116,10 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         "samples",
         &format!("{} done, {} failed, {:.1} s wall", r.succeeded, r.failed, summary.wall_seconds),
     ]);
+    // A run that did not reach its end says why where its numbers are read.
+    if matches!(summary.status, RunStatus::Interrupted | RunStatus::Aborted) {
+        header.add_row(vec!["status", &summary.verdict().to_string()]);
+    }
     out.push_str(&header.to_string());
     out.push('\n');
 

@@ -32,8 +32,10 @@ pub const SWEEP_VERSION: u32 = 1;
 pub enum RunState {
     /// Not started (or run by another shard that has not reported here).
     Pending,
-    /// Started; a run still `running` after its process ended was interrupted.
+    /// Started; a run still `running` after its process ended was killed.
     Running,
+    /// Ctrl-C or SIGTERM stopped it; its finished samples are kept and `--resume` continues it.
+    Interrupted,
     /// The run could not start or broke off with an error.
     Failed,
     /// The run stopped early (too many consecutive failures); its samples are kept.
@@ -46,6 +48,7 @@ impl RunState {
         match self {
             RunState::Pending => "pending",
             RunState::Running => "running",
+            RunState::Interrupted => "interrupted",
             RunState::Failed => "failed",
             RunState::Aborted => "aborted",
             RunState::Complete => "complete",
@@ -306,6 +309,8 @@ pub struct SweepReport {
     pub skipped: Vec<String>,
     /// Runs of this process that finished with some failed samples (their other samples' results stand).
     pub partial: Vec<String>,
+    /// The run a signal stopped; the sweep stopped with it.
+    pub interrupted: Option<String>,
 }
 
 /// Runs one run of the sweep: `options` (built by the caller from the run's configuration) with the
@@ -358,6 +363,7 @@ pub fn run_sweep(
         failed: Vec::new(),
         skipped: Vec::new(),
         partial: Vec::new(),
+        interrupted: None,
     };
     save(&state, &own_path, out, opts.shard)?;
 
@@ -393,6 +399,7 @@ pub fn run_sweep(
                     RunVerdict::Passed | RunVerdict::SomeSamplesFailed { .. } => RunState::Complete,
                     RunVerdict::Aborted { .. } => RunState::Aborted,
                     RunVerdict::NoSampleSucceeded { .. } => RunState::Failed,
+                    RunVerdict::Interrupted { .. } => RunState::Interrupted,
                 };
                 if matches!(verdict, RunVerdict::SomeSamplesFailed { .. }) {
                     report.partial.push(run.name.clone());
@@ -405,6 +412,11 @@ pub fn run_sweep(
                 entry.status = RunState::Failed;
                 entry.error = Some(format!("{e:#}"));
             }
+        }
+        if entry.status == RunState::Interrupted {
+            report.interrupted = Some(run.name.clone());
+            save(&state, &own_path, out, opts.shard)?;
+            break;
         }
         if entry.status != RunState::Complete {
             report.failed.push(run.name.clone());
