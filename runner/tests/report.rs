@@ -278,7 +278,24 @@ fn runs_from_two_hosts_are_named_by_host() {
     ];
     let report = build(inputs, &BaselineChoice::Auto).unwrap();
     let names: Vec<&str> = report.comparisons[0].rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["Tiny int4 cpu @laptop", "Tiny int4 cpu @server"]);
+    assert_eq!(names, ["Tiny int4 cpu @laptop (Test CPU)", "Tiny int4 cpu @server (Test CPU)"]);
+}
+
+/// Machines of one kind can share a hostname and differ in CPU (the published MMLU page holds runs from an
+/// AMD EPYC and an Intel Xeon, both `vm`): they are two machines, and the page says their speeds differ by
+/// machine too.
+#[test]
+fn runs_from_one_hostname_on_two_cpus_are_two_machines() {
+    let mut inputs = vec![
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "vm"),
+        run(Config { scenario: "gsm8k", precision: "fp32", itl: 20.0, modulus: 2, peak_mib: 700 }, "vm"),
+    ];
+    inputs[1].summary.host.cpu_model = "Other CPU".to_string();
+    let report = build(inputs, &BaselineChoice::Auto).unwrap();
+    let names: Vec<&str> = report.comparisons[0].rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["Tiny fp32 cpu @vm (Other CPU)", "Tiny int4 cpu @vm (Test CPU)"]);
+    let page = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(page.contains("The runs come from 2 machines"), "{page}");
 }
 
 #[test]

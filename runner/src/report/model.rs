@@ -469,7 +469,9 @@ fn row(input: &RunFolder) -> Row {
         batch_size: s.settings.batch_size,
         threads,
         adapter,
-        host: s.host.hostname.clone(),
+        // A machine is its name and its CPU: machines of one kind can share a hostname and differ in CPU, and
+        // their speeds are not comparable as one machine's.
+        host: format!("{} ({})", s.host.hostname, s.host.cpu_model),
         status: format!("{:?}", s.status).to_lowercase(),
         samples: r.samples,
         failed: r.failed,
