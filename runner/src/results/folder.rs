@@ -51,14 +51,10 @@ impl RunFolder {
                  are used",
                 dir.display()
             )),
-            RunStatus::Interrupted => warnings.push(format!(
-                "{}: the run was interrupted ({}); its finished samples are used",
+            RunStatus::Interrupted | RunStatus::Aborted => warnings.push(format!(
+                "{}: the run {} ({}); its finished samples are used",
                 dir.display(),
-                summary.abort_reason.as_deref().unwrap_or("no reason recorded")
-            )),
-            RunStatus::Aborted => warnings.push(format!(
-                "{}: the run stopped early ({}); its finished samples are used",
-                dir.display(),
+                if summary.status == RunStatus::Interrupted { "was interrupted" } else { "stopped early" },
                 summary.abort_reason.as_deref().unwrap_or("no reason recorded")
             )),
         }
