@@ -8,7 +8,7 @@ use std::process::Command;
 use common::{exec, read_summary, run, runner};
 use runner::import::Precision;
 use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
-use runner::results::{RunStatus, SampleStatus, Stage};
+use runner::results::{RunStatus, SampleRecord, SampleStatus, Stage};
 
 mod common;
 
@@ -431,8 +431,31 @@ fn batched_exec_keeps_per_sample_results_and_order() {
             .args(["--max-new-tokens", "10", "--batch-size", batch, "--out"])
             .arg(&results));
         assert!(out.status.success(), "batch {batch}:\n{stdout}\n{stderr}");
-        assert_eq!(read_summary(&results).settings.batch_size, batch.parse::<usize>().unwrap());
-        samples.push(read_samples(&results).unwrap());
+        let summary = read_summary(&results);
+        assert_eq!(summary.settings.batch_size, batch.parse::<usize>().unwrap());
+        let records = read_samples(&results).unwrap();
+        // Throughput counts a batch's time once: six samples ran as batches of 4 and 2 (or six of 1), and
+        // each row of a batch recorded the whole batch's time.
+        let batches: Vec<&[SampleRecord]> = match batch {
+            "4" => vec![&records[..4], &records[4..]],
+            _ => records.chunks(1).collect(),
+        };
+        let model_seconds: f64 = batches.iter().map(|b| b[0].timings.generate_ms / 1e3).sum();
+        for b in &batches {
+            assert!(b.iter().all(|r| r.timings.generate_ms == b[0].timings.generate_ms), "{b:?}");
+        }
+        let tokens: usize = records.iter().filter_map(|r| r.output_tokens).sum();
+        let r = &summary.results;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b;
+        assert!(
+            close(r.samples_per_s.unwrap(), 6.0 / model_seconds),
+            "{:?} vs {}",
+            r.samples_per_s,
+            6.0 / model_seconds
+        );
+        assert!(close(r.output_tokens_per_s.unwrap(), tokens as f64 / model_seconds), "{:?}", r.output_tokens_per_s);
+        assert_eq!(stdout.contains("(batches of 4, each batch's time counted once)"), batch == "4", "{stdout}");
+        samples.push(records);
     }
     assert_eq!(samples[1].len(), 6);
     for (one, four) in samples[0].iter().zip(&samples[1]) {

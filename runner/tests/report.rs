@@ -56,6 +56,7 @@ fn records(c: &Config) -> Vec<SampleRecord> {
                     detokenize_ms: 0.1,
                     score_ms: 0.05,
                     generate_ms: ttft + decode_ms,
+                    model_share_ms: None,
                     e2e_ms: ttft + decode_ms + 0.3,
                     decode_tokens_per_s: Some(10.0 / (decode_ms / 1000.0)),
                     prefill_tokens_per_s: Some((40 + i) as f64 / (ttft / 1000.0)),
@@ -841,4 +842,47 @@ fn log_likelihood_pages_measure_speed_in_scored_tokens() {
     assert!(html.contains("Scored tokens&#x2f;s (log-likelihood"), "no scored-throughput chart");
     let ttft = html.find("Time to first token").map(|at| &html[at.saturating_sub(300)..at + 100]);
     assert!(ttft.is_none(), "a chart with no data: {ttft:?}");
+}
+
+/// A batched generation run: one stream decodes slower than alone, but its rows share each batch's time, so
+/// the page's throughput table and accuracy–speed plane place it by the tokens/s it delivers.
+#[test]
+fn batched_generation_rows_are_placed_by_the_throughput_they_deliver() {
+    let batched = {
+        let mut input =
+            run(Config { scenario: "gsm8k", precision: "int4", itl: 25.0, modulus: 4, peak_mib: 900 }, "vm");
+        // Batches of 4: each row recorded its batch's time, its share a quarter of it.
+        for record in &mut input.samples {
+            record.timings.model_share_ms = Some(record.timings.generate_ms / 4.0);
+        }
+        input.summary.settings.batch_size = 4;
+        input.dir = PathBuf::from("runs/gsm8k-int4-b4");
+        input
+    };
+    let runs = vec![
+        run(Config { scenario: "gsm8k", precision: "fp32", itl: 20.0, modulus: 2, peak_mib: 700 }, "vm"),
+        run(Config { scenario: "gsm8k", precision: "int4", itl: 10.0, modulus: 4, peak_mib: 300 }, "vm"),
+        batched,
+    ];
+    let report = build(runs, &BaselineChoice::Auto).unwrap();
+    let c = &report.comparisons[0];
+    let row = |name: &str| c.rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"));
+    let (alone, batched) = (row("Tiny int4 cpu"), row("Tiny int4 cpu b4"));
+    assert!(batched.decode.as_ref().unwrap().mean < alone.decode.as_ref().unwrap().mean);
+    let (alone_tps, batched_tps) = (alone.output_tokens_per_s.unwrap(), batched.output_tokens_per_s.unwrap());
+    assert!(batched_tps > 1.5 * alone_tps, "{batched_tps} vs {alone_tps}");
+    // From the samples: 12 samples of 11 tokens over their shares of the model's time.
+    let input = run(Config { scenario: "gsm8k", precision: "int4", itl: 25.0, modulus: 4, peak_mib: 900 }, "vm");
+    let share_seconds: f64 = input.samples.iter().map(|r| r.timings.generate_ms / 4.0 / 1e3).sum();
+    assert!((batched_tps - 12.0 * 11.0 / share_seconds).abs() < 1e-9, "{batched_tps} vs {share_seconds} s");
+    assert_eq!(c.charts.scatter.speed_label, "output tokens/s (all rows of a batch)");
+    let front: Vec<(&str, bool)> = c.charts.scatter.rows.iter().map(|p| (p.name.as_str(), p.on_front)).collect();
+    // fp32 is the most accurate; the batched int4 delivers the most tokens/s; int4 alone beats neither.
+    assert_eq!(front, [("Tiny fp32 cpu", true), ("Tiny int4 cpu", false), ("Tiny int4 cpu b4", true)], "{front:?}");
+    let markdown = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(markdown.contains("## Throughput"), "{markdown}");
+    assert!(markdown.contains(&format!("| Tiny int4 cpu b4 | 4 | {:.3} | {batched_tps:.1} |", 12.0 / share_seconds)));
+    assert!(!markdown.contains("## Log-likelihood speed"), "{markdown}");
+    let html = HtmlExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(html.contains("<h2>Throughput</h2>"), "no throughput table in the HTML page");
 }

@@ -38,6 +38,7 @@ fn sample_timings(prompt_time: Duration, g: &Generation) -> SampleTimings {
         detokenize_ms: ms(t.detokenize),
         score_ms: 0.0,
         generate_ms: ms(t.e2e),
+        model_share_ms: Some(ms(t.e2e) / t.batch_size.max(1) as f64),
         e2e_ms: 0.0,
         decode_tokens_per_s: (!t.decode_steps.is_empty() && !decode_total.is_zero())
             .then(|| t.decode_steps.len() as f64 / decode_total.as_secs_f64()),

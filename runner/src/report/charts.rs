@@ -118,8 +118,8 @@ pub struct ParetoRow {
     pub on_front: bool,
 }
 
-/// Headline metric against throughput (decode tokens/s; scored tokens/s for log-likelihood runs, which decode
-/// nothing); the Pareto front joins the rows no other row beats on both.
+/// Headline metric against throughput (output tokens/s over the model's time; scored tokens/s for
+/// log-likelihood runs, which decode nothing); the Pareto front joins the rows no other row beats on both.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scatter {
     pub title: String,
@@ -385,11 +385,15 @@ pub fn pareto_front(points: &[(f64, f64)], higher_is_better: bool) -> Vec<bool> 
         .collect()
 }
 
-/// The throughput a comparison's speed is read from: decode tokens/s, or scored tokens/s where no row decodes
-/// (log-likelihood runs).
+/// What a comparison's speed is read from. Generation runs: the bar chart shows decode tokens/s (one stream's
+/// rate, per sample) and the accuracy–speed plane output tokens/s over the model's time, every row of a batch
+/// together, so a batched run sits where its throughput puts it. Log-likelihood runs, which decode nothing:
+/// scored tokens/s for both.
 struct Speed {
     read: fn(&Row) -> Option<&Throughput>,
-    /// Axis and table header.
+    /// The accuracy–speed plane's x: one number per run.
+    plane: fn(&Row) -> Option<f64>,
+    /// The plane's axis and table header.
     label: &'static str,
     /// Title of the bar chart.
     chart_title: &'static str,
@@ -399,13 +403,15 @@ fn speed_of(rows: &[Row]) -> Speed {
     if rows.iter().all(|r| r.decode.is_none()) && rows.iter().any(|r| r.scored.is_some()) {
         Speed {
             read: |r| r.scored.as_ref(),
+            plane: |r| r.scored.as_ref().map(|t| t.mean),
             label: "scored tokens/s",
             chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
         }
     } else {
         Speed {
             read: |r| r.decode.as_ref(),
-            label: "decode tokens/s",
+            plane: |r| r.output_tokens_per_s,
+            label: "output tokens/s (all rows of a batch)",
             chart_title: "Decode throughput (tokens/s, mean ± sd)",
         }
     }
@@ -414,13 +420,13 @@ fn speed_of(rows: &[Row]) -> Speed {
 fn scatter(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Scatter {
     let (width, height) = (WIDTH, 380.0);
     let (left, right, top, bottom) = (70.0, WIDTH - 30.0, 16.0, 380.0 - 46.0);
-    let Speed { read: speed, label: speed_label, .. } = speed_of(rows);
+    let Speed { plane: speed, label: speed_label, .. } = speed_of(rows);
     let data: Vec<(usize, f64, f64, f64, f64)> = rows
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let m = r.headline.as_ref()?;
-            Some((i, speed(r)?.mean, m.mean, m.ci95_low, m.ci95_high))
+            Some((i, speed(r)?, m.mean, m.ci95_low, m.ci95_high))
         })
         .collect();
     let x_max = data.iter().map(|d| d.1).fold(0.0, f64::max);

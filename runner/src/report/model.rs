@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::charts::{self, Charts};
 use super::reproduce::reproduce_command;
 use crate::results::folder::RunFolder;
-use crate::results::{MetricSummary, RunSummary, SampleRecord};
+use crate::results::{MetricSummary, ModelThroughput, RunSummary, SampleRecord};
 use crate::stats::Distribution;
 
 /// Which row the others are compared against.
@@ -226,9 +226,12 @@ pub struct Row {
     pub itl_p50_ms: Option<f64>,
     pub itl_p99_ms: Option<f64>,
     pub e2e_mean_ms: Option<f64>,
-    /// Log-likelihood runs: tokens through the model per second of scoring, and samples per second.
+    /// Log-likelihood runs: tokens through the model per second of scoring, per sample.
     pub scored: Option<Throughput>,
+    /// Samples, and generated tokens, per second of model time, a batch's time counted once (computed from
+    /// the samples, so runs recorded before the summary kept them have them too).
     pub samples_per_s: Option<f64>,
+    pub output_tokens_per_s: Option<f64>,
     pub decode: Option<Throughput>,
     pub prefill: Option<Throughput>,
     pub peak_rss_bytes: Option<u64>,
@@ -461,6 +464,7 @@ fn row(input: &RunFolder) -> Row {
     let ttft_values: Vec<f64> = generated.clone().map(|rec| rec.timings.ttft_ms).collect();
     let itl_values: Vec<f64> = generated.flat_map(|rec| rec.timings.itl_ms.iter().copied()).collect();
     let name = s.run_name_or_default(&model, &precision, &adapter);
+    let throughput_of_model = ModelThroughput::of(&input.samples);
     Row {
         name,
         model,
@@ -483,7 +487,8 @@ fn row(input: &RunFolder) -> Row {
         itl_p99_ms: r.itl_ms.as_ref().map(|d| d.p99),
         e2e_mean_ms: r.e2e_ms.as_ref().map(|d| d.mean),
         scored: throughput(&r.scored_tokens_per_s),
-        samples_per_s: r.samples_per_s,
+        samples_per_s: throughput_of_model.samples_per_s,
+        output_tokens_per_s: throughput_of_model.output_tokens_per_s,
         decode: throughput(&r.decode_tokens_per_s),
         prefill: throughput(&r.prefill_tokens_per_s),
         peak_rss_bytes: r.peak_rss_bytes,

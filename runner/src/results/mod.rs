@@ -11,5 +11,5 @@ pub mod table;
 pub mod writer;
 
 pub use record::{ChoiceRecord, SampleError, SampleRecord, SampleStatus, SampleTimings, Stage};
-pub use summary::{Aggregates, MetricSpec, MetricSummary, RunStatus, RunSummary};
+pub use summary::{Aggregates, MetricSpec, MetricSummary, ModelThroughput, RunStatus, RunSummary};
 pub use writer::RunWriter;

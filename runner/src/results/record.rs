@@ -58,14 +58,28 @@ pub struct SampleTimings {
     pub detokenize_ms: f64,
     /// The scenario scoring the output (WebAssembly call).
     pub score_ms: f64,
-    /// Generation from start to the last token (render to detokenize).
+    /// Generation from start to the last token (render to detokenize). In a batch this is the batch's
+    /// time: every row's output is ready when the batch ends. (A log-likelihood sample's is its share.)
     pub generate_ms: f64,
+    /// This sample's share of the model's time: its batch's generation divided among the rows that shared
+    /// it. Throughput is samples and tokens over the sum of these, so a batch's time counts once. Absent in
+    /// records written before runner kept it, and in log-likelihood records, whose `generate_ms` is already
+    /// their share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_share_ms: Option<f64>,
     /// The whole sample: prompt, generation and scoring.
     pub e2e_ms: f64,
     /// Tokens after the first, per second of decoding; absent when fewer than two tokens were generated.
     pub decode_tokens_per_s: Option<f64>,
     /// Prompt tokens per second of prefill.
     pub prefill_tokens_per_s: Option<f64>,
+}
+
+impl SampleTimings {
+    /// This sample's share of the model's time (see `model_share_ms`); `generate_ms` where it was not kept.
+    pub fn model_time_ms(&self) -> f64 {
+        self.model_share_ms.unwrap_or(self.generate_ms)
+    }
 }
 
 /// One choice of a log-likelihood run: the continuation and how likely the model found it.

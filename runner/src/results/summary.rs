@@ -324,9 +324,14 @@ pub struct Aggregates {
     /// second of scoring, per sample. (Written even when absent: templates read it.)
     #[serde(default)]
     pub scored_tokens_per_s: Option<Distribution>,
-    /// Log-likelihood runs: samples scored per second of model time (their generate times summed).
+    /// Samples per second of model time: each sample's share of its batch's time summed, so a batch counts
+    /// once (written for log-likelihood runs only before generation runs had it).
     #[serde(default)]
     pub samples_per_s: Option<f64>,
+    /// Generation runs: tokens generated per second of model time, every row of a batch together: what the
+    /// machine delivers at this batch size (decode tokens/s is one stream's rate).
+    #[serde(default)]
+    pub output_tokens_per_s: Option<f64>,
     pub prompt_tokens: Option<Distribution>,
     pub output_tokens: Option<Distribution>,
     /// Time in the WebAssembly scenario (prompt + score) per sample.
@@ -410,8 +415,7 @@ impl Aggregates {
                 (r.prompt_tokens.unwrap_or(0) + choices) as f64 / (r.timings.generate_ms / 1e3)
             })
             .collect();
-        let scoring_seconds: f64 = scored.iter().map(|r| r.timings.generate_ms / 1e3).sum();
-        let samples_per_s = (scoring_seconds > 0.0).then(|| scored.len() as f64 / scoring_seconds);
+        let ModelThroughput { samples_per_s, output_tokens_per_s } = ModelThroughput::of(records);
 
         let metrics = summarise_metrics(ok.iter().copied(), specs);
         let mut subset_names: Vec<&str> = ok.iter().filter_map(|r| r.subset.as_deref()).collect();
@@ -459,6 +463,7 @@ impl Aggregates {
             prefill_tokens_per_s: Distribution::of(&prefill),
             scored_tokens_per_s: Distribution::of(&scored_tokens_per_s),
             samples_per_s,
+            output_tokens_per_s,
             prompt_tokens: Distribution::of(&prompt_tokens),
             output_tokens: Distribution::of(&output_tokens),
             scenario_ms: Distribution::of(&scenario),
@@ -475,6 +480,32 @@ impl Aggregates {
             warnings,
             subsets,
             scenario_metrics: BTreeMap::new(),
+        }
+    }
+}
+
+/// A run's throughput over the model's time: samples, and generated tokens, per second of it. A batch's rows
+/// share one generation, so each contributes its share (`model_share_ms`) and the batch counts once.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelThroughput {
+    pub samples_per_s: Option<f64>,
+    /// Absent when nothing was generated (log-likelihood runs).
+    pub output_tokens_per_s: Option<f64>,
+}
+
+impl ModelThroughput {
+    /// Over the records that ran the model (generated or scored choices), every repetition.
+    pub fn of(records: &[SampleRecord]) -> Self {
+        let ran: Vec<&SampleRecord> =
+            records.iter().filter(|r| r.output_tokens.is_some() || r.choices.is_some()).collect();
+        let seconds: f64 = ran.iter().map(|r| r.timings.model_time_ms() / 1e3).sum();
+        if seconds <= 0.0 {
+            return Self::default();
+        }
+        let generated: Vec<usize> = ran.iter().filter_map(|r| r.output_tokens).collect();
+        Self {
+            samples_per_s: Some(ran.len() as f64 / seconds),
+            output_tokens_per_s: (!generated.is_empty()).then(|| generated.iter().sum::<usize>() as f64 / seconds),
         }
     }
 }
@@ -659,6 +690,25 @@ mod tests {
         assert_eq!(agg.peak_rss_bytes, Some(1002));
         let overhead = agg.scenario_overhead.unwrap();
         assert!((overhead - 0.6 / 270.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn throughput_counts_a_batchs_time_once() {
+        // Two rows that shared a 90 ms batch (4 and 3 tokens), and one alone from before runner kept its share.
+        let mut batched = [record(0, Some(1.0), vec![10.0; 3]), record(1, Some(0.0), vec![10.0; 2])];
+        batched.iter_mut().for_each(|r| r.timings.model_share_ms = Some(45.0));
+        let records = [batched[0].clone(), batched[1].clone(), record(2, Some(1.0), vec![])];
+        let t = ModelThroughput::of(&records);
+        assert_eq!(t.samples_per_s, Some(3.0 / 0.18));
+        assert_eq!(t.output_tokens_per_s, Some(8.0 / 0.18));
+        let agg = Aggregates::from_records(&records, &BTreeMap::new());
+        assert_eq!((agg.samples_per_s, agg.output_tokens_per_s), (t.samples_per_s, t.output_tokens_per_s));
+        // A log-likelihood sample's generate time is already its share, and it generates no tokens.
+        let mut scored = record(0, Some(1.0), vec![]);
+        (scored.output_tokens, scored.choices) = (None, Some(Vec::new()));
+        let t = ModelThroughput::of(&[scored.clone(), scored]);
+        assert_eq!((t.samples_per_s, t.output_tokens_per_s), (Some(2.0 / 0.18), None));
+        assert_eq!(ModelThroughput::of(&[]), ModelThroughput::default());
     }
 
     #[test]

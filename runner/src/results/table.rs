@@ -180,8 +180,9 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         out.push_str(&memory);
         out.push('\n');
     }
-    if let Some(rate) = r.samples_per_s {
-        out.push_str(&format!("log-likelihood throughput: {rate:.2} samples/s of model time\n"));
+    if let Some(line) = throughput_line(summary) {
+        out.push_str(&line);
+        out.push('\n');
     }
     if let Some(overhead) = r.scenario_overhead {
         out.push_str(&format!("scenario (WebAssembly) time: {:.3}% of generation\n", overhead * 100.0));
@@ -195,6 +196,20 @@ pub fn render_terminal(summary: &RunSummary) -> String {
         out.push_str(&format!("Warning: {w}\n"));
     }
     out
+}
+
+/// Samples and generated tokens per second of model time, with the batch size they were measured at: a
+/// batched run's rows share their batch's time, so its throughput exceeds one stream's decode rate.
+fn throughput_line(summary: &RunSummary) -> Option<String> {
+    let r = &summary.results;
+    let samples = r.samples_per_s?;
+    let kind = if r.scored_tokens_per_s.is_some() { "log-likelihood throughput" } else { "throughput" };
+    let tokens = r.output_tokens_per_s.map(|t| format!(", {t:.1} output tokens/s")).unwrap_or_default();
+    let batch = match summary.settings.batch_size {
+        1 => String::new(),
+        b => format!(" (batches of {b}, each batch's time counted once)"),
+    };
+    Some(format!("{kind}: {samples:.2} samples/s{tokens} of model time{batch}"))
 }
 
 /// Resident memory at each stage in one line: after load, after prefill and after generation (means over
@@ -372,6 +387,7 @@ pub fn render_markdown(summary: &RunSummary) -> anyhow::Result<String> {
         s => minijinja::Value::from(minijinja::value::Serde(summary)),
         generation => summary.settings.describe_generation(),
         memory => memory_line(summary),
+        throughput => throughput_line(summary),
         gpu => gpu_line(summary),
         reasoning => reasoning_line(summary),
         background_cpu => background_cpu_line(summary),
