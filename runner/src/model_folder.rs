@@ -73,6 +73,11 @@ pub enum Precision {
     /// weights; types whose blocks fit 8 bits (Q5_0, Q5_1, Q8_0, Q5_K, Q6_K) are kept exactly. Activations as for int4: int8 inside the matrix products
     /// at accuracy level 4, float32 at level 0.
     Int8,
+    /// int8 weights (one scale per output channel, symmetric) and int8 activations quantized per tensor at
+    /// run time: ONNX Runtime's `DynamicQuantizeMatMul`, whose integer GEMM has AMX and AVX-512 VNNI kernels
+    /// (MatMulNBits has neither). Derived from the fp32 graph (a GGUF is imported to fp32 first); the derived
+    /// folder records its fidelity against it.
+    W8a8,
     /// Everything in float16: weights, activations, KV cache and logits (the graph's float type).
     Fp16,
     /// Dequantize every weight to float32.
@@ -80,7 +85,8 @@ pub enum Precision {
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [Precision::Int4, Precision::Int8, Precision::Fp16, Precision::Fp32];
+    pub const ALL: [Precision; 5] =
+        [Precision::Int4, Precision::Int8, Precision::W8a8, Precision::Fp16, Precision::Fp32];
 }
 
 impl fmt::Display for Precision {
@@ -88,6 +94,7 @@ impl fmt::Display for Precision {
         f.write_str(match self {
             Precision::Int4 => "int4",
             Precision::Int8 => "int8",
+            Precision::W8a8 => "w8a8",
             Precision::Fp16 => "fp16",
             Precision::Fp32 => "fp32",
         })

@@ -338,6 +338,48 @@ fn import_defaults_to_a_folder_per_precision() {
     }
 }
 
+/// w8a8 is derived, never imported: `import --precision w8a8` says how to get it, and `exec` on a GGUF at w8a8
+/// imports fp32 and derives w8a8 from it (DynamicQuantizeMatMul), recording the derivation and its fidelity.
+#[test]
+fn exec_derives_w8a8_from_a_ggufs_fp32_import() {
+    let home = tempfile::tempdir().unwrap();
+    let gguf = home.path().join("tiny-llama.Q4_1.gguf");
+    runner::testing::write_tiny_llama_gguf(&gguf, 7);
+    let (out, _, stderr) =
+        run(runner().env("RUNNER_HOME", home.path()).arg("import").arg(&gguf).args(["--precision", "w8a8"]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("--precision w8a8 is derived") && stderr.contains("--precision fp32"), "{stderr}");
+
+    let ort_lib = runner::paths::ort_dir("cpu").join(runner::paths::ort_lib_name());
+    let results = home.path().join("run");
+    let (out, stdout, stderr) = run(runner()
+        .env("RUNNER_HOME", home.path())
+        .arg("exec")
+        .arg(scenario_artifacts::GSM8K)
+        .arg("--model")
+        .arg(&gguf)
+        .args(["--precision", "w8a8", "--max-samples", "2", "--max-new-tokens", "4", "--no-progress"])
+        .arg("--ort-lib")
+        .arg(&ort_lib)
+        .arg("--out")
+        .arg(&results));
+    assert!(out.status.success(), "exec failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("The fp32 import of") && stderr.contains("Deriving w8a8 from"), "{stderr}");
+    let summary = read_summary(&results);
+    let graph = summary.model.graph.as_ref().unwrap();
+    assert_eq!(graph.weight_precision, "w8a8");
+    assert!(graph.label.starts_with("w8a8 (DynamicQuantizeMatMul 8-bit: "), "{}", graph.label);
+    let record = summary.model.derivation.as_ref().expect("summary.json records the derivation");
+    assert_eq!((record.options.precision, record.source_precision.as_str()), (Precision::W8a8, "fp32"));
+    assert!(record.source_dir.ends_with("fp32"), "{}", record.source_dir);
+    assert!(record.fidelity.mean_kl < 5e-4 && record.fidelity.top1_agreement >= 0.9, "{:?}", record.fidelity);
+    assert!(
+        stdout.contains("(DynamicQuantizeMatMul, 7-bit weights per channel, head float) from the fp32 graph"),
+        "{stdout}"
+    );
+    assert_eq!(summary.results.succeeded, 2);
+}
+
 #[test]
 fn lora_import_adapter_init_info_and_exec_with_adapter() {
     let dir = tempfile::tempdir().unwrap();

@@ -213,7 +213,7 @@ fn derive_checked(source: &str, precision: Precision) -> runner::derive::Fidelit
     f
 }
 
-/// int8 and fp16 derived from `source` stay close to it; int4 derived by runner is no further from the fp32
+/// int8, w8a8 and fp16 derived from `source` stay close to it; int4 derived by runner is no further from the fp32
 /// weights than genai's own int4 build of the same model (`builder_int4`), with a little slack for the two
 /// quantizers' different roundings.
 fn check_derivations(source: &str, builder_int4: &str, far: &mut Vec<String>) {
@@ -221,12 +221,16 @@ fn check_derivations(source: &str, builder_int4: &str, far: &mut Vec<String>) {
     let int4 = derive_checked(source, Precision::Int4);
     let int8 = derive_checked(source, Precision::Int8);
     let fp16 = derive_checked(source, Precision::Fp16);
+    let w8a8 = derive_checked(source, Precision::W8a8);
     eprintln!("{source}: genai's {builder_int4} mean KL {:.3e}, top-1 {:.3}", genai.mean_kl, genai.top1_agreement);
     if int4.mean_kl > 1.25 * genai.mean_kl + 2e-3 {
         far.push(format!("{source} int4: mean KL {} against genai int4's {}", int4.mean_kl, genai.mean_kl));
     }
     if int8.mean_kl > 0.05 {
         far.push(format!("{source} int8: mean KL {}", int8.mean_kl));
+    }
+    if w8a8.mean_kl > 0.05 {
+        far.push(format!("{source} w8a8: mean KL {}", w8a8.mean_kl));
     }
     if fp16.mean_kl > 1e-3 || fp16.top1_agreement < 0.95 {
         far.push(format!("{source} fp16: mean KL {} top-1 {}", fp16.mean_kl, fp16.top1_agreement));

@@ -262,6 +262,14 @@ pub fn inspect_model(path: &Path) -> Result<GraphReport, InspectError> {
         .map(|(d, n)| (short_float_name(d), *n))
         .unwrap_or(("none".into(), 0));
     let weight_precision = match groups.first() {
+        // Integer GEMMs over activations quantized by another operator at run time (ONNX Runtime's dynamic
+        // quantization): int8 weights and int8 activations.
+        Some(top)
+            if top.weights >= dominant_float_count
+                && matches!(top.op.as_str(), "DynamicQuantizeMatMul" | "MatMulInteger") =>
+        {
+            "w8a8".to_string()
+        }
         Some(top) if top.weights >= dominant_float_count => format!("int{}", top.bits.unwrap_or(8)),
         _ => dominant_float.clone(),
     };

@@ -2,7 +2,8 @@
 //! `import::default_output_dir(gguf, precision)` (`models/NAME/PRECISION` under runner's home), importing it
 //! on demand; a folder of precision subfolders picks the subfolder; a plain model folder is used when its graph
 //! is of that precision, as `engine::inspect` reads it, and otherwise, when its graph is fp32 or fp16, the
-//! precision is derived from it (`derive`, cached under `models/derived/`).
+//! precision is derived from it (`derive`, cached under `models/derived/`). w8a8 is always derived: from a
+//! GGUF, out of its fp32 import.
 
 use std::path::{Path, PathBuf};
 
@@ -56,7 +57,7 @@ pub fn resolve_model(
     let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
     let Some(precision) = precision else {
         return match model {
-            Some(gguf) if is_gguf(gguf) => import_on_demand(gguf, Precision::Int4).map(Some),
+            Some(gguf) if is_gguf(gguf) => import_on_demand(gguf, Precision::Int4, runtime).map(Some),
             other => Ok(other.map(Path::to_path_buf)),
         };
     };
@@ -69,7 +70,7 @@ pub fn resolve_model(
         if !gguf.is_file() {
             return Err(ModelChoiceError::NoDefaultGguf { precision, gguf: gguf.display().to_string() });
         }
-        return import_on_demand(&gguf, precision).map(Some);
+        return import_on_demand(&gguf, precision, runtime).map(Some);
     };
     let shown = model.display().to_string();
     if shown.starts_with("hf:") {
@@ -79,7 +80,7 @@ pub fn resolve_model(
         if !model.is_file() {
             return Err(ModelChoiceError::Missing { model: shown });
         }
-        return import_on_demand(model, precision).map(Some);
+        return import_on_demand(model, precision, runtime).map(Some);
     }
     if !model.is_dir() {
         return Err(ModelChoiceError::Missing { model: shown });
@@ -112,6 +113,13 @@ pub fn resolve_model(
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p) && p.is_file()).collect())
         .unwrap_or_default();
     if let [gguf] = ggufs.as_slice() {
+        if precision == Precision::W8a8 {
+            let fp32 = model.join(Precision::Fp32.to_string());
+            if !fp32.join(MODEL_FILE).is_file() {
+                import_into(gguf, &fp32, Precision::Fp32)?;
+            }
+            return derive_on_demand(&fp32, precision, runtime).map(Some);
+        }
         return import_into(gguf, &sub, precision).map(Some);
     }
     // Without a GGUF, a float subfolder is a source to derive from.
@@ -140,8 +148,13 @@ fn derive_on_demand(
     })
 }
 
-/// The import of `gguf` at `precision` in runner's home, made when missing.
-fn import_on_demand(gguf: &Path, precision: Precision) -> Result<PathBuf, ModelChoiceError> {
+/// The import of `gguf` at `precision` in runner's home, made when missing; w8a8, which is derived rather than
+/// imported, from the fp32 import.
+fn import_on_demand(gguf: &Path, precision: Precision, runtime: &FidelityRuntime) -> Result<PathBuf, ModelChoiceError> {
+    if precision == Precision::W8a8 {
+        let fp32 = import_on_demand(gguf, Precision::Fp32, runtime)?;
+        return derive_on_demand(&fp32, precision, runtime);
+    }
     let out = default_output_dir(gguf, precision);
     if out.join(MODEL_FILE).is_file() {
         return Ok(out);

@@ -115,7 +115,7 @@ impl fmt::Display for ImportSummary {
         // The accuracy level only means something to MatMulNBits, which the float precisions do not use.
         let level = match self.precision {
             Precision::Int4 | Precision::Int8 => format!(", accuracy level {}", self.accuracy_level),
-            Precision::Fp16 | Precision::Fp32 => String::new(),
+            Precision::W8a8 | Precision::Fp16 | Precision::Fp32 => String::new(),
         };
         writeln!(
             f,
@@ -195,6 +195,13 @@ pub fn import_gguf(gguf: &Path, out: &Path, options: &ImportOptions) -> Result<I
     let started = Instant::now();
     if options.accuracy_level > MAX_ACCURACY_LEVEL {
         return Err(ImportError::AccuracyLevel(options.accuracy_level));
+    }
+    if options.precision == Precision::W8a8 {
+        return Err(ImportError::Unsupported {
+            path: gguf.to_path_buf(),
+            what: "--precision w8a8 is derived from the fp32 graph, not imported: import with --precision fp32,                    then `runner exec --model DIR --precision w8a8` derives it (and the default model or a .gguf given                    to exec does both)"
+                .into(),
+        });
     }
     check_destination(out, options.force)?;
     let file = GgufFile::open(gguf)?;

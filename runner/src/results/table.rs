@@ -5,6 +5,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_
 
 use super::summary::{MetricSummary, RunStatus, RunSummary};
 use crate::files::human_bytes;
+use crate::import::Precision;
 use crate::memory::PeakScope;
 use crate::stats::Distribution;
 use crate::trace::TraceSummary;
@@ -292,9 +293,10 @@ pub fn dataset_warnings_line(summary: &RunSummary) -> Option<String> {
 pub fn derivation_line(summary: &RunSummary) -> Option<String> {
     let record = summary.model.derivation.as_ref()?;
     let options = &record.options;
-    let how = match (options.block_size, options.accuracy_level) {
-        (Some(block), Some(level)) => format!(" (MatMulNBits block {block}, accuracy level {level})"),
-        (Some(block), None) => format!(" (MatMulNBits block {block})"),
+    let how = match (options.precision, options.block_size, options.accuracy_level) {
+        (_, Some(block), Some(level)) => format!(" (MatMulNBits block {block}, accuracy level {level})"),
+        (_, Some(block), None) => format!(" (MatMulNBits block {block})"),
+        (Precision::W8a8, ..) => " (DynamicQuantizeMatMul, 7-bit weights per channel, head float)".to_string(),
         _ => String::new(),
     };
     let fidelity = &record.fidelity;
