@@ -22,6 +22,17 @@ pub fn reproduce_command(s: &RunSummary) -> String {
     };
     match portable_model(&s.model.dir) {
         PortableModel::Default { precision } => flag("precision", Some(precision)),
+        // A precision runner derived from an import of the default model with its own options (w8a8 always is):
+        // `--precision` derives it again on any machine.
+        PortableModel::Folder(_)
+            if s.model.derivation.as_ref().is_some_and(|d| {
+                matches!(portable_model(&d.source_dir), PortableModel::Default { .. })
+                    && d.options == crate::derive::DeriveOptions::for_precision(d.options.precision)
+            }) =>
+        {
+            let derived = s.model.derivation.as_ref().expect("checked above");
+            flag("precision", Some(derived.options.precision.to_string()))
+        }
         PortableModel::Folder(folder) => flag("model", Some(folder)),
     }
     if s.dataset.source == "file" {
@@ -109,6 +120,9 @@ pub fn reproduce_command(s: &RunSummary) -> String {
         }
         if let Some(inter) = session.inter_threads {
             flag("inter-threads", Some(inter.to_string()));
+        }
+        if session.intra_op_spinning == Some(false) {
+            flag("no-spin", None);
         }
     }
     if let Some(adapter) = &s.adapter {
@@ -234,6 +248,41 @@ mod tests {
         // Results from before the default was recorded: the configuration that named the count decides.
         assert!(says_zero(&summary(None, serde_json::json!({"few_shot": 0}))));
         assert!(!says_zero(&summary(None, serde_json::json!({}))));
+    }
+
+    /// A precision runner derived from the default model's import with its own options is `--precision` on any
+    /// machine; one derived with other options, or from another folder, is named by its folder. A run whose
+    /// threads did not spin says `--no-spin`.
+    #[test]
+    fn derived_precisions_of_the_default_model_and_spinning_are_reproduced_by_their_flags() {
+        let summary = |source: &str, options: serde_json::Value, spinning: Option<bool>| -> String {
+            let mut v: serde_json::Value =
+                serde_json::from_str(include_str!("../results/testdata/old-summary.json")).unwrap();
+            v["model"]["dir"] =
+                "/root/.local/share/runner/models/derived/SmolLM2-135M-Instruct-1488876f897d/w8a8".into();
+            v["model"]["derivation"] = serde_json::json!({
+                "revision": 1, "source_dir": source, "source_hash": "sha256:00", "source_precision": "fp32",
+                "options": options, "rewrite": {}, "runner_version": "0.1.0", "seconds": 1.0,
+                "fidelity": {"method": "m", "probe_tokens": 1, "greedy_tokens": 1, "positions": 2, "mean_kl": 0.0,
+                             "top1_agreement": 1.0},
+            });
+            v["runtime"]["session"] = serde_json::json!({
+                "ep": "cpu", "providers": ["CPUExecutionProvider"], "ep_options": {}, "graph_optimization": "all",
+                "mode": "compiled", "intra_threads": 2, "inter_threads": null, "intra_op_spinning": spinning,
+                "model_file": "model.onnx", "optimized_model_cache": null, "node_assignment": null,
+            });
+            reproduce_command(&serde_json::from_value(v).unwrap())
+        };
+        let default_fp32 = "/root/.local/share/runner/models/SmolLM2-135M-Instruct/fp32";
+        let command = summary(default_fp32, serde_json::json!({"precision": "w8a8"}), Some(false));
+        assert!(command.contains("--precision w8a8") && !command.contains("--model"), "{command}");
+        assert!(command.contains("--no-spin"), "{command}");
+        let level0 = serde_json::json!({"precision": "int4", "block_size": 32, "accuracy_level": 0});
+        let command = summary(default_fp32, level0, None);
+        assert!(command.contains("--model SmolLM2-135M-Instruct-1488876f897d/w8a8"), "{command}");
+        assert!(!command.contains("--no-spin"), "{command}");
+        let command = summary("/home/me/phi3-genai", serde_json::json!({"precision": "w8a8"}), Some(true));
+        assert!(command.contains("--model ") && !command.contains("--precision"), "{command}");
     }
 
     #[test]
