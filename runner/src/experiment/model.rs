@@ -113,14 +113,7 @@ pub fn resolve_model(
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_gguf(p) && p.is_file()).collect())
         .unwrap_or_default();
     if let [gguf] = ggufs.as_slice() {
-        if precision == Precision::W8a8 {
-            let fp32 = model.join(Precision::Fp32.to_string());
-            if !fp32.join(MODEL_FILE).is_file() {
-                import_into(gguf, &fp32, Precision::Fp32)?;
-            }
-            return derive_on_demand(&fp32, precision, runtime).map(Some);
-        }
-        return import_into(gguf, &sub, precision).map(Some);
+        return gguf_at(gguf, precision, &|p| model.join(p.to_string()), runtime).map(Some);
     }
     // Without a GGUF, a float subfolder is a source to derive from.
     if let Some(float) = [Precision::Fp32, Precision::Fp16].iter().map(|p| model.join(p.to_string())).find(|dir| {
@@ -148,14 +141,24 @@ fn derive_on_demand(
     })
 }
 
-/// The import of `gguf` at `precision` in runner's home, made when missing; w8a8, which is derived rather than
-/// imported, from the fp32 import.
+/// The import of `gguf` at `precision` in runner's home, made when missing.
 fn import_on_demand(gguf: &Path, precision: Precision, runtime: &FidelityRuntime) -> Result<PathBuf, ModelChoiceError> {
+    gguf_at(gguf, precision, &|p| default_output_dir(gguf, p), runtime)
+}
+
+/// `gguf` at `precision` in the folder `folder_of(precision)`, imported when missing; w8a8, which is derived
+/// rather than imported, from the fp32 import in `folder_of(fp32)`.
+fn gguf_at(
+    gguf: &Path,
+    precision: Precision,
+    folder_of: &dyn Fn(Precision) -> PathBuf,
+    runtime: &FidelityRuntime,
+) -> Result<PathBuf, ModelChoiceError> {
     if precision == Precision::W8a8 {
-        let fp32 = import_on_demand(gguf, Precision::Fp32, runtime)?;
+        let fp32 = gguf_at(gguf, Precision::Fp32, folder_of, runtime)?;
         return derive_on_demand(&fp32, precision, runtime);
     }
-    let out = default_output_dir(gguf, precision);
+    let out = folder_of(precision);
     if out.join(MODEL_FILE).is_file() {
         return Ok(out);
     }
