@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -465,7 +466,14 @@ fn archive_lays_runs_out_by_date_and_host() {
     let placed = runner::report::archive(&[(source.clone(), input.summary.clone())], &dir.path().join("data")).unwrap();
     let target = &placed[&source];
     assert!(target.ends_with("2026-11-22/run1-vm"));
-    assert!(target.join("summary.json").is_file() && target.join("samples.jsonl").is_file());
+    // Published samples are gzipped, and read back as the run's own samples.jsonl is.
+    assert!(target.join("summary.json").is_file() && target.join("samples.jsonl.gz").is_file());
+    assert!(!target.join("samples.jsonl").exists());
+    let (original, archived) = (RunFolder::load(&source).unwrap(), RunFolder::load(target).unwrap());
+    assert_eq!(archived.samples.len(), original.samples.len());
+    assert!(archived.warnings.is_empty(), "{:?}", archived.warnings);
+    let ids = |f: &RunFolder| f.samples.iter().map(|s| (s.id.clone(), s.output.clone())).collect::<Vec<_>>();
+    assert_eq!(ids(&archived), ids(&original));
 }
 
 #[test]
@@ -530,164 +538,6 @@ fn committed_reports_match_what_the_templates_produce() {
     }
 }
 
-/// A minimal inflate (RFC 1951) for the screenshot check: stored, fixed and dynamic Huffman blocks.
-mod inflate {
-    struct Bits<'a> {
-        data: &'a [u8],
-        pos: usize,
-        bit: u32,
-    }
-
-    impl Bits<'_> {
-        fn get(&mut self, n: u32) -> u32 {
-            let mut v = 0;
-            for i in 0..n {
-                let byte = self.data[self.pos];
-                v |= (((byte >> self.bit) & 1) as u32) << i;
-                self.bit += 1;
-                if self.bit == 8 {
-                    self.bit = 0;
-                    self.pos += 1;
-                }
-            }
-            v
-        }
-    }
-
-    struct Huffman {
-        counts: [u16; 16],
-        symbols: Vec<u16>,
-    }
-
-    impl Huffman {
-        fn new(lengths: &[u8]) -> Self {
-            let mut counts = [0u16; 16];
-            for &l in lengths {
-                counts[l as usize] += 1;
-            }
-            counts[0] = 0;
-            let mut offsets = [0u16; 16];
-            for i in 1..16 {
-                offsets[i] = offsets[i - 1] + counts[i - 1];
-            }
-            let mut symbols = vec![0; lengths.len()];
-            for (s, &l) in lengths.iter().enumerate() {
-                if l != 0 {
-                    symbols[offsets[l as usize] as usize] = s as u16;
-                    offsets[l as usize] += 1;
-                }
-            }
-            Huffman { counts, symbols }
-        }
-
-        fn decode(&self, bits: &mut Bits) -> u16 {
-            let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
-            for len in 1..16 {
-                code |= bits.get(1) as i32;
-                let count = self.counts[len] as i32;
-                if code - count < first {
-                    return self.symbols[(index + (code - first)) as usize];
-                }
-                index += count;
-                first += count;
-                first <<= 1;
-                code <<= 1;
-            }
-            panic!("bad Huffman code");
-        }
-    }
-
-    const LEN_BASE: [u16; 29] = [
-        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227,
-        258,
-    ];
-    const LEN_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
-    const DIST_BASE: [u16; 30] = [
-        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-        6145, 8193, 12289, 16385, 24577,
-    ];
-    const DIST_EXTRA: [u8; 30] =
-        [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
-
-    /// Decompresses a zlib stream (2-byte header, no dictionary).
-    pub fn zlib(data: &[u8]) -> Vec<u8> {
-        let mut bits = Bits { data: &data[2..], pos: 0, bit: 0 };
-        let mut out = Vec::new();
-        loop {
-            let last = bits.get(1);
-            match bits.get(2) {
-                0 => {
-                    if bits.bit != 0 {
-                        bits.bit = 0;
-                        bits.pos += 1;
-                    }
-                    let len = u16::from_le_bytes([bits.data[bits.pos], bits.data[bits.pos + 1]]) as usize;
-                    bits.pos += 4;
-                    out.extend_from_slice(&bits.data[bits.pos..bits.pos + len]);
-                    bits.pos += len;
-                }
-                1 => {
-                    let mut lengths = [0u8; 288];
-                    lengths[..144].fill(8);
-                    lengths[144..256].fill(9);
-                    lengths[256..280].fill(7);
-                    lengths[280..].fill(8);
-                    codes(&mut bits, &mut out, &Huffman::new(&lengths), &Huffman::new(&[5; 30]));
-                }
-                2 => {
-                    let hlit = bits.get(5) as usize + 257;
-                    let hdist = bits.get(5) as usize + 1;
-                    let hclen = bits.get(4) as usize + 4;
-                    const ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
-                    let mut cl = [0u8; 19];
-                    for &i in ORDER.iter().take(hclen) {
-                        cl[i] = bits.get(3) as u8;
-                    }
-                    let cl = Huffman::new(&cl);
-                    let mut lengths = Vec::new();
-                    while lengths.len() < hlit + hdist {
-                        match cl.decode(&mut bits) {
-                            s @ 0..=15 => lengths.push(s as u8),
-                            16 => {
-                                let prev = *lengths.last().unwrap();
-                                let n = 3 + bits.get(2);
-                                lengths.extend((0..n).map(|_| prev));
-                            }
-                            17 => lengths.extend((0..3 + bits.get(3)).map(|_| 0)),
-                            _ => lengths.extend((0..11 + bits.get(7)).map(|_| 0)),
-                        }
-                    }
-                    codes(&mut bits, &mut out, &Huffman::new(&lengths[..hlit]), &Huffman::new(&lengths[hlit..]));
-                }
-                _ => panic!("bad block type"),
-            }
-            if last == 1 {
-                return out;
-            }
-        }
-    }
-
-    fn codes(bits: &mut Bits, out: &mut Vec<u8>, lit: &Huffman, dist: &Huffman) {
-        loop {
-            let s = lit.decode(bits) as usize;
-            if s < 256 {
-                out.push(s as u8);
-            } else if s == 256 {
-                return;
-            } else {
-                let s = s - 257;
-                let len = LEN_BASE[s] as usize + bits.get(LEN_EXTRA[s] as u32) as usize;
-                let d = dist.decode(bits) as usize;
-                let distance = DIST_BASE[d] as usize + bits.get(DIST_EXTRA[d] as u32) as usize;
-                let start = out.len() - distance;
-                for i in 0..len {
-                    out.push(out[start + i]);
-                }
-            }
-        }
-    }
-}
-
 /// Decodes an 8-bit RGB or RGBA PNG: (width, height, channels, pixels).
 fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
@@ -712,7 +562,8 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
         6 => 4,
         other => panic!("colour type {other}"),
     };
-    let raw = inflate::zlib(&idat);
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(idat.as_slice()).read_to_end(&mut raw).expect("the PNG's image data inflates");
     let stride = width * channels;
     let mut pixels = vec![0u8; stride * height];
     for y in 0..height {

@@ -1,15 +1,17 @@
-//! Reads results folders back: one run's `summary.json` and `samples.jsonl` as a `RunFolder`, and every run
+//! Reads results folders back: one run's `summary.json` and `samples.jsonl` (or a published run's
+//! `samples.jsonl.gz`) as a `RunFolder`, and every run
 //! folder below a set of paths (`find_runs`). Reading is forgiving where a killed run leaves damage that
 //! loses nothing (a half-written last sample line is dropped with a warning) and strict where the file is
 //! corrupt (a bad line in the middle is an error naming the file and line), so comparisons and reports never
 //! silently miss samples.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::record::SampleRecord;
 use super::summary::{RunStatus, RunSummary};
-use super::writer::{SAMPLES_FILE, SUMMARY_FILE};
+use super::writer::{GZIPPED_SAMPLES_FILE, SAMPLES_FILE, SUMMARY_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -58,9 +60,13 @@ impl RunFolder {
                 summary.abort_reason.as_deref().unwrap_or("no reason recorded")
             )),
         }
-        let samples_path = dir.join(SAMPLES_FILE);
-        let samples = if samples_path.exists() {
-            let (samples, torn) = parse_samples(&samples_path, &read(&samples_path)?)?;
+        let (plain, gzipped) = (dir.join(SAMPLES_FILE), dir.join(GZIPPED_SAMPLES_FILE));
+        let samples = if plain.exists() {
+            let (samples, torn) = parse_samples(&plain, &read(&plain)?)?;
+            warnings.extend(torn);
+            samples
+        } else if gzipped.exists() {
+            let (samples, torn) = parse_samples(&gzipped, &read_gzipped(&gzipped)?)?;
             warnings.extend(torn);
             samples
         } else {
@@ -78,6 +84,15 @@ impl RunFolder {
 
 fn read(path: &Path) -> Result<Vec<u8>, FolderError> {
     fs::read(path).map_err(|source| FolderError::Read { path: path.to_path_buf(), source })
+}
+
+/// A gzipped `samples.jsonl` (a published run's), decompressed; a damaged stream is a read error naming it.
+fn read_gzipped(path: &Path) -> Result<Vec<u8>, FolderError> {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(read(path)?.as_slice())
+        .read_to_end(&mut bytes)
+        .map_err(|source| FolderError::Read { path: path.to_path_buf(), source })?;
+    Ok(bytes)
 }
 
 /// Parses JSON lines; returns the records and a warning when the last line was torn (a run killed mid-write)
@@ -204,6 +219,28 @@ mod tests {
         write_run(tmp.path(), &format!("{}\n{{\"id\": 3\n{}\n", sample_line("a", 1.0), sample_line("b", 1.0)));
         let error = RunFolder::load(tmp.path()).unwrap_err().to_string();
         assert!(error.contains(&format!("{}: line 2 is not a sample record", tmp.path().join(SAMPLES_FILE).display())));
+    }
+
+    #[test]
+    fn gzipped_samples_read_as_plain_ones_and_a_damaged_stream_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lines = format!("{}\n{}\n", sample_line("a", 1.0), sample_line("b", 0.0));
+        write_run(tmp.path(), &lines);
+        let plain = RunFolder::load(tmp.path()).unwrap();
+        fs::remove_file(tmp.path().join(SAMPLES_FILE)).unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, lines.as_bytes()).unwrap();
+        let gzipped = encoder.finish().unwrap();
+        let path = tmp.path().join(GZIPPED_SAMPLES_FILE);
+        fs::write(&path, &gzipped).unwrap();
+        let run = RunFolder::load(tmp.path()).unwrap();
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+        let ids = |r: &RunFolder| r.samples.iter().map(|s| (s.id.clone(), s.metrics.clone())).collect::<Vec<_>>();
+        assert_eq!(ids(&run), ids(&plain));
+
+        fs::write(&path, &gzipped[..gzipped.len() / 2]).unwrap();
+        let error = RunFolder::load(tmp.path()).unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
     }
 
     #[test]

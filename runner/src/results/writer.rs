@@ -16,6 +16,8 @@ use super::summary::RunSummary;
 use crate::files::write_atomically;
 
 pub const SAMPLES_FILE: &str = "samples.jsonl";
+/// `samples.jsonl` gzipped, as published runs keep it (`runner report --archive`); read wherever a run is read.
+pub const GZIPPED_SAMPLES_FILE: &str = "samples.jsonl.gz";
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const SUMMARY_MARKDOWN_FILE: &str = "summary.md";
 
