@@ -36,6 +36,10 @@ use crate::model_folder::{CONFIG_FILE, LOGITS_FROM_INPUT, layer_name};
 
 /// The cache never starts smaller than this many positions, so short runs do not regrow it step by step.
 const MIN_CAPACITY: usize = 64;
+/// Rows of a first chunk whose lengths differ by this many tokens or more run in two steps
+/// ([`DecoderSession::extend_ragged_in_two`]): the one-token second step costs about what the head saves on
+/// a few positions of every row.
+const RAGGED_SPLIT_MIN_SPREAD: usize = 4;
 /// The operator whose presence means the graph shares past and present buffers.
 const SHARED_BUFFER_OP: &str = "com.microsoft:GroupQueryAttention";
 
@@ -541,6 +545,18 @@ impl DecoderSession {
         let batch = self.batch;
         let chunk = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let ragged = rows.iter().any(|r| r.len() != chunk);
+        let shortest = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+        if ragged
+            && keep
+            && wanted == LogitsWanted::Last
+            && self.trims_logits
+            && self.layout == KvLayout::SharedBuffer
+            && self.past_len() == 0
+            && shortest >= 2
+            && chunk - shortest >= RAGGED_SPLIT_MIN_SPREAD
+        {
+            return self.extend_ragged_in_two(rows, phase);
+        }
         let new_lens: Vec<usize> = self.row_lens.iter().zip(rows).map(|(len, r)| len + r.len()).collect();
         let longest = new_lens.iter().copied().max().unwrap_or(0);
         let mut input_ids = Vec::with_capacity(batch * chunk);
@@ -685,6 +701,23 @@ impl DecoderSession {
             }
         }
         Ok(Logits { value: logits, dtype: self.logits_type, tokens: kept_tokens, vocab: dims[2] as usize, from, last })
+    }
+
+    /// A ragged first chunk of a shared buffer, as two runs. Right-padded rows end at different positions
+    /// and `logits_from` is one start for all rows, so in one run the head would cover every position from
+    /// the shortest row's last token on: for 16 prompts of 50 to 500 tokens, 450 positions a row (1.4 GB
+    /// of fp32 logits for a 49k vocabulary, and a head product the size of the prefill's own). Instead the
+    /// rows run without their last token (the head on one position), then the last tokens as a one-token
+    /// step, which reads each row's logits where it ends.
+    fn extend_ragged_in_two(&mut self, rows: &[&[i64]], phase: &'static str) -> Result<Logits, SessionError> {
+        let heads: Vec<&[i64]> = rows.iter().map(|r| &r[..r.len() - 1]).collect();
+        let longest_head = heads.iter().map(|h| h.len()).max().unwrap_or(1);
+        self.extend(&heads, phase, true, LogitsWanted::From(longest_head - 1))?;
+        let first_run = self.last_run;
+        let tails: Vec<&[i64]> = rows.iter().map(|r| &r[r.len() - 1..]).collect();
+        let logits = self.extend(&tails, phase, true, LogitsWanted::Last)?;
+        self.last_run += first_run;
+        Ok(logits)
     }
 
     /// (Re)allocates the shared buffers with room for `capacity` positions per row, keeping what the cache

@@ -242,7 +242,8 @@ fn tiny_kv_cache_decode_matches_full_recompute() {
 }
 
 /// An imported graph runs its head on the positions generation needs only, and on every position when
-/// scoring asks; both give the same logits where they overlap.
+/// scoring asks; both give the same logits where they overlap. Ragged rows with a wide spread run in two
+/// steps, so the head still runs once per row.
 #[test]
 fn imported_graphs_compute_logits_for_the_last_position_unless_every_position_is_wanted() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +269,19 @@ fn imported_graphs_compute_logits_for_the_last_position_unless_every_position_is
     assert_eq!(ragged.positions(), 4);
     assert!(max_diff(&every.at(0, 2), &ragged.last(0)) < 1e-4, "the short row's logits");
     assert!(max_diff(&every.at(0, 5), &ragged.last(1)) < 1e-4, "the long row's logits");
+
+    // Rows 2 and 7 tokens long: the spread is wide enough that the rows run without their last token first,
+    // then the last tokens as one step; the head runs on each row's last position only.
+    let (two, seven): (Vec<i64>, Vec<i64>) = ((1..3).collect(), (1..8).collect());
+    session.reset_batch(1, 8).unwrap();
+    let every = session.extend(&[&seven], "test", false, LogitsWanted::Every).unwrap();
+    session.reset_batch(2, 8).unwrap();
+    let split = session.extend(&[&two, &seven], "test", true, LogitsWanted::Last).unwrap();
+    assert_eq!(split.positions(), 1, "the head ran on more than each row's last position");
+    assert!(max_diff(&every.at(0, 1), &split.last(0)) < 1e-4, "the short row's logits");
+    assert!(max_diff(&every.at(0, 6), &split.last(1)) < 1e-4, "the long row's logits");
+    // The cache holds both rows whole: the next step continues them.
+    assert_eq!(session.next_len(), 8);
 }
 
 #[test]
