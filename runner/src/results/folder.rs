@@ -61,12 +61,15 @@ impl RunFolder {
             )),
         }
         let (plain, gzipped) = (dir.join(SAMPLES_FILE), dir.join(GZIPPED_SAMPLES_FILE));
-        let samples = if plain.exists() {
-            let (samples, torn) = parse_samples(&plain, &read(&plain)?)?;
-            warnings.extend(torn);
-            samples
+        let found = if plain.exists() {
+            Some((read(&plain)?, plain))
         } else if gzipped.exists() {
-            let (samples, torn) = parse_samples(&gzipped, &read_gzipped(&gzipped)?)?;
+            Some((read_gzipped(&gzipped)?, gzipped))
+        } else {
+            None
+        };
+        let samples = if let Some((bytes, path)) = found {
+            let (samples, torn) = parse_samples(&path, &bytes)?;
             warnings.extend(torn);
             samples
         } else {
