@@ -158,6 +158,37 @@ fn runs_group_by_scenario_and_compare_against_fp32() {
     assert!(int4.command.contains("--data data/test.jsonl --max-samples 12 --shuffle-seed 1"), "{}", int4.command);
 }
 
+/// A batch-1 run decodes each stream faster than a batch-4 run yet delivers fewer tokens per second: across
+/// batch sizes "speed vs baseline" compares output tokens per second of model time, and the page says so.
+#[test]
+fn runs_at_different_batch_sizes_compare_by_throughput_not_per_stream_decode() {
+    let mut runs = runs();
+    runs.retain(|r| r.summary.scenario.name == "gsm8k" && r.summary.model.info["precision"] != "int8");
+    let fp32 = runs.iter_mut().find(|r| r.summary.model.info["precision"] == "fp32").unwrap();
+    fp32.summary.settings.batch_size = 4;
+    for record in &mut fp32.samples {
+        // Four rows decode together: each sample's share of the model's time is a quarter of its batch's.
+        record.timings.model_share_ms = Some(record.timings.generate_ms / 4.0);
+    }
+    let report = build(runs.clone(), &BaselineChoice::Auto).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.speed_basis, runner::report::SpeedBasis::Throughput);
+    let (base, int4) = (&c.rows[c.baseline], c.rows.iter().find(|r| r.precision == "int4").unwrap());
+    assert!(int4.decode.as_ref().unwrap().mean > base.decode.as_ref().unwrap().mean, "int4 decodes a stream faster");
+    let relative = int4.relative.as_ref().unwrap();
+    let expected = int4.output_tokens_per_s.unwrap() / base.output_tokens_per_s.unwrap();
+    assert!((relative.ratio - expected).abs() < 1e-12 && relative.ratio < 0.6, "{relative:?}");
+    assert_eq!(relative.error, None);
+    assert!(relative.text.ends_with("× slower") && !relative.text.contains('±'), "{}", relative.text);
+    let page = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(page.contains("decoded at different batch sizes, so speed is output tokens per second"), "{page}");
+    // One batch size: per-stream decode speed with its error, as before.
+    runs.iter_mut().for_each(|r| r.summary.settings.batch_size = 4);
+    let c = &build(runs, &BaselineChoice::Auto).unwrap().comparisons[0];
+    assert_eq!(c.speed_basis, runner::report::SpeedBasis::Decode);
+    assert!(c.rows.iter().any(|r| r.relative.as_ref().unwrap().text.contains("± ")));
+}
+
 /// 0-shot and 5-shot runs, or generation and log-likelihood runs, of one scenario on the same samples pose
 /// different tasks: each setup is a comparison (and a page) of its own, named by its setup, and no paired
 /// difference is drawn between them.

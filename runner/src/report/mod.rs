@@ -15,7 +15,7 @@ pub mod reproduce;
 
 use std::path::PathBuf;
 
-pub use model::{BaselineChoice, Comparison, Report, ReportError, Row, build};
+pub use model::{BaselineChoice, Comparison, Report, ReportError, Row, SpeedBasis, build};
 pub use publish::{archive, archive_path, publish};
 pub use render::{Exporter, Format, Templates, TerminalExporter, exporter};
 

@@ -109,6 +109,9 @@ pub struct Comparison {
     pub baseline: usize,
     /// Why that row is the baseline, in words.
     pub baseline_rule: String,
+    /// What the rows' "speed vs baseline" compares, and its sentence for the pages.
+    pub speed_basis: SpeedBasis,
+    pub speed_basis_text: String,
     pub rows: Vec<Row>,
     /// Paired differences between the baseline and each other row that ran the same samples.
     pub paired: Vec<PairedRow>,
@@ -160,13 +163,50 @@ pub struct Throughput {
     pub stderr: f64,
 }
 
-/// Speed relative to the baseline row: the ratio of mean decode tokens/s with its propagated standard error.
+/// Speed relative to the baseline row, measured as the comparison's [`SpeedBasis`] says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Relative {
     pub ratio: f64,
-    pub error: f64,
-    /// "1.84 ± 0.05× faster", "1.30 ± 0.04× slower", or "baseline".
+    /// The propagated standard error; none where the measure is one figure per run (throughput).
+    pub error: Option<f64>,
+    /// "1.84 ± 0.05× faster", "1.30 ± 0.04× slower", "2.63× slower", or "baseline".
     pub text: String,
+}
+
+/// What "speed vs baseline" compares in one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeedBasis {
+    /// Generation runs at one batch size: mean decode tokens/s of each sample's stream.
+    Decode,
+    /// Generation runs at different batch sizes: output tokens per second of model time, all rows of a batch
+    /// together. Per-stream decode speed would rank a batch-1 run far above a batch-16 run that delivers more
+    /// tokens per second.
+    Throughput,
+    /// Log-likelihood runs, which decode nothing: mean tokens scored per second.
+    Scored,
+}
+
+impl SpeedBasis {
+    /// The sentence under the speed table that says what the ratio measures.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SpeedBasis::Decode => {
+                "Speed is mean decode tokens/s relative to the baseline's, ± the standard errors of both means \
+                 propagated (hyperfine's convention with standard errors)."
+            }
+            SpeedBasis::Throughput => {
+                "The runs decoded at different batch sizes, so speed is output tokens per second of model time \
+                 (a batch's rows together, as the throughput table gives it) relative to the baseline's: one \
+                 figure per run, without an error bar. Per-stream decode tokens/s would rank the smaller batch \
+                 ahead of a larger one that delivers more tokens."
+            }
+            SpeedBasis::Scored => {
+                "Speed is mean tokens scored per second relative to the baseline's, ± the standard errors of both \
+                 means propagated (hyperfine's convention with standard errors)."
+            }
+        }
+    }
 }
 
 /// Mean time per sample in each phase, in milliseconds.
@@ -529,22 +569,55 @@ impl RunName for RunSummary {
     }
 }
 
-/// "1.84 ± 0.05× faster" when `ratio` ≥ 1, else the inverse as "slower".
-pub fn relative_text(ratio: f64, error: f64) -> String {
-    if ratio >= 1.0 {
-        format!("{ratio:.2} ± {error:.2}× faster")
+/// "1.84 ± 0.05× faster" when `ratio` ≥ 1, else the inverse as "slower"; without "±" when there is no error.
+pub fn relative_text(ratio: f64, error: Option<f64>) -> String {
+    let (value, error, word) = if ratio >= 1.0 {
+        (ratio, error, "faster")
     } else {
-        let inverse = 1.0 / ratio;
         // The inverse's error by the same first-order propagation: d(1/r) = dr / r².
-        let inverse_error = error / (ratio * ratio);
-        format!("{inverse:.2} ± {inverse_error:.2}× slower")
+        (1.0 / ratio, error.map(|e| e / (ratio * ratio)), "slower")
+    };
+    match error {
+        Some(error) => format!("{value:.2} ± {error:.2}× {word}"),
+        None => format!("{value:.2}× {word}"),
     }
 }
 
 fn relative(row: &Throughput, baseline: &Throughput) -> Relative {
     let ratio = row.mean / baseline.mean;
     let error = ratio * ((row.stderr / row.mean).powi(2) + (baseline.stderr / baseline.mean).powi(2)).sqrt();
-    Relative { ratio, error, text: relative_text(ratio, error) }
+    Relative { ratio, error: Some(error), text: relative_text(ratio, Some(error)) }
+}
+
+/// Decode speed compares streams, which is fair only between runs at one batch size; across batch sizes
+/// the runs are compared by what they deliver. Log-likelihood rows decode nothing.
+fn speed_basis(rows: &[Row], baseline: usize) -> SpeedBasis {
+    let base = &rows[baseline];
+    if base.decode.is_none() && base.scored.is_some() {
+        SpeedBasis::Scored
+    } else if rows.iter().any(|r| r.decode.is_some() && r.batch_size != base.batch_size) {
+        SpeedBasis::Throughput
+    } else {
+        SpeedBasis::Decode
+    }
+}
+
+fn relative_speed(row: &Row, base: &Row, basis: SpeedBasis) -> Option<Relative> {
+    let positive = |x: &f64| *x > 0.0;
+    match basis {
+        SpeedBasis::Decode => {
+            let (d, b) = (row.decode.as_ref()?, base.decode.as_ref()?);
+            (d.mean > 0.0 && b.mean > 0.0).then(|| relative(d, b))
+        }
+        SpeedBasis::Scored => {
+            let (d, b) = (row.scored.as_ref()?, base.scored.as_ref()?);
+            (d.mean > 0.0 && b.mean > 0.0).then(|| relative(d, b))
+        }
+        SpeedBasis::Throughput => {
+            let ratio = row.output_tokens_per_s.filter(positive)? / base.output_tokens_per_s.filter(positive)?;
+            Some(Relative { ratio, error: None, text: relative_text(ratio, None) })
+        }
+    }
 }
 
 fn choose_baseline(rows: &[Row], choice: &BaselineChoice, comparison: &str) -> Result<(usize, String), ReportError> {
@@ -723,15 +796,14 @@ fn comparison(
         r.headline = headline.as_ref().and_then(|h| r.metrics.get(h).cloned());
     }
     let (baseline_index, baseline_rule) = choose_baseline(&rows, baseline, &id)?;
-    // Generation runs compare decode tokens/s; log-likelihood runs, which decode nothing, scored tokens/s.
-    let (base_decode, base_scored) = (rows[baseline_index].decode.clone(), rows[baseline_index].scored.clone());
+    let speed_basis = speed_basis(&rows, baseline_index);
+    let base = rows[baseline_index].clone();
     for (i, r) in rows.iter_mut().enumerate() {
         r.is_baseline = i == baseline_index;
-        r.relative = match (&r.decode, &base_decode, &r.scored, &base_scored) {
-            _ if i == baseline_index => Some(Relative { ratio: 1.0, error: 0.0, text: "baseline".to_string() }),
-            (Some(d), Some(b), _, _) if b.mean > 0.0 && d.mean > 0.0 => Some(relative(d, b)),
-            (None, None, Some(d), Some(b)) if b.mean > 0.0 && d.mean > 0.0 => Some(relative(d, b)),
-            _ => None,
+        r.relative = if r.is_baseline {
+            Some(Relative { ratio: 1.0, error: Some(0.0), text: "baseline".to_string() })
+        } else {
+            relative_speed(r, &base, speed_basis)
         };
     }
     let paired = super::paired::paired_rows(&inputs, &rows, baseline_index);
@@ -750,6 +822,8 @@ fn comparison(
         metric_names,
         baseline: baseline_index,
         baseline_rule,
+        speed_basis,
+        speed_basis_text: speed_basis.describe().to_string(),
         rows,
         paired,
         charts,

@@ -249,7 +249,7 @@ impl Exporter for CsvExporter {
                     opt(row.joules_per_token, 6),
                     opt(row.scenario_overhead, 6),
                     opt(row.relative.as_ref().map(|r| r.ratio), 4),
-                    opt(row.relative.as_ref().map(|r| r.error), 4),
+                    opt(row.relative.as_ref().and_then(|r| r.error), 4),
                     row.is_baseline.to_string(),
                     row.command.clone(),
                 ]);
