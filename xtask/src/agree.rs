@@ -627,7 +627,12 @@ pub fn run(options: &AgreeOptions) -> Result<()> {
         }
         let bin = step("copy runner and the scenarios", copy_tools)?;
         page["versions"] = versions();
-        page["machine"] = machine(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        // Each task records its own machine: runs of one page come from different sessions, and this kind of
+        // machine is an AMD EPYC one day and an Intel Xeon the next.
+        if let Some(page) = page.as_object_mut() {
+            page.remove("machine");
+        }
+        let this_machine = machine(std::thread::available_parallelism().map_or(1, |n| n.get()));
         for name in &options.tasks {
             let result = match TASKS.iter().find(|t| t.name == name) {
                 Some(task) => step(&format!("agree {name}"), || run_task(&bin, task, options.limit))?,
@@ -647,6 +652,8 @@ pub fn run(options: &AgreeOptions) -> Result<()> {
                     Ok(result)
                 })?,
             };
+            let mut result = result;
+            result["machine"] = this_machine.clone();
             page["tasks"][name] = result;
             page["generated_at"] = json!(humantime_now());
             // Written after each task, so a long run that stops keeps what it finished.
@@ -722,11 +729,9 @@ fn render(page: &Value, findings: Option<&str>) -> String {
         let list: Vec<String> = v.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or("?"))).collect();
         let _ = writeln!(
             md,
-            "Peers: {}. Machine: {}, {} logical cores, shared with other work (the load average at each task's \
-             start and end is in results.json). both on {THREADS} thread (batch sizes in the table), 0-shot unless the task says.\n",
+            "Peers: {}. Each task's machine is in the table (its load average at the task's start and end is in \
+             results.json); both tools on {THREADS} thread (batch sizes in the table), 0-shot unless the task says.\n",
             list.join(", "),
-            page["machine"]["cpu"].as_str().unwrap_or("?"),
-            page["machine"]["logical_cores"]
         );
     }
     if let Some(findings) = findings {
@@ -735,9 +740,9 @@ fn render(page: &Value, findings: Option<&str>) -> String {
     let _ = writeln!(md, "## Summary\n");
     let _ = writeln!(
         md,
-        "| task | questions | metric | runner | lm-eval | difference (points) | verdicts agree | max \\|Δ log-likelihood\\| | identical prompts | runner wall | lm-eval wall | batch (runner, lm-eval) |"
+        "| task | questions | metric | runner | lm-eval | difference (points) | verdicts agree | max \\|Δ log-likelihood\\| | identical prompts | runner wall | lm-eval wall | batch (runner, lm-eval) | machine |"
     );
-    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let tasks = page["tasks"].as_object().cloned().unwrap_or_default();
     let ordered = DEFAULT_TASKS.iter().filter_map(|name| tasks.get(*name).map(|t| (*name, t)));
     for (name, task) in ordered.clone() {
@@ -750,7 +755,7 @@ fn render(page: &Value, findings: Option<&str>) -> String {
         for metric in task["metrics"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 md,
-                "| {name} | {selection} | `{}` / `{}` | {} | {} | {:+.2} | {:.2} % | {:.1e} | {} / {n} | {:.0} s | {:.0} s | {} |",
+                "| {name} | {selection} | `{}` / `{}` | {} | {} | {:+.2} | {:.2} % | {:.1e} | {} / {n} | {:.0} s | {:.0} s | {} | {} |",
                 metric["runner"].as_str().unwrap_or("?"),
                 metric["lm_eval"].as_str().unwrap_or("?"),
                 pct(metric["runner_acc"].as_f64().unwrap_or(0.0)),
@@ -765,6 +770,7 @@ fn render(page: &Value, findings: Option<&str>) -> String {
                     Value::Object(b) => format!("{}, {}", b["runner"], b["lm_eval"]),
                     both => format!("{both}, {both}"),
                 },
+                task["machine"]["cpu"].as_str().unwrap_or("?"),
             );
         }
     }
@@ -919,9 +925,12 @@ mod tests {
         assert_eq!((d["runner_pick"].as_u64(), d["lm_eval_pick"].as_u64()), (Some(0), Some(1)));
         assert_eq!(d["near_tie"], true);
         assert!((result["max_ll_diff"].as_f64().unwrap() - 0.0004).abs() < 1e-9);
+        let mut result = result;
+        result["machine"] = json!({"cpu": "Intel(R) Xeon(R) Processor", "logical_cores": 2});
         let page = json!({"tasks": {"sst2": result}, "generated_at": "now"});
         let text = render(&page, Some("A finding."));
         assert!(text.contains("| q1 |") && text.contains("A finding."), "{text}");
+        assert!(text.contains(" | Intel(R) Xeon(R) Processor |\n"), "each task names its machine: {text}");
     }
 
     #[test]
