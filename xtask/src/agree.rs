@@ -11,6 +11,10 @@
 //! - Pairs each question (by its position in the file; MMLU by subject and row), then compares the
 //!   `acc`/`acc_norm` verdicts, every choice's log-likelihood and both tools' wall time.
 //!
+//! `--resume` continues a task's earlier run instead of starting it again: a finished runner half is kept, and
+//! lm-eval, which runs MMLU's 57 subjects in groups (about three hours of one thread for the full test), starts
+//! at the first group without results.
+//!
 //! Each run updates its tasks in `reports/agreement/results.json` (numbers and ids only: no dataset text
 //! leaves the target folder) and renders `reports/agreement/README.md` from it, with `findings.md` beside it.
 
@@ -41,6 +45,11 @@ const RUNNER_BATCH: usize = 1;
 /// spin at their barriers: at 2 threads lm-eval scored 80 ARC requests in 72 s, at 1 thread in 18 s. One
 /// thread each keeps the two wall times comparable.
 const THREADS: usize = 1;
+/// lm-eval runs at most this many task names per process, each group into a folder of its own, so a run that
+/// stops keeps the groups it finished (`--resume`); each process pays lm-eval's start (about half a minute).
+const LM_EVAL_GROUP: usize = 8;
+/// Written into a finished group's folder (and runner's): the process's wall time in seconds.
+const WALL_FILE: &str = "wall_seconds";
 const TASK_LOADERS: &str = "xtask/peers/agree_tasks.py";
 const REPORT_DIR: &str = "reports/agreement";
 /// A verdict that parts on a log-likelihood gap below this is a near-tie: float32 sums in another order
@@ -137,6 +146,8 @@ pub struct AgreeOptions {
     pub render_only: bool,
     /// A runner GSM8K run whose outputs the gsm8k filter check scores, instead of a new one.
     pub gsm8k_run: Option<PathBuf>,
+    /// Keep what an earlier run of the same task and selection finished.
+    pub resume: bool,
 }
 
 impl AgreeOptions {
@@ -147,12 +158,14 @@ impl AgreeOptions {
             tasks: DEFAULT_TASKS.iter().map(|t| t.to_string()).collect(),
             render_only: false,
             gsm8k_run: None,
+            resume: false,
         };
         let mut flags = flags.iter();
         while let Some(flag) = flags.next() {
             match *flag {
                 "--install-peers" => options.install_peers = true,
                 "--render-only" => options.render_only = true,
+                "--resume" => options.resume = true,
                 "--gsm8k-run" => {
                     options.gsm8k_run = Some(PathBuf::from(flags.next().context("--gsm8k-run needs a run folder")?));
                 }
@@ -176,7 +189,7 @@ impl AgreeOptions {
                 }
                 other => bail!(
                     "unknown flag `{other}` for `cargo xtask agree` (--install-peers, --limit N, --tasks LIST, \
-                     --gsm8k-run DIR, --render-only)"
+                     --gsm8k-run DIR, --resume, --render-only)"
                 ),
             }
         }
@@ -323,14 +336,47 @@ fn yaml_string(path: &Path) -> String {
     serde_json::to_string(&path.to_string_lossy()).expect("a string serializes")
 }
 
-/// Runs lm-eval on the tasks; returns its wall time in seconds.
-fn run_lm_eval(task: &Task, names: &[String], include: &Path, limit: Option<usize>, out: &Path) -> Result<f64> {
+/// Runs lm-eval on the tasks, [`LM_EVAL_GROUP`] names per process, each group into `out/group-NN`;
+/// with `resume`, groups that finished before are kept. Returns the wall time of every group summed.
+fn run_lm_eval(
+    task: &Task,
+    names: &[String],
+    include: &Path,
+    limit: Option<usize>,
+    out: &Path,
+    resume: bool,
+) -> Result<f64> {
+    if !resume {
+        let _ = std::fs::remove_dir_all(out);
+    }
+    let mut seconds = 0.0;
+    for (i, group) in names.chunks(LM_EVAL_GROUP).enumerate() {
+        let dir = out.join(format!("group-{i:02}"));
+        if let Some(wall) = finished_wall(&dir) {
+            eprintln!("lm-eval group {i} ({} to {}): kept from the earlier run", group[0], group[group.len() - 1]);
+            seconds += wall;
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let wall = run_lm_eval_group(task, group, include, limit, &dir)?;
+        std::fs::write(dir.join(WALL_FILE), format!("{wall}\n"))?;
+        seconds += wall;
+    }
+    Ok(seconds)
+}
+
+/// The wall time a finished half left in its folder, if it finished.
+fn finished_wall(dir: &Path) -> Option<f64> {
+    std::fs::read_to_string(dir.join(WALL_FILE)).ok()?.trim().parse().ok()
+}
+
+/// One lm-eval process over `names`; returns its wall time in seconds.
+fn run_lm_eval_group(task: &Task, names: &[String], include: &Path, limit: Option<usize>, out: &Path) -> Result<f64> {
     let model_dir = runner_home().join("models").join(MODEL);
     let gguf = format!("{MODEL}.Q4_1.gguf");
     if !model_dir.join(&gguf).is_file() {
         bail!("{} has no {gguf}: run `cargo xtask setup` first", model_dir.display());
     }
-    let _ = std::fs::remove_dir_all(out);
     let mut cmd = Command::new(peers_python());
     cmd.args(["-m", "lm_eval", "--model", "hf", "--model_args"])
         .arg(format!("pretrained={},gguf_file={gguf},dtype=float32", model_dir.display()))
@@ -356,8 +402,19 @@ fn run_lm_eval(task: &Task, names: &[String], include: &Path, limit: Option<usiz
     Ok(started.elapsed().as_secs_f64())
 }
 
-fn run_runner(bin: &Path, task: &Task, data: &Path, limit: Option<usize>, out: &Path) -> Result<f64> {
-    let _ = std::fs::remove_dir_all(out);
+/// runner's half; with `resume`, a half that finished is kept and one that stopped continues (runner's own
+/// `--resume`, its wall time then that of the last attempt). Returns the wall time in seconds.
+fn run_runner(bin: &Path, task: &Task, data: &Path, limit: Option<usize>, out: &Path, resume: bool) -> Result<f64> {
+    let wall_file = out.with_file_name(format!("runner-{WALL_FILE}"));
+    if resume {
+        if let Some(wall) = std::fs::read_to_string(&wall_file).ok().and_then(|t| t.trim().parse().ok()) {
+            eprintln!("runner: kept from the earlier run");
+            return Ok(wall);
+        }
+    } else {
+        let _ = std::fs::remove_dir_all(out);
+        let _ = std::fs::remove_file(&wall_file);
+    }
     let mut cmd = Command::new(bin.join("runner"));
     cmd.arg("exec").arg(bin.join(format!("{}.wasm", task.scenario)));
     cmd.args(["--precision", "fp32", "--scoring", "loglikelihood", "--no-progress"]).arg("--data").arg(data);
@@ -366,9 +423,14 @@ fn run_runner(bin: &Path, task: &Task, data: &Path, limit: Option<usize>, out: &
     if let Some(limit) = limit.filter(|_| task.loader != "mmlu") {
         cmd.args(["--max-samples", &limit.to_string()]);
     }
+    if resume && out.join("samples.jsonl").is_file() {
+        cmd.arg("--resume");
+    }
     let started = Instant::now();
     run_command(&mut cmd)?;
-    Ok(started.elapsed().as_secs_f64())
+    let wall = started.elapsed().as_secs_f64();
+    std::fs::write(&wall_file, format!("{wall}\n"))?;
+    Ok(wall)
 }
 
 pub(crate) fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
@@ -635,7 +697,7 @@ pub fn run(options: &AgreeOptions) -> Result<()> {
         let this_machine = machine(std::thread::available_parallelism().map_or(1, |n| n.get()));
         for name in &options.tasks {
             let result = match TASKS.iter().find(|t| t.name == name) {
-                Some(task) => step(&format!("agree {name}"), || run_task(&bin, task, options.limit))?,
+                Some(task) => step(&format!("agree {name}"), || run_task(&bin, task, options.limit, options.resume))?,
                 None => step(&format!("agree {name}"), || {
                     let data = datasets_dir().join("gsm8k/test.jsonl");
                     let work = work_dir().join(GSM8K);
@@ -665,17 +727,18 @@ pub fn run(options: &AgreeOptions) -> Result<()> {
     write_page(&root, &page)
 }
 
-fn run_task(bin: &Path, task: &Task, limit: Option<usize>) -> Result<Value> {
+fn run_task(bin: &Path, task: &Task, limit: Option<usize>, resume: bool) -> Result<Value> {
     let source = datasets_dir().join(task.data);
     if !source.exists() {
         bail!("{} is missing (set RUNNER_DATASETS to the folder of the benchmark files)", source.display());
     }
     let data = if task.loader == "mmlu" { mmlu_selection(&source, limit)? } else { source };
     let work = work_dir().join(task.name);
+    let resume = resumable(&work, limit, resume)?;
     let names = write_lm_eval_tasks(task, &data, &work.join("lm-eval-tasks"))?;
     let load_before = load_average();
-    let runner_s = run_runner(bin, task, &data, limit, &work.join("runner"))?;
-    let lm_eval_s = run_lm_eval(task, &names, &work.join("lm-eval-tasks"), limit, &work.join("lm-eval"))?;
+    let runner_s = run_runner(bin, task, &data, limit, &work.join("runner"), resume)?;
+    let lm_eval_s = run_lm_eval(task, &names, &work.join("lm-eval-tasks"), limit, &work.join("lm-eval"), resume)?;
     let ours = runner_answers(&work.join("runner"), task)?;
     let theirs = lm_eval_answers(&work.join("lm-eval"), task, &names)?;
     let mut result = compare(task, &ours, &theirs)?;
@@ -691,6 +754,24 @@ fn run_task(bin: &Path, task: &Task, limit: Option<usize>) -> Result<Value> {
     result["runner_version"] =
         json!(output(Command::new(bin.join("runner")).arg("--version")).ok().map(|v| v.trim().to_string()));
     Ok(result)
+}
+
+/// Whether `--resume` may continue what the task's folder holds: an earlier run of the same selection
+/// (`--limit`). A different selection is refused rather than mixed in. Records this run's selection.
+fn resumable(work: &Path, limit: Option<usize>, resume: bool) -> Result<bool> {
+    let file = work.join("selection");
+    let this = limit.map_or("all".to_string(), |l| format!("first {l}"));
+    let earlier = std::fs::read_to_string(&file).ok().map(|t| t.trim().to_string());
+    if let Some(earlier) = earlier.as_deref().filter(|e| resume && *e != this) {
+        bail!(
+            "--resume: the earlier run in {} took {earlier} questions of each file, this one {this}; run \
+             without --resume to start again",
+            work.display()
+        );
+    }
+    std::fs::create_dir_all(work)?;
+    std::fs::write(&file, format!("{this}\n"))?;
+    Ok(resume && earlier.is_some())
 }
 
 /// The file's sha256; for MMLU's folder, that of its `SHA256SUMS` beside it (which lists every CSV's).
@@ -881,6 +962,24 @@ mod tests {
             let err = AgreeOptions::parse(bad).unwrap_err().to_string();
             assert!(err.contains(bad[bad.len() - 1]) || err.contains(bad[0]), "{err}");
         }
+    }
+
+    #[test]
+    fn resume_continues_only_the_same_selection_and_keeps_finished_halves() {
+        let work = std::env::temp_dir().join(format!("agree-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        assert!(!resumable(&work, None, true).unwrap(), "nothing earlier to continue");
+        assert!(resumable(&work, None, true).unwrap());
+        let err = resumable(&work, Some(30), true).unwrap_err().to_string();
+        assert!(err.contains("took all questions") && err.contains("this one first 30"), "{err}");
+        assert!(!resumable(&work, Some(30), false).unwrap(), "a fresh run starts again");
+        assert!(resumable(&work, Some(30), true).unwrap());
+        let group = work.join("lm-eval/group-00");
+        assert_eq!(finished_wall(&group), None);
+        std::fs::create_dir_all(&group).unwrap();
+        std::fs::write(group.join(WALL_FILE), "812.5\n").unwrap();
+        assert_eq!(finished_wall(&group), Some(812.5));
+        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]

@@ -34,7 +34,7 @@ tasks:
   bench [--install-peers] [--quick] [--rounds R] [--render-only]
                   runner against onnxruntime-genai and llama.cpp (installed from PyPI into the target
                   folder with --install-peers), interleaved; writes reports/speed/README.md
-  agree [--install-peers] [--limit N] [--tasks arc_easy,openbookqa,sst2,mmlu,mmlu_5shot,gsm8k] [--gsm8k-run DIR] [--render-only]
+  agree [--install-peers] [--limit N] [--tasks arc_easy,openbookqa,sst2,mmlu,mmlu_5shot,gsm8k] [--gsm8k-run DIR] [--resume] [--render-only]
                   runner and the lm-evaluation-harness (installed from PyPI into the target folder with
                   --install-peers) on the same fp32 weights and questions, compared question by question;
                   writes reports/agreement/README.md
