@@ -412,7 +412,7 @@ fn speed_of(rows: &[Row]) -> Speed {
             read: |r| r.decode.as_ref(),
             plane: |r| r.output_tokens_per_s,
             label: "output tokens/s (all rows of a batch)",
-            chart_title: "Decode throughput (tokens/s, mean ± sd)",
+            chart_title: "Decode tokens/s per stream (mean ± sd)",
         }
     }
 }
