@@ -182,6 +182,8 @@ fn runs_at_different_batch_sizes_compare_by_throughput_not_per_stream_decode() {
     assert!(relative.text.ends_with("× slower") && !relative.text.contains('±'), "{}", relative.text);
     let page = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
     assert!(page.contains("decoded at different batch sizes, so speed is output tokens per second"), "{page}");
+    let terminal = TerminalExporter.render(&report).unwrap();
+    assert!(terminal.contains("speed = output tokens/s of model time (batch sizes differ)"), "{terminal}");
     // The index names the run that delivers most, not the fastest stream.
     let dir = tempfile::tempdir().unwrap();
     publish(report, dir.path(), &Templates::default()).unwrap();
@@ -346,7 +348,15 @@ fn markdown_report_snapshot() {
 fn terminal_csv_and_json_show_every_row() {
     let report = report();
     let terminal = TerminalExporter.render(&report).unwrap();
-    for needle in ["Tiny fp32 cpu", "Tiny int8 cpu", "Tiny int4 cpu", "× faster", "baseline: Tiny fp32 cpu"] {
+    let needles = [
+        "Tiny fp32 cpu",
+        "Tiny int8 cpu",
+        "Tiny int4 cpu",
+        "× faster",
+        "baseline: Tiny fp32 cpu",
+        "speed = mean decode",
+    ];
+    for needle in needles {
         assert!(terminal.contains(needle), "{needle} missing from\n{terminal}");
     }
     let csv = CsvExporter.render(&report).unwrap();

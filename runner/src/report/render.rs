@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-use super::model::{Comparison, Report, ReportError};
+use super::model::{Comparison, Report, ReportError, SpeedBasis};
 use crate::files::human_bytes;
 
 /// The templates runner ships, by file name.
@@ -314,7 +314,12 @@ impl Exporter for TerminalExporter {
             out.push_str(&table.to_string());
             out.push('\n');
             let base = &c.rows[c.baseline].name;
-            out.push_str(&format!("baseline: {base} ({}); speed = decode tokens/s\n", c.baseline_rule));
+            let speed = match c.speed_basis {
+                SpeedBasis::Decode => "mean decode tokens/s per stream",
+                SpeedBasis::Throughput => "output tokens/s of model time (batch sizes differ)",
+                SpeedBasis::Scored => "mean tokens scored per second",
+            };
+            out.push_str(&format!("baseline: {base} ({}); speed = {speed}\n", c.baseline_rule));
             if !c.paired.is_empty() {
                 let mut paired = Table::new();
                 paired.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
