@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::model::{Row, Throughput};
+use super::model::{Row, SpeedBasis, Throughput};
 use crate::files::human_bytes;
 use crate::stats::percentile;
 
@@ -399,8 +399,8 @@ struct Speed {
     chart_title: &'static str,
 }
 
-fn speed_of(rows: &[Row]) -> Speed {
-    if rows.iter().all(|r| r.decode.is_none()) && rows.iter().any(|r| r.scored.is_some()) {
+fn speed_of(basis: SpeedBasis) -> Speed {
+    if basis == SpeedBasis::Scored {
         Speed {
             read: |r| r.scored.as_ref(),
             plane: |r| r.scored.as_ref().map(|t| t.mean),
@@ -417,10 +417,10 @@ fn speed_of(rows: &[Row]) -> Speed {
     }
 }
 
-fn scatter(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Scatter {
+fn scatter(rows: &[Row], basis: SpeedBasis, headline: Option<&str>, higher_is_better: bool) -> Scatter {
     let (width, height) = (WIDTH, 380.0);
     let (left, right, top, bottom) = (70.0, WIDTH - 30.0, 16.0, 380.0 - 46.0);
-    let Speed { plane: speed, label: speed_label, .. } = speed_of(rows);
+    let Speed { plane: speed, label: speed_label, .. } = speed_of(basis);
     let data: Vec<(usize, f64, f64, f64, f64)> = rows
         .iter()
         .enumerate()
@@ -561,9 +561,10 @@ fn phases(rows: &[Row]) -> StackedChart {
     }
 }
 
-pub fn build(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Charts {
+/// `basis` is the comparison's [`SpeedBasis`]: the charts read speed from the same measure as its table.
+pub fn build(rows: &[Row], basis: SpeedBasis, headline: Option<&str>, higher_is_better: bool) -> Charts {
     let mib = |b: f64| human_bytes(b as u64);
-    let Speed { read: speed, chart_title: speed_title, .. } = speed_of(rows);
+    let Speed { read: speed, chart_title: speed_title, .. } = speed_of(basis);
     Charts {
         decode: bar_chart(
             speed_title,
@@ -590,7 +591,7 @@ pub fn build(rows: &[Row], headline: Option<&str>, higher_is_better: bool) -> Ch
             rows,
             rows.iter().map(|r| spread(&r.itl_values, r.itl_summary.as_ref())).collect(),
         ),
-        scatter: scatter(rows, headline, higher_is_better),
+        scatter: scatter(rows, basis, headline, higher_is_better),
         phases: phases(rows),
     }
 }

@@ -807,7 +807,7 @@ fn comparison(
         };
     }
     let paired = super::paired::paired_rows(&inputs, &rows, baseline_index);
-    let charts = charts::build(&rows, headline.as_deref(), headline_higher_is_better);
+    let charts = charts::build(&rows, speed_basis, headline.as_deref(), headline_higher_is_better);
     Ok(Comparison {
         id,
         title,
