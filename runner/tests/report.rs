@@ -189,6 +189,16 @@ fn runs_at_different_batch_sizes_compare_by_throughput_not_per_stream_decode() {
     publish(report, dir.path(), &Templates::default()).unwrap();
     let index = fs::read_to_string(dir.path().join("README.md")).unwrap();
     assert!(index.contains(" output tok/s (Tiny fp32 cpu b4) |"), "{index}");
+    // Without an fp32 row the baseline is the slowest row by that same measure: the batch-1 int4 run, though
+    // it decodes each stream fastest.
+    let mut unanchored = runs.clone();
+    for r in unanchored.iter_mut().filter(|r| r.summary.model.info["precision"] == "fp32") {
+        r.summary.model.info["precision"] = "fp16".into();
+    }
+    let c = &build(unanchored, &BaselineChoice::Auto).unwrap().comparisons[0];
+    assert_eq!(c.rows[c.baseline].precision, "int4");
+    assert!(c.baseline_rule.contains("slowest row by output tokens/s"), "{}", c.baseline_rule);
+    assert!(c.rows.iter().all(|r| r.relative.as_ref().unwrap().ratio >= 1.0));
     // One batch size: per-stream decode speed with its error, as before.
     runs.iter_mut().for_each(|r| r.summary.settings.batch_size = 4);
     let c = &build(runs, &BaselineChoice::Auto).unwrap().comparisons[0];

@@ -25,7 +25,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE", requires = "format")]
     pub out: Option<PathBuf>,
     /// The row other rows' speed is compared against: a row number (0-based, as in the table) or a row
-    /// name (or a unique part of one). Default: the fp32 row, else the slowest row by decode tokens/s.
+    /// name (or a unique part of one). Default: the fp32 row, else the slowest row (by decode tokens/s;
+    /// across batch sizes, by output tokens/s).
     #[arg(long, value_name = "NAME|INDEX")]
     pub baseline: Option<String>,
     /// A folder of templates to use instead of the built-in ones (a restyled copy of `templates/`; it

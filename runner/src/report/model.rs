@@ -18,7 +18,8 @@ use crate::stats::Distribution;
 /// Which row the others are compared against.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BaselineChoice {
-    /// The fp32 row when a comparison has one (the reference precision), else the slowest row by decode speed.
+    /// The fp32 row when a comparison has one (the reference precision), else the slowest row by the measure
+    /// its speeds compare (see [`SpeedBasis`]).
     #[default]
     Auto,
     /// The row with this name (case-insensitive), or whose name contains it when exactly one does.
@@ -653,17 +654,31 @@ fn choose_baseline(rows: &[Row], choice: &BaselineChoice, comparison: &str) -> R
             if let Some(i) = rows.iter().position(|r| r.precision == "fp32") {
                 return Ok((i, "the fp32 row (the reference precision)".to_string()));
             }
-            let slowest = rows
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.decode.as_ref().map(|d| (i, d.mean)))
-                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            Ok(match slowest {
-                Some((i, _)) => (i, "the slowest row by decode tokens/s (no fp32 row)".to_string()),
-                None => (0, "the first row (no decode speed recorded)".to_string()),
+            Ok(match slowest_row(rows) {
+                Some((i, measure)) => (i, format!("the slowest row by {measure} (no fp32 row)")),
+                None => (0, "the first row (no speed recorded)".to_string()),
             })
         }
     }
+}
+
+/// The slowest row by the measure its comparison's speeds will use, and that measure's name: decode tokens/s
+/// between runs at one batch size, output tokens/s across batch sizes (a batch-16 run decodes each stream
+/// slower yet delivers more), tokens scored/s where no row decodes.
+fn slowest_row(rows: &[Row]) -> Option<(usize, &'static str)> {
+    let decoding: Vec<&Row> = rows.iter().filter(|r| r.decode.is_some()).collect();
+    let (measure, name): (fn(&Row) -> Option<f64>, &'static str) = match decoding.first() {
+        None => (|r| r.scored.as_ref().map(|s| s.mean), "tokens scored/s"),
+        Some(first) if decoding.iter().any(|r| r.batch_size != first.batch_size) => {
+            (|r| r.output_tokens_per_s, "output tokens/s (the rows differ in batch size)")
+        }
+        Some(_) => (|r| r.decode.as_ref().map(|d| d.mean), "decode tokens/s"),
+    };
+    rows.iter()
+        .enumerate()
+        .filter_map(|(i, r)| measure(r).filter(|x| *x > 0.0).map(|x| (i, x)))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map(|(i, _)| (i, name))
 }
 
 /// The headline metric: accuracy when present, else the first metric alphabetically.
