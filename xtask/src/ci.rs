@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::setup::{self, SetupOptions};
+use crate::setup::{self, BuildScope, SetupOptions};
 use crate::shell::{cargo, run_command, step};
 
 /// Debian's `chromium`, installed with apt when missing and running as root; elsewhere a clear message
@@ -27,7 +27,7 @@ fn ensure_chromium() -> Result<()> {
 
 pub fn run() -> Result<()> {
     let started = Instant::now();
-    setup::run(&SetupOptions::default())?;
+    setup::run(&SetupOptions { scope: BuildScope::Workspace, ..SetupOptions::default() })?;
     step("chromium (the HTML report test renders pages headless)", ensure_chromium)?;
     step("cargo fmt --check", || run_command(cargo().args(["fmt", "--all", "--check"])))?;
     step("cargo clippy", || {

@@ -19,6 +19,20 @@ const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 pub struct SetupOptions {
     /// Also install onnxruntime-gpu (CUDA and TensorRT execution providers).
     pub gpu: bool,
+    /// Build what the test suite builds, not runner alone (see [`BuildScope`]).
+    pub scope: BuildScope,
+}
+
+/// What setup compiles to get the runner binary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum BuildScope {
+    /// `-p runner`: all a newcomer needs.
+    #[default]
+    Runner,
+    /// Every workspace target, tests included, with the features `cargo test --workspace` resolves. Cargo
+    /// unifies dependency features per command, so `-p runner` and the whole workspace compile wasmtime and
+    /// the rest twice (about 5 of CI's 20 minutes); built this way, the test step compiles nothing again.
+    Workspace,
 }
 
 impl SetupOptions {
@@ -36,7 +50,10 @@ impl SetupOptions {
 
 pub fn run(options: &SetupOptions) -> Result<()> {
     step("wasm32-wasip2 target", ensure_wasm_target)?;
-    let runner = step("build runner (release)", build_runner)?;
+    // Before any build: the workspace build compiles the Python scenarios when componentize-py is there, and
+    // installing it afterwards would make cargo build them, and all that depends on them, again.
+    step("componentize-py (Python scenarios)", install_componentize_py)?;
+    let runner = step("build runner (release)", || build_runner(options.scope))?;
     let paths = runner_paths(&runner)?;
     step("ONNX Runtime (CPU)", || {
         install_wheel_libs(&format!("onnxruntime=={ORT_WHEEL_VERSION}"), &path_of(&paths, "ort_cpu_lib")?)
@@ -46,7 +63,6 @@ pub fn run(options: &SetupOptions) -> Result<()> {
             install_wheel_libs(&format!("onnxruntime-gpu=={ORT_WHEEL_VERSION}"), &path_of(&paths, "ort_gpu_lib")?)
         })?;
     }
-    step("componentize-py (Python scenarios)", install_componentize_py)?;
     step("scenario components", || {
         run_command(cargo().args([
             "run",
@@ -73,14 +89,20 @@ fn ensure_wasm_target() -> Result<()> {
     run_command(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
-/// Builds the runner binary and returns its path, as cargo reports it.
-pub fn build_runner() -> Result<PathBuf> {
+/// Builds the runner binary (with what else `scope` asks for) and returns its path, as cargo reports it.
+pub fn build_runner(scope: BuildScope) -> Result<PathBuf> {
+    let targets: &[&str] = match scope {
+        BuildScope::Runner => &["-p", "runner"],
+        BuildScope::Workspace => &["--workspace", "--all-targets"],
+    };
     let messages =
-        output(cargo().args(["build", "--release", "-p", "runner", "--message-format=json-render-diagnostics"]))?;
+        output(cargo().args(["build", "--release", "--message-format=json-render-diagnostics"]).args(targets))?;
     messages
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "runner")
+        // The library's and the binary's test harnesses are executables named runner too.
+        .filter(|m| m["target"]["kind"] == serde_json::json!(["bin"]) && m["profile"]["test"] == false)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .context("cargo built runner but reported no executable")
 }

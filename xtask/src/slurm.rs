@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::setup::{self, SetupOptions};
+use crate::setup::{self, BuildScope, SetupOptions};
 use crate::shell::{output, repo_root, run_command, step};
 
 /// The script users copy; submitted exactly as it is.
@@ -37,7 +37,7 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(900);
 pub fn run() -> Result<()> {
     let started = Instant::now();
     setup::run(&SetupOptions::default())?;
-    let runner = setup::build_runner()?;
+    let runner = setup::build_runner(BuildScope::Runner)?;
     step("Slurm and munge (Debian)", ensure_packages)?;
     let work = repo_root().join("target/slurm-test");
     let _ = std::fs::remove_dir_all(&work);
