@@ -189,6 +189,23 @@ pub enum SpeedBasis {
 }
 
 impl SpeedBasis {
+    /// The one figure of `row` this basis compares (a mean where it has an error), for ranking rows.
+    fn figure(self, row: &Row) -> Option<f64> {
+        match self {
+            SpeedBasis::Decode => row.decode.as_ref().map(|d| d.mean),
+            SpeedBasis::Throughput => row.output_tokens_per_s,
+            SpeedBasis::Scored => row.scored.as_ref().map(|s| s.mean),
+        }
+    }
+
+    fn figure_name(self) -> &'static str {
+        match self {
+            SpeedBasis::Decode => "decode tokens/s",
+            SpeedBasis::Throughput => "output tokens/s (the rows differ in batch size)",
+            SpeedBasis::Scored => "tokens scored/s",
+        }
+    }
+
     /// The sentence under the speed table that says what the ratio measures.
     pub fn describe(self) -> &'static str {
         match self {
@@ -591,15 +608,15 @@ fn relative(row: &Throughput, baseline: &Throughput) -> Relative {
 }
 
 /// Decode speed compares streams, which is fair only between runs at one batch size; across batch sizes
-/// the runs are compared by what they deliver. Log-likelihood rows decode nothing.
-fn speed_basis(rows: &[Row], baseline: usize) -> SpeedBasis {
-    let base = &rows[baseline];
-    if base.decode.is_none() && base.scored.is_some() {
-        SpeedBasis::Scored
-    } else if rows.iter().any(|r| r.decode.is_some() && r.batch_size != base.batch_size) {
-        SpeedBasis::Throughput
-    } else {
-        SpeedBasis::Decode
+/// the runs are compared by what they deliver. Log-likelihood rows decode nothing. (A comparison's rows share
+/// one setup, so either they all decode or none does.)
+fn speed_basis(rows: &[Row]) -> SpeedBasis {
+    let mut decoding = rows.iter().filter(|r| r.decode.is_some());
+    match decoding.next() {
+        None if rows.iter().any(|r| r.scored.is_some()) => SpeedBasis::Scored,
+        None => SpeedBasis::Decode,
+        Some(first) if decoding.any(|r| r.batch_size != first.batch_size) => SpeedBasis::Throughput,
+        Some(_) => SpeedBasis::Decode,
     }
 }
 
@@ -621,7 +638,12 @@ fn relative_speed(row: &Row, base: &Row, basis: SpeedBasis) -> Option<Relative> 
     }
 }
 
-fn choose_baseline(rows: &[Row], choice: &BaselineChoice, comparison: &str) -> Result<(usize, String), ReportError> {
+fn choose_baseline(
+    rows: &[Row],
+    basis: SpeedBasis,
+    choice: &BaselineChoice,
+    comparison: &str,
+) -> Result<(usize, String), ReportError> {
     let names = || rows.iter().map(|r| format!("`{}`", r.name)).collect::<Vec<_>>().join(", ");
     match choice {
         BaselineChoice::Index(i) if *i < rows.len() => Ok((*i, format!("row {i}, chosen with --baseline"))),
@@ -654,31 +676,21 @@ fn choose_baseline(rows: &[Row], choice: &BaselineChoice, comparison: &str) -> R
             if let Some(i) = rows.iter().position(|r| r.precision == "fp32") {
                 return Ok((i, "the fp32 row (the reference precision)".to_string()));
             }
-            Ok(match slowest_row(rows) {
-                Some((i, measure)) => (i, format!("the slowest row by {measure} (no fp32 row)")),
+            Ok(match slowest_row(rows, basis) {
+                Some(i) => (i, format!("the slowest row by {} (no fp32 row)", basis.figure_name())),
                 None => (0, "the first row (no speed recorded)".to_string()),
             })
         }
     }
 }
 
-/// The slowest row by the measure its comparison's speeds will use, and that measure's name: decode tokens/s
-/// between runs at one batch size, output tokens/s across batch sizes (a batch-16 run decodes each stream
-/// slower yet delivers more), tokens scored/s where no row decodes.
-fn slowest_row(rows: &[Row]) -> Option<(usize, &'static str)> {
-    let decoding: Vec<&Row> = rows.iter().filter(|r| r.decode.is_some()).collect();
-    let (measure, name): (fn(&Row) -> Option<f64>, &'static str) = match decoding.first() {
-        None => (|r| r.scored.as_ref().map(|s| s.mean), "tokens scored/s"),
-        Some(first) if decoding.iter().any(|r| r.batch_size != first.batch_size) => {
-            (|r| r.output_tokens_per_s, "output tokens/s (the rows differ in batch size)")
-        }
-        Some(_) => (|r| r.decode.as_ref().map(|d| d.mean), "decode tokens/s"),
-    };
+/// The slowest row by the figure `basis` compares.
+fn slowest_row(rows: &[Row], basis: SpeedBasis) -> Option<usize> {
     rows.iter()
         .enumerate()
-        .filter_map(|(i, r)| measure(r).filter(|x| *x > 0.0).map(|x| (i, x)))
+        .filter_map(|(i, r)| basis.figure(r).filter(|x| *x > 0.0).map(|x| (i, x)))
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-        .map(|(i, _)| (i, name))
+        .map(|(i, _)| i)
 }
 
 /// The headline metric: accuracy when present, else the first metric alphabetically.
@@ -810,8 +822,8 @@ fn comparison(
     for r in &mut rows {
         r.headline = headline.as_ref().and_then(|h| r.metrics.get(h).cloned());
     }
-    let (baseline_index, baseline_rule) = choose_baseline(&rows, baseline, &id)?;
-    let speed_basis = speed_basis(&rows, baseline_index);
+    let speed_basis = speed_basis(&rows);
+    let (baseline_index, baseline_rule) = choose_baseline(&rows, speed_basis, baseline, &id)?;
     let base = rows[baseline_index].clone();
     for (i, r) in rows.iter_mut().enumerate() {
         r.is_baseline = i == baseline_index;
