@@ -569,10 +569,15 @@ trait RunName {
 }
 
 impl RunName for RunSummary {
-    /// "SmolLM2-135M-Instruct int4 cpu", with the batch size and adapter when they are not the defaults;
-    /// a sweep's run leads with the name the sweep gave it (`gsm8k-int4`, or the experiment's `name:`):
-    /// "gsm8k-int4 (SmolLM2-135M-Instruct int4 cpu)".
+    /// "SmolLM2-135M-Instruct int4 cpu", with the batch size and adapter when they are not the defaults, and
+    /// the source of a precision runner derived ("int4 from fp32": the GGUF's own int4 blocks and an int4
+    /// rounded from fp32 weights are different models); a sweep's run leads with the name the sweep gave it
+    /// (`gsm8k-int4`, or the experiment's `name:`): "gsm8k-int4 (SmolLM2-135M-Instruct int4 cpu)".
     fn run_name_or_default(&self, model: &str, precision: &str, adapter: &Option<String>) -> String {
+        let precision = match &self.model.derivation {
+            Some(derivation) => format!("{precision} from {}", derivation.source_precision),
+            None => precision.to_string(),
+        };
         let mut name = format!("{model} {precision} {}", self.runtime.execution_provider);
         if self.settings.batch_size != 1 {
             name.push_str(&format!(" b{}", self.settings.batch_size));
