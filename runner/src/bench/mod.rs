@@ -137,6 +137,7 @@ fn open_model(dir: &Path) -> Result<BenchModel, BenchError> {
         size_bytes: model_size_bytes(&folder.model_path),
         params,
         precision,
+        derived_from: crate::derive::DerivationRecord::read(dir).map(|d| d.source_precision),
         context_length: info.context_length,
         prompt_pool_size: pool.len(),
     };

@@ -63,9 +63,19 @@ pub struct ModelFacts {
     /// The dominant weight format read from the graph (`GraphReport::weight_precision`, what `runner exec`
     /// records); the folder's own label when the graph could not be read (the report then warns).
     pub precision: String,
+    /// The precision of the folder runner derived this model from (its `derived.json`), e.g. `fp32`; null for
+    /// a model that was not derived.
+    pub derived_from: Option<String>,
     pub context_length: usize,
     /// Ordinary (non-special) token ids the synthetic prompt is drawn from.
     pub prompt_pool_size: usize,
+}
+
+impl ModelFacts {
+    /// The precision as tables show it: "int4", or "int4 from fp32" for a derived model.
+    pub fn precision_label(&self) -> String {
+        crate::derive::DerivationRecord::precision_label(&self.precision, self.derived_from.as_deref())
+    }
 }
 
 /// Summary statistics over the repetitions of one configuration.
@@ -135,7 +145,10 @@ impl ConfigurationResult {
         let threads = configuration.threads.map_or_else(|| "default".to_string(), |t| t.to_string());
         let label = format!(
             "{} [{}] {test} on {} with {threads} threads at batch {}",
-            model.name, model.precision, configuration.ep, configuration.batch_size
+            model.name,
+            model.precision_label(),
+            configuration.ep,
+            configuration.batch_size
         );
         let warnings = stability_warnings(&label, &repetitions, &summary);
         ConfigurationResult {

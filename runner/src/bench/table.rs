@@ -64,7 +64,7 @@ pub fn render(report: &BenchReport, markdown: bool) -> String {
                 Cell::new(&r.model.name),
                 right(human_bytes(r.model.size_bytes)),
                 right(r.model.params.map_or_else(|| "–".to_string(), |p| format!("{:.2} M", p as f64 / 1e6))),
-                Cell::new(&r.model.precision),
+                Cell::new(r.model.precision_label()),
                 Cell::new(&r.ep),
                 right(threads(r)),
                 right(r.batch_size.to_string()),
@@ -98,7 +98,7 @@ pub fn render(report: &BenchReport, markdown: bool) -> String {
         let s = &r.summary;
         latency.add_row(vec![
             Cell::new(&r.model.name),
-            Cell::new(&r.model.precision),
+            Cell::new(r.model.precision_label()),
             Cell::new(&r.ep),
             right(threads(r)),
             right(r.batch_size.to_string()),

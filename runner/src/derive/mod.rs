@@ -113,6 +113,16 @@ pub struct DerivationRecord {
 }
 
 impl DerivationRecord {
+    /// How a model's precision is named where its source matters: "int4 from fp32" for a derived model (an
+    /// int4 rounded from fp32 weights is another model than a GGUF's own int4 blocks), the precision alone
+    /// otherwise.
+    pub fn precision_label(precision: &str, source_precision: Option<&str>) -> String {
+        match source_precision {
+            Some(source) => format!("{precision} from {source}"),
+            None => precision.to_string(),
+        }
+    }
+
     /// The record in model folder `dir`; `None` when the folder was not derived (or the record is unreadable).
     pub fn read(dir: &Path) -> Option<Self> {
         let text = std::fs::read_to_string(dir.join(DERIVED_FILE)).ok()?;

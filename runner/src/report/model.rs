@@ -574,10 +574,8 @@ impl RunName for RunSummary {
     /// rounded from fp32 weights are different models); a sweep's run leads with the name the sweep gave it
     /// (`gsm8k-int4`, or the experiment's `name:`): "gsm8k-int4 (SmolLM2-135M-Instruct int4 cpu)".
     fn run_name_or_default(&self, model: &str, precision: &str, adapter: &Option<String>) -> String {
-        let precision = match &self.model.derivation {
-            Some(derivation) => format!("{precision} from {}", derivation.source_precision),
-            None => precision.to_string(),
-        };
+        let source = self.model.derivation.as_ref().map(|d| d.source_precision.as_str());
+        let precision = crate::derive::DerivationRecord::precision_label(precision, source);
         let mut name = format!("{model} {precision} {}", self.runtime.execution_provider);
         if self.settings.batch_size != 1 {
             name.push_str(&format!(" b{}", self.settings.batch_size));
