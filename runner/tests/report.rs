@@ -215,18 +215,7 @@ fn a_derived_precision_names_its_source() {
     let mut derived = runs.iter().find(|r| r.summary.model.info["precision"] == "int4").unwrap().clone();
     derived.dir = PathBuf::from("runs/gsm8k-int4-derived");
     derived.summary.model.hash = format!("sha256:{}", "d".repeat(64));
-    derived.summary.model.derivation = Some(
-        serde_json::from_value(serde_json::json!({
-            "revision": 1, "source_dir": "models/Tiny/fp32", "source_hash": format!("sha256:{}", "c".repeat(64)),
-            "source_precision": "fp32", "options": {"precision": "int4", "block_size": 32, "accuracy_level": 4},
-            "rewrite": {"quantized_matmuls": 1, "quantized_weights": 1, "shared_weights_kept": 0,
-                        "converted_tensors": 0, "float32_nodes": [], "clamped_values": 0},
-            "fidelity": {"method": "probe", "probe_tokens": 7, "greedy_tokens": 3, "positions": 10,
-                         "mean_kl": 0.4, "top1_agreement": 0.7},
-            "runner_version": "0.1.0", "seconds": 1.0
-        }))
-        .unwrap(),
-    );
+    derived.summary.model.derivation = Some(runner::testing::derivation_record("int4", "fp32"));
     runs.push(derived);
     let report = build(runs, &BaselineChoice::Auto).unwrap();
     let names: Vec<&str> = report.comparisons[0].rows.iter().map(|r| r.name.as_str()).collect();

@@ -107,20 +107,8 @@ fn precision_and_params_come_from_the_graph_like_exec() {
     // A folder runner derived says what from, so a rounded fp16 and a native one are told apart in tables.
     let plain = open_model(&fp16).unwrap().facts;
     assert_eq!((plain.derived_from.as_deref(), plain.precision_label().as_str()), (None, "fp16"));
-    std::fs::write(
-        fp16.join(crate::derive::DERIVED_FILE),
-        serde_json::json!({
-            "revision": 1, "source_dir": "models/Tiny/fp32", "source_hash": "sha256:00", "source_precision": "fp32",
-            "options": {"precision": "fp16"},
-            "rewrite": {"quantized_matmuls": 0, "quantized_weights": 0, "shared_weights_kept": 0,
-                        "converted_tensors": 1, "float32_nodes": [], "clamped_values": 0},
-            "fidelity": {"method": "probe", "probe_tokens": 7, "greedy_tokens": 3, "positions": 10,
-                         "mean_kl": 0.0, "top1_agreement": 1.0},
-            "runner_version": "0.1.0", "seconds": 1.0
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let record = crate::testing::derivation_record("fp16", "fp32");
+    std::fs::write(fp16.join(crate::derive::DERIVED_FILE), serde_json::to_string(&record).unwrap()).unwrap();
     let derived = open_model(&fp16).unwrap().facts;
     assert_eq!((derived.derived_from.as_deref(), derived.precision_label().as_str()), (Some("fp32"), "fp16 from fp32"));
 
