@@ -205,6 +205,22 @@ pub fn installed_default_gguf() -> Option<std::path::PathBuf> {
     None
 }
 
+/// A `derived.json` record of a model runner derived at `precision` from a folder of `source_precision`,
+/// with placeholder provenance and fidelity: for tests of what names a derived model.
+pub fn derivation_record(precision: &str, source_precision: &str) -> crate::derive::DerivationRecord {
+    serde_json::from_value(serde_json::json!({
+        "revision": 1, "source_dir": format!("models/Tiny/{source_precision}"),
+        "source_hash": format!("sha256:{}", "c".repeat(64)), "source_precision": source_precision,
+        "options": {"precision": precision},
+        "rewrite": {"quantized_matmuls": 1, "quantized_weights": 1, "shared_weights_kept": 0,
+                    "converted_tensors": 0, "float32_nodes": [], "clamped_values": 0},
+        "fidelity": {"method": "probe", "probe_tokens": 7, "greedy_tokens": 3, "positions": 10,
+                     "mean_kl": 0.4, "top1_agreement": 0.7},
+        "runner_version": "0.1.0", "seconds": 1.0
+    }))
+    .expect("a derivation record")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,20 +258,4 @@ mod tests {
         assert_eq!(folder, dir.path().join("int4"));
         assert!(folder.join("model.onnx").is_file() && folder.join("tokenizer.json").is_file());
     }
-}
-
-/// A `derived.json` record of a model runner derived at `precision` from a folder of `source_precision`,
-/// with placeholder provenance and fidelity: for tests of what names a derived model.
-pub fn derivation_record(precision: &str, source_precision: &str) -> crate::derive::DerivationRecord {
-    serde_json::from_value(serde_json::json!({
-        "revision": 1, "source_dir": format!("models/Tiny/{source_precision}"),
-        "source_hash": format!("sha256:{}", "c".repeat(64)), "source_precision": source_precision,
-        "options": {"precision": precision},
-        "rewrite": {"quantized_matmuls": 1, "quantized_weights": 1, "shared_weights_kept": 0,
-                    "converted_tensors": 0, "float32_nodes": [], "clamped_values": 0},
-        "fidelity": {"method": "probe", "probe_tokens": 7, "greedy_tokens": 3, "positions": 10,
-                     "mean_kl": 0.4, "top1_agreement": 0.7},
-        "runner_version": "0.1.0", "seconds": 1.0
-    }))
-    .expect("a derivation record")
 }
