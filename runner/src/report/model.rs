@@ -189,12 +189,21 @@ pub enum SpeedBasis {
 }
 
 impl SpeedBasis {
+    /// The per-sample speed this basis compares, with its error: decode or scored tokens/s; none for
+    /// throughput, one figure per run.
+    fn per_sample(self, row: &Row) -> Option<&Throughput> {
+        match self {
+            SpeedBasis::Decode => row.decode.as_ref(),
+            SpeedBasis::Scored => row.scored.as_ref(),
+            SpeedBasis::Throughput => None,
+        }
+    }
+
     /// The one figure of `row` this basis compares (a mean where it has an error), for ranking rows.
     fn figure(self, row: &Row) -> Option<f64> {
         match self {
-            SpeedBasis::Decode => row.decode.as_ref().map(|d| d.mean),
             SpeedBasis::Throughput => row.output_tokens_per_s,
-            SpeedBasis::Scored => row.scored.as_ref().map(|s| s.mean),
+            _ => self.per_sample(row).map(|t| t.mean),
         }
     }
 
@@ -626,17 +635,13 @@ fn speed_basis(rows: &[Row]) -> SpeedBasis {
 fn relative_speed(row: &Row, base: &Row, basis: SpeedBasis) -> Option<Relative> {
     let positive = |x: &f64| *x > 0.0;
     match basis {
-        SpeedBasis::Decode => {
-            let (d, b) = (row.decode.as_ref()?, base.decode.as_ref()?);
-            (d.mean > 0.0 && b.mean > 0.0).then(|| relative(d, b))
-        }
-        SpeedBasis::Scored => {
-            let (d, b) = (row.scored.as_ref()?, base.scored.as_ref()?);
-            (d.mean > 0.0 && b.mean > 0.0).then(|| relative(d, b))
-        }
         SpeedBasis::Throughput => {
             let ratio = row.output_tokens_per_s.filter(positive)? / base.output_tokens_per_s.filter(positive)?;
             Some(Relative { ratio, error: None, text: relative_text(ratio, None) })
+        }
+        SpeedBasis::Decode | SpeedBasis::Scored => {
+            let (d, b) = (basis.per_sample(row)?, basis.per_sample(base)?);
+            (d.mean > 0.0 && b.mean > 0.0).then(|| relative(d, b))
         }
     }
 }
