@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{read_summary, run_text as run, runner};
 use runner::import::Precision;
 use runner::results::csv::SAMPLES_CSV_FILE;
-use runner::results::writer::{SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
+use runner::results::writer::{GZIPPED_SAMPLES_FILE, SAMPLES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN_FILE, read_samples};
 use runner::results::{RunStatus, RunSummary, SampleRecord, SampleStatus};
 use runner::testing::SplitMix64;
 
@@ -199,6 +199,60 @@ fn a_changed_configuration_is_refused_by_name_and_the_folder_is_left_alone() {
     let (status, text) = run(exec(&out).args(["--max-samples", "4", "--resume"]));
     assert!(status.status.success(), "{text}");
     assert_complete_without_duplicates(&read_samples(&out).unwrap(), 4, 1);
+}
+
+#[test]
+fn an_unfinished_run_archived_on_one_machine_resumes_from_its_archive_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (status, text) = run(exec(&out).args(["--max-samples", "4"]));
+    assert!(status.status.success(), "{text}");
+    let uninterrupted = read_samples(&out).unwrap();
+    // Stopped after two samples, then archived the way reports/ keeps runs: the dataset's text dropped, gzipped.
+    let text = fs::read_to_string(out.join(SAMPLES_FILE)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    fs::write(out.join(SAMPLES_FILE), format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let data = dir.path().join("data");
+    let page = dir.path().join("page.md");
+    let (status, text) =
+        run(runner().arg("report").arg(&out).arg("--archive").arg(&data).args(["--format", "md", "--out"]).arg(&page));
+    assert!(status.status.success(), "{text}");
+    let archived = walk_files(&data).into_iter().find(|p| p.ends_with(SUMMARY_FILE)).unwrap();
+    // Only the archive travels to the other machine.
+    let moved = dir.path().join("moved");
+    fs::create_dir(&moved).unwrap();
+    for file in fs::read_dir(archived.parent().unwrap()).unwrap() {
+        let file = file.unwrap().path();
+        fs::copy(&file, moved.join(file.file_name().unwrap())).unwrap();
+    }
+    assert!(!moved.join(SAMPLES_FILE).exists() && moved.join(GZIPPED_SAMPLES_FILE).exists());
+
+    let (status, text) = run(exec(&moved).args(["--max-samples", "4"]));
+    assert!(!status.status.success() && text.contains("already holds a run"), "{text}");
+    let (status, text) = run(exec(&moved).args(["--max-samples", "4", "--resume"]));
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains("2 finished samples kept, 2 to run"), "{text}");
+    assert!(!moved.join(GZIPPED_SAMPLES_FILE).exists(), "the run goes on in samples.jsonl alone");
+    let resumed = read_samples(&moved).unwrap();
+    assert_complete_without_duplicates(&resumed, 4, 1);
+    for (kept, reference) in resumed.iter().zip(&uninterrupted) {
+        assert_eq!((&kept.id, &kept.output, &kept.metrics), (&reference.id, &reference.output, &reference.metrics));
+    }
+    assert!(resumed[..2].iter().all(|r| r.prompt.is_none()), "the archive kept no dataset text");
+    assert_eq!(resumed[2].prompt, uninterrupted[2].prompt, "the samples run after the move have theirs");
+    let summary = read_summary(&moved);
+    assert_eq!(summary.status, RunStatus::Complete);
+    assert_eq!(summary.results.metrics["accuracy"].count, 4);
+}
+
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk_files(&path)) } else { files.push(path) }
+    }
+    files
 }
 
 /// Lines in `samples.jsonl` so far (complete or not).

@@ -32,7 +32,7 @@ use crate::results::csv;
 use crate::results::summary::{
     DatasetRecord, FewShotSourceRecord, MemoryRecord, ModelRecord, RuntimeRecord, ScenarioRecord, SettingsRecord,
 };
-use crate::results::writer::{SAMPLES_FILE, WriterError, scan_samples};
+use crate::results::writer::{WriterError, holds_samples, scan_samples};
 use crate::results::{Aggregates, RunStatus, RunSummary, RunWriter, SampleRecord, SampleStatus};
 use crate::rng::SplitMix64;
 use crate::scenario::fewshot::{FewShot, FewShotOrder};
@@ -239,7 +239,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     if opts.resume && opts.out.is_none() {
         bail!("--resume needs --out DIR: the results folder of the run to continue");
     }
-    if !opts.resume && out_dir.join(SAMPLES_FILE).exists() {
+    if !opts.resume && holds_samples(&out_dir) {
         // Refused before the model loads; `RunWriter::create` checks again.
         return Err(WriterError::Exists(out_dir).into());
     }

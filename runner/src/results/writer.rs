@@ -5,10 +5,12 @@
 //! A killed run can be continued (`RunWriter::resume`): the samples file is read back, a half-written last
 //! line (the process died, or the disk filled, mid-append) is cut away and reported, and new samples are
 //! appended after the last complete one. A line that fails to write is cut back the same way before the
-//! error is returned, so the file only ever holds complete lines.
+//! error is returned, so the file only ever holds complete lines. A folder that holds only the archived
+//! `samples.jsonl.gz` (an unfinished run archived on one machine, `runner report --archive`) resumes too: its
+//! records become `samples.jsonl` again and the run goes on where the archive left it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::SampleRecord;
@@ -24,8 +26,8 @@ pub const SUMMARY_MARKDOWN_FILE: &str = "summary.md";
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
     #[error(
-        "results folder {dir} already holds a run (samples.jsonl exists); pass --resume to continue it, or choose \
-         another --out",
+        "results folder {dir} already holds a run (samples.jsonl, or an archived samples.jsonl.gz); pass --resume \
+         to continue it, or choose another --out",
         dir = .0.display()
     )]
     Exists(PathBuf),
@@ -60,16 +62,45 @@ pub struct ExistingSamples {
     pub torn_tail: Option<String>,
 }
 
-/// Reads `dir/samples.jsonl` without changing it. A missing file reads as empty. The last line is torn when
+/// Whether `dir` holds a run's samples: `samples.jsonl`, or the archived `samples.jsonl.gz`.
+pub fn holds_samples(dir: &Path) -> bool {
+    dir.join(SAMPLES_FILE).exists() || dir.join(GZIPPED_SAMPLES_FILE).exists()
+}
+
+/// The bytes of `dir`'s sample lines and the file they were read from: `samples.jsonl`, else the archived
+/// `samples.jsonl.gz` decompressed; `None` when the folder has neither.
+fn stored_samples(dir: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, WriterError> {
+    let (plain, gzipped) = (dir.join(SAMPLES_FILE), dir.join(GZIPPED_SAMPLES_FILE));
+    match fs::read(&plain) {
+        Ok(bytes) => return Ok(Some((plain, bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => return Err(WriterError::Io { action: "read", path: plain, source }),
+    }
+    let compressed = match fs::read(&gzipped) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(WriterError::Io { action: "read", path: gzipped, source }),
+    };
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_slice())
+        .read_to_end(&mut bytes)
+        .map_err(io_error("decompress", &gzipped))?;
+    Ok(Some((gzipped, bytes)))
+}
+
+/// Reads `dir/samples.jsonl` (or the archived `samples.jsonl.gz`) without changing it. A missing file reads
+/// as empty. The last line is torn when
 /// it has no newline (the append was cut short) or does not parse (a power loss can leave it zero-filled);
 /// it is reported in `torn_tail`, not returned. Any other bad line is corruption: an error naming the line.
 pub fn scan_samples(dir: &Path) -> Result<ExistingSamples, WriterError> {
-    let path = dir.join(SAMPLES_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ExistingSamples::default()),
-        Err(source) => return Err(WriterError::Io { action: "read", path, source }),
-    };
+    match stored_samples(dir)? {
+        Some((path, bytes)) => scan_lines(path, &bytes),
+        None => Ok(ExistingSamples::default()),
+    }
+}
+
+/// The complete records of `bytes`, read from `path` (named in errors), and its torn last line if any.
+fn scan_lines(path: PathBuf, bytes: &[u8]) -> Result<ExistingSamples, WriterError> {
     let mut existing = ExistingSamples::default();
     let mut start = 0usize;
     let mut line = 0usize;
@@ -120,7 +151,7 @@ pub struct RunWriter {
 impl RunWriter {
     /// Creates the results folder. A folder that already holds a run is refused rather than mixed.
     pub fn create(dir: &Path) -> Result<Self, WriterError> {
-        if dir.join(SAMPLES_FILE).exists() {
+        if holds_samples(dir) {
             return Err(WriterError::Exists(dir.to_path_buf()));
         }
         fs::create_dir_all(dir).map_err(|source| WriterError::CreateDir { dir: dir.to_path_buf(), source })?;
@@ -135,8 +166,19 @@ impl RunWriter {
     /// that does not exist, or holds no samples yet, starts empty.
     pub fn resume(dir: &Path) -> Result<(Self, ExistingSamples), WriterError> {
         fs::create_dir_all(dir).map_err(|source| WriterError::CreateDir { dir: dir.to_path_buf(), source })?;
-        let existing = scan_samples(dir)?;
         let path = dir.join(SAMPLES_FILE);
+        let existing = match stored_samples(dir)? {
+            Some((from, bytes)) if from != path => {
+                // An archived run goes on in the plain file; the archive would be stale from the next sample on.
+                let existing = scan_lines(from.clone(), &bytes)?;
+                let kept = &bytes[..existing.complete_bytes as usize];
+                write_atomically(&path, kept).map_err(io_error("write", &path))?;
+                fs::remove_file(&from).map_err(io_error("remove", &from))?;
+                existing
+            }
+            Some((from, bytes)) => scan_lines(from, &bytes)?,
+            None => ExistingSamples::default(),
+        };
         let samples = OpenOptions::new().create(true).append(true).open(&path).map_err(io_error("open", &path))?;
         if existing.torn_tail.is_some() {
             samples.set_len(existing.complete_bytes).map_err(io_error("truncate", &path))?;
@@ -240,6 +282,30 @@ mod tests {
         write_three(dir.path());
         let message = RunWriter::create(dir.path()).err().unwrap().to_string();
         assert!(message.contains("--resume") && message.contains("--out"), "{message}");
+    }
+
+    #[test]
+    fn an_archived_run_resumes_in_the_plain_file_and_its_archive_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = write_three(dir.path());
+        let gzipped = dir.path().join(GZIPPED_SAMPLES_FILE);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&plain).unwrap();
+        fs::write(&gzipped, encoder.finish().unwrap()).unwrap();
+        fs::remove_file(dir.path().join(SAMPLES_FILE)).unwrap();
+
+        assert!(holds_samples(dir.path()));
+        let message = RunWriter::create(dir.path()).err().unwrap().to_string();
+        assert!(message.contains("samples.jsonl.gz") && message.contains("--resume"), "{message}");
+        assert_eq!(scan_samples(dir.path()).unwrap().records.len(), 3, "read without changing the folder");
+        assert!(gzipped.exists() && !dir.path().join(SAMPLES_FILE).exists());
+
+        let (mut writer, existing) = RunWriter::resume(dir.path()).unwrap();
+        assert_eq!(existing.records.iter().map(|r| r.index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(!gzipped.exists(), "the archive would go stale once the run appends");
+        writer.append(&record(3)).unwrap();
+        let indices: Vec<usize> = read_samples(dir.path()).unwrap().iter().map(|r| r.index).collect();
+        assert_eq!(indices, [0, 1, 2, 3]);
     }
 
     #[test]
