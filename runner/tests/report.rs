@@ -501,7 +501,8 @@ fn published_folder_renders_byte_identically_from_results_folders() {
     let out = dir.path().join("reports");
     let render = || {
         let inputs = runner::report::load_runs(&[out.join("data")]).unwrap();
-        let written = publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &Templates::default()).unwrap();
+        let written =
+            publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &Templates::default()).unwrap().written;
         written.iter().map(|p| (p.clone(), fs::read(p).unwrap())).collect::<Vec<_>>()
     };
     let first = render();
@@ -525,6 +526,25 @@ fn published_folder_renders_byte_identically_from_results_folders() {
     .unwrap();
     assert!(page.contains("`data/2026-11-22/gsm8k-int4`"), "run folders are shown relative to the reports folder");
     assert!(page.contains("Left out as identical"), "{page}");
+
+    // The GSM8K runs leave the data: their pages go with them, the others and notes written by hand stay.
+    fs::write(out.join("notes.md"), "# by hand\n").unwrap();
+    for entry in fs::read_dir(&data).unwrap() {
+        let run = entry.unwrap().path();
+        if run.to_string_lossy().contains("gsm8k") {
+            fs::remove_dir_all(run).unwrap();
+        }
+    }
+    fs::remove_dir_all(dir.path().join("reports/data/2026-11-23")).unwrap();
+    let inputs = runner::report::load_runs(&[out.join("data")]).unwrap();
+    let published = publish(build(inputs, &BaselineChoice::Auto).unwrap(), &out, &Templates::default()).unwrap();
+    let gone = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().starts_with("gsm8k-test-n12-");
+    assert_eq!(published.removed.len(), 2, "{:?}", published.removed);
+    assert!(published.removed.iter().all(|p| gone(p) && !p.exists()), "{:?}", published.removed);
+    assert_eq!(published.written.len(), 3, "{:?}", published.written);
+    assert!(published.written.iter().all(|p| !gone(p) && p.exists()));
+    assert!(out.join("notes.md").exists(), "a file the index never linked is not the publisher's");
+    assert!(!fs::read_to_string(out.join("README.md")).unwrap().contains("gsm8k"));
 }
 
 #[test]
@@ -596,7 +616,7 @@ fn committed_reports_match_what_the_templates_produce() {
     let mut report = build(inputs, &BaselineChoice::Auto).unwrap();
     // As `cargo xtask report` does: the published figures beside runner's.
     report.attach_published(&runner::report::model::read_published(&root.join("reports/published.yaml")).unwrap());
-    let written = publish(report, &out, &templates).unwrap();
+    let written = publish(report, &out, &templates).unwrap().written;
     for path in written {
         let name = path.file_name().unwrap();
         let committed = fs::read_to_string(root.join("reports").join(name)).unwrap_or_else(|_| {

@@ -70,8 +70,12 @@ pub fn run(args: ReportArgs) -> Result<()> {
         report.attach_published(&read_published(path).context("--published")?);
     }
     if let Some(out) = &args.publish {
-        for path in publish(report, out, &templates)? {
+        let published = publish(report, out, &templates)?;
+        for path in published.written {
             eprintln!("wrote {}", path.display());
+        }
+        for path in published.removed {
+            eprintln!("removed {} (its comparison has no runs left)", path.display());
         }
         return Ok(());
     }

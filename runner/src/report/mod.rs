@@ -16,7 +16,7 @@ pub mod reproduce;
 use std::path::PathBuf;
 
 pub use model::{BaselineChoice, Comparison, Report, ReportError, Row, SpeedBasis, build};
-pub use publish::{archive, archive_path, publish};
+pub use publish::{Published, archive, archive_path, publish};
 pub use render::{Exporter, Format, Templates, TerminalExporter, exporter};
 
 pub use crate::results::folder::RunFolder;

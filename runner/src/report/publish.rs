@@ -46,11 +46,23 @@ fn relativize(report: &mut Report, out: &Path) {
     }
 }
 
-/// Writes `README.md`, `<comparison>.md` and `<comparison>.html` into `out`; returns the files written.
-/// The pages hold no "generated at" time, so the same data gives byte-identical pages.
-pub fn publish(mut report: Report, out: &Path, templates: &Templates) -> Result<Vec<PathBuf>, ReportError> {
+/// What a publish changed in the reports folder.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The index and every comparison's pages.
+    pub written: Vec<PathBuf>,
+    /// Pages the previous index linked whose comparison is gone (its runs were removed from the data).
+    pub removed: Vec<PathBuf>,
+}
+
+/// Writes `README.md`, `<comparison>.md` and `<comparison>.html` into `out`, and removes the pages of
+/// comparisons the previous index listed and this one does not: a page whose runs left the data would
+/// otherwise stay published with nothing behind it. Files the index never linked (notes written by hand)
+/// are left alone. The pages hold no "generated at" time, so the same data gives byte-identical pages.
+pub fn publish(mut report: Report, out: &Path, templates: &Templates) -> Result<Published, ReportError> {
     fs::create_dir_all(out)
         .map_err(|err| ReportError::Write { path: out.display().to_string(), message: err.to_string() })?;
+    let earlier = pages_listed_in(out);
     relativize(&mut report, out);
     let mut written = Vec::new();
     for c in &report.comparisons {
@@ -72,7 +84,35 @@ pub fn publish(mut report: Report, out: &Path, templates: &Templates) -> Result<
     let path = out.join("README.md");
     write(&path, &index)?;
     written.push(path);
-    Ok(written)
+    let mut removed = Vec::new();
+    for page in earlier.into_iter().map(|name| out.join(name)).filter(|page| !written.contains(page)) {
+        match fs::remove_file(&page) {
+            Ok(()) => removed.push(page),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(ReportError::Write { path: page.display().to_string(), message: err.to_string() }),
+        }
+    }
+    Ok(Published { written, removed })
+}
+
+/// The comparison pages `out/README.md` links (`[Markdown](NAME.md) · [HTML](NAME.html)`), by file name;
+/// none when there is no index yet.
+fn pages_listed_in(out: &Path) -> Vec<String> {
+    let Ok(index) = fs::read_to_string(out.join("README.md")) else {
+        return Vec::new();
+    };
+    let mut pages = Vec::new();
+    for link in ["[Markdown](", "[HTML]("] {
+        for (at, _) in index.match_indices(link) {
+            let target = &index[at + link.len()..];
+            let name = &target[..target.find(')').unwrap_or(0)];
+            // Only the index's own pages, which sit beside it: never a path into another folder.
+            if !name.is_empty() && !name.contains(['/', '\\']) {
+                pages.push(name.to_string());
+            }
+        }
+    }
+    pages
 }
 
 /// The folder a run gets in the publishing layout: `<YYYY-MM-DD>/<folder name>-<host>` (the date the run
