@@ -566,6 +566,23 @@ fn archive_lays_runs_out_by_date_and_host() {
     assert!(archived.warnings.is_empty(), "{:?}", archived.warnings);
     let ids = |f: &RunFolder| f.samples.iter().map(|s| (s.id.clone(), s.output.clone())).collect::<Vec<_>>();
     assert_eq!(ids(&archived), ids(&original));
+
+    // The same run again, resumed since: its archive is brought up to date in place.
+    let mut resumed = input.clone();
+    resumed.summary.resumed_at.push("2026-11-22T11:00:00Z".into());
+    write_run(&source, &resumed);
+    let again = runner::report::archive(&[(source.clone(), resumed.summary)], &dir.path().join("data")).unwrap();
+    assert_eq!(&again[&source], target);
+    assert_eq!(RunFolder::load(target).unwrap().summary.resumed_at.len(), 1);
+    // Another run of the same folder name on another machine called `vm` the same day: kept beside it.
+    let mut other = input.clone();
+    other.summary.started_at = "2026-11-22T18:30:00Z".into();
+    let elsewhere = dir.path().join("elsewhere/run1");
+    write_run(&elsewhere, &other);
+    let placed = runner::report::archive(&[(elsewhere.clone(), other.summary)], &dir.path().join("data")).unwrap();
+    assert!(placed[&elsewhere].ends_with("2026-11-22/run1-vm-2"), "{:?}", placed[&elsewhere]);
+    assert_eq!(RunFolder::load(target).unwrap().summary.started_at, input.summary.started_at, "the first one is kept");
+    assert_eq!(RunFolder::load(&placed[&elsewhere]).unwrap().summary.started_at, "2026-11-22T18:30:00Z");
 }
 
 #[test]

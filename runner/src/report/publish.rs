@@ -133,16 +133,15 @@ pub fn archive_path(summary: &RunSummary, run_dir: &Path) -> PathBuf {
     PathBuf::from(date).join(id)
 }
 
-/// Copies each run folder's files (not subfolders) into `data_dir` in the publishing layout; a run already
-/// there is left as is. Returns where each run went.
+/// Copies each run folder's files (not subfolders) into `data_dir` in the publishing layout. A folder that
+/// already holds the same run (its fingerprint and first start) is brought up to date, so archiving again
+/// after a resume publishes the finished run; one that holds another run (machines share host names such
+/// as `vm`, and a run folder's name repeats across machines) is left alone and the run goes to the first
+/// free `<folder>-2`, `-3`, .... Returns where each run went.
 pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeMap<PathBuf, PathBuf>, ReportError> {
     let mut placed = BTreeMap::new();
     for (dir, summary) in runs {
-        let target = data_dir.join(archive_path(summary, dir));
-        if target.join("summary.json").exists() {
-            placed.insert(dir.clone(), target);
-            continue;
-        }
+        let target = archive_folder(&data_dir.join(archive_path(summary, dir)), summary)?;
         let io = |path: &Path, err: std::io::Error| ReportError::Write {
             path: path.display().to_string(),
             message: err.to_string(),
@@ -169,6 +168,26 @@ pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeM
         placed.insert(dir.clone(), target);
     }
     Ok(placed)
+}
+
+/// The folder under which `summary`'s run is archived: `base`, or `base-N` for the first N from 2 whose folder
+/// holds no run or this same run.
+fn archive_folder(base: &Path, summary: &RunSummary) -> Result<PathBuf, ReportError> {
+    for n in 1.. {
+        let candidate = if n == 1 { base.to_path_buf() } else { PathBuf::from(format!("{}-{n}", base.display())) };
+        let existing = candidate.join("summary.json");
+        let Ok(bytes) = fs::read(&existing) else {
+            return Ok(candidate);
+        };
+        let held: RunSummary = serde_json::from_slice(&bytes).map_err(|err| ReportError::Read {
+            path: existing.display().to_string(),
+            message: format!("not a run summary, so it cannot be told apart from the run being archived: {err}"),
+        })?;
+        if held.fingerprint == summary.fingerprint && held.started_at == summary.started_at {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("an unbounded search ends at the first free folder")
 }
 
 /// `bytes` gzipped at the best level. The header holds no time or name, so the same samples give the same
