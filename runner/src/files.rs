@@ -1,9 +1,16 @@
 //! Small file and size helpers every part of runner shares: replacing a file atomically, so a reader never
-//! sees half of it, and showing a byte count in binary units.
+//! sees half of it, reading a gzipped file, and showing a byte count in binary units.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
+
+/// The decompressed contents of the gzipped file `path` (an archived `samples.jsonl.gz`).
+pub fn read_gzipped(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(fs::read(path)?.as_slice()).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
 
 /// Writes `path` through a temporary file beside it and a rename, so readers see the old or the new file,
 /// never a part; a failed write removes the temporary file.

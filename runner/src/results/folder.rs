@@ -6,7 +6,6 @@
 //! silently miss samples.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::record::SampleRecord;
@@ -91,11 +90,7 @@ fn read(path: &Path) -> Result<Vec<u8>, FolderError> {
 
 /// A gzipped `samples.jsonl` (a published run's), decompressed; a damaged stream is a read error naming it.
 fn read_gzipped(path: &Path) -> Result<Vec<u8>, FolderError> {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(read(path)?.as_slice())
-        .read_to_end(&mut bytes)
-        .map_err(|source| FolderError::Read { path: path.to_path_buf(), source })?;
-    Ok(bytes)
+    crate::files::read_gzipped(path).map_err(|source| FolderError::Read { path: path.to_path_buf(), source })
 }
 
 /// Parses JSON lines; returns the records and a warning when the last line was torn (a run killed mid-write)

@@ -10,12 +10,12 @@
 //! records become `samples.jsonl` again and the run goes on where the archive left it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::SampleRecord;
 use super::summary::RunSummary;
-use crate::files::write_atomically;
+use crate::files::{read_gzipped, write_atomically};
 
 pub const SAMPLES_FILE: &str = "samples.jsonl";
 /// `samples.jsonl` gzipped, as published runs keep it (`runner report --archive`); read wherever a run is read.
@@ -76,16 +76,11 @@ fn stored_samples(dir: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, WriterError>
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(source) => return Err(WriterError::Io { action: "read", path: plain, source }),
     }
-    let compressed = match fs::read(&gzipped) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(WriterError::Io { action: "read", path: gzipped, source }),
-    };
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(compressed.as_slice())
-        .read_to_end(&mut bytes)
-        .map_err(io_error("decompress", &gzipped))?;
-    Ok(Some((gzipped, bytes)))
+    match read_gzipped(&gzipped) {
+        Ok(bytes) => Ok(Some((gzipped, bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(WriterError::Io { action: "read", path: gzipped, source }),
+    }
 }
 
 /// Reads `dir/samples.jsonl` (or the archived `samples.jsonl.gz`) without changing it. A missing file reads
