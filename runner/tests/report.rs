@@ -364,6 +364,18 @@ fn runs_from_one_hostname_on_two_cpus_are_two_machines() {
     assert!(page.contains("The runs come from 2 machines"), "{page}");
 }
 
+/// A resumed run's timings come from more than one sitting, perhaps on more than one machine: its provenance
+/// row says how many.
+#[test]
+fn a_resumed_run_says_its_timings_come_from_several_sittings() {
+    let mut inputs = runs();
+    inputs[1].summary.resumed_at = vec!["2026-11-22T11:00:00Z".into(), "2026-11-23T09:00:00Z".into()];
+    let page = MarkdownExporter { templates: Templates::default() }
+        .render(&build(inputs, &BaselineChoice::Auto).unwrap())
+        .unwrap();
+    assert_eq!(page.matches("resumed 2× (timings from 3 sittings)").count(), 1, "{page}");
+}
+
 #[test]
 fn markdown_report_snapshot() {
     let text = MarkdownExporter { templates: Templates::default() }.render(&report()).unwrap();

@@ -489,7 +489,7 @@ fn provenance(input: &RunFolder) -> Provenance {
         runner: format!("{} ({})", s.runner.version, s.runner.git_commit),
         started_at: s.started_at.clone(),
         finished_at: s.finished_at.clone().unwrap_or_default(),
-        status: format!("{:?}", s.status).to_lowercase(),
+        status: provenance_status(s),
         // Pages travel: no path of the machine that made them (the hashes say exactly what ran).
         model_dir: super::reproduce::portable_path(&s.model.dir),
         model_hash: s.model.hash.clone(),
@@ -877,5 +877,15 @@ fn disambiguate_names(rows: &mut [Row]) {
         if *n > 1 {
             r.name = format!("{} #{n}", r.name);
         }
+    }
+}
+
+/// A run's status, and for a resumed run how many sittings its timings come from: each sitting may have run
+/// on another machine (or beside other work), so its speed figures are a mix.
+fn provenance_status(s: &RunSummary) -> String {
+    let status = format!("{:?}", s.status).to_lowercase();
+    match s.resumed_at.len() {
+        0 => status,
+        resumes => format!("{status}, resumed {resumes}× (timings from {} sittings)", resumes + 1),
     }
 }

@@ -159,15 +159,24 @@ fn portable_model(dir: &str) -> PortableModel {
     }
 }
 
-/// A relative path as it is; an absolute one as its last folder and name (`gsm8k/test.jsonl`).
+/// A relative path as it is; an absolute one, or one that climbs out with `..`, as its last folder and name
+/// (`gsm8k/test.jsonl`).
 pub(crate) fn portable_path(path: &str) -> String {
     let p = std::path::Path::new(path);
-    if !p.is_absolute() {
+    // A path that climbs out of the working folder (`../shared/datasets/...`, as an experiment file names
+    // data beside the checkout) is as much the machine's as an absolute one.
+    let climbs = p.components().any(|c| c == std::path::Component::ParentDir);
+    if !p.is_absolute() && !climbs {
         return path.to_string();
     }
-    let parts: Vec<String> =
-        p.components().rev().take(2).map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-    parts.into_iter().rev().filter(|c| c != "/").collect::<Vec<_>>().join("/")
+    let names: Vec<String> = p
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    names[names.len().saturating_sub(2)..].join("/")
 }
 
 #[cfg(test)]
@@ -185,6 +194,8 @@ mod tests {
         assert_eq!(portable_path("/work/shared/datasets/gsm8k/test.jsonl"), "gsm8k/test.jsonl");
         assert_eq!(portable_path("data/test.jsonl"), "data/test.jsonl");
         assert_eq!(portable_path("/test.jsonl"), "test.jsonl");
+        assert_eq!(portable_path("../shared/datasets/math500/test.jsonl"), "math500/test.jsonl");
+        assert_eq!(portable_path("../../x.jsonl"), "x.jsonl");
     }
 
     /// A run that set every run key away from its default: its reproduce command names each key's flag, so
