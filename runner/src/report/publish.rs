@@ -173,21 +173,20 @@ pub fn archive(runs: &[(PathBuf, RunSummary)], data_dir: &Path) -> Result<BTreeM
 /// The folder under which `summary`'s run is archived: `base`, or `base-N` for the first N from 2 whose folder
 /// holds no run or this same run.
 fn archive_folder(base: &Path, summary: &RunSummary) -> Result<PathBuf, ReportError> {
-    for n in 1.. {
-        let candidate = if n == 1 { base.to_path_buf() } else { PathBuf::from(format!("{}-{n}", base.display())) };
+    let mut candidate = base.to_path_buf();
+    for n in 2.. {
         let existing = candidate.join("summary.json");
-        let Ok(bytes) = fs::read(&existing) else {
-            return Ok(candidate);
-        };
+        let Ok(bytes) = fs::read(&existing) else { break };
         let held: RunSummary = serde_json::from_slice(&bytes).map_err(|err| ReportError::Read {
             path: existing.display().to_string(),
             message: format!("not a run summary, so it cannot be told apart from the run being archived: {err}"),
         })?;
         if held.fingerprint == summary.fingerprint && held.started_at == summary.started_at {
-            return Ok(candidate);
+            break;
         }
+        candidate = PathBuf::from(format!("{}-{n}", base.display()));
     }
-    unreachable!("an unbounded search ends at the first free folder")
+    Ok(candidate)
 }
 
 /// `bytes` gzipped at the best level. The header holds no time or name, so the same samples give the same
