@@ -153,6 +153,11 @@ pub struct ExecArgs {
     /// ONNX Runtime intra-op threads (default: ONNX Runtime's choice, one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Log-likelihood runs on the CPU: N sessions score questions side by side, each with its share of
+    /// --threads (default 1). On a few cores, two one-thread sessions score short contexts faster than one
+    /// two-thread session, whose threads wait on each other at every small operator
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     #[command(flatten)]
     pub providers: ProviderArgs,
     /// Memory a scenario may use, in MiB.
@@ -709,6 +714,7 @@ fn command_line_layers(args: &ExecArgs) -> (RunConfig, Vec<(&'static str, Vec<se
         repetition_penalty: args.repetition_penalty,
         ignore_eos: args.ignore_eos.then_some(true),
         threads: args.threads,
+        workers: args.workers,
         warmup: args.warmup,
         repeat: args.repeat,
         ..Default::default()
@@ -1010,6 +1016,8 @@ mod tests {
             "1.1",
             "--ignore-eos",
             "--threads",
+            "2",
+            "--workers",
             "2",
             "--warmup",
             "1",

@@ -321,3 +321,74 @@ fn a_batched_log_likelihood_run_scores_each_question_as_one_at_a_time() {
     assert!(summary.results.samples_per_s.is_some_and(|r| r > 0.0));
     assert!(summary.results.scored_tokens_per_s.is_some());
 }
+
+/// `--workers 2` scores a log-likelihood run's questions on two one-thread sessions side by side, one at a
+/// time or in batches, and records what one one-thread session records: the same choices and log-likelihoods
+/// bit for bit, every question once. The summary names the sessions, each one's threads and a peak memory that
+/// covers the run so far (the sessions share the process).
+#[test]
+fn a_log_likelihood_run_on_two_workers_scores_as_one_session_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, flags: &[&str]| -> (Vec<runner::results::SampleRecord>, RunSummary) {
+        let results = dir.path().join(name);
+        let out = exec(scenario_artifacts::ARC, &tiny_model())
+            .args(["--scoring", "loglikelihood"])
+            .args(flags)
+            .arg("--out")
+            .arg(&results)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut records = read_samples(&results).unwrap();
+        records.sort_by_key(|r| r.index);
+        (records, read_summary(&results))
+    };
+    let (alone, _) = run("one", &["--threads", "1"]);
+    assert_eq!(alone.len(), 8);
+    for flags in [&["--threads", "2", "--workers", "2"][..], &["--threads", "2", "--workers", "2", "--batch-size", "3"]]
+    {
+        let (side_by_side, summary) = run(&flags.join("").replace("--", "-"), flags);
+        assert_eq!(side_by_side.len(), alone.len(), "{flags:?}");
+        for (a, b) in alone.iter().zip(&side_by_side) {
+            assert_eq!((a.index, &a.id, a.status, a.prompt_tokens), (b.index, &b.id, b.status, b.prompt_tokens));
+            let scores = |r: &runner::results::SampleRecord| -> Vec<(String, u32, f64)> {
+                r.choices.iter().flatten().map(|c| (c.text.clone(), c.tokens, c.logprob)).collect()
+            };
+            if flags.len() == 4 {
+                assert_eq!(scores(a), scores(b), "{}: one at a time on either session", a.id);
+            } else {
+                for (x, y) in scores(a).iter().zip(scores(b)) {
+                    assert!((x.2 - y.2).abs() < 2e-3 && x.1 == y.1, "{}: {x:?} alone, {y:?} batched", a.id);
+                }
+            }
+            assert_eq!(a.metrics, b.metrics, "{}", a.id);
+        }
+        assert_eq!((summary.runtime.workers, summary.runtime.intra_threads), (Some(2), Some(1)));
+        assert_eq!(summary.memory.peak_scope, Some(runner::memory::PeakScope::Cumulative));
+        assert!(summary.results.samples_per_s.is_some_and(|r| r > 0.0));
+    }
+}
+
+/// `--workers` is refused where it cannot apply, before the model loads: a generation run, more workers
+/// than threads, none.
+#[test]
+fn workers_are_refused_where_they_cannot_apply() {
+    let refused = |flags: &[&str], expected: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, _, stderr) = common::run(
+            exec(scenario_artifacts::ARC, &tiny_model()).args(flags).arg("--out").arg(dir.path().join("run")),
+        );
+        assert!(!out.status.success(), "{flags:?} ran");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!dir.path().join("run").join("samples.jsonl").exists());
+    };
+    refused(
+        &["--scoring", "generate", "--workers", "2", "--threads", "2"],
+        "--workers 2: sessions side by side score log-likelihood runs",
+    );
+    refused(
+        &["--scoring", "loglikelihood", "--workers", "3", "--threads", "2"],
+        "--workers 3 needs at least one thread each",
+    );
+    refused(&["--scoring", "loglikelihood", "--workers", "0"], "--workers must be at least 1");
+}

@@ -8,6 +8,7 @@
 
 pub mod resume;
 mod sample;
+mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -222,6 +223,16 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
     let mut ready = prepare::configure(scenario, &choices)?;
     // After `configure`: a scenario's defaults may follow its options.
     let meta = ready.scenario.metadata().clone();
+    let workers = opts.run.workers();
+    if workers > 1 && ready.scoring != ScoringMode::Loglikelihood {
+        bail!(
+            "--workers {workers}: sessions side by side score log-likelihood runs (--scoring loglikelihood); a \
+             generation run shares its steps with --batch-size instead"
+        );
+    }
+    if workers > 1 && opts.trace.is_some() {
+        bail!("--trace follows one session's operators; leave out --workers {workers} to trace the run");
+    }
     let dataset_started = Instant::now();
     let data = opts.run.data_source()?;
     let dataset =
@@ -243,10 +254,22 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         // Refused before the model loads; `RunWriter::create` checks again.
         return Err(WriterError::Exists(out_dir).into());
     }
-    let model = load_model(opts, &model_dir, trace.as_mut().map(|(_, recorder)| recorder))?;
+    let mut model = load_model(opts, &model_dir, trace.as_mut().map(|(_, recorder)| recorder))?;
+    // The other workers' sessions, counted in the memory after load.
+    let mut engines = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        let mut engine = open_engine(opts, &model_dir)?;
+        engine.set_adapter(model.adapter.as_ref())?;
+        engines.push(engine);
+    }
+    if workers > 1 {
+        model.memory.after_load_bytes = memory::current_rss_bytes();
+        model.memory.peak_after_load_bytes = memory::peak_rss_bytes();
+    }
     let settings = opts.run.generation(&meta)?;
     let mut summary = initial_summary(opts, &clock, &mut ready, &dataset, &selection, &model_dir, &model, &settings)?;
-    let LoadedModel { mut engine, think, .. } = model;
+    let LoadedModel { engine, think, .. } = model;
+    engines.insert(0, engine);
 
     let specs = metric_specs(&meta.metrics);
     let repeat = opts.run.repeat();
@@ -284,12 +307,14 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         bar: progress_bar(selection.len() * repeat, opts.progress),
     };
     samples.bar.set_position(records.len() as u64);
-    samples.warm_up(&mut ready, &mut engine);
+    for engine in &mut engines {
+        samples.warm_up(&mut ready, engine);
+    }
     // From here until the summary is closed, a first Ctrl-C stops the run after the samples in progress.
     let _samples_running = interrupt::SamplesRunning::start();
     let stopped = samples.run(
         &mut ready,
-        &mut engine,
+        &mut engines,
         &mut writer,
         &mut records,
         &mut summary,
@@ -317,7 +342,7 @@ pub fn exec(opts: &ExecOptions) -> Result<RunOutcome> {
         clock.cpu_start.zip(provenance::CpuTimes::now()).and_then(|(s, e)| e.background_share_since(&s));
     close_run(opts, &writer, &mut summary, &records, &specs, &mut ready, clock.started)?;
     let trace = match trace {
-        Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engine)?)),
+        Some((path, recorder)) => Some((path.clone(), write_trace(path, recorder, &mut engines[0])?)),
         None => None,
     };
     Ok(RunOutcome { dir: writer.dir().to_path_buf(), summary, trace })
@@ -356,19 +381,24 @@ fn resolve_model_dir(run: &RunConfig, ort_lib: Option<&Path>) -> Result<PathBuf>
     Ok(model_dir)
 }
 
+/// One session on the model folder, with the run's provider and each session's threads.
+fn open_engine(opts: &ExecOptions, model_dir: &Path) -> Result<Engine> {
+    Engine::load(&EngineOptions {
+        model_dir: model_dir.to_path_buf(),
+        ort_lib: opts.ort_lib.clone(),
+        intra_threads: opts.run.session_threads()?,
+        providers: opts.providers.clone(),
+        profiling: opts.trace.as_ref().map(|path| ort_profile_prefix(path)),
+    })
+    .with_context(|| format!("cannot load model {}", model_dir.display()))
+}
+
 /// Loads the engine on the model folder, measuring memory around it, then what depends on the loaded
 /// model: the measured precision of its graph, the think markers its tokenizer allows, the adapter.
 fn load_model(opts: &ExecOptions, model_dir: &Path, trace: Option<&mut TraceRecorder>) -> Result<LoadedModel> {
     let mut memory_record = MemoryRecord { before_load_bytes: memory::current_rss_bytes(), ..Default::default() };
     let model_load_started = Instant::now();
-    let mut engine = Engine::load(&EngineOptions {
-        model_dir: model_dir.to_path_buf(),
-        ort_lib: opts.ort_lib.clone(),
-        intra_threads: opts.run.threads,
-        providers: opts.providers.clone(),
-        profiling: opts.trace.as_ref().map(|path| ort_profile_prefix(path)),
-    })
-    .with_context(|| format!("cannot load model {}", model_dir.display()))?;
+    let mut engine = open_engine(opts, model_dir)?;
     let model_load_ended = Instant::now();
     memory_record.after_load_bytes = memory::current_rss_bytes();
     memory_record.peak_after_load_bytes = memory::peak_rss_bytes();
@@ -472,7 +502,8 @@ fn initial_summary(
             onnxruntime_library: engine.runtime().library.display().to_string(),
             onnxruntime_version: engine.runtime().version.clone(),
             execution_provider: opts.providers.ep.to_string(),
-            intra_threads: opts.run.threads,
+            intra_threads: opts.run.session_threads()?,
+            workers: (opts.run.workers() > 1).then_some(opts.run.workers()),
             session: Some(model.session.clone()),
         },
         settings: SettingsRecord {
@@ -613,12 +644,13 @@ impl SampleRun<'_> {
 
     /// Runs every sample still to run and appends its record; stops early (status aborted, with the reason)
     /// after too many failures in a row, and before the next batch once a signal asked it to (status
-    /// interrupted). An error is a record that could not be written.
+    /// interrupted). An error is a record that could not be written. With more than one engine (`--workers`),
+    /// the engines score the batches side by side ([`workers::run_on_sessions`]).
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         ready: &mut ReadyScenario,
-        engine: &mut Engine,
+        engines: &mut [Engine],
         writer: &mut RunWriter,
         records: &mut Vec<SampleRecord>,
         summary: &mut RunSummary,
@@ -626,32 +658,21 @@ impl SampleRun<'_> {
         mut gpu: Option<&mut GpuMonitor>,
         repeat: usize,
     ) -> Result<(), WriterError> {
-        let opts = self.opts;
-        let meta = ready.scenario.metadata().clone();
-        let batch_size = opts.run.batch_size();
-        let bar = &self.bar;
-        let mut consecutive_failures = 0;
-        let first_metric = meta.metrics.first().map(|m| m.name.as_str());
-        let mut correct_so_far = records
-            .iter()
-            .filter(|r| r.repetition == 0)
-            .filter_map(|r| first_metric.and_then(|m| r.metrics.get(m)))
-            .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+        let batch_size = self.opts.run.batch_size();
+        let mut tally = Tally::new(self, ready, records);
         // Batches never span two repetitions, so each repetition is batched as an uninterrupted run batches
         // it (a resumed run only differs where its interruption split a batch).
         let by_length = ready.scoring == ScoringMode::Loglikelihood && batch_size > 1;
         let work = self.work(records, by_length, repeat);
-        for (repetition, chunk) in work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)))
-        {
+        let batches = work.iter().enumerate().flat_map(|(r, w)| w.chunks(batch_size).map(move |c| (r, c)));
+        if engines.len() > 1 {
+            return workers::run_on_sessions(self, batches, ready, engines, &mut tally, writer, records, summary);
+        }
+        let engine = &mut engines[0];
+        for (repetition, chunk) in batches {
             // Checked before a batch, not after: a signal during the last batch lets the run complete.
             if interrupt::requested() {
-                summary.status = RunStatus::Interrupted;
-                summary.abort_reason = Some(format!(
-                    "stopped by a signal after {} of {} samples; `--resume` with the same --out continues it",
-                    records.len(),
-                    self.selection.len() * repeat
-                ));
-                bar.finish_and_clear();
+                tally.interrupted(records, summary);
                 return Ok(());
             }
             let batch = self.prepare_batch(chunk);
@@ -663,52 +684,119 @@ impl SampleRun<'_> {
                 summary.memory.peak_scope = probes.peak_scope;
             }
             for record in batch_records {
-                if let Err(e) = writer.append(&record) {
-                    bar.finish_and_clear();
-                    return Err(e);
-                }
-                if let Some(error) = &record.error {
-                    consecutive_failures += 1;
-                    bar.suspend(|| {
-                        eprintln!(
-                            "Sample {} ({}) failed during {:?}: {}",
-                            record.index,
-                            escape(&record.id),
-                            error.stage,
-                            escape_block(&error.message)
-                        )
-                    });
-                } else {
-                    consecutive_failures = 0;
-                }
-                if let Some(first) = first_metric.and_then(|m| record.metrics.get(m)).filter(|_| record.repetition == 0)
-                {
-                    correct_so_far = (correct_so_far.0 + first, correct_so_far.1 + 1);
-                }
-                let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
-                if let Some(first) = meta.metrics.first().filter(|_| correct_so_far.1 > 0) {
-                    bar.set_message(format!(
-                        "{} {:.3}{tps}",
-                        escape(&first.name),
-                        correct_so_far.0 / correct_so_far.1 as f64
-                    ));
-                }
-                bar.inc(1);
-                records.push(record);
-                if consecutive_failures >= opts.max_consecutive_failures {
-                    summary.status = RunStatus::Aborted;
-                    summary.abort_reason = Some(format!(
-                        "{consecutive_failures} samples failed in a row (the limit is --max-consecutive-failures {}); \
-                         the last error: {}",
-                        opts.max_consecutive_failures,
-                        records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
-                    ));
-                    bar.finish_and_clear();
+                if tally.accept(record, writer, records, summary)? == Flow::Stop {
                     return Ok(());
                 }
             }
         }
-        bar.finish_and_clear();
+        self.bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// Whether the loop over batches goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// What the loop over batches keeps as records arrive: failures in a row (the abort limit), the first
+/// metric's running mean (the progress bar's message), and the bar.
+struct Tally<'r> {
+    run: &'r SampleRun<'r>,
+    first_metric: Option<String>,
+    consecutive_failures: usize,
+    correct_so_far: (f64, usize),
+}
+
+impl<'r> Tally<'r> {
+    fn new(run: &'r SampleRun<'r>, ready: &ReadyScenario, records: &[SampleRecord]) -> Self {
+        let first_metric = ready.scenario.metadata().metrics.first().map(|m| m.name.clone());
+        let correct_so_far = records
+            .iter()
+            .filter(|r| r.repetition == 0)
+            .filter_map(|r| first_metric.as_ref().and_then(|m| r.metrics.get(m)))
+            .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+        Tally { run, first_metric, consecutive_failures: 0, correct_so_far }
+    }
+
+    /// Marks the run interrupted by a signal before its next batch.
+    fn interrupted(&self, records: &[SampleRecord], summary: &mut RunSummary) {
+        summary.status = RunStatus::Interrupted;
+        summary.abort_reason = Some(format!(
+            "stopped by a signal after {} of {} samples; `--resume` with the same --out continues it",
+            records.len(),
+            self.run.selection.len() * self.run.opts.run.repeat()
+        ));
+        self.run.bar.finish_and_clear();
+    }
+
+    /// Appends a finished record (written first, so it is never lost), reports a failure, moves the bar,
+    /// and says to stop once too many samples failed in a row (the run then aborted, with the reason).
+    fn accept(
+        &mut self,
+        record: SampleRecord,
+        writer: &mut RunWriter,
+        records: &mut Vec<SampleRecord>,
+        summary: &mut RunSummary,
+    ) -> Result<Flow, WriterError> {
+        let bar = &self.run.bar;
+        let opts = self.run.opts;
+        if let Some(error) = &record.error {
+            self.consecutive_failures += 1;
+            bar.suspend(|| {
+                eprintln!(
+                    "Sample {} ({}) failed during {:?}: {}",
+                    record.index,
+                    escape(&record.id),
+                    error.stage,
+                    escape_block(&error.message)
+                )
+            });
+        } else {
+            self.consecutive_failures = 0;
+        }
+        let first = self.first_metric.as_ref().and_then(|m| record.metrics.get(m)).filter(|_| record.repetition == 0);
+        if let Some(first) = first {
+            self.correct_so_far = (self.correct_so_far.0 + first, self.correct_so_far.1 + 1);
+        }
+        let tps = record.timings.decode_tokens_per_s.map_or(String::new(), |t| format!(" | {t:.0} tok/s"));
+        if let Some(name) = self.first_metric.as_ref().filter(|_| self.correct_so_far.1 > 0) {
+            bar.set_message(format!(
+                "{} {:.3}{tps}",
+                escape(name),
+                self.correct_so_far.0 / self.correct_so_far.1 as f64
+            ));
+        }
+        self.keep(record, writer, records)?;
+        if self.consecutive_failures >= opts.max_consecutive_failures {
+            summary.status = RunStatus::Aborted;
+            summary.abort_reason = Some(format!(
+                "{} samples failed in a row (the limit is --max-consecutive-failures {}); the last error: {}",
+                self.consecutive_failures,
+                opts.max_consecutive_failures,
+                records.last().and_then(|r| r.error.as_ref()).map_or("", |e| e.message.as_str())
+            ));
+            bar.finish_and_clear();
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Writes a finished record, then keeps it and moves the bar.
+    fn keep(
+        &self,
+        record: SampleRecord,
+        writer: &mut RunWriter,
+        records: &mut Vec<SampleRecord>,
+    ) -> Result<(), WriterError> {
+        if let Err(e) = writer.append(&record) {
+            self.run.bar.finish_and_clear();
+            return Err(e);
+        }
+        self.run.bar.inc(1);
+        records.push(record);
         Ok(())
     }
 }

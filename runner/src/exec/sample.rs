@@ -72,17 +72,25 @@ fn likelihoods(scores: &[ContinuationScore]) -> Vec<ChoiceLikelihood> {
 }
 
 /// A log-likelihood sample's rendered context and its choices' scores, or why there are none.
-type Scored = Result<(String, Vec<ContinuationScore>), String>;
+pub(super) type Scored = Result<(String, Vec<ContinuationScore>), String>;
 
-/// Records a log-likelihood sample's context and choices, with its share of the model's time, and returns
-/// what the scenario scores.
+/// A log-likelihood request as an engine takes it: the prompt as the model gets it, and the choices.
+pub(super) type LikelihoodRequest = (Prompt, Vec<String>);
+
+/// Records a log-likelihood sample's context and choices, with its model time, and returns what the scenario
+/// scores. With `sessions` scoring side by side, the sample's share of the run's model time is its own time
+/// over their number: throughput counts the time the sessions overlapped once.
 fn record_likelihoods(
     prompted: &mut PromptedSample,
     scored: Scored,
     model_time: Duration,
+    sessions: usize,
 ) -> Result<ModelOutput, String> {
     let record = &mut prompted.record;
     record.timings.generate_ms = ms(model_time);
+    if sessions > 1 {
+        record.timings.model_share_ms = Some(ms(model_time) / sessions as f64);
+    }
     let (context, scores) = scored?;
     record.prompt_text = Some(context);
     record.prompt_tokens = Some(scores.first().map_or(0, |s| s.context_tokens));
@@ -98,14 +106,72 @@ fn record_likelihoods(
 }
 
 /// One sample's choices scored on its own: the prompt rendered (chat template applied) and scored.
-fn score_one(engine: &mut Engine, prompted: &PromptedSample) -> Scored {
-    let context = engine.render(&prompted.model_prompt).map_err(|e| format!("{e:#}"))?;
-    let scores = engine.continuation_logprobs(&context, &prompted.choices).map_err(|e| format!("{e:#}"))?;
+fn score_one(engine: &mut Engine, (prompt, choices): &LikelihoodRequest) -> Scored {
+    let context = engine.render(prompt).map_err(|e| format!("{e:#}"))?;
+    let scores = engine.continuation_logprobs(&context, choices).map_err(|e| format!("{e:#}"))?;
     Ok((context, scores))
 }
 
+/// Scores requests on one engine: together (one prefill over their contexts, one step per choice
+/// position), or one at a time when the batch fails, so an error lands on its sample. Each result comes
+/// with its sample's model time: in a batch, its share of the batch's.
+pub(super) fn score_requests(engine: &mut Engine, requests: &[LikelihoodRequest]) -> Vec<(Scored, Duration)> {
+    let one_at_a_time = |engine: &mut Engine| -> Vec<(Scored, Duration)> {
+        requests
+            .iter()
+            .map(|request| {
+                let started = Instant::now();
+                (score_one(engine, request), started.elapsed())
+            })
+            .collect()
+    };
+    if requests.len() < 2 {
+        return one_at_a_time(engine);
+    }
+    let started = Instant::now();
+    let rendered: Result<Vec<(String, Vec<String>)>, String> = requests
+        .iter()
+        .map(|(prompt, choices)| engine.render(prompt).map(|context| (context, choices.clone())))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e:#}"));
+    let batch = rendered.and_then(|requests| {
+        let scores = engine.continuation_logprobs_batch(&requests).map_err(|e| format!("{e:#}"))?;
+        Ok(requests.into_iter().map(|(context, _)| context).zip(scores).collect::<Vec<_>>())
+    });
+    match batch {
+        Ok(scored) => {
+            let share = started.elapsed() / scored.len().max(1) as u32;
+            scored.into_iter().map(|result| (Ok(result), share)).collect()
+        }
+        Err(_) => one_at_a_time(engine),
+    }
+}
+
+/// The requests of a batch's samples waiting for the model.
+pub(super) fn likelihood_requests(waiting: &[(PromptedSample, &Sample)]) -> Vec<LikelihoodRequest> {
+    waiting.iter().map(|(p, _)| (p.model_prompt.clone(), p.choices.clone())).collect()
+}
+
+/// Records a batch's scored log-likelihood samples, scores them with the scenario and closes their records;
+/// returns the batch's records (those whose prompt failed too) in index order.
+pub(super) fn close_likelihoods(
+    mut finished: Vec<SampleRecord>,
+    waiting: Vec<(PromptedSample, &Sample)>,
+    scored: Vec<(Scored, Duration)>,
+    sessions: usize,
+    ready: &mut ReadyScenario,
+    probes: &mut SampleProbes,
+) -> Vec<SampleRecord> {
+    for ((mut prompted, sample), (result, model_time)) in waiting.into_iter().zip(scored) {
+        let output = record_likelihoods(&mut prompted, result, model_time, sessions);
+        finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
+    }
+    finished.sort_by_key(|r| r.index);
+    finished
+}
+
 /// A sample whose prompt is built, waiting for the model.
-struct PromptedSample {
+pub(super) struct PromptedSample {
     record: SampleRecord,
     started: Instant,
     prompt_time: Duration,
@@ -196,8 +262,8 @@ fn run_sample(
     let settings = &prompted.settings(settings, probes.request_budgets);
     let output = if ready.scoring == ScoringMode::Loglikelihood {
         let started = Instant::now();
-        let scored = score_one(engine, &prompted);
-        record_likelihoods(&mut prompted, scored, started.elapsed())
+        let scored = score_one(engine, &(prompted.model_prompt.clone(), prompted.choices.clone()));
+        record_likelihoods(&mut prompted, scored, started.elapsed(), 1)
     } else {
         let record = &mut prompted.record;
         let gpu_mark = probes.gpu.as_deref().map(GpuMonitor::mark);
@@ -277,8 +343,8 @@ pub(super) fn run_batch(
 
 /// Asks the scenario for every prompt of a batch: the samples waiting for the model, and the finished
 /// records of those whose prompt failed.
-fn prompt_batch<'s>(
-    samples: &'s [(usize, &Sample, Vec<Sample>)],
+pub(super) fn prompt_batch<'s>(
+    samples: &[(usize, &'s Sample, Vec<Sample>)],
     ready: &mut ReadyScenario,
     probes: &mut SampleProbes,
 ) -> (Vec<SampleRecord>, Vec<(PromptedSample, &'s Sample)>) {
@@ -301,36 +367,9 @@ fn run_loglikelihood_batch(
     probes: &mut SampleProbes,
 ) -> Vec<SampleRecord> {
     probes.peak_scope = Some(memory::reset_peak());
-    let (mut finished, waiting) = prompt_batch(samples, ready, probes);
-    let started = Instant::now();
-    let rendered: Result<Vec<(String, Vec<String>)>, String> = waiting
-        .iter()
-        .map(|(p, _)| engine.render(&p.model_prompt).map(|context| (context, p.choices.clone())))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{e:#}"));
-    let batch = rendered.and_then(|requests| {
-        let scores = engine.continuation_logprobs_batch(&requests).map_err(|e| format!("{e:#}"))?;
-        Ok(requests.into_iter().map(|(context, _)| context).zip(scores).collect::<Vec<_>>())
-    });
-    let scored: Vec<(Scored, Duration)> = match batch {
-        Ok(scored) => {
-            let share = started.elapsed() / scored.len().max(1) as u32;
-            scored.into_iter().map(|result| (Ok(result), share)).collect()
-        }
-        Err(_) => waiting
-            .iter()
-            .map(|(prompted, _)| {
-                let one = Instant::now();
-                (score_one(engine, prompted), one.elapsed())
-            })
-            .collect(),
-    };
-    for ((mut prompted, sample), (result, model_time)) in waiting.into_iter().zip(scored) {
-        let output = record_likelihoods(&mut prompted, result, model_time);
-        finished.push(score_sample(prompted, sample, output, &mut ready.scenario, probes));
-    }
-    finished.sort_by_key(|r| r.index);
-    finished
+    let (finished, waiting) = prompt_batch(samples, ready, probes);
+    let scored = score_requests(engine, &likelihood_requests(&waiting));
+    close_likelihoods(finished, waiting, scored, 1, ready, probes)
 }
 
 /// Records a generation in the sample's record (timings, tokens, trace, GPU, the reasoning split) and

@@ -25,10 +25,39 @@ impl RunConfig {
         self.prompt_options()?;
         self.scoring_mode()?;
         self.data_source()?;
+        self.session_threads()?;
+        if self.workers() > 1 && self.execution_provider() != ExecutionProvider::Cpu {
+            bail!(
+                "--workers runs several CPU sessions side by side; on {} use --batch-size instead",
+                self.execution_provider()
+            );
+        }
         if self.scenario.is_none() {
             bail!("no scenario given");
         }
         Ok(())
+    }
+
+    /// Sessions scoring side by side (1: one session).
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or(1)
+    }
+
+    /// Each session's intra-op threads: `threads` as given for one session; with workers, each one's share of
+    /// `threads` (of the logical cores when `threads` is unset), so the run uses the cores it was given.
+    pub fn session_threads(&self) -> Result<Option<usize>> {
+        let workers = self.workers();
+        if workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        if workers == 1 {
+            return Ok(self.threads);
+        }
+        let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if threads < workers {
+            bail!("--workers {workers} needs at least one thread each; --threads is {threads}");
+        }
+        Ok(Some(threads / workers))
     }
 
     /// How tokens are chosen when a sampling key is set; `None` leaves it to the scenario's declared

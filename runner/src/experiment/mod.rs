@@ -111,6 +111,9 @@ pub struct RunConfig {
     pub ignore_eos: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Sessions scoring side by side, each on its share of `threads` (log-likelihood runs on the CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Samples run first and discarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<usize>,
@@ -120,7 +123,7 @@ pub struct RunConfig {
 }
 
 /// Every run key, in the order names are built from and documentation lists them.
-pub const RUN_KEYS: [&str; 29] = [
+pub const RUN_KEYS: [&str; 30] = [
     "name",
     "scenario",
     "model",
@@ -148,6 +151,7 @@ pub const RUN_KEYS: [&str; 29] = [
     "repetition_penalty",
     "ignore_eos",
     "threads",
+    "workers",
     "warmup",
     "repeat",
 ];
@@ -431,6 +435,7 @@ pub fn label_of(key: &str, config: &RunConfig) -> String {
                 "seed" => "seed",
                 "repetition_penalty" => "rp",
                 "threads" => "th",
+                "workers" => "wk",
                 "warmup" => "w",
                 "repeat" => "r",
                 _ => other,
@@ -653,6 +658,7 @@ mod tests {
             repetition_penalty: Some(1.1),
             ignore_eos: Some(true),
             threads: Some(2),
+            workers: Some(2),
             warmup: Some(1),
             repeat: Some(2),
         }

@@ -525,7 +525,11 @@ fn row(input: &RunFolder) -> Row {
         .or_else(|| string_field(&s.model.info, "precision"))
         .unwrap_or_else(|| "?".to_string());
     let adapter = s.adapter.as_ref().map(|a| file_stem(&a.path.display().to_string()));
-    let threads = s.runtime.intra_threads.map_or_else(|| "default".to_string(), |t| t.to_string());
+    let threads = match (s.runtime.intra_threads, s.runtime.workers.filter(|&w| w > 1)) {
+        (None, _) => "default".to_string(),
+        (Some(t), None) => t.to_string(),
+        (Some(t), Some(w)) => format!("{} ({w} workers × {t})", t * w),
+    };
     let metrics: BTreeMap<String, MetricCell> = r.metrics.iter().map(|(k, m)| (k.clone(), metric_cell(m))).collect();
     let generated = input.samples.iter().filter(|rec| rec.output_tokens.is_some());
     let ttft_values: Vec<f64> = generated.clone().map(|rec| rec.timings.ttft_ms).collect();

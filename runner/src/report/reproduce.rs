@@ -110,8 +110,13 @@ pub fn reproduce_command(s: &RunSummary) -> String {
     if s.runtime.execution_provider != "cpu" {
         flag("ep", Some(s.runtime.execution_provider.clone()));
     }
+    // --threads is the run's: with workers, each session had its share.
+    let workers = s.runtime.workers.unwrap_or(1);
     if let Some(threads) = s.runtime.intra_threads {
-        flag("threads", Some(threads.to_string()));
+        flag("threads", Some((threads * workers).to_string()));
+    }
+    if workers > 1 {
+        flag("workers", Some(workers.to_string()));
     }
     if let Some(session) = &s.runtime.session {
         let mode = session.mode.to_string();
@@ -220,6 +225,7 @@ mod tests {
         }
         v["runtime"]["execution_provider"] = "cuda".into();
         v["runtime"]["intra_threads"] = 2.into();
+        v["runtime"]["workers"] = 2.into();
         v["adapter"] = serde_json::json!({
             "path": "/a/x.onnx_adapter", "hash": "sha256:00", "size_bytes": 1, "rank": 1, "targets": [], "layers": 1,
             "tensors": 1, "parameters": 1, "base_parameters": null, "parameter_share": null,
@@ -227,6 +233,7 @@ mod tests {
         v["config"] = serde_json::json!({"stop": ["X"], "split": "test"});
         let summary: RunSummary = serde_json::from_value(v).unwrap();
         let command = reproduce_command(&summary);
+        assert!(command.contains("--threads 4 --workers 2"), "two sessions of 2 threads: {command}");
         for key in crate::experiment::RUN_KEYS {
             let flags = match key {
                 // A sweep's name, and the positional scenario, have no flag.

@@ -102,7 +102,11 @@ pub struct RuntimeRecord {
     pub onnxruntime_library: String,
     pub onnxruntime_version: String,
     pub execution_provider: String,
+    /// Each session's intra-op threads (with `workers`, each worker's share).
     pub intra_threads: Option<usize>,
+    /// Sessions that scored side by side (`--workers`); absent for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// How the session was built: provider options, graph optimisation, mode, and which provider each node ran on.
     #[serde(default)]
     pub session: Option<SessionRecord>,
