@@ -816,6 +816,31 @@ fn log_likelihood_pages_measure_speed_in_scored_tokens() {
     assert!(ttft.is_none(), "a chart with no data: {ttft:?}");
 }
 
+/// Two one-thread sessions side by side (`--workers 2`) score each question slower than one two-thread
+/// session but more questions per second: the page compares log-likelihood runs that differ in sessions by
+/// samples per second of model time, each sample's share of the overlapped time.
+#[test]
+fn log_likelihood_runs_on_several_sessions_are_compared_by_samples_per_second() {
+    let one = scored_run("int4", 100.0, 2);
+    let mut two = scored_run("int4", 150.0, 2);
+    for record in &mut two.samples {
+        record.timings.model_share_ms = Some(record.timings.generate_ms / 2.0);
+    }
+    two.summary.runtime.workers = Some(2);
+    two.summary.run_name = Some("int4-w2".into());
+    two.dir = PathBuf::from("runs/arc-int4-w2");
+    let report = build(vec![one, two], &BaselineChoice::Auto).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.speed_basis, runner::report::SpeedBasis::ScoredThroughput);
+    let row = |sessions: usize| c.rows.iter().find(|r| r.sessions == sessions).unwrap();
+    assert!((row(1).samples_per_s.unwrap() - 10.0).abs() < 1e-9, "{:?}", row(1).samples_per_s);
+    assert!((row(2).samples_per_s.unwrap() - 2.0 / 0.15).abs() < 1e-9, "{:?}", row(2).samples_per_s);
+    let faster = row(2).relative.as_ref().unwrap();
+    assert!((faster.ratio - 4.0 / 3.0).abs() < 1e-9 && faster.text.contains("faster"), "{}", faster.text);
+    let markdown = MarkdownExporter { templates: Templates::default() }.render(&report).unwrap();
+    assert!(markdown.contains("compares samples/s (the runs differ in batch size or sessions)"), "{markdown}");
+}
+
 /// A batched generation run: one stream decodes slower than alone, but its rows share each batch's time, so
 /// the page's throughput table and accuracy–speed plane place it by the tokens/s it delivers.
 #[test]

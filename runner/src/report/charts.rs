@@ -400,7 +400,14 @@ struct Speed {
 }
 
 fn speed_of(basis: SpeedBasis) -> Speed {
-    if basis == SpeedBasis::Scored {
+    if basis == SpeedBasis::ScoredThroughput {
+        Speed {
+            read: |r| r.scored.as_ref(),
+            plane: |r| r.samples_per_s,
+            label: "samples/s of model time",
+            chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
+        }
+    } else if basis == SpeedBasis::Scored {
         Speed {
             read: |r| r.scored.as_ref(),
             plane: |r| r.scored.as_ref().map(|t| t.mean),

@@ -184,8 +184,13 @@ pub enum SpeedBasis {
     /// together. Per-stream decode speed would rank a batch-1 run far above a batch-16 run that delivers more
     /// tokens per second.
     Throughput,
-    /// Log-likelihood runs, which decode nothing: mean tokens scored per second.
+    /// Log-likelihood runs, which decode nothing, all at one batch size on one session: mean tokens scored
+    /// per second.
     Scored,
+    /// Log-likelihood runs that differ in batch size or in sessions side by side (`--workers`): samples per
+    /// second of model time. Per-sample scored tokens/s would rank one session of two threads above two
+    /// sessions of one thread that score more questions per second.
+    ScoredThroughput,
 }
 
 impl SpeedBasis {
@@ -195,7 +200,7 @@ impl SpeedBasis {
         match self {
             SpeedBasis::Decode => row.decode.as_ref(),
             SpeedBasis::Scored => row.scored.as_ref(),
-            SpeedBasis::Throughput => None,
+            SpeedBasis::Throughput | SpeedBasis::ScoredThroughput => None,
         }
     }
 
@@ -203,6 +208,7 @@ impl SpeedBasis {
     fn figure(self, row: &Row) -> Option<f64> {
         match self {
             SpeedBasis::Throughput => row.output_tokens_per_s,
+            SpeedBasis::ScoredThroughput => row.samples_per_s,
             _ => self.per_sample(row).map(|t| t.mean),
         }
     }
@@ -212,6 +218,7 @@ impl SpeedBasis {
             SpeedBasis::Decode => "decode tokens/s",
             SpeedBasis::Throughput => "output tokens/s (the rows differ in batch size)",
             SpeedBasis::Scored => "tokens scored/s",
+            SpeedBasis::ScoredThroughput => "samples/s (the rows differ in batch size or sessions)",
         }
     }
 
@@ -231,6 +238,12 @@ impl SpeedBasis {
             SpeedBasis::Scored => {
                 "Speed is mean tokens scored per second relative to the baseline's, ± the standard errors of both \
                  means propagated (hyperfine's convention with standard errors)."
+            }
+            SpeedBasis::ScoredThroughput => {
+                "The runs scored at different batch sizes or on different numbers of sessions side by side \
+                 (`--workers`), so speed is samples per second of model time (as the log-likelihood table gives \
+                 it) relative to the baseline's: one figure per run, without an error bar. Per-sample scored \
+                 tokens/s would rank a single session above sessions that together score more questions."
             }
         }
     }
@@ -280,6 +293,8 @@ pub struct Row {
     pub precision: String,
     pub ep: String,
     pub batch_size: usize,
+    /// Sessions that scored side by side (`--workers`; 1 for one).
+    pub sessions: usize,
     pub threads: String,
     pub adapter: Option<String>,
     pub host: String,
@@ -542,6 +557,7 @@ fn row(input: &RunFolder) -> Row {
         precision,
         ep: s.runtime.execution_provider.clone(),
         batch_size: s.settings.batch_size,
+        sessions: s.runtime.workers.unwrap_or(1),
         threads,
         adapter,
         // A machine is its name and its CPU: machines of one kind can share a hostname and differ in CPU, and
@@ -628,8 +644,15 @@ fn relative(row: &Throughput, baseline: &Throughput) -> Relative {
 /// one setup, so either they all decode or none does.)
 fn speed_basis(rows: &[Row]) -> SpeedBasis {
     let mut decoding = rows.iter().filter(|r| r.decode.is_some());
+    let mut scored = rows.iter().filter(|r| r.scored.is_some());
+    let first_scored = scored.clone().next();
     match decoding.next() {
-        None if rows.iter().any(|r| r.scored.is_some()) => SpeedBasis::Scored,
+        None if first_scored
+            .is_some_and(|first| scored.any(|r| (r.batch_size, r.sessions) != (first.batch_size, first.sessions))) =>
+        {
+            SpeedBasis::ScoredThroughput
+        }
+        None if first_scored.is_some() => SpeedBasis::Scored,
         None => SpeedBasis::Decode,
         Some(first) if decoding.any(|r| r.batch_size != first.batch_size) => SpeedBasis::Throughput,
         Some(_) => SpeedBasis::Decode,
@@ -639,8 +662,8 @@ fn speed_basis(rows: &[Row]) -> SpeedBasis {
 fn relative_speed(row: &Row, base: &Row, basis: SpeedBasis) -> Option<Relative> {
     let positive = |x: &f64| *x > 0.0;
     match basis {
-        SpeedBasis::Throughput => {
-            let ratio = row.output_tokens_per_s.filter(positive)? / base.output_tokens_per_s.filter(positive)?;
+        SpeedBasis::Throughput | SpeedBasis::ScoredThroughput => {
+            let ratio = basis.figure(row).filter(positive)? / basis.figure(base).filter(positive)?;
             Some(Relative { ratio, error: None, text: relative_text(ratio, None) })
         }
         SpeedBasis::Decode | SpeedBasis::Scored => {

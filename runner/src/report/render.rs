@@ -318,6 +318,7 @@ impl Exporter for TerminalExporter {
                 SpeedBasis::Decode => "mean decode tokens/s per stream",
                 SpeedBasis::Throughput => "output tokens/s of model time (batch sizes differ)",
                 SpeedBasis::Scored => "mean tokens scored per second",
+                SpeedBasis::ScoredThroughput => "samples/s of model time (batch sizes or sessions differ)",
             };
             out.push_str(&format!("baseline: {base} ({}); speed = {speed}\n", c.baseline_rule));
             if !c.paired.is_empty() {

@@ -64,7 +64,7 @@ pub struct SampleTimings {
     /// This sample's share of the model's time: its batch's generation divided among the rows that shared
     /// it. Throughput is samples and tokens over the sum of these, so a batch's time counts once. Absent in
     /// records written before runner kept it, and in log-likelihood records, whose `generate_ms` is already
-    /// their share.
+    /// their share, unless sessions scored side by side (`--workers N`): then it is `generate_ms / N`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_share_ms: Option<f64>,
     /// The whole sample: prompt, generation and scoring.
