@@ -106,7 +106,7 @@ fn record_likelihoods(
 }
 
 /// One sample's choices scored on its own: the prompt rendered (chat template applied) and scored.
-fn score_one(engine: &mut Engine, (prompt, choices): &LikelihoodRequest) -> Scored {
+fn score_one(engine: &mut Engine, prompt: &Prompt, choices: &[String]) -> Scored {
     let context = engine.render(prompt).map_err(|e| format!("{e:#}"))?;
     let scores = engine.continuation_logprobs(&context, choices).map_err(|e| format!("{e:#}"))?;
     Ok((context, scores))
@@ -121,7 +121,7 @@ pub(super) fn score_requests(engine: &mut Engine, requests: &[LikelihoodRequest]
             .iter()
             .map(|request| {
                 let started = Instant::now();
-                (score_one(engine, request), started.elapsed())
+                (score_one(engine, &request.0, &request.1), started.elapsed())
             })
             .collect()
     };
@@ -262,7 +262,7 @@ fn run_sample(
     let settings = &prompted.settings(settings, probes.request_budgets);
     let output = if ready.scoring == ScoringMode::Loglikelihood {
         let started = Instant::now();
-        let scored = score_one(engine, &(prompted.model_prompt.clone(), prompted.choices.clone()));
+        let scored = score_one(engine, &prompted.model_prompt, &prompted.choices);
         record_likelihoods(&mut prompted, scored, started.elapsed(), 1)
     } else {
         let record = &mut prompted.record;
