@@ -1,8 +1,9 @@
 //! The generation loop behind [`Engine`]: render the prompts, tokenize, prefill, then decode one token at a
 //! time until an EOS token, a stop string, the token budget or the context runs out, streaming the text as
-//! it is decoded and timing every phase. Several prompts run as one batch: each row stops on its own (a
-//! finished row is fed pad tokens and its output is frozen) and the batch ends when every row has. The same
-//! cached forward pass scores continuations of a context for multiple-choice benchmarks.
+//! it is decoded and timing every phase. Several prompts run as one batch: each row stops on its own, a
+//! finished row leaves the batch (its cached keys and values dropped, so later steps run only the rows still
+//! generating) and the batch ends when every row has. The same cached forward pass scores continuations of a
+//! context for multiple-choice benchmarks.
 
 use std::time::{Duration, Instant};
 
@@ -377,6 +378,8 @@ impl Engine {
             state.timings.prefill = prefill;
         }
         let mut step_start = prefill_start;
+        // Session row r holds `states[active[r]]`: a row leaves the batch when it finishes.
+        let mut active: Vec<usize> = (0..batch).collect();
 
         loop {
             let Some(current) = logits.take() else {
@@ -385,13 +388,10 @@ impl Engine {
                 }
                 break;
             };
-            let mut next = vec![pad; batch];
-            for (row, state) in states.iter_mut().enumerate() {
-                if state.finish.is_some() {
-                    continue;
-                }
+            for (session_row, &row) in active.iter().enumerate() {
+                let state = &mut states[row];
                 let sampling_start = Instant::now();
-                let token = state.processor.sample(&current.last(row)).ok_or(EngineError::NoLogits)?;
+                let token = state.processor.sample(&current.last(session_row)).ok_or(EngineError::NoLogits)?;
                 state.timings.sampled.push(TokenTiming { at: start.elapsed(), sampling: sampling_start.elapsed() });
                 if state.output_ids.is_empty() && state.timings.ttft.is_zero() {
                     state.timings.ttft = start.elapsed();
@@ -404,7 +404,6 @@ impl Engine {
                     continue;
                 }
                 state.output_ids.push(token);
-                next[row] = i64::from(token);
 
                 let detok_start = Instant::now();
                 let piece = state.decoder.push(token).map_err(|err| EngineError::Detokenize(err.to_string()))?;
@@ -421,6 +420,9 @@ impl Engine {
             if states.iter().all(|s| s.finish.is_some()) {
                 break;
             }
+            let keep: Vec<bool> = active.iter().map(|&row| states[row].finish.is_none()).collect();
+            self.session.retain_rows(&keep)?;
+            active.retain(|&row| states[row].finish.is_none());
             if self.session.next_len() > context_length {
                 for state in states.iter_mut().filter(|s| s.finish.is_none()) {
                     state.finish = Some(FinishReason::ContextFull);
@@ -428,6 +430,9 @@ impl Engine {
                 break;
             }
             step_start = Instant::now();
+            // Every row still in the batch sampled a token this step: it is the row's next input.
+            let next: Vec<i64> =
+                active.iter().map(|&row| states[row].output_ids.last().map_or(pad, |&t| i64::from(t))).collect();
             let slices: Vec<&[i64]> = next.iter().map(std::slice::from_ref).collect();
             logits = Some(self.session.extend(&slices, "decode", true, LogitsWanted::Last)?);
         }

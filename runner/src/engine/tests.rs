@@ -752,6 +752,47 @@ fn batch_rows_stop_independently() {
     }
 }
 
+/// A batch that drops a finished row runs only the rows left, on both cache layouts, and each goes on exactly
+/// as it would have: three rows, the middle (longest) one dropped after the prompt, then two decode steps whose
+/// logits equal those of the same two rows run as a batch of two from the start.
+#[test]
+fn a_batch_that_drops_a_row_goes_on_with_the_others_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = tiny_model(dir.path(), Precision::Fp32);
+    let optimum = write_optimum_folder(&dir.path().join("o"), 7, OptimumOptions { position_ids: true, fp16: false });
+    quiet_ort_cache();
+    let loaded = providers::load_runtime(None, &ProviderOptions::default()).unwrap();
+    let rows: [Vec<i64>; 3] = [(1..4).collect(), (1..9).collect(), (2..7).collect()];
+    for model in [&imported, &optimum] {
+        let folder = ModelFolder::open(model).unwrap();
+        let open = || {
+            let options = Default::default();
+            DecoderSession::new(&loaded.environment, &folder.model_path, &folder.info, Some(1), &options, None).unwrap()
+        };
+        let mut three = open();
+        three.reset_batch(3, 16).unwrap();
+        let all: Vec<&[i64]> = rows.iter().map(Vec::as_slice).collect();
+        three.extend(&all, "test", true, LogitsWanted::Last).unwrap();
+        three.retain_rows(&[true, false, true]).unwrap();
+        let mut two = open();
+        two.reset_batch(2, 16).unwrap();
+        two.extend(&[&rows[0], &rows[2]], "test", true, LogitsWanted::Last).unwrap();
+        for step in [[5i64, 6], [7, 8]] {
+            let dropped = three.extend(&[&step[..1], &step[1..]], "test", true, LogitsWanted::Last).unwrap();
+            let fresh = two.extend(&[&step[..1], &step[1..]], "test", true, LogitsWanted::Last).unwrap();
+            for row in 0..2 {
+                let diff = max_diff(&dropped.last(row), &fresh.last(row));
+                assert!(diff < 1e-5, "{}: row {row} after dropping a row: max |diff| {diff}", model.display());
+            }
+        }
+        assert_eq!(three.past_len(), two.past_len());
+        let wrong_count = three.retain_rows(&[true]).unwrap_err().to_string();
+        assert!(wrong_count.contains("one flag per row"), "{wrong_count}");
+        let none_left = three.retain_rows(&[false, false]).unwrap_err().to_string();
+        assert!(none_left.contains("at least one row"), "{none_left}");
+    }
+}
+
 #[test]
 fn continuation_logprobs_match_the_reference_forward_pass() {
     let dir = tempfile::tempdir().unwrap();
