@@ -526,7 +526,7 @@ impl DecoderSession {
             KvLayout::SharedBuffer => {
                 // A shared buffer keeps its capacity; only each row's real positions are worth copying.
                 let layout = RowLayout { heads: self.kv_heads, positions: self.capacity, head_size: self.head_size };
-                let cache = self.cache.iter().map(|old| self.gathered(old, &kept, &lens, layout));
+                let cache = self.cache.iter().map(|old| self.gathered(old, &kept, &lens, layout, layout));
                 self.cache = cache.collect::<Result<_, _>>().map_err(run_error(phase))?;
             }
             KvLayout::Concat => {
@@ -534,7 +534,8 @@ impl DecoderSession {
                 let width = self.width;
                 let layout = RowLayout { heads: self.kv_heads, positions: width, head_size: self.head_size };
                 let whole = vec![width; kept.len()];
-                let past = self.past.iter().map(|old| Ok(self.gathered(old, &kept, &whole, layout)?.into_dyn()));
+                let past =
+                    self.past.iter().map(|old| Ok(self.gathered(old, &kept, &whole, layout, layout)?.into_dyn()));
                 self.past = past.collect::<Result<_, ort::Error>>().map_err(run_error(phase))?;
                 self.mask = kept.iter().flat_map(|&row| self.mask[row * width..(row + 1) * width].to_vec()).collect();
             }
@@ -550,20 +551,20 @@ impl DecoderSession {
         Ok(())
     }
 
-    /// A new KV tensor holding batch rows `rows` of `old` (laid out as `layout`), the first `lens[i]`
-    /// positions of each.
+    /// A new KV tensor laid out as `to` holding batch rows `rows` of `old` (laid out as `from`), the first
+    /// `lens[i]` positions of each: the cache regrown, or shrunk to the rows still generating.
     fn gathered<Old: TensorValueTypeMarker + ?Sized>(
         &self,
         old: &Value<Old>,
         rows: &[usize],
         lens: &[usize],
-        layout: RowLayout,
+        from: RowLayout,
+        to: RowLayout,
     ) -> Result<DynTensor, ort::Error> {
-        let shape = [rows.len(), layout.heads, layout.positions, layout.head_size];
-        let mut new = DynTensor::new(self.session.allocator(), self.kv_type.ort(), shape)?;
+        let mut new = DynTensor::new(self.session.allocator(), self.kv_type.ort(), to.shape(rows.len()))?;
         match self.kv_type {
-            FloatType::F32 => gather_rows::<f32, _>(old, &mut new, rows, lens, layout)?,
-            FloatType::F16 => gather_rows::<f16, _>(old, &mut new, rows, lens, layout)?,
+            FloatType::F32 => gather_rows::<f32, _>(old, &mut new, rows, lens, from, to)?,
+            FloatType::F16 => gather_rows::<f16, _>(old, &mut new, rows, lens, from, to)?,
         }
         Ok(new)
     }
@@ -806,23 +807,18 @@ impl DecoderSession {
     /// holds, and binds them as both past inputs and present outputs.
     fn allocate(&mut self, capacity: usize) -> Result<(), SessionError> {
         let phase = "allocating the KV cache";
-        let shape = [self.batch, self.kv_heads, capacity, self.head_size];
         let keep = self.past_len().min(capacity);
+        let from = RowLayout { heads: self.kv_heads, positions: self.capacity, head_size: self.head_size };
+        let to = RowLayout { positions: capacity, ..from };
+        let rows: Vec<usize> = (0..self.batch).collect();
+        let lens = vec![keep; self.batch];
         let mut cache = Vec::with_capacity(self.past_names.len());
         for index in 0..self.past_names.len() {
-            let mut buffer =
-                DynTensor::new(self.session.allocator(), self.kv_type.ort(), shape).map_err(run_error(phase))?;
-            if keep > 0 && index < self.cache.len() {
-                let rows = self.batch * self.kv_heads;
-                let (old_capacity, head_size) = (self.capacity, self.head_size);
-                let old = &self.cache[index];
-                match self.kv_type {
-                    FloatType::F32 => copy_rows::<f32>(old, &mut buffer, rows, old_capacity, capacity, keep, head_size),
-                    FloatType::F16 => copy_rows::<f16>(old, &mut buffer, rows, old_capacity, capacity, keep, head_size),
-                }
-                .map_err(run_error(phase))?;
-            }
-            cache.push(buffer);
+            let buffer = match self.cache.get(index) {
+                Some(old) if keep > 0 => self.gathered(old, &rows, &lens, from, to),
+                _ => DynTensor::new(self.session.allocator(), self.kv_type.ort(), to.shape(self.batch)),
+            };
+            cache.push(buffer.map_err(run_error(phase))?);
         }
         self.cache = cache;
         self.capacity = capacity;
@@ -840,28 +836,6 @@ impl DecoderSession {
     }
 }
 
-/// Copies the first `keep` positions of each of `rows` (batch x head) rows from a cache of `from_capacity`
-/// positions to one of `to_capacity`.
-fn copy_rows<T: PrimitiveTensorElementType + Copy>(
-    old: &DynTensor,
-    new: &mut DynTensor,
-    rows: usize,
-    from_capacity: usize,
-    to_capacity: usize,
-    keep: usize,
-    head_size: usize,
-) -> Result<(), ort::Error> {
-    let (_, old) = old.try_extract_tensor::<T>()?;
-    let (_, new) = new.try_extract_tensor_mut::<T>()?;
-    let span = keep * head_size;
-    for row in 0..rows {
-        let from = row * from_capacity * head_size;
-        let to = row * to_capacity * head_size;
-        new[to..to + span].copy_from_slice(&old[from..from + span]);
-    }
-    Ok(())
-}
-
 /// The shape of one batch row of a KV tensor ([B, heads, positions, head_size]).
 #[derive(Debug, Clone, Copy)]
 struct RowLayout {
@@ -870,25 +844,34 @@ struct RowLayout {
     head_size: usize,
 }
 
-/// Copies batch rows `rows` of `old` into rows 0.. of `new` (both laid out as `layout`), the first `lens[i]`
-/// positions of each head.
+impl RowLayout {
+    fn shape(self, batch: usize) -> [usize; 4] {
+        [batch, self.heads, self.positions, self.head_size]
+    }
+
+    /// Where head `head` of batch row `row` starts.
+    fn offset(self, row: usize, head: usize) -> usize {
+        (row * self.heads + head) * self.positions * self.head_size
+    }
+}
+
+/// Copies batch rows `rows` of `old` (laid out as `from`) into rows 0.. of `new` (laid out as `to`), the first
+/// `lens[i]` positions of each head.
 fn gather_rows<T: PrimitiveTensorElementType + Copy, Old: TensorValueTypeMarker + ?Sized>(
     old: &Value<Old>,
     new: &mut DynTensor,
     rows: &[usize],
     lens: &[usize],
-    layout: RowLayout,
+    from: RowLayout,
+    to: RowLayout,
 ) -> Result<(), ort::Error> {
     let (_, old) = old.try_extract_tensor::<T>()?;
     let (_, new) = new.try_extract_tensor_mut::<T>()?;
-    let head_span = layout.positions * layout.head_size;
-    let row_span = layout.heads * head_span;
     for (to_row, (&from_row, &len)) in rows.iter().zip(lens).enumerate() {
-        for head in 0..layout.heads {
-            let from = from_row * row_span + head * head_span;
-            let to = to_row * row_span + head * head_span;
-            let span = len * layout.head_size;
-            new[to..to + span].copy_from_slice(&old[from..from + span]);
+        let span = len * from.head_size;
+        for head in 0..from.heads {
+            let (at, into) = (from.offset(from_row, head), to.offset(to_row, head));
+            new[into..into + span].copy_from_slice(&old[at..at + span]);
         }
     }
     Ok(())
