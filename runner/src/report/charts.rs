@@ -400,27 +400,28 @@ struct Speed {
 }
 
 fn speed_of(basis: SpeedBasis) -> Speed {
-    if basis == SpeedBasis::ScoredThroughput {
-        Speed {
-            read: |r| r.scored.as_ref(),
-            plane: |r| r.samples_per_s,
-            label: "samples/s of model time",
-            chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
+    match basis {
+        // Log-likelihood rows chart tokens scored per second either way; rows that differ in batch size or
+        // sessions place on the plane by samples per second, the figure their speed ratios use.
+        SpeedBasis::Scored | SpeedBasis::ScoredThroughput => {
+            let (plane, label): (fn(&Row) -> Option<f64>, _) = if basis == SpeedBasis::ScoredThroughput {
+                (|r| r.samples_per_s, "samples/s of model time")
+            } else {
+                (|r| r.scored.as_ref().map(|t| t.mean), "scored tokens/s")
+            };
+            Speed {
+                read: |r| r.scored.as_ref(),
+                plane,
+                label,
+                chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
+            }
         }
-    } else if basis == SpeedBasis::Scored {
-        Speed {
-            read: |r| r.scored.as_ref(),
-            plane: |r| r.scored.as_ref().map(|t| t.mean),
-            label: "scored tokens/s",
-            chart_title: "Scored tokens/s (log-likelihood: contexts and choices through the model, mean ± sd)",
-        }
-    } else {
-        Speed {
+        SpeedBasis::Decode | SpeedBasis::Throughput => Speed {
             read: |r| r.decode.as_ref(),
             plane: |r| r.output_tokens_per_s,
             label: "output tokens/s (all rows of a batch)",
             chart_title: "Decode tokens/s per stream (mean ± sd)",
-        }
+        },
     }
 }
 
