@@ -42,9 +42,10 @@ pub struct Bar {
     pub error: Option<(f64, f64)>,
 }
 
-/// Horizontal bars, one per row.
+/// What every chart of horizontal rows shares: its size, the plot's left and right edges and the value
+/// axis under the rows. Flattened into each chart, so the templates read `chart.plot_left` as before.
 #[derive(Debug, Clone, Serialize)]
-pub struct BarChart {
+pub struct Frame {
     pub title: String,
     pub width: f64,
     pub height: f64,
@@ -52,6 +53,29 @@ pub struct BarChart {
     pub plot_right: f64,
     pub axis_y: f64,
     pub ticks: Vec<Tick>,
+}
+
+impl Frame {
+    /// The frame of `rows` rows on `axis`, `below` points under the axis (tick labels, a legend).
+    fn under_rows(title: &str, axis: &Horizontal, rows: usize, ticks: Vec<Tick>, below: f64) -> Frame {
+        let axis_y = row_y(rows) + 2.0;
+        Frame {
+            title: title.to_string(),
+            width: WIDTH,
+            height: axis_y + below,
+            plot_left: axis.left,
+            plot_right: axis.right,
+            axis_y,
+            ticks,
+        }
+    }
+}
+
+/// Horizontal bars, one per row.
+#[derive(Debug, Clone, Serialize)]
+pub struct BarChart {
+    #[serde(flatten)]
+    pub frame: Frame,
     pub bars: Vec<Bar>,
     pub empty: bool,
 }
@@ -85,13 +109,8 @@ pub struct BoxRow {
 /// there are few enough values to show.
 #[derive(Debug, Clone, Serialize)]
 pub struct BoxChart {
-    pub title: String,
-    pub width: f64,
-    pub height: f64,
-    pub plot_left: f64,
-    pub plot_right: f64,
-    pub axis_y: f64,
-    pub ticks: Vec<Tick>,
+    #[serde(flatten)]
+    pub frame: Frame,
     pub rows: Vec<BoxRow>,
     pub empty: bool,
 }
@@ -172,14 +191,9 @@ pub struct LegendItem {
 /// Mean time per sample split into phases, one stacked bar per row.
 #[derive(Debug, Clone, Serialize)]
 pub struct StackedChart {
-    pub title: String,
-    pub width: f64,
-    pub height: f64,
-    pub plot_left: f64,
-    pub plot_right: f64,
-    pub axis_y: f64,
+    #[serde(flatten)]
+    pub frame: Frame,
     pub legend_y: f64,
-    pub ticks: Vec<Tick>,
     pub rows: Vec<StackedRow>,
     pub legend: Vec<LegendItem>,
 }
@@ -279,15 +293,8 @@ fn bar_chart(
             }
         })
         .collect();
-    let axis_y = row_y(rows.len()) + 2.0;
     BarChart {
-        title: title.to_string(),
-        width: WIDTH,
-        height: axis_y + AXIS_SPACE,
-        plot_left: axis.left,
-        plot_right: axis.right,
-        axis_y,
-        ticks: axis.ticks(&tick_values, tick_format),
+        frame: Frame::under_rows(title, &axis, rows.len(), axis.ticks(&tick_values, tick_format), AXIS_SPACE),
         bars,
         empty: values.iter().all(Option::is_none),
     }
@@ -361,15 +368,8 @@ fn box_chart(title: &str, rows: &[Row], spreads: Vec<Option<Spread>>) -> BoxChar
             })
         })
         .collect::<Vec<_>>();
-    let axis_y = row_y(rows.len()) + 2.0;
     BoxChart {
-        title: title.to_string(),
-        width: WIDTH,
-        height: axis_y + AXIS_SPACE,
-        plot_left: axis.left,
-        plot_right: axis.right,
-        axis_y,
-        ticks: axis.ticks(&tick_values, tick_label),
+        frame: Frame::under_rows(title, &axis, rows.len(), axis.ticks(&tick_values, tick_label), AXIS_SPACE),
         empty: box_rows.is_empty(),
         rows: box_rows,
     }
@@ -545,17 +545,17 @@ fn phases(rows: &[Row]) -> StackedChart {
             }
         })
         .collect();
-    let axis_y = row_y(rows.len()) + 2.0;
-    let legend_y = axis_y + AXIS_SPACE + 6.0;
+    // The legend sits under the tick labels, and needs a line of its own.
+    let frame = Frame::under_rows(
+        "Mean time per sample by phase (ms)",
+        &axis,
+        rows.len(),
+        axis.ticks(&tick_values, tick_label),
+        AXIS_SPACE + 6.0 + 18.0,
+    );
     StackedChart {
-        title: "Mean time per sample by phase (ms)".to_string(),
-        width: WIDTH,
-        height: legend_y + 18.0,
-        plot_left: axis.left,
-        plot_right: axis.right,
-        axis_y,
-        legend_y,
-        ticks: axis.ticks(&tick_values, tick_label),
+        legend_y: frame.axis_y + AXIS_SPACE + 6.0,
+        frame,
         rows: stacked,
         legend: PHASES
             .iter()
