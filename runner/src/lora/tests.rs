@@ -40,6 +40,11 @@ fn all_logits(engine: &mut Engine, tokens: &[u32]) -> Vec<Vec<f32>> {
     tokens.iter().map(|&t| engine.forward(&[t]).unwrap()).collect()
 }
 
+/// The float64 reference's logits at the engine's precision, to compare with [`max_abs_diff`].
+fn as_f32(logits: Vec<Vec<f64>>) -> Vec<Vec<f32>> {
+    logits.into_iter().map(|row| row.into_iter().map(|v| v as f32).collect()).collect()
+}
+
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
@@ -180,14 +185,12 @@ fn random_adapter_gives_the_reference_logits_and_switches_off_in_one_process() {
 
     engine.set_adapter(Some(&adapter)).unwrap();
     let adapted = all_logits(&mut engine, &PROMPT_TOKENS);
-    let reference = reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file));
-    let reference_f32: Vec<Vec<f32>> = reference.iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect();
-    let error = max_abs_diff(&adapted, &reference_f32);
+    let reference = as_f32(reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file)));
+    let error = max_abs_diff(&adapted, &reference);
     assert!(error < 2e-4, "adapter logits are {error} away from the float64 reference");
     let shift = max_abs_diff(&adapted, &base);
     assert!(shift > 100.0 * error.max(1e-5), "the adapter barely moved the logits ({shift})");
-    let plain_reference: Vec<Vec<f32>> =
-        reference_logits(&gguf, &PROMPT_TOKENS).iter().map(|r| r.iter().map(|v| *v as f32).collect()).collect();
+    let plain_reference = as_f32(reference_logits(&gguf, &PROMPT_TOKENS));
     assert!(max_abs_diff(&base, &plain_reference) < 2e-4);
 
     // Base, adapter, base again in one process: generation follows the switch, and the base comes back exactly.
@@ -218,10 +221,7 @@ fn only_targeted_parts_of_fused_projections_are_adapted() {
     let adapter = engine.load_adapter(&path).unwrap();
     engine.set_adapter(Some(&adapter)).unwrap();
     let adapted = all_logits(&mut engine, &PROMPT_TOKENS);
-    let reference: Vec<Vec<f32>> = reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file))
-        .iter()
-        .map(|r| r.iter().map(|v| *v as f32).collect())
-        .collect();
+    let reference = as_f32(reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file)));
     let error = max_abs_diff(&adapted, &reference);
     assert!(error < 2e-4, "partial-target adapter logits are {error} away from the reference");
 }
@@ -362,10 +362,7 @@ fn each_target_alone_matches_the_reference() {
         assert_eq!(adapter.info.targets, vec![target]);
         engine.set_adapter(Some(&adapter)).unwrap();
         let adapted = all_logits(&mut engine, &PROMPT_TOKENS);
-        let reference: Vec<Vec<f32>> = reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file))
-            .iter()
-            .map(|r| r.iter().map(|v| *v as f32).collect())
-            .collect();
+        let reference = as_f32(reference_logits_with_lora(&gguf, &PROMPT_TOKENS, Some(&adapter_file)));
         let error = max_abs_diff(&adapted, &reference);
         assert!(error < 2e-4, "{target}: logits are {error} away from the reference");
         assert!(max_abs_diff(&adapted, &base) > 0.1, "{target}: the adapter changed nothing");
