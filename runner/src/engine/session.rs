@@ -537,7 +537,8 @@ impl DecoderSession {
                 let past =
                     self.past.iter().map(|old| Ok(self.gathered(old, &kept, &whole, layout, layout)?.into_dyn()));
                 self.past = past.collect::<Result<_, ort::Error>>().map_err(run_error(phase))?;
-                self.mask = kept.iter().flat_map(|&row| self.mask[row * width..(row + 1) * width].to_vec()).collect();
+                self.mask =
+                    kept.iter().flat_map(|&row| self.mask[row * width..(row + 1) * width].iter().copied()).collect();
             }
         }
         self.batch = kept.len();
